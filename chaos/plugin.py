@@ -1,0 +1,1 @@
+"""The grpc-chaos pytest plugin (registered through the ``pytest11`` entry point)."""

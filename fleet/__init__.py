@@ -1,0 +1,1 @@
+"""The fleet under test: backends, PKI, DNS, controller."""

@@ -1,0 +1,1 @@
+"""Protocol definitions (greeter.proto, control.proto) and their generated modules."""
