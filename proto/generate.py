@@ -31,11 +31,12 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
     return sorted((out_dir / "proto").glob("*_pb2*.py"))
 
 
-def stale_files() -> list[str]:
-    """Names of generated modules that are missing, extra or different from a fresh build."""
+def stale_files(committed_dir: pathlib.Path = PROTO_DIR) -> list[str]:
+    """Names of generated modules in ``committed_dir`` that are missing, extra or different
+    from a fresh build of proto/*.proto."""
     with tempfile.TemporaryDirectory(prefix="grpc-chaos-proto-") as tmp:
         fresh = {p.name: p.read_bytes() for p in generate(pathlib.Path(tmp))}
-    committed = {p.name: p.read_bytes() for p in PROTO_DIR.glob("*_pb2*.py")}
+    committed = {p.name: p.read_bytes() for p in committed_dir.glob("*_pb2*.py")}
     names = fresh.keys() | committed.keys()
     return sorted(n for n in names if fresh.get(n) != committed.get(n))
 

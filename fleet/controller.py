@@ -1,0 +1,481 @@
+"""The fleet controller: N backend processes published under one DNS name.
+
+::
+
+    client --dns://127.0.0.1:<dns>/greeter.example.com:P--> DNS: A 127.0.0.11, .12, .13
+       |
+       +--> 127.0.0.11:P  b1   (the backend itself, or its Toxiproxy proxy when proxied,
+       +--> 127.0.0.12:P  b2    whose upstream is the backend on 127.0.0.1:<random>)
+       +--> 127.0.0.13:P  b3
+
+Every published address has the same port P, as instances behind one name do in
+production. Each backend is a ``python -m fleet.server`` process with its own certificate
+(SANs: the fleet name, localhost, its published IP) and a control port on 127.0.0.1.
+
+Processes die with this one (lifeline pipe + PR_SET_PDEATHSIG, see fleet/lifeline.py), and
+a reaper (fleet/reaper.py) removes what is left if this process is SIGKILLed. Every wait is
+for a condition with a deadline (fleet/waiting.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from fleet import lifeline, reaper
+from fleet.dns import DnsServer
+from fleet.pki import FLEET_NAME, PKI, CertFiles
+from fleet.waiting import wait_until
+from proto import control_pb2, control_pb2_grpc
+
+MAX_SIZE = 200  # published addresses are .11 to .210 of one /24
+FIRST_HOST = 11
+# A backend answers its first RPC ~100 ms after spawn (DESIGN.md); a busy 2-core machine
+# starting ten of them at once needs seconds, so the default deadline is generous.
+START_TIMEOUT_S = 30.0
+CONTROL_TIMEOUT_S = 5.0
+PORT_TRIES = 20
+
+
+class FleetError(Exception):
+    """A fleet operation failed; the message names the backend and the cause."""
+
+
+class ProxyControl(Protocol):
+    """What the fleet needs of Toxiproxy (chaos/toxiproxy_control.py provides it)."""
+
+    def create(self, name: str, listen: str, upstream: str, enabled: bool = True) -> str: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass
+class Backend:
+    """One backend process and where it is reached."""
+
+    id: str
+    published: str          # HOST:P as DNS publishes it (the proxy's listen when proxied)
+    listen: str             # what the process binds (== published when not proxied)
+    cert: CertFiles         # its good certificate, restored by reset()
+    log: Path               # its stderr
+    proxy: str | None = None
+    pid: int = 0
+    control: str = ""
+    process: "object | None" = field(default=None, repr=False)
+    paused: bool = False
+    channel: grpc.Channel | None = field(default=None, repr=False)
+    ready: "_ReadyLine | None" = field(default=None, repr=False)
+
+    @property
+    def ip(self) -> str:
+        return self.published.rsplit(":", 1)[0]
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def to_json(self) -> dict:
+        info = {"id": self.id, "pid": self.pid, "address": self.published,
+                "control": self.control}
+        if self.proxy:
+            info["proxy"] = self.proxy
+            info["upstream"] = self.listen
+        return info
+
+
+def default_net() -> ipaddress.IPv4Network:
+    """The /24 of published addresses: 127.0.0.0/24, or one per pytest-xdist worker.
+
+    Separate blocks keep concurrent fleets of different workers from racing for a port on
+    the same addresses.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return ipaddress.IPv4Network(f"127.0.{index % 256}.0/24")
+
+
+class Fleet:
+    """Start, fault and stop a fleet of TLS Greeter backends behind one DNS name.
+
+    Use as a context manager (``with Fleet(3) as fleet: ...``) or call start()/close().
+    Process faults (kill, pause, ...) need the backends to be local processes; everything
+    else goes through each backend's control service.
+    """
+
+    def __init__(self, size: int = 3, *, mtls: bool = False, workdir: Path | None = None,
+                 health: bool = True, max_connection_age_ms: int | None = None,
+                 net: str | None = None, proxies: ProxyControl | None = None,
+                 name: str = FLEET_NAME, start_timeout: float = START_TIMEOUT_S):
+        if not 1 <= size <= MAX_SIZE:
+            raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
+        self.size = size
+        self.mtls = mtls
+        self.health = health
+        self.max_connection_age_ms = max_connection_age_ms
+        self.name = name
+        self.net = ipaddress.IPv4Network(net) if net else default_net()
+        if not self.net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+            raise ValueError(f"fleet net {self.net} is not on loopback (127.0.0.0/8)")
+        self.proxies = proxies
+        self.start_timeout = start_timeout
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else None
+        self.port = 0
+        self.backends: list[Backend] = []
+        self.dns: DnsServer | None = None
+        self.pki: PKI | None = None
+        self.client: CertFiles | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def __enter__(self) -> "Fleet":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> "Fleet":
+        """Make the PKI, start every backend in parallel, publish them, start DNS."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="grpc-chaos-fleet-"))
+            reaper.register_path(self.workdir)
+        self.pki = PKI(self.workdir / "pki", name=self.name)
+        self.client = self.pki.client_cert("client")
+        self.port = self._pick_port()
+        for index in range(self.size):
+            self.backends.append(self._plan(index))
+        for backend in self.backends:
+            self._spawn(backend)
+        deadline = time.monotonic() + self.start_timeout
+        for backend in self.backends:
+            self._await_ready(backend, deadline)
+        if self.proxies is not None:
+            for backend in self.backends:
+                self.proxies.create(backend.proxy, backend.published, backend.listen)
+        self.dns = DnsServer({self.name: [b.ip for b in self.backends]}).start()
+
+    def _published_ips(self) -> list[str]:
+        return [str(self.net.network_address + FIRST_HOST + i) for i in range(self.size)]
+
+    def _pick_port(self) -> int:
+        """A port free on every published address (the kernel picks, we check the rest)."""
+        ips = self._published_ips()
+        for _ in range(PORT_TRIES):
+            with socket.socket() as probe:
+                probe.bind((ips[0], 0))
+                port = probe.getsockname()[1]
+            if all(_port_free(ip, port) for ip in ips[1:]):
+                return port
+        raise FleetError(f"no port is free on all of {ips[0]}..{ips[-1]} "
+                         f"after {PORT_TRIES} tries")
+
+    def _plan(self, index: int) -> Backend:
+        backend_id = f"b{index + 1}"
+        ip = self._published_ips()[index]
+        published = f"{ip}:{self.port}"
+        proxied = self.proxies is not None
+        return Backend(
+            id=backend_id, published=published,
+            listen="127.0.0.1:0" if proxied else published,
+            cert=self.pki.server_cert(backend_id, ip),
+            log=self.workdir / f"{backend_id}.log",
+            proxy=f"{self.name}-{self.port}-{backend_id}" if proxied else None)
+
+    def _spawn(self, backend: Backend) -> None:
+        argv = [sys.executable, "-m", "fleet.server", "--id", backend.id,
+                "--listen", backend.listen, "--cert", str(backend.cert.cert),
+                "--key", str(backend.cert.key), "--parent-pid", str(os.getpid())]
+        if self.mtls:
+            argv += ["--client-ca", str(self.pki.ca_cert)]
+        if not self.health:
+            argv.append("--no-health")
+        if self.max_connection_age_ms:
+            argv += ["--max-connection-age-ms", str(self.max_connection_age_ms)]
+        with open(backend.log, "ab") as log:
+            process = lifeline.spawn(argv, stderr=log)
+        reaper.register_pid(process.pid)
+        backend.process, backend.pid, backend.paused = process, process.pid, False
+        backend.ready = _ReadyLine(process)
+
+    def _await_ready(self, backend: Backend, deadline: float) -> None:
+        info = backend.ready.wait(max(0.0, deadline - time.monotonic()))
+        if info is None:
+            reason = _tail(backend.log) or "no ready line"
+            self._reap(backend)
+            raise FleetError(f"backend {backend.id} did not start: {reason}")
+        backend.control = info["control"]
+        backend.listen = info["address"]  # the real port when it bound :0
+        backend.channel = grpc.insecure_channel(backend.control)
+
+    def close(self) -> None:
+        """Stop everything this fleet started; safe to call twice and after a failed start."""
+        if self.dns is not None:
+            self.dns.stop()
+        for backend in self.backends:
+            if self.proxies is not None and backend.proxy:
+                try:
+                    self.proxies.delete(backend.proxy)
+                except Exception:  # the server may be gone already; nothing to undo then
+                    pass
+            self._reap(backend)
+        self.backends = []
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            reaper.unregister_path(self.workdir)
+            self.workdir = None
+
+    def _reap(self, backend: Backend) -> None:
+        if backend.channel is not None:
+            backend.channel.close()
+            backend.channel = None
+        process = backend.process
+        if process is None:
+            return
+        if process.poll() is None:
+            _signal(process.pid, signal.SIGCONT)
+            _signal(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        for stream in (process.stdin, process.stdout):
+            if stream:
+                stream.close()
+        reaper.unregister_pid(process.pid)
+        backend.process = None
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def target(self) -> str:
+        return f"dns://{self.dns.address}/{self.name}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.name}:{self.port}"
+
+    @property
+    def ids(self) -> list[str]:
+        return [b.id for b in self.backends]
+
+    def backend(self, backend_id: str) -> Backend:
+        for backend in self.backends:
+            if backend.id == backend_id:
+                return backend
+        raise FleetError(f"no backend {backend_id!r}; the fleet has {', '.join(self.ids)}")
+
+    def info(self) -> dict:
+        """The fleet as JSON-able data (what ``python -m fleet up`` prints); absolute paths."""
+        return {
+            "target": self.target, "authority": self.authority,
+            "ca": str(self.pki.ca_cert.resolve()),
+            "client_cert": str(self.client.cert.resolve()),
+            "client_key": str(self.client.key.resolve()),
+            "dns": self.dns.address,
+            "backends": [b.to_json() for b in self.backends],
+        }
+
+    # ------------------------------------------------------------------ process faults
+
+    def kill(self, backend_id: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Send ``sig`` (kill -9 by default) and wait until the process is gone."""
+        backend = self._running(backend_id)
+        _signal(backend.pid, sig)
+        if backend.paused and sig != signal.SIGKILL:
+            _signal(backend.pid, signal.SIGCONT)  # a stopped process would never handle it
+        try:
+            backend.process.wait(timeout=timeout)
+        except Exception:
+            raise FleetError(f"backend {backend_id} (pid {backend.pid}) still runs "
+                             f"{timeout:g} s after {signal.Signals(sig).name}") from None
+        self._reap(backend)
+
+    def terminate(self, backend_id: str, timeout: float = 10.0) -> None:
+        """SIGTERM: the backend stops with its grace period, as in a rolling update."""
+        self.kill(backend_id, signal.SIGTERM, timeout)
+
+    def pause(self, backend_id: str) -> None:
+        """SIGSTOP: the process hangs with its sockets open (a hung backend)."""
+        backend = self._running(backend_id)
+        _signal(backend.pid, signal.SIGSTOP)
+        wait_until(lambda: _proc_state(backend.pid) in ("T", "t"), 5.0,
+                   f"backend {backend_id} stopped")
+        backend.paused = True
+
+    def resume(self, backend_id: str) -> None:
+        """SIGCONT a paused backend."""
+        backend = self._running(backend_id)
+        _signal(backend.pid, signal.SIGCONT)
+        wait_until(lambda: _proc_state(backend.pid) not in ("T", "t"), 5.0,
+                   f"backend {backend_id} resumed")
+        backend.paused = False
+
+    def restart(self, backend_id: str, timeout: float | None = None) -> None:
+        """Kill the backend if it runs, then start it again: same address, same certificate."""
+        backend = self.backend(backend_id)
+        if backend.alive():
+            self.kill(backend_id)
+        self._reap(backend)
+        self._spawn(backend)
+        self._await_ready(backend, time.monotonic() + (timeout or self.start_timeout))
+
+    def drain(self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000) -> None:
+        """Graceful drain: NOT_SERVING, wait ``wait_ms``, stop with ``grace_ms``; waits for exit."""
+        backend = self._running(backend_id)
+        self._call(backend, "Drain", control_pb2.DrainRequest(wait_ms=wait_ms, grace_ms=grace_ms))
+        limit = (wait_ms + grace_ms) / 1000 + CONTROL_TIMEOUT_S
+        try:
+            backend.process.wait(timeout=limit)
+        except Exception:
+            raise FleetError(f"backend {backend_id} did not exit {limit:g} s after drain") from None
+        self._reap(backend)
+
+    # ------------------------------------------------------------------ control faults
+
+    def set_health(self, backend_id: str, status: str, service: str | None = None) -> None:
+        """Set SERVING / NOT_SERVING / ... for ``service``; None = the server ("") and Greeter."""
+        backend = self._running(backend_id)
+        services = ("", "greeter.Greeter") if service is None else (service,)
+        for name in services:
+            self._call(backend, "SetHealth", control_pb2.SetHealthRequest(service=name,
+                                                                          status=status))
+
+    def set_certificate(self, backend_id: str, kind: str = "good") -> CertFiles:
+        """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections."""
+        backend = self._running(backend_id)
+        cert = self.pki.server_cert(backend.id, backend.ip, kind)
+        self._call(backend, "SetCertificate", control_pb2.SetCertificateRequest(
+            cert_chain_pem=cert.cert_pem(), private_key_pem=cert.key_pem()))
+        return cert
+
+    def app_fault(self, backend_id: str, code: str | None = None, *, fraction: float = 0.0,
+                  next_n: int = 0, delay_ms: int = 0, details: str = "") -> None:
+        """Fail a fraction or the next N SayHello calls with ``code``, and/or delay them."""
+        backend = self._running(backend_id)
+        if code and not fraction and not next_n:
+            fraction = 1.0  # a code alone means "fail every call"
+        self._call(backend, "SetAppFault", control_pb2.AppFault(
+            code=code or "", fraction=fraction, next_n=next_n, delay_ms=delay_ms,
+            details=details))
+
+    def stats(self, backend_id: str) -> dict:
+        """Calls served by the backend, by status code, and in flight now."""
+        backend = self._running(backend_id)
+        reply = self._call(backend, "GetStats", control_pb2.Empty())
+        return {"calls": reply.calls, "by_code": dict(reply.by_code),
+                "in_flight": reply.in_flight}
+
+    def reset(self) -> None:
+        """Back to baseline: every backend running, unpaused, SERVING, good cert, no app fault,
+        DNS publishing every backend."""
+        for backend in self.backends:
+            if backend.paused and backend.alive():
+                self.resume(backend.id)
+            if not backend.alive():
+                self.restart(backend.id)
+                continue  # a fresh process is at baseline already
+            if self.health:
+                self.set_health(backend.id, "SERVING")
+            self.set_certificate(backend.id, "good")
+            self.app_fault(backend.id)
+        self.dns.set_records(self.name, [b.ip for b in self.backends])
+        if not self.dns.running:
+            self.dns.restart()
+
+    # ------------------------------------------------------------------ internals
+
+    def _running(self, backend_id: str) -> Backend:
+        backend = self.backend(backend_id)
+        if not backend.alive():
+            raise FleetError(f"backend {backend_id} is not running (killed or drained); "
+                             f"restart it first")
+        return backend
+
+    def _call(self, backend: Backend, method: str, request):
+        if backend.paused:
+            raise FleetError(f"backend {backend.id} is paused (SIGSTOP); resume it first")
+        stub = control_pb2_grpc.ControlStub(backend.channel)
+        try:
+            return getattr(stub, method)(request, timeout=CONTROL_TIMEOUT_S,
+                                         wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise FleetError(f"backend {backend.id}: {method} failed: "
+                             f"{exc.code().name}: {exc.details()}") from None
+
+
+class _ReadyLine:
+    """Reads a child's stdout on a thread; :meth:`wait` returns its JSON ready line or None."""
+
+    def __init__(self, process):
+        self._process = process
+        self._info: dict | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._read, daemon=True, name=f"ready-{process.pid}").start()
+
+    def _read(self) -> None:
+        try:
+            for line in self._process.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # not ours (a stray print); the ready line is JSON
+                if isinstance(message, dict) and message.get("ready"):
+                    self._info = message
+                    break
+        except (OSError, ValueError):
+            pass  # stdout closed under us: the fleet is being closed
+        self._done.set()
+
+    def wait(self, timeout: float) -> dict | None:
+        self._done.wait(timeout)
+        return self._info
+
+
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((ip, port))
+            return True
+        except OSError:
+            return False
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _proc_state(pid: int) -> str:
+    """The one-letter state of a process (R, S, T, Z, ...); '' when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])

@@ -1,0 +1,126 @@
+"""``python -m fleet up``: a fleet for people and other tools, driven only through its JSON."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from fleet import client
+from fleet.controller import _proc_state
+from fleet.waiting import wait_until
+from proto import greeter_pb2, greeter_pb2_grpc
+
+
+class FleetUp:
+    """A running ``python -m fleet up`` and the JSON it printed."""
+
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fleet", "up", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop(signal.SIGKILL)
+            pytest.fail(f"fleet up printed nothing: {self.process.stderr.read()}")
+        self.info = json.loads(line)
+        self.pids = [b["pid"] for b in self.info["backends"]]
+        self.workdir = Path(self.info["ca"]).parent.parent
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=20)
+        self.process.stdout.close()
+        self.process.stderr.close()
+        return code
+
+    def assert_nothing_left(self) -> None:
+        wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in self.pids), 10,
+                   "every backend of fleet up gone")
+        wait_until(lambda: not self.workdir.exists(), 10, "fleet up's workdir removed")
+
+
+def _hello(stub) -> str:
+    _, call = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="up"), timeout=5)
+    return dict(call.initial_metadata())["x-backend-id"]
+
+
+def _try_hello(stub) -> str | None:
+    try:
+        return _hello(stub)
+    except grpc.RpcError:
+        return None
+
+
+@pytest.fixture
+def fleet_up():
+    fleets = []
+
+    def start(*args):
+        fleets.append(FleetUp(*args))
+        return fleets[-1]
+
+    yield start
+    for up in fleets:
+        up.stop(signal.SIGKILL)
+
+
+def test_json_alone_drives_round_robin_and_survives_kill(fleet_up):
+    up = fleet_up("--size", "3")
+    info = up.info
+    assert set(info) >= {"target", "authority", "ca", "client_cert", "client_key", "dns",
+                         "backends"}
+    assert all(Path(info[k]).is_absolute() for k in ("ca", "client_cert", "client_key"))
+    with client.channel(info, service_config=client.ROUND_ROBIN) as channel:
+        stub = greeter_pb2_grpc.GreeterStub(channel)
+        seen: set[str] = set()
+        wait_until(lambda: seen.add(_hello(stub)) or len(seen) == 3, 10, "3 backends seen")
+        counts = collections.Counter(_hello(stub) for _ in range(30))
+        assert counts == {"b1": 10, "b2": 10, "b3": 10}
+
+        victim = info["backends"][0]
+        subprocess.run(["kill", "-9", str(victim["pid"])], check=True)
+        # After a short while every RPC succeeds, on the other two.
+        wait_until(lambda: all(_try_hello(stub) not in (None, victim["id"]) for _ in range(6)),
+                   10, "all RPCs OK on the survivors")
+        assert set(collections.Counter(_hello(stub) for _ in range(20))) == {"b2", "b3"}
+    assert up.stop(signal.SIGTERM) == 0
+    up.assert_nothing_left()
+
+
+def test_mtls_refuses_a_client_without_certificate(fleet_up):
+    up = fleet_up("--size", "1", "--mtls")
+    with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
+        with pytest.raises(grpc.RpcError) as failure:
+            _hello(greeter_pb2_grpc.GreeterStub(channel))
+        assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
+    with client.channel(up.info, service_config=client.ROUND_ROBIN,
+                        client_cert=True) as channel:
+        assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
+    assert up.stop(signal.SIGINT) == 0
+    up.assert_nothing_left()
+
+
+def test_sigkill_of_fleet_up_leaves_nothing(fleet_up):
+    up = fleet_up("--size", "2")
+    up.stop(signal.SIGKILL)
+    up.assert_nothing_left()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["up", "--size", "0"], "size 0 is not within 1..200"),
+    (["up", "--size", "x"], "'x' is not a whole number"),
+    (["down"], "invalid choice"),
+])
+def test_bad_arguments_exit_2(args, message):
+    result = subprocess.run([sys.executable, "-m", "fleet", *args], capture_output=True,
+                            text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    assert message in result.stderr
