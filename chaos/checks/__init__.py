@@ -1,0 +1,40 @@
+"""Checks: pure functions of a history (RPCs and events) that return a Verdict.
+
+    History (or a list of Rpc/Event) + parameters --> check --> Verdict(passed, figure, bound, explanation)
+
+Rules every check keeps:
+- it never sleeps, never writes, and never changes the history;
+- times are ns on the history's clock, bounds are in ms;
+- windows select RPCs by *start*, [start_ns, end_ns), None leaving a side open;
+- it never raises on empty input: no evidence is a failing verdict that says so,
+  unless a parameter (min_rpcs=0, min_rounds=0) says an empty window is acceptable;
+- the explanation says what was measured and why it passed or failed, and ends with
+  the timeline around the decisive point (History.timeline).
+
+One module per family: failover (failover_time, recovery_time), drain (drain_time,
+no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2),
+latency (latency, percentiles).
+"""
+
+from chaos.checks.balance import balance_chi2, balance_exact
+from chaos.checks.chi2 import chi2_sf
+from chaos.checks.drain import drain_time, no_traffic_to
+from chaos.checks.errors import error_rate, errors
+from chaos.checks.failover import failover_time, recovery_time
+from chaos.checks.latency import latency, percentiles
+from chaos.checks.verdict import Verdict
+
+__all__ = [
+    "Verdict",
+    "balance_chi2",
+    "balance_exact",
+    "chi2_sf",
+    "drain_time",
+    "error_rate",
+    "errors",
+    "failover_time",
+    "latency",
+    "no_traffic_to",
+    "percentiles",
+    "recovery_time",
+]

@@ -1,0 +1,190 @@
+"""Load balance across backends: exact round robin, and a chi-square test under load.
+
+Exact (as gRPC's own round_robin tests check, on a warm channel): the OK RPCs, by start,
+fall into rounds of len(backends); every round holds each backend once, in the order
+of the first round.
+
+    b2 b3 b1 | b2 b3 b1 | b2 b1 b3   <- round 3 breaks the rotation
+    round 1    round 2    round 3
+
+Under concurrent load the picks interleave, so the statistical check asks only whether
+the counts per backend are plausible draws from a uniform split.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from chaos.checks.chi2 import chi2_sf
+from chaos.checks.selection import anchor, as_history, count_text, describe_window, in_window
+from chaos.checks.verdict import Verdict, explain
+from chaos.history import Event, History, Rpc
+
+# Cochran's rule: the chi-square approximation is trusted when every expected count is
+# at least 5; below that the p-value is not worth a release decision.
+MIN_EXPECTED = 5.0
+
+
+def balance_exact(
+    history: History | Iterable[Rpc | Event],
+    backends: Sequence[str] | None = None,
+    *,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    min_rounds: int = 1,
+) -> Verdict:
+    """Exact round robin over the OK RPCs that started in the window, sorted by start.
+
+    `backends` defaults to those seen in OK RPCs. Failed RPCs are left out (they are
+    the business of errors()); an OK RPC with no backend id, or one served by a backend
+    not listed, breaks its round. A trailing partial round must follow the rotation
+    too. figure = the number of complete rounds that follow the rotation, up to the
+    first bad one. Fails on a bad round or with fewer than `min_rounds` complete rounds.
+    """
+    h = as_history(history)
+    window = in_window(h.rpcs, start_ns, end_ns)
+    ok = [r for r in window if r.ok]
+    names = _backend_names(backends, ok)
+    n = len(names)
+    where = describe_window(h, start_ns, end_ns)
+    skipped = f" ({len(window) - len(ok)} failed RPCs left out)" if len(ok) < len(window) else ""
+    order = [r.backend for r in ok[:n]]
+    bad = _first_bad_round(ok, names, order)
+    rounds = len(ok) // n if n else 0
+    good_rounds = rounds if bad is None else bad
+    data = {"order": order, "rounds": rounds, "backends": names}
+    if bad is not None:
+        paragraph = f"Round robin broke {where}{skipped}: {_bad_round_text(ok, names, order, bad)}"
+        round_rpcs = ok[bad * n : (bad + 1) * n]
+        highlight = [r.id for r in round_rpcs]
+        explanation = explain(paragraph, h, round_rpcs[0].start_ns, highlight)
+        return Verdict("balance_exact", False, good_rounds, "rounds", min_rounds, explanation, ">=", data)
+    passed = rounds >= min_rounds
+    if n:
+        left = f", and {len(ok) % n} more in that order" if len(ok) % n else ""
+        paragraph = (
+            f"{len(ok)} OK RPCs started {where}{skipped} over {n} backends: {rounds} complete rounds, "
+            f"each in the order {' '.join(map(str, order))}{left}."
+        )
+    else:
+        paragraph = f"No OK RPC started {where}{skipped}, so there is no round to check."
+    if not passed:
+        paragraph += f" At least {min_rounds} complete rounds were needed."
+    around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
+    return Verdict("balance_exact", passed, rounds, "rounds", min_rounds, explain(paragraph, h, around), ">=", data)
+
+
+def balance_chi2(
+    history: History | Iterable[Rpc | Event],
+    backends: Sequence[str] | None = None,
+    alpha: float = 0.001,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    min_expected: float = MIN_EXPECTED,
+) -> Verdict:
+    """Chi-square goodness of fit of OK RPCs per backend against a uniform split.
+
+    Counts the OK RPCs that started in the window, per backend in `backends` (default:
+    those seen). figure = the p-value; passes when p >= alpha. Fails also when a listed
+    backend got no RPC, when an OK RPC went to a backend not listed, or when there is too
+    little data (expected count per backend < `min_expected`). OK RPCs with no backend
+    id are left out and counted in the explanation.
+    """
+    h = as_history(history)
+    ok = [r for r in in_window(h.rpcs, start_ns, end_ns) if r.ok]
+    names = _backend_names(backends, ok)
+    counts = Counter({b: 0 for b in names})
+    counts.update(r.backend for r in ok if r.backend in counts)
+    unexpected = Counter(r.backend for r in ok if r.backend is not None and r.backend not in counts)
+    unattributed = sum(1 for r in ok if r.backend is None)
+    total = sum(counts.values())
+    expected = total / len(names) if names else 0.0
+    statistic = sum((c - expected) ** 2 / expected for c in counts.values()) if expected else None
+    p = None
+    if statistic is not None and expected >= min_expected:
+        p = chi2_sf(statistic, len(names) - 1) if len(names) > 1 else 1.0
+    problems = _chi2_problems(names, counts, unexpected, expected, min_expected, p, alpha)
+    paragraph = (
+        f"{total} OK RPCs started {describe_window(h, start_ns, end_ns)} on {len(names)} backends "
+        f"({', '.join(f'{b} {counts[b]}' for b in names) or 'none listed'}; expected {expected:.1f} each)"
+        + (f", chi-square {statistic:.3f} on {len(names) - 1} degrees of freedom" if statistic is not None else "")
+        + (f"; {unattributed} OK RPCs had no backend id and were left out" if unattributed else "")
+        + (f". Fails: {'; '.join(problems)}." if problems else f". Plausibly uniform: p = {p:.4g} >= alpha {alpha:g}.")
+    )
+    around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
+    data = {"counts": dict(counts), "unexpected": dict(unexpected), "chi2": statistic, "df": len(names) - 1}
+    return Verdict("balance_chi2", not problems, p, "p", alpha, explain(paragraph, h, around), ">=", data)
+
+
+def _backend_names(backends: Sequence[str] | None, ok: list[Rpc]) -> list[str]:
+    if backends is None:
+        return sorted({r.backend for r in ok if r.backend is not None})
+    names = list(backends)
+    if not names:
+        raise ValueError("backends is empty: list the backends to check, or pass None for those seen")
+    if len(set(names)) != len(names):
+        raise ValueError(f"backends must be distinct, got {names}")
+    return names
+
+
+def _first_bad_round(ok: list[Rpc], names: list[str], order: list) -> int | None:
+    """The index of the first round that breaks the rotation, None if none does."""
+    n = len(names)
+    if len(order) == n:
+        first_is_whole = Counter(order) == Counter(names)
+    else:  # fewer OK RPCs than backends: a partial first round, listed and distinct
+        first_is_whole = set(order) <= set(names) and len(set(order)) == len(order)
+    if not first_is_whole:
+        return 0
+    for i in range(n, len(ok)):
+        if ok[i].backend != order[i % n]:
+            return i // n
+    return None
+
+
+def _bad_round_text(ok: list[Rpc], names: list[str], order: list, bad: int) -> str:
+    n = len(names)
+    got = [r.backend for r in ok[bad * n : (bad + 1) * n]]
+    seq = " ".join(str(b) for b in got)
+    counts = Counter(got)
+    missing = [b for b in names if counts[b] == 0]
+    doubled = [b for b, c in counts.items() if c > 1]
+    strangers = [str(b) for b in counts if b not in names]
+    faults = [
+        *([f"missing {', '.join(missing)}"] if missing and len(got) == n else []),
+        *([f"{', '.join(map(str, doubled))} more than once"] if doubled else []),
+        *([f"unlisted backend {', '.join(strangers)}"] if strangers else []),
+    ]
+    first = ok[bad * n]
+    what = "; ".join(faults) if faults else f"a different order from round 1 ({' '.join(map(str, order))})"
+    return (
+        f"round {bad + 1} of {-(-len(ok) // n)} (RPCs #{first.id}..#{ok[min(len(ok), (bad + 1) * n) - 1].id}) "
+        f"went to {seq}: {what}."
+        + (f" The {bad} rounds before it followed the rotation." if bad else "")
+    )
+
+
+def _chi2_problems(
+    names: list[str],
+    counts: Counter,
+    unexpected: Counter,
+    expected: float,
+    min_expected: float,
+    p: float | None,
+    alpha: float,
+) -> list[str]:
+    problems = []
+    if not names:
+        problems.append("no backend to check (none listed, no OK RPC seen)")
+    zero = [b for b in names if counts[b] == 0]
+    if zero and expected > 0:
+        problems.append(f"{', '.join(zero)} got no RPC")
+    if unexpected:
+        problems.append(f"OK RPCs went to backends not listed: {count_text(unexpected)}")
+    if names and expected < min_expected:
+        problems.append(f"too few RPCs for a chi-square test (expected {expected:.1f} per backend, need {min_expected:g})")
+    if p is not None and p < alpha:
+        problems.append(f"p = {p:.4g} < alpha {alpha:g}, the split is not uniform")
+    return problems
