@@ -24,29 +24,32 @@ def _wanted(host: str, port: int) -> set[str]:
         _word(ipv4), _word(any4), mapped + _word(ipv4), "0" * 32)}
 
 
-def _listening_inodes(host: str, port: int) -> set[str]:
+def _listening_inodes(host: str, port: int, protocol: str) -> set[str]:
     wanted = _wanted(host, port)
+    # A TCP socket must be listening (state 0A); a bound UDP socket has state 07 (CLOSE).
+    state = "0A" if protocol == "tcp" else "07"
     inodes: set[str] = set()
-    for table_path in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table_path in (f"/proc/net/{protocol}", f"/proc/net/{protocol}6"):
         try:
             with open(table_path) as table:
                 next(table)
                 for line in table:
                     fields = line.split()
-                    if fields[1] in wanted and fields[3] == "0A":  # 0A = LISTEN
+                    if fields[1] in wanted and fields[3] == state:
                         inodes.add(fields[9])
         except OSError:
             continue
     return inodes
 
 
-def pids_listening(host: str, port: int) -> list[int]:
-    """Pids whose sockets listen on host:port (IPv4), as far as /proc lets us see."""
+def pids_listening(host: str, port: int, protocol: str = "tcp") -> list[int]:
+    """Pids whose sockets listen on (tcp) or are bound to (udp) host:port, IPv4 or
+    v4-mapped, as far as /proc lets us see."""
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
         return []
-    inodes = _listening_inodes(host, port)
+    inodes = _listening_inodes(host, port, protocol)
     if not inodes:
         return []
     targets = {f"socket:[{inode}]" for inode in inodes}

@@ -1,0 +1,67 @@
+"""Small helpers shared by the framework's own tests: an in-process Greeter server and a
+thread-leak check (import the fixture into a test module to use it)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+
+from proto import greeter_pb2, greeter_pb2_grpc
+
+# DESIGN.md: grpc servers set SO_REUSEPORT by default, so a port could be silently
+# shared with a stale server; tests must never share ports.
+SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+
+
+class Greeter(greeter_pb2_grpc.GreeterServicer):
+    """Answers ``Hello <name>``, like the service under test."""
+
+    def SayHello(self, request, context):
+        return greeter_pb2.HelloReply(message=f"Hello {request.name}")
+
+
+@contextlib.contextmanager
+def greeter_server(credentials: grpc.ServerCredentials | None = None,
+                   host: str = "127.0.0.1") -> Iterator[int]:
+    """Serve Greeter on ``host`` (free port; TLS when credentials are given); yields the port.
+
+    On exit the server is stopped without grace and its worker threads are joined, so a
+    test leaves no thread or port behind.
+    """
+    executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="greeter-test")
+    server = grpc.server(executor, options=SERVER_OPTIONS)
+    greeter_pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
+    address = f"{host}:0"
+    port = (server.add_insecure_port(address) if credentials is None
+            else server.add_secure_port(address, credentials))
+    if port == 0:
+        raise RuntimeError(f"gRPC could not bind a free port on {host}")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(grace=None).wait()
+        executor.shutdown(wait=True)
+
+
+# Threads a test started are given this long to end after it; they end within
+# milliseconds, the margin is for a busy 2-core machine.
+THREAD_END_TIMEOUT_S = 10.0
+
+
+@pytest.fixture
+def no_thread_leaks() -> Iterator[None]:
+    """Fail the test if a Python thread it started is still alive shortly after it."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_END_TIMEOUT_S
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [thread.name for thread in set(threading.enumerate()) - before]
+    assert not left, f"threads still running {THREAD_END_TIMEOUT_S} s after the test: {left}"
