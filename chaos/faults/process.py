@@ -1,0 +1,74 @@
+"""Process faults: kill -9, SIGTERM, SIGSTOP hang, graceful drain, restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaos.faults.base import Fault
+
+
+@dataclass(frozen=True)
+class Kill(Fault):
+    """kill -9: in-flight RPCs fail, the address refuses (or, proxied, closes at once).
+    Reverted by restarting the backend on the same address with the same certificate."""
+
+    target: str
+    kind = "kill"
+
+    def apply(self, nemesis) -> None:
+        nemesis.fleet.kill(self.target)
+
+    def revert(self, nemesis) -> None:
+        nemesis.fleet.restart(self.target)
+
+
+@dataclass(frozen=True)
+class Terminate(Kill):
+    """SIGTERM: the backend stops with its grace period (a rolling update without drain)."""
+
+    kind = "terminate"
+
+    def apply(self, nemesis) -> None:
+        nemesis.fleet.terminate(self.target)
+
+
+@dataclass(frozen=True)
+class Pause(Fault):
+    """SIGSTOP: the process hangs with its connections open; only keepalive notices."""
+
+    target: str
+    kind = "pause"
+
+    def apply(self, nemesis) -> None:
+        nemesis.fleet.pause(self.target)
+
+    def revert(self, nemesis) -> None:
+        nemesis.fleet.resume(self.target)
+
+
+@dataclass(frozen=True)
+class Drain(Fault):
+    """Graceful drain: NOT_SERVING, ``wait_ms`` for clients to move away, stop with
+    ``grace_ms`` for in-flight RPCs; the process exits. Reverted by a restart."""
+
+    target: str
+    wait_ms: int = 500
+    grace_ms: int = 1000
+    kind = "drain"
+
+    def apply(self, nemesis) -> None:
+        nemesis.fleet.drain(self.target, self.wait_ms, self.grace_ms)
+
+    def revert(self, nemesis) -> None:
+        nemesis.fleet.restart(self.target)
+
+
+@dataclass(frozen=True)
+class Restart(Fault):
+    """Kill and start again at once (same address, same certificate); nothing to revert."""
+
+    target: str
+    kind = "restart"
+
+    def apply(self, nemesis) -> None:
+        nemesis.fleet.restart(self.target)

@@ -1,0 +1,187 @@
+"""The load generator: SayHello RPCs from a grpc.aio channel, every one recorded in the history.
+
+::
+
+    scenario thread                       load thread (its own asyncio loop)
+    ---------------                       -------------------------------------------
+    Load(...).start()  ----------------->  channel = make_channel()   (a profile's channel)
+    inject faults, wait on conditions      closed loop: N workers, each awaiting one RPC
+                                           open loop:   one RPC launched every 1/R s
+                                           each RPC -> Rpc(id, start, end, backend, code)
+    load.stop() ------------------------>  no new RPCs; in-flight ones finish (deadline);
+                                           channel closed; thread joined
+
+The backend id comes from the ``x-backend-id`` initial metadata the server sends before
+its answer, so failed calls that reached a backend are attributed too. A reply that is not
+exactly ``Hello <name>`` is recorded as DATA_LOSS (faults such as slicer must never alter
+bytes).
+
+Limits: one channel per Load (one client). After a failed RPC a closed-loop worker pauses
+``failure_pause_s`` (1 ms) so that a fleet that fails fast does not spin a core and flood
+the history; open-loop launches are never delayed, and are skipped (counted in
+``skipped``) when ``max_in_flight`` RPCs are already outstanding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Callable
+
+import grpc
+import grpc.aio
+
+from chaos.history import History, Rpc
+from fleet.waiting import wait_until
+from proto import greeter_pb2, greeter_pb2_grpc
+
+BACKEND_ID_KEY = "x-backend-id"
+
+
+class Load:
+    """Background SayHello load: closed loop (``concurrency`` in flight) or open loop
+    (``rate`` RPC/s). Use as a context manager, or start()/stop()."""
+
+    def __init__(self, make_channel: Callable[[], grpc.aio.Channel], history: History, *,
+                 concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
+                 payload_bytes: int = 0, max_in_flight: int = 1024,
+                 failure_pause_s: float = 0.001):
+        if concurrency < 1:
+            raise ValueError(f"concurrency {concurrency} must be at least 1")
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate {rate} must be > 0 RPC/s")
+        if deadline_s <= 0:
+            raise ValueError(f"deadline {deadline_s} s must be > 0")
+        self.make_channel = make_channel
+        self.history = history
+        self.concurrency = concurrency
+        self.rate = rate
+        self.deadline_s = deadline_s
+        self.padding = "x" * payload_bytes
+        self.max_in_flight = max_in_flight
+        self.failure_pause_s = failure_pause_s
+        self.completed = 0
+        self.skipped = 0
+        self._ids = itertools.count(1)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+
+    # ------------------------------------------------------------------ control
+
+    def __enter__(self) -> "Load":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "Load":
+        if self._thread is not None:
+            raise RuntimeError("this Load was started already; make a new one")
+        self._thread = threading.Thread(target=self._run, name="chaos-load", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        self._raise_if_failed()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop launching, let in-flight RPCs end (bounded by their deadline), join."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout if timeout is not None else self.deadline_s + 10)
+        if self._thread.is_alive():
+            raise RuntimeError("the load thread did not stop within its deadline")
+        self._raise_if_failed()
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        """Wait until ``count`` more RPCs have completed (any outcome), with a deadline."""
+        target = self.completed + count
+        wait_until(lambda: self.completed >= target or self._error, timeout,
+                   f"{count} more RPCs completed")
+        self._raise_if_failed()
+
+    def wait_until(self, condition: Callable[[], object], timeout: float, what: str):
+        """Wait for a condition while the load runs; fails early if the load thread died."""
+        value = wait_until(lambda: self._error or condition(), timeout, what)
+        self._raise_if_failed()
+        return value
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"the load generator failed: {self._error!r}") from self._error
+
+    # ------------------------------------------------------------------ the loop thread
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced in the scenario thread by _raise_if_failed
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        channel = self.make_channel()
+        try:
+            stub = greeter_pb2_grpc.GreeterStub(channel)
+            self._ready.set()
+            if self.rate is None:
+                await asyncio.gather(*(self._worker(stub) for _ in range(self.concurrency)))
+            else:
+                await self._open_loop(stub)
+        finally:
+            await channel.close()
+
+    async def _worker(self, stub) -> None:
+        while not self._stop.is_set():
+            if not await self._one(stub):
+                await asyncio.sleep(self.failure_pause_s)
+
+    async def _open_loop(self, stub) -> None:
+        interval_ns = int(1e9 / self.rate)
+        next_ns = time.monotonic_ns()
+        tasks: set[asyncio.Task] = set()
+        while not self._stop.is_set():
+            if len(tasks) < self.max_in_flight:
+                task = asyncio.ensure_future(self._one(stub))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            else:
+                self.skipped += 1
+            next_ns += interval_ns
+            await asyncio.sleep(max(0.0, (next_ns - time.monotonic_ns()) / 1e9))
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _one(self, stub) -> bool:
+        rid = next(self._ids)
+        name = f"r{rid}{self.padding}"
+        start = time.monotonic_ns()
+        call = stub.SayHello(greeter_pb2.HelloRequest(name=name), timeout=self.deadline_s)
+        details = ""
+        try:
+            reply = await call
+            metadata = await call.initial_metadata()
+            code = "OK"
+            if reply.message != f"Hello {name}":
+                code, details = "DATA_LOSS", f"reply {reply.message[:60]!r} is not the echo"
+        except grpc.aio.AioRpcError as exc:
+            metadata = exc.initial_metadata()
+            code, details = exc.code().name, exc.details() or ""
+        except asyncio.CancelledError:
+            raise
+        end = time.monotonic_ns()
+        self.history.record(Rpc(rid, start, end, _backend(metadata), code, details))
+        self.completed += 1
+        return code == "OK"
+
+
+def _backend(metadata) -> str | None:
+    for key, value in metadata or ():
+        if key == BACKEND_ID_KEY:
+            return value
+    return None

@@ -1,0 +1,162 @@
+"""One scenario's world: the fleet, the profile's client, the history, the nemesis, verdicts.
+
+A scenario (the ``chaos`` fixture) drives load, injects faults and asks checks::
+
+    def test_kill(chaos):
+        load = chaos.load(concurrency=16)            # recorded into chaos.history
+        chaos.warm_up(load)                          # every backend has served
+        kill = chaos.nemesis.inject(Kill("b2"))      # an event on the same clock
+        load.wait_for(2000, timeout=10)
+        chaos.expect(checks.errors(chaos.history, start_ns=..., budget=0))
+
+When the scenario ends — passed, failed or interrupted — :meth:`close` stops the load,
+undoes every fault, brings the fleet back to baseline and writes the artifacts
+(history.jsonl, verdicts.json, summary.json).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from chaos.checks import Verdict
+from chaos.faults import Nemesis
+from chaos.history import History
+from chaos.load import Load
+from chaos.profiles import Profile
+from fleet.controller import Fleet
+from fleet.waiting import wait_until
+from proto import greeter_pb2, greeter_pb2_grpc
+
+# A fresh channel connects to three local backends in ~10-100 ms; a busy machine (or a
+# backoff after the previous scenario's faults) is allowed far more.
+WARM_UP_TIMEOUT_S = 15.0
+
+
+class ScenarioFailed(AssertionError):
+    """A verdict did not pass; the message is the verdict's explanation."""
+
+
+class Scenario:
+    """The objects a scenario works with, and the clean-up that follows it."""
+
+    def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path):
+        self.fleet = fleet
+        self.profile = profile
+        self.proxies = proxies
+        self.history = History()
+        self.nemesis = Nemesis(fleet, self.history, proxies)
+        self.artifacts = artifacts
+        self.verdicts: list[Verdict] = []
+        self.reset_ms: float | None = None
+        self._loads: list[Load] = []
+
+    # ------------------------------------------------------------------ client side
+
+    def channel(self, aio: bool = False):
+        """A new channel configured by the profile (a new client)."""
+        return self.profile.channel(self.fleet.info(), aio=aio)
+
+    def load(self, *, concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
+             **options: Any) -> Load:
+        """Start background load on a new aio channel; stopped when the scenario ends."""
+        info = self.fleet.info()
+        load = Load(lambda: self.profile.channel(info, aio=True), self.history,
+                    concurrency=concurrency, rate=rate, deadline_s=deadline_s, **options)
+        self._loads.append(load)
+        return load.start()
+
+    def warm_up(self, load: Load, backends: list[str] | None = None,
+                timeout: float = WARM_UP_TIMEOUT_S) -> int:
+        """Wait until every backend in ``backends`` (default: all running ones) has answered
+        an RPC OK since now — or, for pick_first, until any one has. Returns the instant."""
+        since = self.history.now()
+        wanted = set(backends or [b.id for b in self.fleet.backends if b.alive()])
+        if self.profile.policy == "pick_first":
+            load.wait_until(lambda: self._served_since(since), timeout, "a first OK RPC")
+        else:
+            load.wait_until(lambda: wanted <= self._served_since(since), timeout,
+                            f"OK RPCs from each of {sorted(wanted)}")
+        return self.history.mark("warm")
+
+    def _served_since(self, since_ns: int) -> set[str]:
+        return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
+
+    def count_ok(self, backend: str, since_ns: int) -> int:
+        """OK RPCs answered by ``backend`` that started at or after ``since_ns``."""
+        return sum(1 for r in self.history.window(since_ns) if r.ok and r.backend == backend)
+
+    def served_since(self, backend: str, since_ns: int) -> bool:
+        """Whether ``backend`` has answered an RPC OK that started at or after ``since_ns``."""
+        return backend in self._served_since(since_ns)
+
+    def wait_until(self, condition, timeout: float, what: str):
+        """Wait for a condition with a deadline (never a fixed sleep)."""
+        return wait_until(condition, timeout, what)
+
+    def hello(self, channel):
+        """A function doing one SayHello on ``channel`` and returning the backend id.
+
+        With ``tolerate=True`` a failed RPC returns None instead of raising.
+        """
+        stub = greeter_pb2_grpc.GreeterStub(channel)
+
+        def call(tolerate: bool = False, timeout: float = 5.0) -> str | None:
+            try:
+                _, rpc = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="hello"),
+                                                 timeout=timeout)
+            except grpc.RpcError:
+                if tolerate:
+                    return None
+                raise
+            return dict(rpc.initial_metadata()).get("x-backend-id")
+
+        return call
+
+    # ------------------------------------------------------------------ verdicts
+
+    def check(self, verdict: Verdict) -> Verdict:
+        """Record a verdict without failing the scenario (for figures in the artifacts)."""
+        self.verdicts.append(verdict)
+        return verdict
+
+    def expect(self, verdict: Verdict) -> Verdict:
+        """Record a verdict and fail the scenario with its explanation if it did not pass."""
+        self.check(verdict)
+        if not verdict.passed:
+            raise ScenarioFailed(f"[profile {self.profile.name}] {verdict}")
+        return verdict
+
+    # ------------------------------------------------------------------ the end
+
+    def close(self) -> list[BaseException]:
+        """Stop loads, undo faults, reset the fleet, write artifacts; returns clean-up errors."""
+        errors: list[BaseException] = []
+        for load in self._loads:
+            try:
+                load.stop()
+            except Exception as exc:
+                errors.append(exc)
+        errors += self.nemesis.undo_all()
+        started = time.monotonic()
+        try:
+            self.fleet.reset()
+        except Exception as exc:
+            errors.append(exc)
+        self.reset_ms = (time.monotonic() - started) * 1000
+        self.write_artifacts()
+        return errors
+
+    def write_artifacts(self) -> None:
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.history.to_jsonl(self.artifacts / "history.jsonl")
+        (self.artifacts / "verdicts.json").write_text(json.dumps(
+            [v.to_dict() for v in self.verdicts], indent=2))
+        summary = {"profile": self.profile.name, "reset_ms": self.reset_ms,
+                   **self.history.summary()}
+        (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2,
+                                                                default=str))
