@@ -15,6 +15,7 @@ record() is a lock and a list append; sorting and copying happen on read.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -88,6 +89,7 @@ class History:
         self._lock = threading.Lock()
         self._rpcs: list[Rpc] = []
         self._events: list[Event] = []
+        self._ids = itertools.count(1)
 
     @classmethod
     def from_records(cls, records: Iterable[Rpc | Event]) -> History:
@@ -107,6 +109,11 @@ class History:
         return self._clock()
 
     # -- writing ---------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        """A request id not yet given out by this history (every client of one history
+        draws from here, so ids stay unique)."""
+        return next(self._ids)  # itertools.count is atomic under the GIL
 
     def record(self, rpc: Rpc) -> None:
         """Append one RPC. Cheap on purpose: called thousands of times a second."""

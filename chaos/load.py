@@ -25,7 +25,6 @@ the history; open-loop launches are never delayed, and are skipped (counted in
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from typing import Callable
@@ -64,7 +63,6 @@ class Load:
         self.failure_pause_s = failure_pause_s
         self.completed = 0
         self.skipped = 0
-        self._ids = itertools.count(1)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -158,7 +156,7 @@ class Load:
             await asyncio.wait(tasks)
 
     async def _one(self, stub) -> bool:
-        rid = next(self._ids)
+        rid = self.history.next_id()
         name = f"r{rid}{self.padding}"
         start = time.monotonic_ns()
         call = stub.SayHello(greeter_pb2.HelloRequest(name=name), timeout=self.deadline_s)

@@ -10,7 +10,10 @@ options   --profile NAME|PATH   client profile (default: recommended)
 fixtures  chaos_profile (session), toxiproxy (session), fleet (module, proxied, shared by
           the module's scenarios and reset between them), chaos (function: a Scenario)
 markers   one per fault family (kill, health, hang, latency, network, tls, dns, app,
-          balance, claims), so ``-m hang`` runs one family
+          balance, claims), so ``-m hang`` runs one family; and
+          ``detects(profile="check", ...)``: under that profile the scenario must fail, and
+          the failing verdict must be that check (tests/test_detection.py holds every
+          scenario to its word, so none can quietly stop detecting its fault)
 
 A failed scenario's report carries its verdicts and the path of its artifacts.
 """
@@ -55,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, what in FAMILIES.items():
         config.addinivalue_line("markers", f"{name}: fault family: {what}")
+    config.addinivalue_line(
+        "markers", "detects(**profile_to_check): the scenario fails under each named profile, "
+                   "with a failed verdict of the named check")
     try:
         config._chaos_profile = profiles.load(config.getoption("--profile"))
     except profiles.ProfileError as exc:
@@ -80,7 +86,8 @@ def toxiproxy(pytestconfig):
     or the embedded server (started here and stopped at the end)."""
     from chaos.toxiproxy_control import ToxiproxyServer
 
-    with ToxiproxyServer.select(pytestconfig.getoption("--toxiproxy-url")) as server:
+    url = pytestconfig.getoption("--toxiproxy-url")
+    with ToxiproxyServer("url" if url else None, url=url) as server:
         yield server
 
 

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 
 from chaos.checks import Verdict
 from chaos.faults import Nemesis
-from chaos.history import History
+from chaos.history import History, Rpc
 from chaos.load import Load
 from chaos.profiles import Profile
 from fleet.controller import Fleet
@@ -86,6 +85,32 @@ class Scenario:
     def _served_since(self, since_ns: int) -> set[str]:
         return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
 
+    def busiest(self, since_ns: int) -> str:
+        """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).
+
+        Scenarios fault this one, so that under pick_first (one backend takes everything)
+        the fault lands where the traffic is."""
+        counts: dict[str, int] = {}
+        for rpc in self.history.window(since_ns):
+            if rpc.ok and rpc.backend:
+                counts[rpc.backend] = counts.get(rpc.backend, 0) + 1
+        if not counts:
+            raise AssertionError("no backend has answered an RPC OK yet")
+        return min(counts, key=lambda b: (-counts[b], b))
+
+    def spread_calls(self, hello, attempts: int = 30) -> set[str]:
+        """Call ``hello`` until every running backend has answered (at most ``attempts``
+        calls); returns the backends seen. A channel that never spreads (pick_first) is
+        not an error here: the scenario's checks say what that means."""
+        wanted = {b.id for b in self.fleet.backends if b.alive()}
+        seen: set[str] = set()
+        for _ in range(attempts):
+            seen.add(hello(tolerate=True))
+            if wanted <= seen:
+                break
+        seen.discard(None)
+        return seen
+
     def count_ok(self, backend: str, since_ns: int) -> int:
         """OK RPCs answered by ``backend`` that started at or after ``since_ns``."""
         return sum(1 for r in self.history.window(since_ns) if r.ok and r.backend == backend)
@@ -99,21 +124,26 @@ class Scenario:
         return wait_until(condition, timeout, what)
 
     def hello(self, channel):
-        """A function doing one SayHello on ``channel`` and returning the backend id.
+        """A function doing one SayHello on ``channel``, recording it in the history, and
+        returning the backend id that answered.
 
         With ``tolerate=True`` a failed RPC returns None instead of raising.
         """
         stub = greeter_pb2_grpc.GreeterStub(channel)
 
         def call(tolerate: bool = False, timeout: float = 5.0) -> str | None:
-            try:
-                _, rpc = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="hello"),
-                                                 timeout=timeout)
-            except grpc.RpcError:
-                if tolerate:
-                    return None
-                raise
-            return dict(rpc.initial_metadata()).get("x-backend-id")
+            rid = self.history.next_id()
+            start = time.monotonic_ns()
+            future = stub.SayHello.future(greeter_pb2.HelloRequest(name=f"r{rid}"),
+                                          timeout=timeout)
+            error = future.exception()
+            backend = dict(future.initial_metadata() or ()).get("x-backend-id")
+            code = "OK" if error is None else error.code().name
+            details = "" if error is None else error.details() or ""
+            self.history.record(Rpc(rid, start, time.monotonic_ns(), backend, code, details))
+            if error is not None and not tolerate:
+                raise error
+            return backend if error is None else None
 
         return call
 
@@ -126,6 +156,7 @@ class Scenario:
 
     def expect(self, verdict: Verdict) -> Verdict:
         """Record a verdict and fail the scenario with its explanation if it did not pass."""
+        __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing
         self.check(verdict)
         if not verdict.passed:
             raise ScenarioFailed(f"[profile {self.profile.name}] {verdict}")

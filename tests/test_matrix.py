@@ -1,0 +1,61 @@
+"""The resilience matrix generator: JUnit XML in, Markdown table out."""
+
+from pathlib import Path
+
+import pytest
+
+from chaos import matrix
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest">
+<testcase classname="scenarios.test_kill" name="test_kill_under_load_loses_no_rpc" time="2.1">
+  <failure message="chaos.scenario.ScenarioFailed: [profile naive] FAIL errors: 4 rpcs (bound &lt;= 0 rpcs)&#10;  4 RPCs failed | details">trace</failure>
+</testcase>
+<testcase classname="scenarios.test_health" name="test_drain" time="1.0"/>
+<testcase classname="scenarios.test_kill" name="test_spread" time="0.1">
+  <skipped type="pytest.skip" message="pick_first sends everything to one backend"/>
+</testcase>
+</testsuite></testsuites>
+"""
+
+
+@pytest.fixture
+def junit(tmp_path) -> Path:
+    path = tmp_path / "naive.xml"
+    path.write_text(JUNIT)
+    return path
+
+
+def test_cells_carry_the_failed_verdict_headline(junit):
+    cells = matrix.parse_junit(junit)
+    assert str(cells["test_kill::test_kill_under_load_loses_no_rpc"]) == (
+        "FAIL: FAIL errors: 4 rpcs (bound <= 0 rpcs)")
+    assert str(cells["test_health::test_drain"]) == "pass"
+    assert str(cells["test_kill::test_spread"]) == (
+        "skip: pick_first sends everything to one backend")
+
+
+def test_table_has_a_row_per_scenario_and_a_column_per_profile(junit):
+    cells = matrix.parse_junit(junit)
+    text = matrix.table({"naive": cells, "recommended": {"test_health::test_drain":
+                                                         matrix.Cell("pass")}})
+    lines = text.splitlines()
+    assert lines[0] == "| scenario | naive | recommended |"
+    assert len(lines) == 2 + 3
+    assert "| `test_health::test_drain` | pass | pass |" in lines
+    assert "| `test_kill::test_spread` | skip: pick_first sends everything to one backend | — |" \
+        in lines
+
+
+def test_readme_table_is_replaced_between_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{matrix.BEGIN}\nold\n{matrix.END}\noutro\n")
+    matrix.update_readme(readme, "new table")
+    assert readme.read_text() == f"intro\n{matrix.BEGIN}\nnew table\n{matrix.END}\noutro\n"
+
+
+def test_readme_without_markers_is_refused(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers")
+    with pytest.raises(SystemExit, match="markers"):
+        matrix.update_readme(readme, "table")
