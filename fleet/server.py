@@ -186,9 +186,11 @@ class Greeter:
         self.counters.in_flight += 1
         code, details, reply = grpc.StatusCode.OK, "", greeter_pb2.HelloReply()
         try:
-            await context.send_initial_metadata(((BACKEND_ID_KEY, self.backend_id),))
             if self.fault.delay_ms:
                 await asyncio.sleep(self.fault.delay_ms / 1000)
+            # Headers go out with the answer, as in most services: until then the call is
+            # not committed, so a client's retry policy may still replay it elsewhere.
+            await context.send_initial_metadata(((BACKEND_ID_KEY, self.backend_id),))
             problem = _invalid_name(request)
             if problem:
                 code, details = grpc.StatusCode.INVALID_ARGUMENT, problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Kill
+from chaos.faults import Kill, SlowHandler
 
 pytestmark = pytest.mark.kill
 
@@ -41,20 +41,24 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
 
 @pytest.mark.detects(naive="errors", pick_first="errors")
 def test_kill_under_load_loses_no_rpc(chaos):
-    """Property: kill -9 of the busiest of three backends under load (16 in flight) costs
-    no client-visible error, and within 1 s every RPC succeeds on the two survivors.
+    """Property: kill -9 of the busiest of three backends under load (16 in flight, its
+    handlers taking 20 ms so that RPCs are always in flight on it) costs no client-visible
+    error, and within 1 s every RPC succeeds on the two survivors.
 
-    Bound: 0 failed RPCs (a retry policy on UNAVAILABLE replays the RPCs that were in flight
-    on the dead backend); failover within 1000 ms — the connection breaks at once (the
-    proxy closes it when the backend's socket dies), so gRPC needs only milliseconds; the
-    margin is for a busy 2-core machine.
+    Bound: 0 failed RPCs — the RPCs in flight on the dead backend have no answer yet, so a
+    retry policy on UNAVAILABLE replays them on a survivor; failover within 1000 ms — the
+    connection breaks at once (the proxy closes it when the backend's socket dies), so
+    gRPC needs only milliseconds; the margin is for a busy 2-core machine.
     """
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(300, timeout=10)
     target = chaos.busiest(warm)
+    chaos.nemesis.inject(SlowHandler(target, delay_ms=20))
+    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] > 0, 5,
+                     f"RPCs in flight on {target}")
     kill = chaos.nemesis.inject(Kill(target))
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.errors(chaos.history, start_ns=kill.start_ns, budget=0))
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
     chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=kill.start_ns,
                                       bound_ms=1000))
