@@ -55,10 +55,14 @@ class Profile:
         return client.channel_options(self.service_config, list(self.channel_options.items()))
 
     def channel(self, fleet: Mapping[str, Any], aio: bool = False):
-        """A channel to ``fleet`` (``Fleet.info()``-shaped) configured by this profile."""
+        """A channel to ``fleet`` (``Fleet.info()``-shaped) configured by this profile.
+
+        The fleet's client certificate is presented when the profile asks for it or the
+        fleet requires it (``"mtls": true``)."""
         return client.channel(fleet, service_config=self.service_config,
                               options=list(self.channel_options.items()),
-                              client_cert=self.client_cert, aio=aio)
+                              client_cert=self.client_cert or bool(fleet.get("mtls")),
+                              aio=aio)
 
 
 def shipped() -> list[str]:

@@ -53,17 +53,33 @@ class Scenario:
         self.verdicts: list[Verdict] = []
         self.reset_ms: float | None = None
         self._loads: list[Load] = []
+        self._extra_fleets: list[Fleet] = []
+
+    # ------------------------------------------------------------------ fleets
+
+    def extra_fleet(self, **settings: Any) -> Fleet:
+        """Start another proxied fleet with other settings (e.g. ``health=False``) for this
+        scenario only; it is stopped when the scenario ends. Its backends are published on
+        their own addresses, so it never mixes with the module's fleet."""
+        settings.setdefault("size", len(self.fleet.backends))
+        base = self.fleet.net.network_address + 256 * (1 + len(self._extra_fleets))
+        settings.setdefault("net", f"{base}/24")
+        fleet = Fleet(proxies=self.proxies, **settings)
+        self._extra_fleets.append(fleet)
+        return fleet.start()
 
     # ------------------------------------------------------------------ client side
 
-    def channel(self, aio: bool = False):
-        """A new channel configured by the profile (a new client)."""
-        return self.profile.channel(self.fleet.info(), aio=aio)
+    def channel(self, aio: bool = False, fleet: Fleet | None = None):
+        """A new channel configured by the profile (a new client), to the scenario's fleet
+        or to ``fleet``."""
+        return self.profile.channel((fleet or self.fleet).info(), aio=aio)
 
     def load(self, *, concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
-             **options: Any) -> Load:
-        """Start background load on a new aio channel; stopped when the scenario ends."""
-        info = self.fleet.info()
+             fleet: Fleet | None = None, **options: Any) -> Load:
+        """Start background load on a new aio channel (to the scenario's fleet, or to
+        ``fleet``); stopped when the scenario ends."""
+        info = (fleet or self.fleet).info()
         load = Load(lambda: self.profile.channel(info, aio=True), self.history,
                     concurrency=concurrency, rate=rate, deadline_s=deadline_s, **options)
         self._loads.append(load)
@@ -173,6 +189,8 @@ class Scenario:
             except Exception as exc:
                 errors.append(exc)
         errors += self.nemesis.undo_all()
+        for extra in self._extra_fleets:
+            extra.close()
         started = time.monotonic()
         try:
             self.fleet.reset()

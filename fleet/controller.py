@@ -96,14 +96,15 @@ class Backend:
 
 
 def default_net() -> ipaddress.IPv4Network:
-    """The /24 of published addresses: 127.0.0.0/24, or one per pytest-xdist worker.
+    """The /24 of published addresses: 127.0.0.0/24, or 127.<k+1>.0.0/24 for pytest-xdist
+    worker gw<k>.
 
     Separate blocks keep concurrent fleets of different workers from racing for a port on
-    the same addresses.
+    the same addresses; the rest of each worker's 127.<k>.0.0/16 is left for extra fleets.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
-    return ipaddress.IPv4Network(f"127.0.{index % 256}.0/24")
+    return ipaddress.IPv4Network(f"127.{index % 256}.0.0/24")
 
 
 class Fleet:
@@ -289,6 +290,7 @@ class Fleet:
             "client_cert": str(self.client.cert.resolve()),
             "client_key": str(self.client.key.resolve()),
             "dns": self.dns.address,
+            "mtls": self.mtls,
             "backends": [b.to_json() for b in self.backends],
         }
 

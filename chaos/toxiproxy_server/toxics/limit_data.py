@@ -1,0 +1,50 @@
+"""limit_data: lets exactly ``bytes`` bytes through per connection and direction, then closes.
+
+The chunk that reaches the limit is cut so the count is exact. The count lives with the
+connection (it survives updates of the toxic) and starts again for a new connection or a
+re-added toxic. With ``bytes`` 0 the first chunk (or the end) closes without forwarding.
+"""
+
+from ..stream import INTERRUPTED, Chunk
+from . import Toxic, register
+
+
+class _Sent:
+    __slots__ = ("count",)
+
+    def __init__(self):
+        self.count = 0
+
+
+@register
+class LimitData(Toxic):
+    type_name = "limit_data"
+    go_struct = "LimitDataToxic"
+    fields = ("bytes",)
+
+    @classmethod
+    def new_state(cls):
+        return _Sent()
+
+    @classmethod
+    async def pipe(cls, stub, attrs):
+        sent = stub.state
+        limit = attrs["bytes"]
+        remaining = limit - sent.count
+        while True:
+            chunk = await stub.recv()
+            if chunk is INTERRUPTED:
+                return
+            if chunk is None:
+                stub.close()
+                return
+            remaining = max(remaining, 0)
+            if remaining < len(chunk.data):
+                chunk = Chunk(chunk.data[:remaining], chunk.ts)
+            if chunk.data:
+                await stub.send(chunk)
+                sent.count += len(chunk.data)
+            remaining = limit - sent.count
+            if remaining <= 0:
+                stub.close()
+                return
