@@ -1,15 +1,22 @@
 """``python -m fleet up``: start a fleet for people and other tools.
 
-    python -m fleet up --size 3 [--mtls] [--workdir DIR]
+    python -m fleet up --size 3 [--mtls] [--workdir DIR] [--toxiproxy-url URL | --no-proxies]
 
-Prints one JSON line when every backend serves and DNS answers::
+Each backend is published behind its own Toxiproxy proxy (the server chosen as in the
+scenarios: --toxiproxy-url, TOXIPROXY_URL, a toxiproxy-server on PATH, or the embedded
+one, started here). Prints one JSON line when every backend serves and DNS answers::
 
     {"target": "dns://127.0.0.1:5353/greeter.example.com:41234",
      "authority": "greeter.example.com:41234", "ca": "/abs/ca.pem",
      "client_cert": "/abs/client.pem", "client_key": "/abs/client.key",
-     "dns": "127.0.0.1:5353",
+     "dns": "127.0.0.1:5353", "mtls": false, "toxiproxy": "http://127.0.0.1:8474",
      "backends": [{"id": "b1", "pid": 4242, "address": "127.0.0.11:41234",
-                   "control": "127.0.0.1:40001"}, ...]}
+                   "control": "127.0.0.1:40001", "proxy": "greeter.example.com-41234-b1",
+                   "upstream": "127.0.0.1:39999"}, ...]}
+
+``address`` is what DNS publishes (the proxy's listen address); ``upstream`` is where the
+backend itself listens. Toxics added to a backend's proxy through the Toxiproxy API affect
+exactly that backend. With --no-proxies the backends listen on the published addresses.
 
 Any gRPC client given the CA can dial ``target`` with round_robin. Runs until SIGINT or
 SIGTERM, then stops everything it started and exits 0. Bad arguments: exit 2.
@@ -18,12 +25,13 @@ SIGTERM, then stops everything it started and exits 0. Bad arguments: exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
 
-from fleet.controller import MAX_SIZE, Fleet, FleetError
+from fleet.controller import MAX_SIZE, Fleet
 
 
 def _size(text: str) -> int:
@@ -45,6 +53,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--mtls", action="store_true", help="backends require client certificates")
     up.add_argument("--workdir", help="keep PKI and logs here (default: a temporary directory "
                                       "removed at exit)")
+    proxies = up.add_mutually_exclusive_group()
+    proxies.add_argument("--toxiproxy-url", help="use this running Toxiproxy server")
+    proxies.add_argument("--no-proxies", action="store_true",
+                         help="publish the backends directly, without Toxiproxy")
     return parser.parse_args(argv)
 
 
@@ -52,16 +64,26 @@ def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    fleet = Fleet(args.size, mtls=args.mtls, workdir=args.workdir)
-    try:
-        fleet.start()
-        print(json.dumps(fleet.info()), flush=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            server = None
+            if not args.no_proxies:
+                from chaos.toxiproxy_control import ToxiproxyServer
+
+                url = args.toxiproxy_url
+                server = stack.enter_context(ToxiproxyServer("url" if url else None, url=url))
+            fleet = Fleet(args.size, mtls=args.mtls, workdir=args.workdir,
+                          proxies=server.control() if server else None)
+            stack.callback(fleet.close)
+            fleet.start()
+        except Exception as exc:  # one line for people, no traceback
+            print(f"fleet up: error: {exc}", file=sys.stderr)
+            return 1
+        info = fleet.info()
+        if server is not None:
+            info["toxiproxy"] = server.url
+        print(json.dumps(info), flush=True)
         stop.wait()
-    except FleetError as exc:
-        print(f"fleet up: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        fleet.close()
     return 0
 
 

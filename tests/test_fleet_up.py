@@ -7,12 +7,14 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from fleet import client
+from chaos.toxiproxy_control import ProxyControl
+from fleet import client, ports
 from fleet.controller import _proc_state
 from fleet.waiting import wait_until
 from proto import greeter_pb2, greeter_pb2_grpc
@@ -76,7 +78,8 @@ def test_json_alone_drives_round_robin_and_survives_kill(fleet_up):
     up = fleet_up("--size", "3")
     info = up.info
     assert set(info) >= {"target", "authority", "ca", "client_cert", "client_key", "dns",
-                         "backends"}
+                         "backends", "toxiproxy"}
+    assert all(b["proxy"] and b["upstream"] != b["address"] for b in info["backends"])
     assert all(Path(info[k]).is_absolute() for k in ("ca", "client_cert", "client_key"))
     with client.channel(info, service_config=client.ROUND_ROBIN) as channel:
         stub = greeter_pb2_grpc.GreeterStub(channel)
@@ -110,8 +113,47 @@ def test_mtls_refuses_a_client_without_certificate(fleet_up):
 
 def test_sigkill_of_fleet_up_leaves_nothing(fleet_up):
     up = fleet_up("--size", "2")
+    toxiproxy_pid = _toxiproxy_pid(up.info["toxiproxy"])
     up.stop(signal.SIGKILL)
+    up.pids.append(toxiproxy_pid)
     up.assert_nothing_left()
+
+
+def _toxiproxy_pid(url: str) -> int:
+    port = int(url.rsplit(":", 1)[1])
+    pids = ports.pids_listening("127.0.0.1", port)
+    assert len(pids) == 1, f"who serves {url}: {pids}"
+    return pids[0]
+
+
+def test_a_toxic_on_a_backends_proxy_slows_only_that_backend(fleet_up):
+    up = fleet_up("--size", "2")
+    control = ProxyControl(up.info["toxiproxy"])
+    slow = up.info["backends"][0]
+    control.add_toxic(slow["proxy"], "latency", {"latency": 300})
+    with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
+        stub = greeter_pb2_grpc.GreeterStub(channel)
+        times: dict[str, list[float]] = {"b1": [], "b2": []}
+        wait_until(lambda: _timed_hello(stub, times) and all(len(t) >= 2 for t in times.values()),
+                   20, "two RPCs answered by each backend")
+    assert min(times[slow["id"]]) >= 0.3
+    assert max(times["b2"]) < 0.3
+    assert up.stop(signal.SIGTERM) == 0
+    up.assert_nothing_left()
+
+
+def _timed_hello(stub, times) -> bool:
+    started = time.monotonic()
+    backend = _hello(stub)
+    times[backend].append(time.monotonic() - started)
+    return True
+
+
+def test_without_proxies_backends_listen_on_the_published_addresses(fleet_up):
+    up = fleet_up("--size", "1", "--no-proxies")
+    assert "toxiproxy" not in up.info and "proxy" not in up.info["backends"][0]
+    with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
+        assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
 
 
 @pytest.mark.parametrize("args, message", [
