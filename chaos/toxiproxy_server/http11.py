@@ -271,6 +271,7 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
             if request is None:
                 break
             response = await handler(request)
+            log.debug("%s %s -> %d", request.method, request.target, response.status)
             keep = _keep_alive(request)
             writer.write(render(response, request, keep))
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
