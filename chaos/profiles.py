@@ -23,6 +23,9 @@ from typing import Any, Mapping
 from fleet import client
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
+# gRPC's connection backoff spec: initial 1 s, multiplier 1.6, jitter 0.2, max 120 s.
+GRPC_DEFAULT_MAX_RECONNECT_BACKOFF_MS = 120_000
+RECONNECT_JITTER = 0.2
 _KEYS = {"name", "description", "service_config", "channel_options", "client_cert", "why"}
 
 
@@ -45,6 +48,12 @@ class Profile:
         """The top load-balancing policy name ('pick_first' when there is none)."""
         configs = (self.service_config or {}).get("loadBalancingConfig") or []
         return next(iter(configs[0]), "pick_first") if configs else "pick_first"
+
+    @property
+    def max_reconnect_backoff_ms(self) -> int:
+        """The longest wait between reconnection attempts (gRPC's default is 120 s)."""
+        return int(self.channel_options.get("grpc.max_reconnect_backoff_ms",
+                                            GRPC_DEFAULT_MAX_RECONNECT_BACKOFF_MS))
 
     @property
     def health_checking(self) -> bool:

@@ -70,28 +70,32 @@ class Scenario:
 
     # ------------------------------------------------------------------ client side
 
-    def channel(self, aio: bool = False, fleet: Fleet | None = None):
-        """A new channel configured by the profile (a new client), to the scenario's fleet
-        or to ``fleet``."""
-        return self.profile.channel((fleet or self.fleet).info(), aio=aio)
+    def channel(self, aio: bool = False, fleet: Fleet | None = None,
+                profile: Profile | None = None):
+        """A new channel (a new client) configured by the profile under test, or by
+        ``profile``, to the scenario's fleet or to ``fleet``."""
+        return (profile or self.profile).channel((fleet or self.fleet).info(), aio=aio)
 
     def load(self, *, concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
-             fleet: Fleet | None = None, **options: Any) -> Load:
+             fleet: Fleet | None = None, profile: Profile | None = None,
+             **options: Any) -> Load:
         """Start background load on a new aio channel (to the scenario's fleet, or to
-        ``fleet``); stopped when the scenario ends."""
+        ``fleet``; configured by the profile under test, or by ``profile``); stopped when
+        the scenario ends."""
         info = (fleet or self.fleet).info()
-        load = Load(lambda: self.profile.channel(info, aio=True), self.history,
+        client_profile = profile or self.profile
+        load = Load(lambda: client_profile.channel(info, aio=True), self.history,
                     concurrency=concurrency, rate=rate, deadline_s=deadline_s, **options)
         self._loads.append(load)
         return load.start()
 
     def warm_up(self, load: Load, backends: list[str] | None = None,
-                timeout: float = WARM_UP_TIMEOUT_S) -> int:
+                timeout: float = WARM_UP_TIMEOUT_S, profile: Profile | None = None) -> int:
         """Wait until every backend in ``backends`` (default: all running ones) has answered
         an RPC OK since now — or, for pick_first, until any one has. Returns the instant."""
         since = self.history.now()
         wanted = set(backends or [b.id for b in self.fleet.backends if b.alive()])
-        if self.profile.policy == "pick_first":
+        if (profile or self.profile).policy == "pick_first":
             load.wait_until(lambda: self._served_since(since), timeout, "a first OK RPC")
         else:
             load.wait_until(lambda: wanted <= self._served_since(since), timeout,

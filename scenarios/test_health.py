@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Health
+from chaos.faults import Drain, Health, SlowHandler
 
 pytestmark = pytest.mark.health
 
@@ -35,3 +35,62 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=back.end_ns,
                                       bound_ms=1000))
     chaos.expect(checks.errors(chaos.history, start_ns=flip.start_ns, budget=0))
+
+
+@pytest.mark.detects(naive="no_traffic_to")
+def test_every_backend_not_serving_fails_fast(chaos):
+    """Property: when every backend says NOT_SERVING, the client sends them nothing and
+    fails each RPC fast with UNAVAILABLE — no RPC is served and none waits for its 2 s
+    deadline.
+
+    Bound: no RPC starts on any backend later than 50 ms after the last flip (as for one
+    backend, see above); every RPC in the outage ends within 1000 ms (a channel with no
+    healthy backend fails RPCs at once; the recommended retry policy adds at most ~0.6 s).
+    """
+    if chaos.profile.policy == "pick_first":
+        pytest.skip("pick_first does not do client-side health checking")
+    load = chaos.load(concurrency=8)
+    chaos.warm_up(load)
+    flips = [chaos.nemesis.inject(Health(b)) for b in chaos.fleet.ids]
+    drained = flips[-1].start_ns + 50_000_000
+    load.wait_until(lambda: chaos.history.now() > drained, 5, "the drain bound passed")
+    load.wait_for(40, timeout=20)
+    for backend in chaos.fleet.ids:
+        chaos.expect(checks.no_traffic_to(chaos.history, target=backend, start_ns=drained))
+    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=1000, only_ok=False,
+                                start_ns=drained))
+    chaos.expect(checks.errors(chaos.history, start_ns=drained, codes=["DEADLINE_EXCEEDED"],
+                               budget=0))
+
+
+def test_graceful_drain_loses_no_rpc(chaos):
+    """Property: a graceful drain of b2 — NOT_SERVING, 500 ms for clients to move away,
+    then stop with 1 s of grace for what is still in flight — under load (16 in flight, b2's
+    handlers taking 20 ms) loses no RPC.
+
+    Bound: 0 failed RPCs — that is the point of draining: health checking moves new RPCs
+    away within milliseconds, and the grace period lets in-flight ones finish.
+    """
+    load = chaos.load(concurrency=16)
+    warm = chaos.warm_up(load)
+    chaos.nemesis.inject(SlowHandler("b2", delay_ms=20))
+    chaos.wait_until(lambda: chaos.fleet.stats("b2")["in_flight"] > 0, 5, "RPCs on b2")
+    drain = chaos.nemesis.inject(Drain("b2", wait_ms=500, grace_ms=1000))
+    load.wait_for(500, timeout=20)
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
+    chaos.check(checks.drain_time(chaos.history, target="b2", after_ns=drain.start_ns,
+                                  bound_ms=500))
+
+
+def test_server_without_health_service_counts_as_healthy(chaos):
+    """Property: a fleet whose backends do not serve grpc.health.v1 at all is used normally
+    by a health-checking client: every backend gets traffic and no RPC fails.
+
+    Bound: all three backends answer within the warm-up deadline, then 600 RPCs with 0
+    failures — gRPC treats UNIMPLEMENTED from the health service as healthy.
+    """
+    fleet = chaos.extra_fleet(health=False)
+    load = chaos.load(concurrency=8, fleet=fleet)
+    warm = chaos.warm_up(load, backends=fleet.ids)
+    load.wait_for(600, timeout=20)
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Kill, SlowHandler
+from chaos.faults import Kill, Restart, SlowHandler
 
 pytestmark = pytest.mark.kill
 
@@ -62,3 +62,58 @@ def test_kill_under_load_loses_no_rpc(chaos):
     chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
     chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=kill.start_ns,
                                       bound_ms=1000))
+
+
+def test_all_backends_killed_fail_fast_then_recover(chaos):
+    """Property: with every backend killed, RPCs fail fast — each ends UNAVAILABLE well
+    before its 2 s deadline (no client hangs waiting for a fleet that is gone) — and once the
+    backends are restarted the client recovers within its reconnect backoff.
+
+    Bound: every RPC started during the outage ends within 1000 ms (a channel in
+    TRANSIENT_FAILURE fails RPCs at once; the recommended retry policy adds at most ~0.6 s
+    of backoff over 5 attempts) and none with DEADLINE_EXCEEDED; recovery within the
+    profile's max reconnect backoff x 1.2 (gRPC's jitter) + 500 ms for the restart.
+    """
+    load = chaos.load(concurrency=8)
+    chaos.warm_up(load)
+    outage = [chaos.nemesis.inject(Kill(b)) for b in chaos.fleet.ids]
+    down = outage[-1].start_ns
+    load.wait_for(200, timeout=20)
+    for kill in reversed(outage):
+        chaos.nemesis.undo(kill)
+    restarted = chaos.history.now()
+    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=1000, only_ok=False,
+                                start_ns=down, end_ns=outage[0].end_ns))
+    chaos.expect(checks.errors(chaos.history, start_ns=down, end_ns=outage[0].end_ns,
+                               codes=["DEADLINE_EXCEEDED"], budget=0))
+    bound_ms = chaos.profile.max_reconnect_backoff_ms * 1.2 + 500
+    load.wait_until(lambda: any(r.ok for r in chaos.history.window(restarted)),
+                    bound_ms / 1000 + 5,
+                    "an RPC answered after the restart")
+    chaos.expect(checks.recovery_time(chaos.history, target=None, after_ns=restarted,
+                                      bound_ms=bound_ms))
+
+
+@pytest.mark.detects(naive="errors")
+def test_restarted_backend_rejoins_the_rotation(chaos):
+    """Property: a backend restarted in place (kill -9 and start again on the same address
+    with the same certificate) rejoins the rotation within the profile's reconnect backoff,
+    and no RPC fails.
+
+    Bound: max reconnect backoff x 1.2 + 500 ms (as above); 0 failed RPCs — the restart
+    breaks b2's connection with RPCs in flight (its handlers take 20 ms), which a retry
+    policy replays on the others.
+    """
+    if chaos.profile.policy == "pick_first":
+        pytest.skip("pick_first has no rotation to rejoin")
+    load = chaos.load(concurrency=16)
+    warm = chaos.warm_up(load)
+    chaos.nemesis.inject(SlowHandler("b2", delay_ms=20))
+    chaos.wait_until(lambda: chaos.fleet.stats("b2")["in_flight"] > 0, 5, "RPCs on b2")
+    restart = chaos.nemesis.inject(Restart("b2"))
+    bound_ms = chaos.profile.max_reconnect_backoff_ms * 1.2 + 500
+    load.wait_until(lambda: chaos.served_since("b2", restart.end_ns), bound_ms / 1000 + 5,
+                    "b2 serving again")
+    chaos.expect(checks.recovery_time(chaos.history, target="b2", after_ns=restart.end_ns,
+                                      bound_ms=bound_ms))
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))

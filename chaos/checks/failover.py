@@ -82,18 +82,21 @@ def _failover_paragraph(
 
 def recovery_time(
     history: History | Iterable[Rpc | Event],
-    target: str,
+    target: str | None,
     after_ns: int,
     bound_ms: float,
 ) -> Verdict:
-    """Time from the fault being cleared (`after_ns`) until `target` serves again.
+    """Time from the fault being cleared (`after_ns`) until `target` serves again
+    (`target` None: until any backend does, for a fleet-wide outage).
 
     figure = start of the first OK RPC served by `target` that started at or after
     `after_ns`, minus `after_ns`, in ms. Fails when there is none, or over `bound_ms`.
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
-    first = next((r for r in later if r.ok and r.backend == target), None)
+    first = next((r for r in later if r.ok and (r.backend == target or target is None)),
+                 None)
+    target = target or "the fleet"
     if first is None:
         paragraph = (
             f"{target} did not serve again: none of the {len(later)} RPCs that started after the fault "

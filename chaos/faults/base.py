@@ -31,6 +31,9 @@ class Fault(ABC):
 
     kind: ClassVar[str]
     target: str | None
+    # An instantaneous fault (a restart) is over once applied: its event ends right away
+    # and there is nothing to undo.
+    instant: ClassVar[bool] = False
 
     @abstractmethod
     def apply(self, nemesis: "Nemesis") -> None:
@@ -97,6 +100,10 @@ class Nemesis:
             except Exception:
                 pass
             raise
+        if fault.instant:
+            self._active.remove(active)
+            active.undone = True
+            self.history.end(handle)
         return active
 
     def undo(self, active: Active) -> Active:

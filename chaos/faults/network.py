@@ -109,6 +109,7 @@ class CutConnections(Fault):
 
     target: str
     kind = "proxy:cut"
+    instant = True
 
     def apply(self, nemesis) -> None:
         proxy = nemesis.proxy_of(self.target)

@@ -69,6 +69,7 @@ class Restart(Fault):
 
     target: str
     kind = "restart"
+    instant = True
 
     def apply(self, nemesis) -> None:
         nemesis.fleet.restart(self.target)
