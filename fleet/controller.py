@@ -61,6 +61,14 @@ class ProxyControl(Protocol):
 
     def delete(self, name: str) -> None: ...
 
+    def proxy(self, name: str) -> dict: ...
+
+    def enable(self, name: str) -> None: ...
+
+    def toxics(self, proxy: str) -> list[dict]: ...
+
+    def remove_toxic(self, proxy: str, name: str) -> None: ...
+
 
 @dataclass
 class Backend:
@@ -386,7 +394,8 @@ class Fleet:
 
     def reset(self) -> None:
         """Back to baseline: every backend running, unpaused, SERVING, good cert, no app fault,
-        DNS publishing every backend."""
+        its proxy enabled without toxics, DNS publishing every backend."""
+        self._reset_proxies()
         for backend in self.backends:
             if backend.paused and backend.alive():
                 self.resume(backend.id)
@@ -402,6 +411,17 @@ class Fleet:
             self.dns.restart()
 
     # ------------------------------------------------------------------ internals
+
+    def _reset_proxies(self) -> None:
+        # Only this fleet's proxies: the Toxiproxy server may be shared (TOXIPROXY_URL), so
+        # a server-wide POST /reset is not ours to send.
+        if self.proxies is None:
+            return
+        for backend in self.backends:
+            for toxic in self.proxies.toxics(backend.proxy):
+                self.proxies.remove_toxic(backend.proxy, toxic["name"])
+            if not self.proxies.proxy(backend.proxy)["enabled"]:
+                self.proxies.enable(backend.proxy)
 
     def _running(self, backend_id: str) -> Backend:
         backend = self.backend(backend_id)
