@@ -1,5 +1,6 @@
 """The resilience matrix generator: JUnit XML in, Markdown table out."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,25 @@ def test_readme_without_markers_is_refused(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(SystemExit, match="markers"):
         matrix.update_readme(readme, "table")
+
+
+def test_report_aggregates_verdict_figures_over_runs(tmp_path, capsys):
+    from chaos import report
+
+    for run, figure in (("run1", 4.0), ("run2", 9.0), ("run3", 6.0)):
+        folder = tmp_path / run / "recommended" / "scenarios_test_health.py_test_drain"
+        folder.mkdir(parents=True)
+        (folder / "verdicts.json").write_text(json.dumps([{
+            "name": "drain_time", "passed": figure < 8, "figure": figure, "unit": "ms",
+            "bound": 8, "comparison": "<=", "explanation": "", "data": {}}]))
+    assert report.main([str(tmp_path / r) for r in ("run1", "run2", "run3")]) == 0
+    line = capsys.readouterr().out.splitlines()[1].split()
+    assert line[:4] == ["recommended", "test_drain", "drain_time", "2/3"]
+    assert line[4:7] == ["4", "6", "9"]
+
+
+def test_report_names_a_missing_directory(tmp_path, capsys):
+    from chaos import report
+
+    assert report.main([str(tmp_path / "nope")]) == 2
+    assert "no artifacts directory" in capsys.readouterr().err
