@@ -73,6 +73,11 @@ _TRAMPOLINE = (
 )
 
 
+# An already running server answers /version in milliseconds; a few seconds cover a busy
+# machine without making a wrong URL a long wait.
+URL_CHECK_TIMEOUT = 5.0
+
+
 class ToxiproxyError(RuntimeError):
     """A Toxiproxy API call failed; carries the server's status code and error message."""
 
@@ -196,7 +201,7 @@ class ToxiproxyServer:
         if self.kind == "url":
             if not self.url:
                 raise ServerStartError(f"{ENV_URL} is empty")
-            self._wait_until_answering(self.start_timeout)
+            self._check_answering()
         elif self.kind == "embedded":
             self._start_embedded()
         else:
@@ -263,6 +268,19 @@ class ToxiproxyServer:
                 problem = str(err)
                 self.stop()
         raise ServerStartError(problem)
+
+    def _check_answering(self) -> None:
+        """A server given by URL is already running: it answers now, or it is an error."""
+        try:
+            requests.get(self.url + "/version", timeout=URL_CHECK_TIMEOUT,
+                         proxies=_NO_PROXIES).raise_for_status()
+        except requests.ConnectionError:
+            raise ServerStartError(f"no Toxiproxy server answers at {self.url} (connection "
+                                   f"refused or unreachable): start one, or drop the URL "
+                                   f"to use the embedded server") from None
+        except requests.RequestException as err:
+            raise ServerStartError(f"the server at {self.url} is not a working Toxiproxy: "
+                                   f"GET /version failed: {err}") from None
 
     def _wait_until_answering(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
