@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -72,11 +73,15 @@ def test_url_server_is_used_and_never_stopped(toxiproxy_server):
 
 
 def test_url_server_that_does_not_answer_fails_clearly_and_at_once():
-    port = toxiproxy_control.free_port()
-    started = time.monotonic()
-    with pytest.raises(ServerStartError, match=f"no Toxiproxy server answers at "
-                                               f"http://127.0.0.1:{port}"):
-        ToxiproxyServer("url", url=f"http://127.0.0.1:{port}").start()
+    # Bound but not listening: connections are refused, and no one else can take the port
+    # while the test holds it.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ServerStartError, match=f"no Toxiproxy server answers at "
+                                                   f"http://127.0.0.1:{port}"):
+            ToxiproxyServer("url", url=f"http://127.0.0.1:{port}").start()
     assert time.monotonic() - started < 5  # refused is refused: no waiting it out
 
 

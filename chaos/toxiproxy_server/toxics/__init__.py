@@ -14,8 +14,13 @@ direction of one connection. What a stub offers is in ``pipeline.Stub``:
     stub.state                       # per-connection state from new_state()
 
 ``pipe`` returns when interrupted (update or removal of the toxic; the chunk in hand
-must still be sent) or after closing the stub. Adding a toxic type means adding a
-module to this package: the registry imports them all.
+must still be sent) or after closing the stub. A toxic that passes the end of stream on
+at once reads with :func:`receive`:
+
+    while (chunk := await receive(stub)) is not None:
+        ...                          # handle chunk; return when a sleep is interrupted
+
+Adding a toxic type means adding a module to this package: the registry imports them all.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pkgutil
 from typing import ClassVar
 
 from ..gojson import INT64, GoType
+from ..stream import INTERRUPTED
 
 REGISTRY: dict[str, type["Toxic"]] = {}
 
@@ -63,6 +69,27 @@ class Toxic:
     @classmethod
     async def pipe(cls, stub, attrs: dict[str, int]) -> None:
         raise NotImplementedError
+
+
+async def receive(stub):
+    """The next chunk from ``stub``'s input, or None when ``pipe`` must return now.
+
+    One ``await stub.recv()`` (no timeout), then:
+
+    * a chunk: returned as it is;
+    * INTERRUPTED (the toxic is being updated or removed): None, and nothing else is done;
+      the stub stays open and nothing is in hand;
+    * None (end of stream): ``stub.close()`` is called at once, then None.
+
+    For toxics that end differently (slow_close delays the close; timeout reads with a
+    timeout; reset_peer waits before closing) read ``stub.recv()`` directly.
+    """
+    chunk = await stub.recv()
+    if chunk is INTERRUPTED:
+        return None
+    if chunk is None:
+        stub.close()
+    return chunk
 
 
 def register(cls: type[Toxic]) -> type[Toxic]:

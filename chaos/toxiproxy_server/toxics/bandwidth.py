@@ -9,8 +9,8 @@ reference. A negative rate crashes the reference server; here it is refused with
 
 import time
 
-from ..stream import INTERRUPTED, Chunk
-from . import Toxic, register
+from ..stream import Chunk
+from . import Toxic, receive, register
 
 PIECE_INTERVAL = 0.1  # the reference releases oversized chunks in 100 ms steps
 MAX_RATE = ((1 << 63) - 1) // 100  # rate*100 must fit in int64
@@ -34,13 +34,7 @@ class Bandwidth(Toxic):
         rate = attrs["rate"]
         piece = rate * 100  # bytes released per 100 ms step
         debt_ns = 0  # time still owed for bytes already passed
-        while True:
-            chunk = await stub.recv()
-            if chunk is INTERRUPTED:
-                return
-            if chunk is None:
-                stub.close()
-                return
+        while (chunk := await receive(stub)) is not None:
             debt_ns = debt_ns + len(chunk.data) * 1_000_000 // rate if rate > 0 else 0
             data = chunk.data
             while len(data) > piece:

@@ -9,8 +9,8 @@ on while earlier chunks are held: latency does not limit bandwidth. Order is kep
 import random
 import time
 
-from ..stream import INTERRUPTED, millis
-from . import Toxic, register
+from ..stream import millis
+from . import Toxic, receive, register
 
 # jitter*2 overflows int64 above this; the reference panics there.
 MAX_JITTER = (1 << 62) - 1
@@ -40,13 +40,7 @@ class Latency(Toxic):
 
     @classmethod
     async def pipe(cls, stub, attrs):
-        while True:
-            chunk = await stub.recv()
-            if chunk is INTERRUPTED:
-                return
-            if chunk is None:
-                stub.close()
-                return
+        while (chunk := await receive(stub)) is not None:
             wait = cls.delay(attrs) - (time.monotonic() - chunk.ts)
             if await stub.sleep(wait):
                 await stub.send(chunk)  # interrupted: forward at once, drop nothing

@@ -5,8 +5,8 @@ connection (it survives updates of the toxic) and starts again for a new connect
 re-added toxic. With ``bytes`` 0 the first chunk (or the end) closes without forwarding.
 """
 
-from ..stream import INTERRUPTED, Chunk
-from . import Toxic, register
+from ..stream import Chunk
+from . import Toxic, receive, register
 
 
 class _Sent:
@@ -31,13 +31,7 @@ class LimitData(Toxic):
         sent = stub.state
         limit = attrs["bytes"]
         remaining = limit - sent.count
-        while True:
-            chunk = await stub.recv()
-            if chunk is INTERRUPTED:
-                return
-            if chunk is None:
-                stub.close()
-                return
+        while (chunk := await receive(stub)) is not None:
             remaining = max(remaining, 0)
             if remaining < len(chunk.data):
                 chunk = Chunk(chunk.data[:remaining], chunk.ts)

@@ -4,8 +4,7 @@ Also the hidden first element of every chain (spec §6) and what a toxic runs as
 link where toxicity made it inactive.
 """
 
-from ..stream import INTERRUPTED
-from . import Toxic, register
+from . import Toxic, receive, register
 
 
 @register
@@ -15,11 +14,5 @@ class Noop(Toxic):
 
     @classmethod
     async def pipe(cls, stub, attrs):
-        while True:
-            chunk = await stub.recv()
-            if chunk is INTERRUPTED:
-                return
-            if chunk is None:
-                stub.close()
-                return
+        while (chunk := await receive(stub)) is not None:
             await stub.send(chunk)

@@ -13,8 +13,8 @@ with a 400: average_size must be at least 1 and
 import random
 
 from ..gojson import INT
-from ..stream import INTERRUPTED, Chunk, micros
-from . import Toxic, register
+from ..stream import Chunk, micros
+from . import Toxic, receive, register
 
 
 @register
@@ -58,13 +58,7 @@ class Slicer(Toxic):
     @classmethod
     async def pipe(cls, stub, attrs):
         pause = micros(attrs["delay"])
-        while True:
-            chunk = await stub.recv()
-            if chunk is INTERRUPTED:
-                return
-            if chunk is None:
-                stub.close()
-                return
+        while (chunk := await receive(stub)) is not None:
             data = chunk.data
             for start, end in cls.cut(len(data), attrs["average_size"], attrs["size_variation"]):
                 await stub.send(Chunk(data[start:end], chunk.ts))
