@@ -168,7 +168,8 @@ class Load:
             if reply.message != f"Hello {name}":
                 code, details = "DATA_LOSS", f"reply {reply.message[:60]!r} is not the echo"
         except grpc.aio.AioRpcError as exc:
-            metadata = exc.initial_metadata()
+            # A failure a backend answered comes Trailers-Only: its id is in the trailers.
+            metadata = tuple(exc.initial_metadata() or ()) + tuple(exc.trailing_metadata() or ())
             code, details = exc.code().name, exc.details() or ""
         except asyncio.CancelledError:
             raise

@@ -157,7 +157,10 @@ class Scenario:
             future = stub.SayHello.future(greeter_pb2.HelloRequest(name=f"r{rid}"),
                                           timeout=timeout)
             error = future.exception()
-            backend = dict(future.initial_metadata() or ()).get("x-backend-id")
+            # Answers carry the backend id in their headers, failures in their trailers.
+            metadata = tuple(future.initial_metadata() or ()) + tuple(
+                future.trailing_metadata() or ())
+            backend = dict(metadata).get("x-backend-id")
             code = "OK" if error is None else error.code().name
             details = "" if error is None else error.details() or ""
             self.history.record(Rpc(rid, start, time.monotonic_ns(), backend, code, details))

@@ -16,6 +16,12 @@ The bad server kinds each break exactly one thing a TLS client checks:
     wrong_name     the only SAN is wrong.example.com (no IP, no localhost)
     self_signed    the leaf signs itself
 
+And one more good kind, for certificate rotation (kept out of SERVER_KINDS, whose kinds
+other than "good" are all bad):
+
+    renewed        a fresh key and serial, signed by the fleet CA, the same names and
+                   validity as good: what a rotation to a new valid certificate installs
+
 Limits: certificates are for tests only (no revocation, no intermediates). Files are
 created under an exclusive lock, so processes and threads may share one directory.
 """
@@ -39,10 +45,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["FLEET_NAME", "SERVER_KINDS", "CLIENT_KINDS", "CertFiles", "PKI"]
+__all__ = ["FLEET_NAME", "SERVER_KINDS", "RENEWED", "CLIENT_KINDS", "CertFiles", "PKI"]
 
 FLEET_NAME = "greeter.example.com"
 SERVER_KINDS = ("good", "expired", "not_yet_valid", "other_ca", "wrong_name", "self_signed")
+# A second good server certificate (another key and serial) to rotate to.
+RENEWED = "renewed"
+_ISSUABLE_SERVER_KINDS = SERVER_KINDS + (RENEWED,)
 CLIENT_KINDS = ("good", "other_ca")
 WRONG_NAME = "wrong.example.com"
 
@@ -97,12 +106,13 @@ class PKI:
         self._other_ca: _Signer | None = None  # made on first use: most fleets never need it
 
     def server_cert(self, backend_id: str, ip: str, kind: str = "good") -> CertFiles:
-        """The server certificate of one backend, of the given kind (see SERVER_KINDS).
+        """The server certificate of one backend, of the given kind (see SERVER_KINDS,
+        and RENEWED: a second good one with its own key and serial).
 
         A good one names the fleet DNS name, ``localhost`` and ``ip`` and carries the
         serverAuth EKU.
         """
-        _check_kind(kind, SERVER_KINDS, "server")
+        _check_kind(kind, _ISSUABLE_SERVER_KINDS, "server")
         _check_safe_name(backend_id, "backend_id")
         ip = str(_parse_ip(ip))
         stem = f"server-{backend_id}-{ip.replace(':', '_')}-{kind}"

@@ -184,30 +184,31 @@ class Greeter:
 
     async def say_hello(self, request, context: grpc.aio.ServicerContext):
         self.counters.in_flight += 1
-        code, details, reply = grpc.StatusCode.OK, "", greeter_pb2.HelloReply()
+        code = grpc.StatusCode.OK
         try:
             if self.fault.delay_ms:
                 await asyncio.sleep(self.fault.delay_ms / 1000)
-            # Headers go out with the answer, as in most services: until then the call is
-            # not committed, so a client's retry policy may still replay it elsewhere.
-            await context.send_initial_metadata(((BACKEND_ID_KEY, self.backend_id),))
-            problem = _invalid_name(request)
-            if problem:
-                code, details = grpc.StatusCode.INVALID_ARGUMENT, problem
+            details = _invalid_name(request)
+            if details:
+                code = grpc.StatusCode.INVALID_ARGUMENT
             elif self.fault.draw_failure():
                 code = self.fault.code
                 details = self.fault.details or f"injected {code.name} by {self.backend_id}"
-            else:
-                reply = greeter_pb2.HelloReply(message=f"Hello {request.name}")
+            if code is not grpc.StatusCode.OK:
+                # Failures are Trailers-Only, as most services answer them: no headers, so
+                # the call is not committed and a client's retry policy may replay it
+                # (gRFC A6); the backend id travels in the trailers instead.
+                await context.abort(code, details,
+                                    trailing_metadata=((BACKEND_ID_KEY, self.backend_id),))
+            # Headers go out with the answer, as in most services: until then the call is
+            # not committed either, so an RPC in flight on a backend that dies is retryable.
+            await context.send_initial_metadata(((BACKEND_ID_KEY, self.backend_id),))
+            return greeter_pb2.HelloReply(message=f"Hello {request.name}")
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
             self.counters.finish(code)
-        if code is not grpc.StatusCode.OK:
-            context.set_code(code)
-            context.set_details(details)
-        return reply
 
 
 def _invalid_name(request) -> str:

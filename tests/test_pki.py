@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from fleet.pki import CLIENT_KINDS, FLEET_NAME, PKI, SERVER_KINDS, CertFiles
+from fleet.pki import CLIENT_KINDS, FLEET_NAME, PKI, RENEWED, SERVER_KINDS, CertFiles
 from proto import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import greeter_server, no_thread_leaks  # noqa: F401 (fixture)
 
@@ -221,6 +221,28 @@ def test_good_server_certificate_is_accepted(pki):
         assert ssl_verify_error(pki, port) is None
     assert isinstance(reply, greeter_pb2.HelloReply), reply
     assert reply.message == "Hello pki"
+
+
+def test_renewed_certificate_is_another_good_one(pki):
+    """What a rotation installs: a new key and serial, the same names, issuer and validity
+    rules as the good certificate, accepted by a real gRPC client."""
+    good, renewed = pki.server_cert("b1", "127.0.0.1"), pki.server_cert("b1", "127.0.0.1", RENEWED)
+    old, new = load(good), load(renewed)
+    assert renewed.cert != good.cert and renewed.key != good.key
+    assert new.serial_number != old.serial_number
+    assert new.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo) != \
+        old.public_key().public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert sans(new) == sans(old) == {FLEET_NAME, "localhost", "127.0.0.1"}
+    assert eku(new) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    new.verify_directly_issued_by(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()))
+    assert key_matches(renewed)
+    assert RENEWED not in SERVER_KINDS  # SERVER_KINDS other than "good" are the bad ones
+    with tls_server(renewed) as port:
+        reply = say_hello(pki, port)
+        assert ssl_verify_error(pki, port) is None
+    assert isinstance(reply, greeter_pb2.HelloReply), reply
 
 
 @pytest.mark.parametrize("kind", [kind for kind in SERVER_KINDS if kind != "good"])

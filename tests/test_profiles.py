@@ -13,7 +13,8 @@ def test_shipped_profiles_are_the_documented_four():
 
 @pytest.mark.parametrize("name, policy, health", [
     ("pick_first", "pick_first", False), ("naive", "round_robin", False),
-    ("recommended", "round_robin", True), ("outlier", "outlier_detection_experimental", False),
+    ("recommended", "outlier_detection_experimental", True),
+    ("outlier", "outlier_detection_experimental", False),
 ])
 def test_each_profile_loads_with_its_policy(name, policy, health):
     profile = profiles.load(name)
