@@ -14,7 +14,7 @@ pytestmark = pytest.mark.kill
 def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
     """Property: on a warm channel 30 sequential RPCs go round robin — 10/10/10, each
     backend once per round, every round in the same order; after kill -9 of b2 every later
-    RPC is served by b1 or b3.
+    RPC is served by b1 or b3, both taking a share (chi-square, alpha 0.001).
 
     Bound: none in time — the client is given the moment it needs to see the connection
     break (a deadline of 10 s, far above the few ms it takes); what is checked is where the
@@ -34,7 +34,10 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
         for _ in range(30):
             hello()
         chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=after))
-        chaos.expect(checks.balance_exact(chaos.history, ["b1", "b3"], start_ns=after))
+        # Shared by both survivors — not necessarily in exact rotation: round_robin rebuilds
+        # its picker (restarting the rotation) whenever the dead backend's subchannel
+        # changes state while it retries the connection.
+        chaos.expect(checks.balance_chi2(chaos.history, ["b1", "b3"], start_ns=after))
         chaos.check(checks.failover_time(chaos.history, target="b2", after_ns=kill.start_ns,
                                          bound_ms=10_000))
 
