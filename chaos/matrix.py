@@ -78,6 +78,7 @@ def _reason(message: str) -> str:
         text = text.replace(prefix, "")
     text = re.sub(r"^\[profile [^\]]+\]\s*", "", text)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = re.sub(r"^FAIL ", "", first)  # the cell already says FAIL
     first = first.replace("|", "/")
     return first if len(first) <= _REASON_CHARS else first[:_REASON_CHARS - 1] + "…"
 

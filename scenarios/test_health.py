@@ -64,21 +64,24 @@ def test_every_backend_not_serving_fails_fast(chaos):
 
 
 def test_graceful_drain_loses_no_rpc(chaos):
-    """Property: a graceful drain of b2 — NOT_SERVING, 500 ms for clients to move away,
-    then stop with 1 s of grace for what is still in flight — under load (16 in flight, b2's
-    handlers taking 20 ms) loses no RPC.
+    """Property: a graceful drain of the busiest backend — NOT_SERVING, 500 ms for clients to
+    move away, then stop with 1 s of grace for what is still in flight — under load (16 in
+    flight, its handlers taking 20 ms) loses no RPC.
 
     Bound: 0 failed RPCs — that is the point of draining: health checking moves new RPCs
     away within milliseconds, and the grace period lets in-flight ones finish.
     """
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
-    chaos.nemesis.inject(SlowHandler("b2", delay_ms=20))
-    chaos.wait_until(lambda: chaos.fleet.stats("b2")["in_flight"] > 0, 5, "RPCs on b2")
-    drain = chaos.nemesis.inject(Drain("b2", wait_ms=500, grace_ms=1000))
+    load.wait_for(200, timeout=10)
+    target = chaos.busiest(warm)  # where the traffic is (pick_first: its only backend)
+    chaos.nemesis.inject(SlowHandler(target, delay_ms=20))
+    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] > 0, 5,
+                     f"RPCs on {target}")
+    drain = chaos.nemesis.inject(Drain(target, wait_ms=500, grace_ms=1000))
     load.wait_for(500, timeout=20)
     chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
-    chaos.check(checks.drain_time(chaos.history, target="b2", after_ns=drain.start_ns,
+    chaos.check(checks.drain_time(chaos.history, target=target, after_ns=drain.start_ns,
                                   bound_ms=500))
 
 

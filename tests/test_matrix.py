@@ -30,7 +30,7 @@ def junit(tmp_path) -> Path:
 def test_cells_carry_the_failed_verdict_headline(junit):
     cells = matrix.parse_junit(junit)
     assert str(cells["test_kill::test_kill_under_load_loses_no_rpc"]) == (
-        "FAIL: FAIL errors: 4 rpcs (bound <= 0 rpcs)")
+        "FAIL: errors: 4 rpcs (bound <= 0 rpcs)")
     assert str(cells["test_health::test_drain"]) == "pass"
     assert str(cells["test_kill::test_spread"]) == (
         "skip: pick_first sends everything to one backend")
