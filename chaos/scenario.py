@@ -23,7 +23,7 @@ from typing import Any
 
 
 from chaos.checks import Verdict
-from chaos.faults import Nemesis
+from chaos.faults import Nemesis, SlowHandler
 from chaos.history import History, Rpc
 from chaos.load import Load
 from chaos.profiles import Profile
@@ -104,6 +104,21 @@ class Scenario:
 
     def _served_since(self, since_ns: int) -> set[str]:
         return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
+
+    def hold_rpcs_on(self, target: str, delay_ms: int, at_least: int = 1,
+                     fleet: Fleet | None = None, nemesis: Nemesis | None = None):
+        """Make ``target``'s handlers take ``delay_ms`` and wait until ``at_least`` RPCs are
+        asleep in them; returns the injected fault (undone with the rest at the end).
+
+        Backends send their headers with the answer, so a held RPC is not committed: a fault
+        that strikes now breaks only RPCs a retry policy may replay — and that a profile
+        without one fails every time. ``fleet``/``nemesis`` default to the scenario's.
+        """
+        fleet, nemesis = fleet or self.fleet, nemesis or self.nemesis
+        held = nemesis.inject(SlowHandler(target, delay_ms=delay_ms))
+        wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
+                   f"{at_least} RPCs held on {target}")
+        return held
 
     def busiest(self, since_ns: int) -> str:
         """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).

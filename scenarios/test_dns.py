@@ -16,7 +16,7 @@ from chaos import checks
 from chaos.checks import Verdict
 from chaos.checks.selection import describe_rpc
 from chaos.checks.verdict import explain
-from chaos.faults import CutConnections, DnsOutage, DnsRemove, Nemesis, SlowHandler
+from chaos.faults import CutConnections, DnsOutage, DnsRemove, Nemesis
 from chaos.history import Rpc
 from proto import greeter_pb2, greeter_pb2_grpc
 
@@ -93,16 +93,6 @@ def no_queries(history, fleet, start_ns: int, end_ns: int, what: str) -> Verdict
                    explain(paragraph, history, start_ns))
 
 
-def hold_answers(chaos, nemesis, fleet, target: str, in_flight: int = 2):
-    """Make ``target``'s handlers take 1 s and wait until ``in_flight`` of them are asleep,
-    so that a cut breaks only RPCs with no answer (no headers) yet, which a retry policy
-    replays; an RPC whose headers arrived is committed and would fail if its connection
-    broke before the trailers. Returns the fault, for undo."""
-    held = nemesis.inject(SlowHandler(target, delay_ms=1000))
-    chaos.wait_until(lambda: fleet.stats(target)["in_flight"] >= in_flight, 5,
-                     f"{in_flight} RPCs held on {target}")
-    return held
-
 
 def new_client_calls(chaos, channel, count: int) -> list[Rpc]:
     """``count`` SayHello calls on ``channel`` (failures tolerated), recorded in the history;
@@ -172,7 +162,7 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
         seen = chaos.history.mark(f"{target} still served")
         chaos.expect(no_queries(chaos.history, fleet, removed.start_ns, seen,
                                 f"after {target}'s record was removed while it kept serving"))
-        held = hold_answers(chaos, nemesis, fleet, target)
+        held = chaos.hold_rpcs_on(target, 1000, at_least=2, fleet=fleet, nemesis=nemesis)
         cut = nemesis.inject(CutConnections(target))
         nemesis.undo(held)
         query = wait_for_query(fleet, cut.start_ns, REQUERY_BOUND_MS / 1000)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Blackhole, Pause, SlowHandler
+from chaos.faults import Blackhole, Pause
 
 pytestmark = pytest.mark.hang
 
@@ -67,13 +67,6 @@ def _warm_load(chaos):
     return load, warm
 
 
-def _hold_rpcs_on(chaos, target: str):
-    """RPCs in flight on ``target``, none of them half answered (see HOLD_MS)."""
-    hold = chaos.nemesis.inject(SlowHandler(target, delay_ms=HOLD_MS))
-    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] >= 3, 5,
-                     f"RPCs held on {target}")
-    return hold
-
 
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos):
@@ -96,7 +89,7 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
     """
     load, warm = _warm_load(chaos)
     target = chaos.busiest(warm)
-    hold = _hold_rpcs_on(chaos, target)
+    hold = chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     hang = chaos.nemesis.inject(Pause(target))
     settled = _settled(chaos, load)
     chaos.expect(checks.errors(chaos.history, start_ns=warm, codes="DEADLINE_EXCEEDED"))

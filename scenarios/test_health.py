@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Drain, Health, SlowHandler
+from chaos.faults import Drain, Health
 
 pytestmark = pytest.mark.health
 
@@ -75,9 +75,7 @@ def test_graceful_drain_loses_no_rpc(chaos):
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
     target = chaos.busiest(warm)  # where the traffic is (pick_first: its only backend)
-    chaos.nemesis.inject(SlowHandler(target, delay_ms=20))
-    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] > 0, 5,
-                     f"RPCs on {target}")
+    chaos.hold_rpcs_on(target, delay_ms=20)
     drain = chaos.nemesis.inject(Drain(target, wait_ms=500, grace_ms=1000))
     load.wait_for(500, timeout=20)
     chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Kill, Restart, SlowHandler
+from chaos.faults import Kill, Restart
 
 pytestmark = pytest.mark.kill
 
@@ -57,9 +57,7 @@ def test_kill_under_load_loses_no_rpc(chaos):
     warm = chaos.warm_up(load)
     load.wait_for(300, timeout=10)
     target = chaos.busiest(warm)
-    chaos.nemesis.inject(SlowHandler(target, delay_ms=20))
-    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] > 0, 5,
-                     f"RPCs in flight on {target}")
+    chaos.hold_rpcs_on(target, delay_ms=20)
     kill = chaos.nemesis.inject(Kill(target))
     load.wait_for(1500, timeout=20)
     chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
@@ -111,8 +109,7 @@ def test_restarted_backend_rejoins_the_rotation(chaos):
         pytest.skip("pick_first has no rotation to rejoin")
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
-    chaos.nemesis.inject(SlowHandler("b2", delay_ms=20))
-    chaos.wait_until(lambda: chaos.fleet.stats("b2")["in_flight"] > 0, 5, "RPCs on b2")
+    chaos.hold_rpcs_on("b2", delay_ms=20)
     restart = chaos.nemesis.inject(Restart("b2"))
     bound_ms = chaos.profile.max_reconnect_backoff_ms * 1.2 + 500
     load.wait_until(lambda: chaos.served_since("b2", restart.end_ns), bound_ms / 1000 + 5,

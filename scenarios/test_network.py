@@ -24,8 +24,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import (Bandwidth, Kill, LimitData, ProxyDown, ResetPeer, SlowClose,
-                          SlowHandler, Slicer)
+from chaos.faults import Bandwidth, Kill, LimitData, ProxyDown, ResetPeer, SlowClose, Slicer
 
 pytestmark = pytest.mark.network
 
@@ -60,19 +59,13 @@ def _warm_load_closed(chaos, concurrency: int, **options):
     return load, warm
 
 
-def _hold_rpcs_on(chaos, target: str):
-    hold = chaos.nemesis.inject(SlowHandler(target, delay_ms=HOLD_MS))
-    chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] >= 3, 5,
-                     f"RPCs held on {target}")
-    return hold
-
 
 def _breaks_and_recovers(chaos, fault_on):
     """The shared course of the three breaking faults: hold RPCs on the busiest backend,
     break its connection, check failover, remove the fault, check recovery."""
     load, warm = _warm_load(chaos)
     target = chaos.busiest(warm)
-    hold = _hold_rpcs_on(chaos, target)
+    hold = chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     fault = chaos.nemesis.inject(fault_on(target))
     # The backend drops the held RPCs when its connection goes: the break has happened.
     chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] == 0, 5,
@@ -179,7 +172,7 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     load, warm = _warm_load(chaos, deadline_s=DEADLINE_S)
     target = chaos.busiest(warm)
     chaos.nemesis.inject(SlowClose(target, 5000))
-    _hold_rpcs_on(chaos, target)
+    chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     kill = chaos.nemesis.inject(Kill(target))
     _settled(chaos, load)
     chaos.expect(checks.errors(chaos.history, start_ns=warm, codes="DEADLINE_EXCEEDED"))

@@ -15,7 +15,7 @@ from chaos import checks
 from chaos.checks import Verdict
 from chaos.checks.selection import describe_rpc, in_window
 from chaos.checks.verdict import explain
-from chaos.faults import Certificate, CutConnections, SlowHandler
+from chaos.faults import Certificate, CutConnections
 from fleet import client
 from fleet.pki import RENEWED, SERVER_KINDS
 
@@ -65,20 +65,6 @@ def handler_calls(fleet, before: dict[str, int]) -> Verdict:
             if not ran else f"handlers ran on {ran}: those RPCs reached a backend")
     return Verdict("handler_calls", not ran, sum(ran.values()), "calls", 0, text + ".")
 
-
-def hold_answers(chaos, nemesis, fleet, target: str, in_flight: int = 3):
-    """Make ``target``'s handlers take 1 s and wait until ``in_flight`` of them are asleep.
-
-    A backend sends its headers with the answer; an RPC whose headers arrived is committed
-    and no retry policy replays it if its connection breaks before the trailers follow (a
-    window of well under a millisecond, but hit now and then under load). With every
-    handler asleep, the RPCs a cut breaks all have no answer yet: the weak profiles fail
-    them every time, and a retry policy replays every one. Returns the fault, for undo.
-    """
-    held = nemesis.inject(SlowHandler(target, delay_ms=1000))
-    chaos.wait_until(lambda: fleet.stats(target)["in_flight"] >= in_flight, 5,
-                     f"{in_flight} RPCs held on {target}")
-    return held
 
 
 def served_certificate(fleet, backend_id: str) -> bytes:
@@ -228,7 +214,7 @@ def test_rotation_to_a_bad_certificate_takes_the_backend_out_for_new_connections
     rotation = chaos.nemesis.inject(Certificate(target, "expired"))
     load.wait_until(lambda: chaos.count_ok(target, rotation.start_ns) >= 20, 10,
                     f"{target} still serving on its open connections")
-    held = hold_answers(chaos, chaos.nemesis, chaos.fleet, target)
+    held = chaos.hold_rpcs_on(target, 1000, at_least=3)
     cut = chaos.nemesis.inject(CutConnections(target))
     chaos.nemesis.undo(held)
     load.wait_for(1000, timeout=20)
