@@ -59,6 +59,11 @@ class Event:
     """A fault, or any marked action, on the history's clock.
 
     ``end_ns`` is None while the event is active (or if it is never undone).
+    ``in_force_ns`` is when the fault was in force — its action confirmed (a toxic: the
+    API answered; a kill: the process is gone; health: the server confirmed) — None until
+    then, and for marks. ``start_ns`` is when the action began, so a check that measures
+    how fast the client reacted measures from ``in_force_ns``, and a window of RPCs that
+    the fault may have hit starts at ``start_ns``.
     ``detail`` must be JSON-native (dict, list, str, int, float, bool, None) so that a
     history round-trips through JSON lines; it takes no part in hashing.
     """
@@ -68,6 +73,7 @@ class Event:
     start_ns: int
     end_ns: int | None = None
     detail: dict = field(default_factory=dict, hash=False)
+    in_force_ns: int | None = None
 
     @property
     def active(self) -> bool:
@@ -137,6 +143,15 @@ class History:
             event = self._event_at(handle)
             if event.end_ns is None:
                 event = replace(event, end_ns=self._clock())
+                self._events[handle] = event
+            return event
+
+    def in_force(self, handle: int) -> Event:
+        """Set the instant the event begun as `handle` is in force to now (once)."""
+        with self._lock:
+            event = self._event_at(handle)
+            if event.in_force_ns is None:
+                event = replace(event, in_force_ns=self._clock())
                 self._events[handle] = event
             return event
 
@@ -317,6 +332,7 @@ def _event_to_json(event: Event) -> dict:
         "start_ns": event.start_ns,
         "end_ns": event.end_ns,
         "detail": event.detail,
+        "in_force_ns": event.in_force_ns,
     }
 
 
@@ -386,6 +402,9 @@ def _event_entries(events: Iterable[Event], lo: int, hi: int, around: int) -> It
         params = f" {json.dumps(e.detail, ensure_ascii=False)}" if e.detail else ""
         still = "  (still active)" if e.end_ns is None else ""
         yield _Entry(e.start_ns, 0, abs(e.start_ns - around), f"  {_offset(e.start_ns, around):>12}  begin {name}{params}{still}")
+        if e.in_force_ns is not None and lo <= e.in_force_ns <= hi and e.in_force_ns != e.start_ns:
+            took = f"{(e.in_force_ns - e.start_ns) / 1e6:.3f} ms after it began"
+            yield _Entry(e.in_force_ns, 0, abs(e.in_force_ns - around), f"  {_offset(e.in_force_ns, around):>12}  in force {name} ({took})")
         if e.end_ns is not None and lo <= e.end_ns <= hi:
             lasted = f"lasted {(e.end_ns - e.start_ns) / 1e6:.3f} ms"
             yield _Entry(e.end_ns, 0, abs(e.end_ns - around), f"  {_offset(e.end_ns, around):>12}  end   {name} ({lasted})")

@@ -11,10 +11,15 @@
     load.stop() ------------------------>  no new RPCs; in-flight ones finish (deadline);
                                            channel closed; thread joined
 
-The backend id comes from the ``x-backend-id`` initial metadata the server sends before
-its answer, so failed calls that reached a backend are attributed too. A reply that is not
+The backend id comes from the ``x-backend-id`` response metadata (headers or trailers: the
+fleet's backends send it in the trailers, in the answer's batch, and with a failure), so
+failed calls that a backend answered are attributed too. A reply that is not
 exactly ``Hello <name>`` is recorded as DATA_LOSS (faults such as slicer must never alter
 bytes).
+
+The load loop also measures its own lag (a tick every ``LAG_TICK_S``; how late it ran) into
+a StallMonitor when given one: RPC times are stamped by this loop, so when it could not run,
+what it measured includes its own absence (chaos/judge.py).
 
 Limits: one channel per Load (one client). After a failed RPC a closed-loop worker pauses
 ``failure_pause_s`` (1 ms) so that a fleet that fails fast does not spin a core and flood
@@ -32,11 +37,14 @@ from typing import Callable
 import grpc
 import grpc.aio
 
+from chaos.channelz import track_new_channel
 from chaos.history import History, Rpc
 from fleet.waiting import wait_until
 from proto import greeter_pb2, greeter_pb2_grpc
 
 BACKEND_ID_KEY = "x-backend-id"
+# The load loop's own lag is sampled every 10 ms: fine enough for bounds of 50 ms and up.
+LAG_TICK_S = 0.01
 
 
 class Load:
@@ -46,7 +54,7 @@ class Load:
     def __init__(self, make_channel: Callable[[], grpc.aio.Channel], history: History, *,
                  concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
                  payload_bytes: int = 0, max_in_flight: int = 1024,
-                 failure_pause_s: float = 0.001):
+                 failure_pause_s: float = 0.001, stalls=None):
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency} must be at least 1")
         if rate is not None and not rate > 0:
@@ -61,6 +69,8 @@ class Load:
         self.padding = "x" * payload_bytes
         self.max_in_flight = max_in_flight
         self.failure_pause_s = failure_pause_s
+        self.stalls = stalls  # a chaos.stall.StallMonitor, or None
+        self.channelz_id: int | None = None  # the channel's id in channelz, once started
         self.completed = 0
         self.skipped = 0
         self._stop = threading.Event()
@@ -123,7 +133,10 @@ class Load:
             self._ready.set()
 
     async def _main(self) -> None:
-        channel = self.make_channel()
+        with track_new_channel() as channelz_id:
+            channel = self.make_channel()
+        self.channelz_id = channelz_id()
+        lag = asyncio.ensure_future(self._measure_lag()) if self.stalls is not None else None
         try:
             stub = greeter_pb2_grpc.GreeterStub(channel)
             self._ready.set()
@@ -132,7 +145,18 @@ class Load:
             else:
                 await self._open_loop(stub)
         finally:
+            if lag is not None:
+                lag.cancel()
             await channel.close()
+
+    async def _measure_lag(self) -> None:
+        tick_ns = int(LAG_TICK_S * 1e9)
+        while not self._stop.is_set():
+            asked = time.monotonic_ns()
+            await asyncio.sleep(LAG_TICK_S)  # the tick itself: its lateness is the measurement
+            ran = time.monotonic_ns()
+            late = ran - asked - tick_ns
+            self.stalls.record(ran - late, ran, "load-loop")
 
     async def _worker(self, stub) -> None:
         while not self._stop.is_set():
@@ -163,7 +187,10 @@ class Load:
         details = ""
         try:
             reply = await call
-            metadata = await call.initial_metadata()
+            # The id may come in the headers or in the trailers (the fleet's backends send
+            # it in the trailers, with the answer, in one batch).
+            metadata = tuple(await call.initial_metadata() or ()) + tuple(
+                await call.trailing_metadata() or ())
             code = "OK"
             if reply.message != f"Hello {name}":
                 code, details = "DATA_LOSS", f"reply {reply.message[:60]!r} is not the echo"

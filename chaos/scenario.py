@@ -9,6 +9,15 @@ A scenario (the ``chaos`` fixture) drives load, injects faults and asks checks::
         load.wait_for(2000, timeout=10)
         chaos.expect(checks.errors(chaos.history, start_ns=..., budget=0))
 
+Bounds come from ``chaos.requirements`` (defaults or the user's SLOs, never the profile).
+:meth:`expect` judges a failed verdict against the runner's own stalls (chaos/judge.py):
+a miss the stall explains is *inconclusive* (rerun by the plugin), never a pass; a real
+failure names the settings that answer it (chaos/advice.py).
+
+What the client does with several backends is observed in warm-up (chaos/client_shape.py),
+never read from its config; a scenario whose property presumes a spreading client says
+*not applicable* for one that is not (:meth:`require_spread`).
+
 When the scenario ends — passed, failed or interrupted — :meth:`close` stops the load,
 undoes every fault, brings the fleet back to baseline and writes the artifacts
 (history.jsonl, verdicts.json, summary.json).
@@ -22,37 +31,55 @@ from pathlib import Path
 from typing import Any
 
 
+from dataclasses import replace
+
+from chaos import advice, checks, client_shape
+from chaos.channelz import AttemptSampler, track_new_channel
 from chaos.checks import Verdict
+from chaos.client_shape import Shape
 from chaos.faults import Nemesis, SlowHandler
 from chaos.history import History, Rpc
+from chaos.judge import judge
 from chaos.load import Load
+from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive
 from chaos.profiles import Profile
+from chaos.requirements import DEFAULTS, Requirements
+from chaos.stall import StallMonitor
 from fleet.controller import Fleet
 from fleet.waiting import wait_until
 from proto import greeter_pb2, greeter_pb2_grpc
+
+__all__ = ["Scenario", "ScenarioFailed", "ScenarioInconclusive", "NotApplicable"]
 
 # A fresh channel connects to three local backends in ~10-100 ms; a busy machine (or a
 # backoff after the previous scenario's faults) is allowed far more.
 WARM_UP_TIMEOUT_S = 15.0
 
 
-class ScenarioFailed(AssertionError):
-    """A verdict did not pass; the message is the verdict's explanation."""
-
-
 class Scenario:
-    """The objects a scenario works with, and the clean-up that follows it."""
+    """The objects a scenario works with, and the clean-up that follows it.
 
-    def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path):
+    ``shape`` is the profile's observed spread from the run's preflight, if any;
+    ``stalls`` the runner's stall monitor (without one no verdict is ever inconclusive).
+    """
+
+    def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path, *,
+                 requirements: Requirements = DEFAULTS, stalls: StallMonitor | None = None,
+                 shape: Shape | None = None):
         self.fleet = fleet
         self.profile = profile
         self.proxies = proxies
+        self.requirements = requirements
+        self.stalls = stalls
+        self.shape = shape
         self.history = History()
         self.nemesis = Nemesis(fleet, self.history, proxies)
         self.artifacts = artifacts
         self.verdicts: list[Verdict] = []
         self.reset_ms: float | None = None
         self._loads: list[Load] = []
+        self._samplers: list[AttemptSampler] = []
+        self._channel_ids: dict[int, int | None] = {}
         self._extra_fleets: list[Fleet] = []
 
     # ------------------------------------------------------------------ fleets
@@ -74,7 +101,10 @@ class Scenario:
                 profile: Profile | None = None):
         """A new channel (a new client) configured by the profile under test, or by
         ``profile``, to the scenario's fleet or to ``fleet``."""
-        return (profile or self.profile).channel((fleet or self.fleet).info(), aio=aio)
+        with track_new_channel() as channelz_id:
+            channel = (profile or self.profile).channel((fleet or self.fleet).info(), aio=aio)
+        self._channel_ids[id(channel)] = channelz_id()
+        return channel
 
     def load(self, *, concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
              fleet: Fleet | None = None, profile: Profile | None = None,
@@ -85,22 +115,58 @@ class Scenario:
         info = (fleet or self.fleet).info()
         client_profile = profile or self.profile
         load = Load(lambda: client_profile.channel(info, aio=True), self.history,
-                    concurrency=concurrency, rate=rate, deadline_s=deadline_s, **options)
+                    concurrency=concurrency, rate=rate, deadline_s=deadline_s,
+                    stalls=self.stalls, **options)
         self._loads.append(load)
         return load.start()
 
+    def attempts(self, client, fleet: Fleet | None = None) -> AttemptSampler:
+        """Sample the attempts a client — a Load, or a channel from :meth:`channel` — sends
+        to each backend (first attempts and retries, from gRPC's channelz) until the
+        scenario ends (chaos/channelz.py)."""
+        channelz_id = (client.channelz_id if isinstance(client, Load)
+                       else self._channel_ids.get(id(client)))
+        if channelz_id is None:
+            raise RuntimeError("that client's channel was not found in channelz")
+        backends = {b.published: b.id for b in (fleet or self.fleet).backends}
+        sampler = AttemptSampler(channelz_id, backends).start()
+        self._samplers.append(sampler)
+        return sampler
+
     def warm_up(self, load: Load, backends: list[str] | None = None,
                 timeout: float = WARM_UP_TIMEOUT_S, profile: Profile | None = None) -> int:
-        """Wait until every backend in ``backends`` (default: all running ones) has answered
-        an RPC OK since now — or, for pick_first, until any one has. Returns the instant."""
+        """Wait until the client is warm, and observe how it spreads; returns the instant.
+
+        Warm means every backend in ``backends`` (default: all running ones) answered an
+        RPC OK since now — or, for a client observed to send everything to one backend,
+        that it kept doing so (chaos/client_shape.py). A client known from the preflight
+        to use one backend (``shape``) is warm at its first OK RPC.
+        """
         since = self.history.now()
         wanted = set(backends or [b.id for b in self.fleet.backends if b.alive()])
-        if (profile or self.profile).policy == "pick_first":
+        known = self.shape if profile is None or profile is self.profile else None
+        if known is not None and not known.spreads:
             load.wait_until(lambda: self._served_since(since), timeout, "a first OK RPC")
         else:
-            load.wait_until(lambda: wanted <= self._served_since(since), timeout,
-                            f"OK RPCs from each of {sorted(wanted)}")
+            shape = load.wait_until(
+                lambda: client_shape.observe(self.history.window(since), since, wanted,
+                                             self.history.now()),
+                timeout, f"OK RPCs from each of {sorted(wanted)}")
+            if profile is None or profile is self.profile:
+                self.shape = self.shape or shape
         return self.history.mark("warm")
+
+    def require_spread(self, what: str) -> None:
+        """Say *not applicable* unless the client under test was observed to spread RPCs
+        over the backends (in the run's preflight, or in this scenario's warm-up)."""
+        if self.shape is None:
+            raise RuntimeError("require_spread() needs an observation: call warm_up() first "
+                               "(under the plugin the preflight observes the client)")
+        if not self.shape.spreads:
+            raise NotApplicable(
+                f"{what} needs a client that spreads RPCs over the backends; this client "
+                f"{self.shape.describe()}. A load-balancing policy such as round_robin "
+                f"makes it spread.")
 
     def _served_since(self, since_ns: int) -> set[str]:
         return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
@@ -119,6 +185,33 @@ class Scenario:
         wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
                    f"{at_least} RPCs held on {target}")
         return held
+
+    def settle(self, load: Load, what: str = "the RPCs sent into the fault have ended") -> int:
+        """Wait until every RPC the load has sent so far has ended (answered, replayed after
+        the client noticed the fault, or failed at its deadline), and mark the instant.
+
+        30 more RPCs end first, so that RPCs are sent *into* the fault before the count is
+        taken. Both waits are bounded by the load's deadline, whatever the profile does."""
+        load.wait_for(30, timeout=load.deadline_s + 10)
+        # Ids are drawn in order by every RPC of the history, so every id below this one
+        # belongs to an RPC already sent.
+        last = self.history.next_id()
+        load.wait_until(lambda: sum(r.id < last for r in self.history.rpcs) >= last - 1,
+                        load.deadline_s + 10, what)
+        return self.history.mark(what)
+
+    def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...]) -> None:
+        """A fault that breaks nothing visibly (a hang, a dead backend behind a proxy that
+        keeps the connection open) costs nothing: no RPC since ``since_ns`` waited for its
+        deadline, none failed, none took longer than the hang detection bound."""
+        need = self.requirements
+        self.expect(checks.errors(self.history, start_ns=since_ns, codes="DEADLINE_EXCEEDED"),
+                    answers=answers)
+        self.expect(checks.errors(self.history, start_ns=since_ns, budget=need.error_budget),
+                    answers=answers, requirement="error_budget")
+        self.expect(checks.latency(self.history, percentile=100,
+                                   bound_ms=need.hang_detection_ms, start_ns=since_ns),
+                    answers=answers, requirement="hang_detection_ms")
 
     def busiest(self, since_ns: int) -> str:
         """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).
@@ -158,13 +251,26 @@ class Scenario:
         """Wait for a condition with a deadline (never a fixed sleep)."""
         return wait_until(condition, timeout, what)
 
+    def wait_for(self, load: Load, condition, timeout: float, what: str) -> bool:
+        """Wait for a condition while ``load`` runs; False at the deadline instead of an
+        error, for waits whose outcome the checks that follow judge (a backend that never
+        comes back is a failed recovery_time verdict, not a timeout)."""
+        try:
+            load.wait_until(condition, timeout, what)
+            return True
+        except TimeoutError:
+            return False
+
     def hello(self, channel):
         """A function doing one SayHello on ``channel``, recording it in the history, and
         returning the backend id that answered.
 
-        With ``tolerate=True`` a failed RPC returns None instead of raising.
+        With ``tolerate=True`` a failed RPC returns None instead of raising. The function's
+        ``records`` list holds the Rpc records of its own calls (to tell them from a
+        running load's).
         """
         stub = greeter_pb2_grpc.GreeterStub(channel)
+        records: list[Rpc] = []
 
         def call(tolerate: bool = False, timeout: float = 5.0) -> str | None:
             rid = self.history.next_id()
@@ -172,17 +278,20 @@ class Scenario:
             future = stub.SayHello.future(greeter_pb2.HelloRequest(name=f"r{rid}"),
                                           timeout=timeout)
             error = future.exception()
-            # Answers carry the backend id in their headers, failures in their trailers.
+            # The backend id comes in the response metadata: headers or trailers.
             metadata = tuple(future.initial_metadata() or ()) + tuple(
                 future.trailing_metadata() or ())
             backend = dict(metadata).get("x-backend-id")
             code = "OK" if error is None else error.code().name
             details = "" if error is None else error.details() or ""
-            self.history.record(Rpc(rid, start, time.monotonic_ns(), backend, code, details))
+            record = Rpc(rid, start, time.monotonic_ns(), backend, code, details)
+            self.history.record(record)
+            records.append(record)
             if error is not None and not tolerate:
                 raise error
             return backend if error is None else None
 
+        call.records = records
         return call
 
     # ------------------------------------------------------------------ verdicts
@@ -192,10 +301,24 @@ class Scenario:
         self.verdicts.append(verdict)
         return verdict
 
-    def expect(self, verdict: Verdict) -> Verdict:
-        """Record a verdict and fail the scenario with its explanation if it did not pass."""
+    def expect(self, verdict: Verdict, answers: tuple[str, ...] | list[str] = (),
+               requirement: str | None = None) -> Verdict:
+        """Record a verdict; if it did not pass, judge it against the runner's stalls and
+        end the scenario: inconclusive (the stall explains the miss) or failed.
+
+        ``answers`` names the client settings that answer this check in this situation
+        (keys of chaos/advice.py's catalogue), ``requirement`` the requirement its bound
+        is (chaos/requirements.py): a failure then says what this profile has for each
+        and where the bound comes from.
+        """
         __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing
+        if not verdict.passed:
+            verdict = judge(verdict, self.stalls)
+            verdict = replace(verdict, advice=advice.explain(
+                self.profile, answers, self.requirements, requirement))
         self.check(verdict)
+        if verdict.inconclusive:
+            raise ScenarioInconclusive(f"[profile {self.profile.name}] {verdict}", verdict)
         if not verdict.passed:
             raise ScenarioFailed(f"[profile {self.profile.name}] {verdict}")
         return verdict
@@ -205,6 +328,8 @@ class Scenario:
     def close(self) -> list[BaseException]:
         """Stop loads, undo faults, reset the fleet, write artifacts; returns clean-up errors."""
         errors: list[BaseException] = []
+        for sampler in self._samplers:
+            sampler.stop()
         for load in self._loads:
             try:
                 load.stop()
@@ -227,7 +352,17 @@ class Scenario:
         self.history.to_jsonl(self.artifacts / "history.jsonl")
         (self.artifacts / "verdicts.json").write_text(json.dumps(
             [v.to_dict() for v in self.verdicts], indent=2))
+        if self._samplers:
+            with open(self.artifacts / "attempts.jsonl", "w") as out:
+                for number, sampler in enumerate(self._samplers):
+                    for s in sampler.samples:
+                        out.write(json.dumps({"client": number, "t_ns": s.t_ns,
+                                              "backend": s.backend, "started": s.started,
+                                              "succeeded": s.succeeded, "failed": s.failed,
+                                              "state": s.state}) + "\n")
         summary = {"profile": self.profile.name, "reset_ms": self.reset_ms,
+                   "shape": None if self.shape is None else self.shape.describe(),
+                   "requirements": self.requirements.to_dict(),
                    **self.history.summary()}
         (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2,
                                                                 default=str))

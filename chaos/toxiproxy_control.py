@@ -414,6 +414,11 @@ class ProxyControl:
         """Stop listening and close every connection of the proxy (the port is kept)."""
         self._call("post", self._path("proxies", name), {"enabled": False})
 
+    def set_upstream(self, name: str, upstream: str) -> None:
+        """Point the proxy at another upstream; it restarts on the same listen address,
+        closing its connections (spec: POST /proxies/{proxy})."""
+        self._call("post", self._path("proxies", name), {"upstream": upstream})
+
     def populate(self, proxies: list[dict]) -> list[dict]:
         """Create or replace proxies in one call (``POST /populate``); returns them."""
         return self._call("post", "/populate", list(proxies)).json()["proxies"] or []

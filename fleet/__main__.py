@@ -20,6 +20,16 @@ exactly that backend. With --no-proxies the backends listen on the published add
 
 Any gRPC client given the CA can dial ``target`` with round_robin. Runs until SIGINT or
 SIGTERM, then stops everything it started and exits 0. Bad arguments: exit 2.
+
+A backend that ends while the fleet is up (killed by hand, crashed, drained through its
+control port) is reaped at once, so it never lingers as a zombie, and reported as one JSON
+line on stderr; it stays down (the other backends keep serving)::
+
+    {"event": "backend-exited", "id": "b2", "pid": 4242, "signal": "SIGKILL"}
+    {"event": "backend-exited", "id": "b3", "pid": 4243, "exit_code": 1,
+     "log_tail": "Traceback ... | ... | RuntimeError: ..."}
+
+``log_tail`` (the last lines of the backend's stderr) is there when the log has any.
 """
 
 from __future__ import annotations
@@ -27,11 +37,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import selectors
 import signal
+import socket
 import sys
 import threading
 
-from fleet.controller import MAX_SIZE, Fleet
+from fleet.controller import MAX_SIZE, Backend, Fleet, _tail
+
+# Lines of a dead backend's stderr in its report: a traceback's last frame and its error.
+LOG_TAIL_LINES = 5
+# How long stopping the watcher waits for its thread; it wakes at once, this bounds a bug.
+_WATCHER_JOIN_TIMEOUT_S = 10.0
 
 
 def _size(text: str) -> int:
@@ -60,6 +78,75 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class BackendWatcher:
+    """Reaps and reports the fleet's backends that end while it watches.
+
+    One thread blocks on a pidfd per backend (readable once the process has ended; a pidfd
+    never refers to a reused pid) and a wake socket. A backend that ends is reported, then
+    collected with :meth:`Fleet.reap`. :meth:`stop` wakes the thread and joins it, so the
+    fleet's own close() afterwards runs alone: none of its kills is reported and no
+    process is waited for by two threads.
+    """
+
+    def __init__(self, fleet: Fleet, out=sys.stderr):
+        self._fleet = fleet
+        self._out = out
+        self._pidfds = {os.pidfd_open(backend.pid): backend for backend in fleet.backends}
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._thread = threading.Thread(target=self._run, name="backend-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; returns once the thread has ended (a report under way is finished)."""
+        self._wake_writer.send(b"x")
+        self._thread.join(_WATCHER_JOIN_TIMEOUT_S)
+        for fd in self._pidfds:
+            os.close(fd)
+        self._pidfds.clear()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            for fd in self._pidfds:
+                selector.register(fd, selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _ in selector.select()]
+                if self._wake_reader in ready:
+                    return
+                for fd in ready:
+                    selector.unregister(fd)
+                    backend = self._pidfds[fd]
+                    try:
+                        self._collect(fd, backend)
+                    except Exception as exc:  # keep watching the others
+                        print(f"fleet up: error: could not collect backend {backend.id} "
+                              f"(pid {backend.pid}): {exc}", file=self._out, flush=True)
+
+    def _collect(self, pidfd: int, backend: Backend) -> None:
+        # WNOWAIT: read how it ended but leave the zombie to Fleet.reap, the one place that
+        # collects backends (it also tells the reaper process to forget the pid).
+        status = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+        event = {"event": "backend-exited", "id": backend.id, "pid": backend.pid}
+        if status.si_code == os.CLD_EXITED:
+            event["exit_code"] = status.si_status
+        else:  # CLD_KILLED or CLD_DUMPED
+            event["signal"] = _signal_name(status.si_status)
+        tail = _tail(backend.log, LOG_TAIL_LINES)
+        if tail:
+            event["log_tail"] = tail
+        self._fleet.reap(backend.id)
+        print(json.dumps(event), file=self._out, flush=True)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # e.g. a real-time signal, which has no name of its own
+        return f"signal {number}"
+
+
 def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,6 +169,7 @@ def up(args: argparse.Namespace) -> int:
         info = fleet.info()
         if server is not None:
             info["toxiproxy"] = server.url
+        stack.callback(BackendWatcher(fleet).stop)  # runs before fleet.close
         print(json.dumps(info), flush=True)
         stop.wait()
     return 0

@@ -44,8 +44,10 @@ from proto import control_pb2, control_pb2_grpc
 MAX_SIZE = 200  # published addresses are .11 to .210 of one /24
 FIRST_HOST = 11
 # A backend answers its first RPC ~100 ms after spawn (DESIGN.md); a busy 2-core machine
-# starting ten of them at once needs seconds, so the default deadline is generous.
+# starting ten of them at once needs seconds, so the default deadline is generous, and grows
+# with the fleet (40 backends took 7-10 s to start here at load average 7-23).
 START_TIMEOUT_S = 30.0
+START_TIMEOUT_PER_BACKEND_S = 1.0
 CONTROL_TIMEOUT_S = 5.0
 PORT_TRIES = 20
 
@@ -68,6 +70,8 @@ class ProxyControl(Protocol):
     def toxics(self, proxy: str) -> list[dict]: ...
 
     def remove_toxic(self, proxy: str, name: str) -> None: ...
+
+    def set_upstream(self, name: str, upstream: str) -> None: ...
 
 
 @dataclass
@@ -126,7 +130,7 @@ class Fleet:
     def __init__(self, size: int = 3, *, mtls: bool = False, workdir: Path | None = None,
                  health: bool = True, max_connection_age_ms: int | None = None,
                  net: str | None = None, proxies: ProxyControl | None = None,
-                 name: str = FLEET_NAME, start_timeout: float = START_TIMEOUT_S):
+                 name: str = FLEET_NAME, start_timeout: float | None = None):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
         self.size = size
@@ -138,7 +142,8 @@ class Fleet:
         if not self.net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise ValueError(f"fleet net {self.net} is not on loopback (127.0.0.0/8)")
         self.proxies = proxies
-        self.start_timeout = start_timeout
+        self.start_timeout = (start_timeout if start_timeout is not None
+                              else START_TIMEOUT_S + START_TIMEOUT_PER_BACKEND_S * size)
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else None
         self.port = 0
@@ -253,6 +258,16 @@ class Fleet:
             reaper.unregister_path(self.workdir)
             self.workdir = None
 
+    def reap(self, backend_id: str) -> None:
+        """Collect a backend whose process ended without the fleet stopping it: no zombie
+        is left and the reaper forgets its pid (so it never signals a reused one).
+
+        A backend still running is killed first. Not safe to run at the same time as another
+        operation on the same backend: the caller serializes (``python -m fleet up`` stops
+        its watcher before close()).
+        """
+        self._reap(self.backend(backend_id))
+
     def _reap(self, backend: Backend) -> None:
         if backend.channel is not None:
             backend.channel.close()
@@ -346,16 +361,47 @@ class Fleet:
         self._spawn(backend)
         self._await_ready(backend, time.monotonic() + (timeout or self.start_timeout))
 
-    def drain(self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000) -> None:
-        """Graceful drain: NOT_SERVING, wait ``wait_ms``, stop with ``grace_ms``; waits for exit."""
+    def drain(self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000,
+              wait: bool = True) -> None:
+        """Graceful drain: NOT_SERVING (set when this returns with ``wait=False``), wait
+        ``wait_ms``, stop with ``grace_ms``; with ``wait`` (default) returns once it exited."""
         backend = self._running(backend_id)
         self._call(backend, "Drain", control_pb2.DrainRequest(wait_ms=wait_ms, grace_ms=grace_ms))
-        limit = (wait_ms + grace_ms) / 1000 + CONTROL_TIMEOUT_S
+        if wait:
+            self.wait_exit(backend_id, (wait_ms + grace_ms) / 1000 + CONTROL_TIMEOUT_S)
+
+    def wait_exit(self, backend_id: str, timeout: float) -> None:
+        """Wait until the backend's process has ended (e.g. after a drain), and reap it."""
+        backend = self.backend(backend_id)
+        if backend.process is None:
+            return
         try:
-            backend.process.wait(timeout=limit)
+            backend.process.wait(timeout=timeout)
         except Exception:
-            raise FleetError(f"backend {backend_id} did not exit {limit:g} s after drain") from None
+            raise FleetError(f"backend {backend_id} did not exit within {timeout:g} s") from None
         self._reap(backend)
+
+    def replace(self, backend_id: str, timeout: float | None = None) -> str:
+        """Start a new process for a backend that is down, on a new upstream port, without
+        pointing its proxy at it (its clients still meet whatever the proxy reaches now);
+        returns the new upstream address. :meth:`repoint` then makes it reachable at once.
+        Proxied fleets only."""
+        backend = self.backend(backend_id)
+        if self.proxies is None:
+            raise FleetError("replace() needs a proxied fleet: the proxy is what is repointed")
+        if backend.alive():
+            raise FleetError(f"backend {backend_id} still runs; kill it first")
+        self._reap(backend)
+        backend.listen = "127.0.0.1:0"
+        self._spawn(backend)
+        self._await_ready(backend, time.monotonic() + (timeout or self.start_timeout))
+        return backend.listen
+
+    def repoint(self, backend_id: str, upstream: str | None = None) -> None:
+        """Point the backend's proxy at ``upstream`` (default: where the backend listens
+        now); the proxy restarts on the same address, closing its connections."""
+        backend = self.backend(backend_id)
+        self.proxies.set_upstream(backend.proxy, upstream or backend.listen)
 
     # ------------------------------------------------------------------ control faults
 
@@ -420,7 +466,10 @@ class Fleet:
         for backend in self.backends:
             for toxic in self.proxies.toxics(backend.proxy):
                 self.proxies.remove_toxic(backend.proxy, toxic["name"])
-            if not self.proxies.proxy(backend.proxy)["enabled"]:
+            proxy = self.proxies.proxy(backend.proxy)
+            if proxy.get("upstream", backend.listen) != backend.listen:
+                self.proxies.set_upstream(backend.proxy, backend.listen)
+            if not proxy["enabled"]:
                 self.proxies.enable(backend.proxy)
 
     def _running(self, backend_id: str) -> Backend:

@@ -1,27 +1,46 @@
-"""The fleet's DNS server: A records for the fleet name on loopback UDP, changeable at run time.
+"""The fleet's DNS server: authoritative A records for the fleet name on loopback UDP and
+TCP (one port for both), changeable at run time.
 
 Clients reach the fleet as ``dns://127.0.0.1:<port>/greeter.example.com:<P>``; gRPC's
 c-ares resolver sends its queries here::
 
-    grpc channel (c-ares) --UDP--> DnsServer thread --> records: name -> [ip, ...]
-                                        |
-                                        +--> query log (DnsQuery: when, name, type, answer)
+    grpc channel (c-ares) --UDP query--------> +------------------+ --> records: name -> [ip]
+          ^             <--TC=1 if too big---- |  serving thread  |
+          +-- it asks again --TCP query------> |  (one selector,  | --> query log (DnsQuery:
+                        <--whole answer------- |  one port)       |     when, name, type,
+                                               +------------------+     answers, transport,
+                                                                        truncated)
 
 Answers:
     known name, A          NOERROR with one A record per ip (possibly none)
     known name, other type NOERROR, no answers (AAAA, TXT, SRV: c-ares asks these too,
                            and a fast empty answer keeps it from waiting on a timeout)
     unknown name           NXDOMAIN (set_nxdomain makes a known name unknown)
+    EDNS version > 0       BADVERS (RFC 6891 6.1.3)
+
+Sizes, as real servers do them: over UDP an answer must fit the client's size — 512
+bytes (RFC 1035 4.2.1), or the payload size its EDNS0 OPT record advertises, capped at
+EDNS_UDP_SIZE. One that does not is sent with TC=1 and no answer records (RFC 2181 9: no
+partial RRsets), so the resolver asks again over TCP, where an answer may take 65535
+bytes (MAX_RECORDS addresses). Queries with an OPT record get one back. grpcio's c-ares
+(1.85) sends no OPT record, so it gets more than 29 addresses over TCP, after a TC=1
+answer (tests/test_dns_server.py shows it).
+
+TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length prefix; a connection
+carries any number of queries, answered in order; one that completes no query within
+TCP_IDLE_TIMEOUT_S is closed, and at most MAX_TCP_CONNECTIONS are open at once (more are
+closed as they arrive). Every buffer is bounded: a connection holds at most one partial
+query and one unsent answer, and is not read while its answer waits to be sent.
 
 Scenarios read the log to see when a client re-resolved (``wait_for_query``).
 
-Limits: UDP only, no TCP fallback, so a name holds at most MAX_RECORDS addresses (what
-fits a plain 512-byte DNS answer). Loopback only. One question per query (the first).
+Limits: loopback only, IPv4 only, A records only. One question per query (the first).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -29,59 +48,90 @@ import os
 import re
 import selectors
 import socket
+import struct
 import threading
 import time
-from dataclasses import dataclass
 
-from dnslib import QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 from fleet import ports
 
-__all__ = ["DnsQuery", "DnsServer", "MAX_RECORDS"]
+__all__ = ["DnsQuery", "DnsServer", "EDNS_UDP_SIZE", "MAX_RECORDS", "MAX_TCP_CONNECTIONS",
+           "TCP_IDLE_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
-# A plain DNS answer over UDP is at most 512 bytes: 12 header + the question (a name
-# like greeter.example.com takes ~25) + 16 per compressed A record leaves room for 29.
-MAX_RECORDS = 29
+# The largest DNS message: TCP's 2-byte length prefix (RFC 1035 4.2.2).
+_MAX_MESSAGE = 65535
+# A plain UDP answer is at most 512 bytes (RFC 1035 4.2.1); so is an EDNS0 size below it
+# (RFC 6891 6.2.5).
+UDP_PLAIN_SIZE = 512
+# The largest UDP answer sent, whatever an EDNS0 query advertises, and the size this
+# server advertises in its own OPT record: 4096 is what BIND and most resolvers offer; it
+# fits loopback's MTU many times over.
+EDNS_UDP_SIZE = 4096
+# How many addresses fit the largest (TCP) answer for the longest name: 12 header bytes,
+# the question (a 253-character name packs into 255 bytes, plus type and class), an OPT
+# record (11), then 16 per A record (its name compressed to 2 bytes, type, class, TTL,
+# length, 4 address bytes). = 4078.
+MAX_RECORDS = (_MAX_MESSAGE - 12 - (255 + 4) - 11) // 16
+# RFC 7766 6.2.3: idle timeouts "of the order of seconds"; a resolver asks its one or two
+# queries right after connecting, so 10 s only ever closes abandoned connections.
+TCP_IDLE_TIMEOUT_S = 10.0
+# A fleet's clients are a few channels, each with at most one TCP query in flight per
+# name; 64 is far above that and bounds what a runaway client can hold (64 x ~128 KiB).
+MAX_TCP_CONNECTIONS = 64
 # Enough for hours of a busy scenario's re-resolutions while bounding memory.
 QUERY_LOG_SIZE = 100_000
-# Largest datagram read; real queries are well under 512 bytes.
-_RECV_SIZE = 4096
+# Largest datagram read: the largest EDNS query this server invites. Real queries are
+# well under 512 bytes; a longer one is truncated by the kernel and then malformed.
+_RECV_SIZE = EDNS_UDP_SIZE
 # How long stop() waits for the serving thread; it wakes at once, this only bounds a bug.
 _JOIN_TIMEOUT_S = 5.0
+# Port 0 lets the kernel pick a UDP port; its TCP twin may be taken, so pick again, a
+# bounded number of times (each try fails only when another socket holds that TCP port).
+_PORT_TRIES = 20
+# RFC 6891 6.1.3: BADVERS is extended RCODE 16, whose upper 8 bits (1) go in the OPT record.
+_BADVERS_EXT_RCODE = 16 >> 4
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DnsQuery:
-    """One query the server answered, in the framework's clock (time.monotonic_ns)."""
+    """One query the server answered, in the framework's clock (time.monotonic_ns).
+
+    ``answers`` are the addresses the reply carried: empty when ``truncated`` (a UDP
+    reply sent with TC=1 because the answer did not fit; the client asks again over TCP).
+    """
 
     t_ns: int
     name: str  # without the trailing dot, lower-case
     qtype: str  # "A", "AAAA", "TXT", "SRV", ...
     rcode: str  # "NOERROR", "NXDOMAIN", ...
     answers: tuple[str, ...]
+    transport: str = "udp"  # or "tcp"
+    truncated: bool = False
 
 
 class DnsServer:
-    """A DNS server on a loopback UDP port, serving ``records`` from a daemon thread.
+    """A DNS server on one loopback port, UDP and TCP, serving ``records`` from a daemon
+    thread.
 
-    Invariants: records and the query log change only under one lock; the socket is
-    open exactly while ``running``; ``port`` is the bound port once started and is kept
-    by ``stop`` so ``restart`` comes back at the same address.
+    Invariants: records and the query log change only under one lock; the sockets are
+    open exactly while ``running``; ``port`` is the bound port (the same for UDP and TCP)
+    once started and is kept by ``stop`` so ``restart`` comes back at the same address.
     """
 
     def __init__(self, records: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, ttl: int = 1):
+                 port: int = 0, ttl: int = 1, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT_S):
         self._host = _check_loopback(host)
         self._port = _check_port(port)
         self.ttl = _check_ttl(ttl)
+        self.tcp_idle_timeout = _check_timeout(tcp_idle_timeout)
         self._records: dict[str, list[str]] = {}
         self._log: collections.deque[DnsQuery] = collections.deque(maxlen=QUERY_LOG_SIZE)
         self._changed = threading.Condition()  # guards records and log; notified per query
-        self._sock: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._loop: _ServingLoop | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.RLock()  # start/stop/restart may come from any thread
         for name, ips in (records or {}).items():
@@ -95,7 +145,7 @@ class DnsServer:
 
     @property
     def port(self) -> int:
-        """The UDP port: as given (0 = not yet chosen) until started, then the bound one."""
+        """The UDP and TCP port: as given (0 = not yet chosen) until started, then the bound one."""
         return self._port
 
     @property
@@ -107,39 +157,41 @@ class DnsServer:
         return self._thread is not None
 
     def start(self) -> DnsServer:
-        """Bind (port 0 picks a free one) and serve in a daemon thread; returns self."""
+        """Bind UDP and TCP (port 0 picks one free for both) and serve in a daemon thread;
+        returns self."""
         with self._lifecycle:
             if self.running:
                 raise RuntimeError(f"DNS server {self.address} is already running")
-            self._sock = _bind_udp(self.host, self.port)
-            self._port = self._sock.getsockname()[1]
-            self._wake = socket.socketpair()
-            self._thread = threading.Thread(target=self._serve, args=(self._sock, self._wake[0]),
-                                            name=f"dns-{self.address}", daemon=True)
+            udp, tcp = _bind_both(self.host, self.port)
+            self._port = udp.getsockname()[1]
+            self._loop = _ServingLoop(self, udp, tcp)
+            self._thread = threading.Thread(target=self._loop.run, name=f"dns-{self.address}",
+                                            daemon=True)
             self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket; later queries get ICMP port unreachable.
+        """Stop serving and close every socket: later UDP queries get ICMP port unreachable,
+        TCP connections are refused, open ones are closed. An outage, as a dead server.
 
         Idempotent. Returns once the serving thread has ended.
         """
         with self._lifecycle:
             if not self.running:
                 return
-            self._wake[1].send(b"x")
+            self._loop.wake()
             self._thread.join(_JOIN_TIMEOUT_S)
             if self._thread.is_alive():
                 log.error("DNS server %s: serving thread did not stop within %s s",
                           self.address, _JOIN_TIMEOUT_S)
-            for sock in (self._sock, *self._wake):
-                sock.close()
-            self._sock = self._wake = self._thread = None
+            self._loop.close()
+            self._loop = self._thread = None
 
     def restart(self) -> None:
-        """Stop if running, then serve again on the same port.
+        """Stop if running, then serve again on the same port (UDP and TCP).
 
-        Raises OSError (EADDRINUSE) naming the port and, when found, the pid that took it.
+        Raises OSError (EADDRINUSE) naming the port, the protocol and, when found, the pid
+        that took it.
         """
         with self._lifecycle:
             if self.port == 0:
@@ -234,55 +286,48 @@ class DnsServer:
         recent.reverse()
         return recent
 
-    # -- serving ----------------------------------------------------------------------
+    # -- answering (called from the serving thread) -----------------------------------
 
-    def _serve(self, sock: socket.socket, wake: socket.socket) -> None:
-        """Answer datagrams until a byte arrives on ``wake`` (sent by stop)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(sock, selectors.EVENT_READ)
-            selector.register(wake, selectors.EVENT_READ)
-            while True:
-                ready = {key.fileobj for key, _ in selector.select()}
-                if wake in ready:
-                    return
-                try:
-                    self._answer_one(sock)
-                except Exception:  # one bad datagram must not silence the fleet's DNS
-                    log.exception("DNS server %s: failed to answer a query", self.address)
-
-    def _answer_one(self, sock: socket.socket) -> None:
-        try:
-            data, peer = sock.recvfrom(_RECV_SIZE)
-        except OSError as error:  # e.g. an ICMP error queued for an earlier reply
-            log.debug("DNS server %s: recvfrom: %s", self.address, error)
-            return
+    def _answer(self, data: bytes, transport: str) -> bytes | None:
+        """The packed reply to the query in ``data`` ("udp": fitted to the client's size;
+        "tcp": whole), logged before it is returned so a client that got its answer finds
+        its query logged. None for a message that is not DNS (the caller drops it)."""
         t_ns = time.monotonic_ns()
         try:
             request = DNSRecord.parse(data)
         except DNSError as error:
-            log.warning("DNS server %s: dropped a malformed datagram from %s: %s",
-                        self.address, peer, error)
-            return
-        reply, query = self._reply(request, t_ns)
-        # Log before answering: a client that got its answer must find its query logged.
+            log.warning("DNS server %s: dropped a malformed %s message: %s",
+                        self.address, transport.upper(), error)
+            return None
+        reply, query, limit = self._reply(request, t_ns)
+        packed, truncated = _fit(reply, limit if transport == "udp" else _MAX_MESSAGE)
         if query is not None:
+            query = dataclasses.replace(query, transport=transport, truncated=truncated,
+                                        answers=() if truncated else query.answers)
             with self._changed:
                 self._log.append(query)
                 self._changed.notify_all()
-        try:
-            sock.sendto(reply.pack(), peer)
-        except OSError as error:
-            log.warning("DNS server %s: could not answer %s: %s", self.address, peer, error)
+        return packed
 
-    def _reply(self, request: DNSRecord, t_ns: int) -> tuple[DNSRecord, DnsQuery | None]:
-        """The answer to ``request`` and its log entry (None if it asked nothing)."""
+    def _reply(self, request: DNSRecord, t_ns: int) -> tuple[DNSRecord, DnsQuery | None, int]:
+        """The answer to ``request``, its log entry (None if it asked nothing) and the
+        largest UDP reply the client accepts."""
         reply = request.reply()
-        if request.header.opcode != 0 or not request.questions:  # only standard queries
+        opts = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+        limit = UDP_PLAIN_SIZE
+        if opts:
+            # RFC 6891 6.2.5: a size below 512 means 512.
+            limit = min(max(opts[0].rclass, UDP_PLAIN_SIZE), EDNS_UDP_SIZE)
+        if request.header.opcode != 0 or not request.questions or len(opts) > 1:
+            # Only standard queries; RFC 6891 6.1.1: more than one OPT record is FORMERR.
             reply.header.rcode = RCODE.NOTIMP if request.header.opcode != 0 else RCODE.FORMERR
-            return reply, None
+            return reply, None, limit
         question = request.questions[0]
         name = str(question.qname).rstrip(".").lower()
         qtype = QTYPE.get(question.qtype)  # "TYPE65" for types dnslib has no name for
+        if opts and _edns_version(opts[0]) != 0:
+            reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE, ext_rcode=_BADVERS_EXT_RCODE))
+            return reply, DnsQuery(t_ns, name, qtype, "BADVERS", ()), limit
         with self._changed:
             ips = self._records.get(name)
             ips = None if ips is None else list(ips)
@@ -291,30 +336,284 @@ class DnsServer:
         answers = tuple(ips) if ips is not None and qtype == "A" else ()
         for ip in answers:
             reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(ip), ttl=self.ttl))
-        return reply, DnsQuery(t_ns, name, qtype, RCODE.get(reply.header.rcode), answers)
+        if opts:
+            reply.add_ar(EDNS0(udp_len=EDNS_UDP_SIZE))
+        return reply, DnsQuery(t_ns, name, qtype, RCODE.get(reply.header.rcode), answers), limit
+
+
+def _edns_version(opt: RR) -> int:
+    # RFC 6891 6.1.3: the OPT record's TTL is extended RCODE (8 bits), VERSION (8), flags.
+    return (opt.ttl >> 16) & 0xFF
+
+
+def _fit(reply: DNSRecord, limit: int) -> tuple[bytes, bool]:
+    """``reply`` packed, or, when that exceeds ``limit`` bytes, packed with TC=1 and no
+    answer or authority records (RFC 2181 9), keeping the question and the OPT record."""
+    packed = reply.pack()
+    if len(packed) <= limit:
+        return packed, False
+    reply.rr, reply.auth = [], []
+    reply.header.tc = 1
+    return reply.pack(), True
+
+
+# -- the serving thread -----------------------------------------------------------------
+
+
+class _ServingLoop:
+    """One selector over the UDP socket, the TCP listener, every TCP connection and a wake
+    pipe: answers datagrams, accepts and serves connections, closes idle ones.
+
+    Owns its sockets; ``run`` (the serving thread) closes the TCP connections when it
+    returns, ``close`` (after the thread ended) the rest.
+    """
+
+    def __init__(self, server: DnsServer, udp: socket.socket, tcp: socket.socket):
+        self._server = server
+        self._udp, self._tcp = udp, tcp
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        for sock in (udp, tcp):
+            sock.setblocking(False)
+        self._connections: dict[socket.socket, _TcpConnection] = {}
+        self._selector: selectors.BaseSelector | None = None  # while run() runs
+
+    def wake(self) -> None:
+        """Make ``run`` return (from any thread)."""
+        self._wake_writer.send(b"x")
+
+    def close(self) -> None:
+        for sock in (self._udp, self._tcp, self._wake_reader, self._wake_writer):
+            sock.close()
+
+    def run(self) -> None:
+        """Serve until woken."""
+        with selectors.DefaultSelector() as selector:
+            self._selector = selector
+            for sock in (self._udp, self._tcp, self._wake_reader):
+                selector.register(sock, selectors.EVENT_READ)
+            try:
+                while self._serve_ready(selector.select(self._next_timeout())):
+                    self._close_idle()
+            finally:
+                for connection in list(self._connections.values()):
+                    self._drop(connection)
+
+    def _serve_ready(self, events) -> bool:
+        """Handle what the selector reported; False when woken to stop."""
+        for key, mask in events:
+            if key.fileobj is self._wake_reader:
+                return False
+            try:
+                if key.fileobj is self._udp:
+                    self._answer_datagram()
+                elif key.fileobj is self._tcp:
+                    self._accept()
+                else:
+                    self._serve_connection(self._connections[key.fileobj], mask)
+            except Exception:  # one bad query must not silence the fleet's DNS
+                log.exception("DNS server %s: failed to serve %s", self._server.address,
+                              key.fileobj)
+                if key.fileobj in self._connections:
+                    self._drop(self._connections[key.fileobj])
+        return True
+
+    # -- UDP --
+
+    def _answer_datagram(self) -> None:
+        try:
+            data, peer = self._udp.recvfrom(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:  # e.g. an ICMP error queued for an earlier reply
+            log.debug("DNS server %s: recvfrom: %s", self._server.address, error)
+            return
+        reply = self._server._answer(data, "udp")
+        if reply is None:
+            return
+        try:
+            self._udp.sendto(reply, peer)
+        except OSError as error:
+            log.warning("DNS server %s: could not answer %s: %s", self._server.address, peer, error)
+
+    # -- TCP --
+
+    def _accept(self) -> None:
+        # One accept per readiness event: a flood is taken in turn with everything else.
+        try:
+            sock, peer = self._tcp.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        if len(self._connections) >= MAX_TCP_CONNECTIONS:
+            log.warning("DNS server %s: closed a TCP connection from %s: %d are open, the most "
+                        "it serves at once", self._server.address, peer, MAX_TCP_CONNECTIONS)
+            sock.close()
+            return
+        sock.setblocking(False)
+        connection = _TcpConnection(sock, self._server.tcp_idle_timeout)
+        self._connections[sock] = connection
+        self._selector.register(sock, selectors.EVENT_READ)
+
+    def _serve_connection(self, connection: _TcpConnection, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            connection.flush()
+        elif mask & selectors.EVENT_READ:
+            connection.receive()
+        while not connection.pending_output and (frame := connection.next_query()) is not None:
+            reply = self._server._answer(frame, "tcp")
+            if reply is None:  # not DNS: nothing sensible can follow on this stream
+                connection.done = True
+                break
+            connection.send(reply)
+        if connection.done:
+            self._drop(connection)
+        else:
+            events = selectors.EVENT_WRITE if connection.pending_output else selectors.EVENT_READ
+            self._selector.modify(connection.sock, events)
+
+    def _drop(self, connection: _TcpConnection) -> None:
+        self._selector.unregister(connection.sock)
+        connection.sock.close()
+        del self._connections[connection.sock]
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the first connection's idle deadline (None: no connection)."""
+        if not self._connections:
+            return None
+        first = min(c.deadline for c in self._connections.values())
+        return max(0.0, first - time.monotonic())
+
+    def _close_idle(self) -> None:
+        now = time.monotonic()
+        for connection in [c for c in self._connections.values() if c.deadline <= now]:
+            log.debug("DNS server %s: closed an idle TCP connection", self._server.address)
+            self._drop(connection)
+
+
+class _TcpConnection:
+    """One client's TCP stream: length-prefixed queries in, length-prefixed answers out.
+
+    Bounded: ``inbox`` never holds more than one whole message (the loop takes every
+    complete query before reading again), ``outbox`` at most one answer (the loop answers
+    the next query only once it is sent). ``deadline`` moves on each answered query.
+
+    So the client's EOF (a close, or a half-close after its last query) is read only once
+    every query before it has been answered and sent: EOF means done.
+    """
+
+    def __init__(self, sock: socket.socket, idle_timeout: float):
+        self.sock = sock
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        self.idle_timeout = idle_timeout
+        self.deadline = time.monotonic() + idle_timeout
+        self.done = False  # EOF, a framing error or a failed send: close it
+
+    @property
+    def pending_output(self) -> bool:
+        return bool(self.outbox)
+
+    def receive(self) -> None:
+        room = 2 + _MAX_MESSAGE - len(self.inbox)  # > 0: a whole message is taken at once
+        try:
+            data = self.sock.recv(room)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.done = True
+            return
+        self.done = not data
+        self.inbox += data
+
+    def next_query(self) -> bytes | None:
+        """The next complete query (its length prefix removed), or None."""
+        length = self._frame_length()
+        if length is None:
+            return None
+        if length == 0:  # no DNS message is empty: the stream is not DNS
+            self.done = True
+            return None
+        query = bytes(self.inbox[2:2 + length])
+        del self.inbox[:2 + length]
+        self.deadline = time.monotonic() + self.idle_timeout
+        return query
+
+    def _frame_length(self) -> int | None:
+        """The length of the complete message at the head of ``inbox``, None if incomplete."""
+        if len(self.inbox) < 2:
+            return None
+        length = struct.unpack_from("!H", self.inbox)[0]
+        return length if len(self.inbox) >= 2 + length else None
+
+    def send(self, reply: bytes) -> None:
+        self.outbox += struct.pack("!H", len(reply)) + reply
+        self.flush()
+
+    def flush(self) -> None:
+        try:
+            sent = self.sock.send(self.outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client went away; nothing to deliver to
+            self.done = True
+            return
+        del self.outbox[:sent]
 
 
 # -- sockets --------------------------------------------------------------------------
 
 
-def _bind_udp(host: str, port: int) -> socket.socket:
-    """A UDP socket bound to (host, port), with an error naming who holds a taken port.
+def _bind_both(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP socket and a listening TCP socket on the same (host, port).
 
-    No SO_REUSEADDR: on Linux it would let two UDP sockets share the port silently.
+    Port 0: the kernel picks a free UDP port; when its TCP twin is taken, both are
+    released and another is picked, at most _PORT_TRIES times.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if port:
+        udp = _bind(host, port, socket.SOCK_DGRAM)
+        try:
+            return udp, _bind(host, port, socket.SOCK_STREAM)
+        except BaseException:
+            udp.close()
+            raise
+    for _ in range(_PORT_TRIES):
+        udp = _bind(host, 0, socket.SOCK_DGRAM)
+        try:
+            return udp, _bind(host, udp.getsockname()[1], socket.SOCK_STREAM)
+        except OSError as error:
+            udp.close()
+            if error.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port on {host} was free for both UDP and TCP in "
+                  f"{_PORT_TRIES} tries; the DNS server needs one port for both (free some "
+                  f"ports on {host})")
+
+
+def _bind(host: str, port: int, kind: int) -> socket.socket:
+    """A UDP socket bound to, or a TCP socket listening on, (host, port); an error names
+    who holds a taken port.
+
+    SO_REUSEADDR for TCP only: it lets a restart bind while connections this server closed
+    linger in TIME_WAIT, but never lets two listeners share a port. On Linux it would let
+    two UDP sockets share the port silently.
+    """
+    sock = socket.socket(socket.AF_INET, kind)
+    protocol = "udp" if kind == socket.SOCK_DGRAM else "tcp"
     try:
+        if protocol == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        if protocol == "tcp":
+            sock.listen(MAX_TCP_CONNECTIONS)
     except OSError as error:
         sock.close()
         if error.errno != errno.EADDRINUSE:
             raise
-        owners = ports.pids_listening(host, port, protocol="udp")
+        owners = ports.pids_listening(host, port, protocol=protocol)
         owner = owners[0] if owners else None
         holder = ("another socket (owner not found)" if owner is None
                   else f"pid {owner}{' (this process)' if owner == os.getpid() else ''}")
-        raise OSError(errno.EADDRINUSE, f"UDP port {port} on {host} is taken by {holder}; "
-                      f"the DNS server cannot serve there") from None
+        raise OSError(errno.EADDRINUSE, f"{protocol.upper()} port {port} on {host} is taken by "
+                      f"{holder}; the DNS server cannot serve there") from None
     return sock
 
 
@@ -339,6 +638,12 @@ def _check_ttl(ttl: int) -> int:
     if not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
         raise ValueError(f"TTL {ttl!r} must be an int of seconds in 0..2147483647")
     return ttl
+
+
+def _check_timeout(timeout: float) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"TCP idle timeout {timeout!r} must be a number of seconds above 0")
+    return float(timeout)
 
 
 def _normalize_name(name: str) -> str:
@@ -370,5 +675,5 @@ def _check_ips(ips: list[str], name: str) -> list[str]:
 
 def _check_count(count: int, name: str) -> None:
     if count > MAX_RECORDS:
-        raise ValueError(f"{count} addresses for {name}: at most {MAX_RECORDS} fit a UDP DNS answer "
-                         f"and this server does not serve TCP")
+        raise ValueError(f"{count} addresses for {name}: at most {MAX_RECORDS} fit one DNS "
+                         f"answer (65535 bytes over TCP)")

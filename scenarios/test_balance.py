@@ -23,7 +23,8 @@ def test_load_is_spread_over_every_backend(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=warm))
+    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=warm),
+                 answers=("round_robin",))
 
 
 @pytest.mark.detects(pick_first="balance_exact")
@@ -39,29 +40,33 @@ def test_round_robin_is_exact_on_a_warm_channel(chaos):
         warm = chaos.history.mark("warm")
         for _ in range(60):
             hello()
-    chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm))
+    chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
+                 answers=("round_robin",))
 
 
 def test_returning_backend_gets_its_share_again(chaos):
     """Property: after b2 is killed for 1 s and restarted, it serves again within the
-    profile's reconnect backoff, and from then on the load is spread evenly again (chi-square,
-    alpha = 0.001, over the next 1,500 RPCs).
+    recovery bound, and from then on the load is spread evenly again (chi-square, alpha =
+    0.001, over the next 1,500 RPCs).
 
-    Bound: max reconnect backoff x 1.2 (gRPC's backoff jitter) + 500 ms for the process to
-    start and the handshake; for the recommended profile (1 s) that is 1.7 s, for gRPC's
-    default (120 s) 144.5 s — the scenario waits only as long as the client really takes.
+    Bound: recovery_ms (2000 ms) from the new process serving — after a 1 s outage the
+    client's next reconnection attempt is at most ~1.2 s away even with gRPC's default
+    backoff (a long outage is test_kill's long-outage scenario). Not applicable to a client
+    that sends every RPC to one backend: it gives a returning backend no share.
     """
-    if chaos.profile.policy == "pick_first":
-        pytest.skip("pick_first gives a returning backend no share by design")
+    chaos.require_spread("a returning backend's share")
     load = chaos.load(concurrency=8)
     chaos.warm_up(load)
     chaos.nemesis.timed(Kill("b2"), 1.0)
     restarted = chaos.history.events[-1].end_ns
-    bound_ms = chaos.profile.max_reconnect_backoff_ms * 1.2 + 500
-    load.wait_until(lambda: chaos.served_since("b2", restarted), bound_ms / 1000 + 5,
-                    "b2 serving again")
+    need = chaos.requirements
+    chaos.wait_for(load, lambda: chaos.served_since("b2", restarted),
+                   need.recovery_ms / 1000 + 5, "b2 serving again")
     chaos.expect(checks.recovery_time(chaos.history, target="b2", after_ns=restarted,
-                                      bound_ms=bound_ms))
+                                      bound_ms=need.recovery_ms),
+                 answers=("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
+                 requirement="recovery_ms")
     back = chaos.history.mark("b2 back")
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=back))
+    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=back),
+                 answers=("round_robin",))

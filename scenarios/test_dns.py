@@ -8,8 +8,6 @@ every query with its time, so each scenario can show when the client asked again
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from chaos import checks
@@ -18,7 +16,6 @@ from chaos.checks.selection import describe_rpc
 from chaos.checks.verdict import explain
 from chaos.faults import CutConnections, DnsOutage, DnsRemove, Nemesis
 from chaos.history import Rpc
-from proto import greeter_pb2, greeter_pb2_grpc
 
 pytestmark = pytest.mark.dns
 
@@ -27,28 +24,20 @@ pytestmark = pytest.mark.dns
 MAX_AGE_MS = 500
 chaos_fleet = {"max_connection_age_ms": MAX_AGE_MS}
 
-# grpc.dns_min_time_between_resolutions_ms of the recommended profile: a re-resolution is
-# due at most this long after the previous one.
-MIN_RESOLUTION_INTERVAL_MS = 1000
-# A broken connection makes the client re-resolve within the interval above; 500 ms of
-# margin for a busy 2-core machine (the figure is 0-1000 ms depending on when the channel
-# last resolved).
-REQUERY_BOUND_MS = MIN_RESOLUTION_INTERVAL_MS + 500
-# From the DNS answer to the last RPC started on the removed address: the resolver hands
-# the new list to the balancer in well under a millisecond on loopback (measured: the
-# last RPC starts before the query is even logged); 250 ms is margin for a busy machine.
-APPLY_BOUND_MS = 250
-# An added record is picked up at the next re-resolution: the next GOAWAY comes within the
-# max connection age (+10% jitter, 550 ms), the re-resolution it asks for within the
-# interval above (1000 ms), then a handshake and the first RPC (~10 ms). Measured ~900 ms;
-# 1 s of margin for a busy machine.
-JOIN_BOUND_MS = MIN_RESOLUTION_INTERVAL_MS + 1000
-# During an outage every connection is replaced (max age 550 ms) and the re-resolution
-# the GOAWAY asks for fails (within the interval): after this long both have happened.
-OUTAGE_WINDOW_MS = int(MAX_AGE_MS * 1.1) + MIN_RESOLUTION_INTERVAL_MS + 50
-# A new channel whose name cannot be resolved fails its RPCs at once (measured 0-3 ms):
-# 1 s is margin on a busy machine, far from the 5 s deadline a hang would reach.
-FAIL_FAST_MS = 1000
+# The bounds are requirements (chaos/requirements.py): dns_reresolution_ms (1500 ms) for
+# the client to ask DNS again after a broken connection — it may, at most once per
+# grpc.dns_min_time_between_resolutions_ms (1000 ms in the recommended profile, 30 s by
+# default), so 0-1000 ms plus margin; dns_apply_ms (250 ms) from that answer to the last
+# RPC started on a removed address (measured: sub-millisecond on loopback); dns_join_ms
+# (2000 ms) for an added record to get traffic — the next GOAWAY within the max connection
+# age (+10 % jitter, 550 ms), the re-resolution it asks for within the interval, then a
+# handshake and a first RPC (measured ~900 ms); fail_fast_ms (1000 ms) for a new channel
+# whose name cannot be resolved (measured 0-3 ms).
+DNS = ("grpc.dns_min_time_between_resolutions_ms",)
+# During an outage every connection is replaced (max age 550 ms) and the re-resolution the
+# GOAWAY asks for fails (within the recommended interval, 1000 ms): after this long both
+# have happened.
+OUTAGE_WINDOW_MS = int(MAX_AGE_MS * 1.1) + 1000 + 50
 CALLS = 3
 
 
@@ -74,11 +63,13 @@ def reresolution_time(history, fleet, query, after_ns: int, bound_ms: float,
                        explain(paragraph, history, after_ns))
     figure = (query.t_ns - after_ns) / 1e6
     passed = figure <= bound_ms
+    answer = ("truncated over UDP (the client asked again over TCP)" if query.truncated
+              else ", ".join(query.answers) or "empty")
     paragraph = (f"The client re-resolved {fleet.name} {figure:.3f} ms after {cause}, "
                  f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms; the answer "
-                 f"was {', '.join(query.answers) or 'empty'}.")
+                 f"was {answer}.")
     return Verdict("reresolution_time", passed, figure, "ms", bound_ms,
-                   explain(paragraph, history, query.t_ns))
+                   explain(paragraph, history, query.t_ns), span=(after_ns, query.t_ns))
 
 
 def no_queries(history, fleet, start_ns: int, end_ns: int, what: str) -> Verdict:
@@ -92,26 +83,6 @@ def no_queries(history, fleet, start_ns: int, end_ns: int, what: str) -> Verdict
     return Verdict("dns_queries", not queries, len(queries), "queries", 0,
                    explain(paragraph, history, start_ns))
 
-
-
-def new_client_calls(chaos, channel, count: int) -> list[Rpc]:
-    """``count`` SayHello calls on ``channel`` (failures tolerated), recorded in the history;
-    returns their records so checks can tell them from the running load's."""
-    stub = greeter_pb2_grpc.GreeterStub(channel)
-    records = []
-    for _ in range(count):
-        rid = chaos.history.next_id()
-        start = time.monotonic_ns()
-        future = stub.SayHello.future(greeter_pb2.HelloRequest(name=f"r{rid}"), timeout=5.0)
-        error = future.exception()
-        backend = None if error is not None else dict(future.initial_metadata() or ()).get(
-            "x-backend-id")
-        code = "OK" if error is None else error.code().name
-        details = "" if error is None else error.details() or ""
-        rpc = Rpc(rid, start, time.monotonic_ns(), backend, code, details)
-        chaos.history.record(rpc)
-        records.append(rpc)
-    return records
 
 
 def failed_with(history, rpcs: list[Rpc], code: str, reason: str) -> Verdict:
@@ -138,11 +109,11 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
     connections break, the client re-resolves (a query in the DNS log), and from the answer
     on it starts no RPC on the removed address; no RPC fails.
 
-    Bound: the re-resolution comes within 1500 ms of the break — the client re-resolves on
+    Bound: the re-resolution comes within dns_reresolution_ms (1500 ms) of the break — the client re-resolves on
     a broken connection, but at most once per grpc.dns_min_time_between_resolutions_ms
     (1000 ms in the recommended profile, 30 s by default, so a default client keeps the
     stale address for up to 30 s); 500 ms of margin for a busy machine. The removed address
-    gets no new RPC later than 250 ms after the answer (the update is sub-millisecond on
+    gets no new RPC later than dns_apply_ms (250 ms) after the answer (the update is sub-millisecond on
     loopback). 0 failed RPCs: RPCs in flight on the cut connections are retried (the
     removed backend's handlers are held just before the cut, so none of them is answered
     — committed — yet).
@@ -157,21 +128,26 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
         load.wait_for(200, timeout=10)
         target = chaos.busiest(warm)
         removed = nemesis.inject(DnsRemove(target))
-        load.wait_until(lambda: chaos.count_ok(target, removed.start_ns) >= 50, 10,
+        load.wait_until(lambda: chaos.count_ok(target, removed.in_force_ns) >= 50, 10,
                         f"{target} still served after its record was removed")
         seen = chaos.history.mark(f"{target} still served")
-        chaos.expect(no_queries(chaos.history, fleet, removed.start_ns, seen,
+        chaos.expect(no_queries(chaos.history, fleet, removed.in_force_ns, seen,
                                 f"after {target}'s record was removed while it kept serving"))
         held = chaos.hold_rpcs_on(target, 1000, at_least=2, fleet=fleet, nemesis=nemesis)
         cut = nemesis.inject(CutConnections(target))
         nemesis.undo(held)
-        query = wait_for_query(fleet, cut.start_ns, REQUERY_BOUND_MS / 1000)
-        chaos.expect(reresolution_time(chaos.history, fleet, query, cut.start_ns,
-                                       REQUERY_BOUND_MS, f"{target}'s connections broke"))
+        need = chaos.requirements
+        query = wait_for_query(fleet, cut.start_ns, need.dns_reresolution_ms / 1000)
+        chaos.expect(reresolution_time(chaos.history, fleet, query, cut.in_force_ns,
+                                       need.dns_reresolution_ms,
+                                       f"{target}'s connections broke"),
+                     answers=DNS, requirement="dns_reresolution_ms")
         load.wait_for(300, timeout=10)
         chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=query.t_ns,
-                                       bound_ms=APPLY_BOUND_MS))
-        chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
+                                       bound_ms=need.dns_apply_ms),
+                     requirement="dns_apply_ms")
+        chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                     answers=("retryPolicy",), requirement="error_budget")
     finally:
         nemesis.undo_all()
 
@@ -182,7 +158,7 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     published again it gets RPCs within 2000 ms — the servers' max connection age (500 ms)
     ends connections with GOAWAY, which makes the client re-resolve — and no RPC fails.
 
-    Bound: 2000 ms = the next GOAWAY within 550 ms (max age + 10% jitter), the
+    Bound: dns_join_ms (2000 ms) = the next GOAWAY within 550 ms (max age + 10% jitter), the
     re-resolution it triggers within grpc.dns_min_time_between_resolutions_ms (1000 ms in
     the recommended profile) of the previous one, a handshake and a first RPC in ~10 ms
     (measured ~900 ms in all), and 1 s of margin for a busy machine. A client with the
@@ -195,17 +171,18 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     load.wait_for(100, timeout=10)
     chaos.expect(checks.no_traffic_to(chaos.history, target="b3", start_ns=warm))
     added = chaos.nemesis.undo(removed)
-    try:
-        load.wait_until(lambda: chaos.served_since("b3", added.end_ns), JOIN_BOUND_MS / 1000,
-                        "b3 serving after its record was added")
-    except TimeoutError:
-        pass  # recovery_time below fails with what the history shows
+    need = chaos.requirements
+    # The recovery_time verdict below says what happened if b3 never served.
+    chaos.wait_for(load, lambda: chaos.served_since("b3", added.end_ns),
+                   need.dns_join_ms / 1000, "b3 serving after its record was added")
     chaos.check(reresolution_time(chaos.history, chaos.fleet,
                                   wait_for_query(chaos.fleet, added.end_ns, 0),
-                                  added.end_ns, JOIN_BOUND_MS, "b3's record was added"))
+                                  added.end_ns, need.dns_join_ms, "b3's record was added"))
     chaos.expect(checks.recovery_time(chaos.history, target="b3", after_ns=added.end_ns,
-                                      bound_ms=JOIN_BOUND_MS))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
+                                      bound_ms=need.dns_join_ms),
+                 answers=DNS + ("round_robin",), requirement="dns_join_ms")
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                 requirement="error_budget")
 
 
 def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(chaos):
@@ -218,7 +195,7 @@ def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(ch
     Bound: the outage lasts until every backend served RPCs that started 1600 ms into it
     (the max age with its jitter, 550 ms, plus the 1000 ms re-resolution interval: by then
     every connection was replaced and a re-resolution failed); 0 failed RPCs on the running
-    client; each new-client RPC fails within 1000 ms (measured 0-3 ms; deadline 5 s).
+    client; each new-client RPC fails within fail_fast_ms (1000 ms) (measured 0-3 ms; deadline 5 s).
     """
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
@@ -226,13 +203,18 @@ def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(ch
     used = sorted({r.backend for r in chaos.history.window(warm) if r.ok and r.backend})
     with chaos.nemesis.during(DnsOutage()) as outage:
         with chaos.channel() as channel:
-            fresh = new_client_calls(chaos, channel, CALLS)
+            hello = chaos.hello(channel)
+            for _ in range(CALLS):
+                hello(tolerate=True, timeout=5.0)
+            fresh = hello.records
         settled = outage.start_ns + OUTAGE_WINDOW_MS * 1_000_000
         load.wait_until(lambda: all(chaos.served_since(b, settled) for b in used), 10,
                         f"{', '.join(used)} serving {OUTAGE_WINDOW_MS} ms into the outage")
     chaos.expect(failed_with(chaos.history, fresh, "UNAVAILABLE", "Could not contact DNS servers"))
-    chaos.expect(checks.latency(fresh, percentile=100, bound_ms=FAIL_FAST_MS, only_ok=False,
-                                min_rpcs=CALLS))
+    chaos.expect(checks.latency(fresh, percentile=100, bound_ms=chaos.requirements.fail_fast_ms,
+                                only_ok=False, min_rpcs=CALLS),
+                 answers=("waitForReady",), requirement="fail_fast_ms")
     fresh_ids = {r.id for r in fresh}
     running = [r for r in chaos.history.rpcs if r.id not in fresh_ids]
-    chaos.expect(checks.errors(running, start_ns=warm, budget=0))
+    chaos.expect(checks.errors(running, start_ns=warm, budget=chaos.requirements.error_budget),
+                 requirement="error_budget")

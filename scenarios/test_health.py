@@ -9,17 +9,20 @@ from chaos.faults import Drain, Health
 
 pytestmark = pytest.mark.health
 
+# Client-side health checking works under round_robin only (pick_first ignores it).
+HEALTH = ("healthCheckConfig", "round_robin")
+
 
 @pytest.mark.detects(naive="drain_time", pick_first="drain_time")
 def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     """Property: once the busiest backend's health is NOT_SERVING, no RPC starts on it
-    later than 50 ms after the flip; once it is SERVING again, it serves again within 1 s;
-    no RPC fails.
+    later than the drain bound after the flip; once it is SERVING again, it serves again
+    within the recovery bound; no RPC fails.
 
-    Bound: 50 ms — client-side health checking streams the status (Health.Watch) and the
-    round_robin picker drops the backend as soon as the update arrives, a few ms on
-    loopback (DESIGN.md); the margin covers a busy machine. 1 s for the way back: the
-    update is as fast, the margin covers the first RPC to be picked.
+    Bound: drain_ms (50 ms) from the backend confirming NOT_SERVING — client-side health
+    checking streams the status (Health.Watch) and the picker drops the backend as soon as
+    the update arrives, a few ms on loopback (DESIGN.md). recovery_ms (2000 ms) for the way
+    back: the update is as fast; the rest covers the first RPC to be picked.
     """
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
@@ -27,49 +30,64 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     target = chaos.busiest(warm)
     flip = chaos.nemesis.inject(Health(target))
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=flip.start_ns,
-                                   bound_ms=50))
+    need = chaos.requirements
+    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=flip.in_force_ns,
+                                   bound_ms=need.drain_ms),
+                 answers=HEALTH, requirement="drain_ms")
     back = chaos.nemesis.undo(flip)
-    load.wait_until(lambda: chaos.served_since(target, back.end_ns), 5,
-                    f"{target} serving again")
+    chaos.wait_for(load, lambda: chaos.served_since(target, back.end_ns),
+                   need.recovery_ms / 1000 + 5, f"{target} serving again")
     chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=back.end_ns,
-                                      bound_ms=1000))
-    chaos.expect(checks.errors(chaos.history, start_ns=flip.start_ns, budget=0))
+                                      bound_ms=need.recovery_ms),
+                 answers=HEALTH, requirement="recovery_ms")
+    chaos.expect(checks.errors(chaos.history, start_ns=flip.start_ns,
+                               budget=need.error_budget),
+                 answers=HEALTH, requirement="error_budget")
 
 
-@pytest.mark.detects(naive="no_traffic_to")
+@pytest.mark.detects(naive="no_traffic_to", pick_first="no_traffic_to")
 def test_every_backend_not_serving_fails_fast(chaos):
     """Property: when every backend says NOT_SERVING, the client sends them nothing and
     fails each RPC fast with UNAVAILABLE — no RPC is served and none waits for its 2 s
     deadline.
 
-    Bound: no RPC starts on any backend later than 50 ms after the last flip (as for one
-    backend, see above); every RPC in the outage ends within 1000 ms (a channel with no
-    healthy backend fails RPCs at once; the recommended retry policy adds at most ~0.6 s).
+    Bound: no RPC starts on any backend later than drain_ms (50 ms) after the last backend
+    confirmed the flip (as for one backend, see above); every RPC in the outage ends within
+    fail_fast_ms (1000 ms: a channel with no healthy backend fails RPCs at once; the
+    recommended retry policy adds at most ~0.6 s). A client that ignores health (no
+    healthCheckConfig, or pick_first) keeps being served: it fails no_traffic_to.
     """
-    if chaos.profile.policy == "pick_first":
-        pytest.skip("pick_first does not do client-side health checking")
     load = chaos.load(concurrency=8)
     chaos.warm_up(load)
     flips = [chaos.nemesis.inject(Health(b)) for b in chaos.fleet.ids]
-    drained = flips[-1].start_ns + 50_000_000
+    need = chaos.requirements
+    drained = flips[-1].in_force_ns + int(need.drain_ms * 1e6)
     load.wait_until(lambda: chaos.history.now() > drained, 5, "the drain bound passed")
     load.wait_for(40, timeout=20)
     for backend in chaos.fleet.ids:
-        chaos.expect(checks.no_traffic_to(chaos.history, target=backend, start_ns=drained))
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=1000, only_ok=False,
-                                start_ns=drained))
+        chaos.expect(checks.no_traffic_to(chaos.history, target=backend, start_ns=drained),
+                     answers=HEALTH, requirement="drain_ms")
+    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=need.fail_fast_ms,
+                                only_ok=False, start_ns=drained),
+                 answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
     chaos.expect(checks.errors(chaos.history, start_ns=drained, codes=["DEADLINE_EXCEEDED"],
-                               budget=0))
+                               budget=0),
+                 answers=("waitForReady",))
 
 
+@pytest.mark.detects(naive="drain_time", pick_first="drain_time")
 def test_graceful_drain_loses_no_rpc(chaos):
-    """Property: a graceful drain of the busiest backend — NOT_SERVING, 500 ms for clients to
-    move away, then stop with 1 s of grace for what is still in flight — under load (16 in
-    flight, its handlers taking 20 ms) loses no RPC.
+    """Property: in a graceful drain of the busiest backend — NOT_SERVING, 500 ms for
+    clients to move away, then stop with 1 s of grace for what is still in flight — under
+    load (16 in flight, its handlers taking 20 ms) the client stops sending it RPCs within
+    the drain bound, and loses no RPC.
 
-    Bound: 0 failed RPCs — that is the point of draining: health checking moves new RPCs
-    away within milliseconds, and the grace period lets in-flight ones finish.
+    Bound: drain_ms (50 ms) from the backend confirming NOT_SERVING — what a drain is for:
+    health checking moves new RPCs away within milliseconds, long before the listener
+    closes; error_budget (0) failed RPCs — the grace period lets in-flight ones finish. A
+    client that ignores health keeps sending RPCs until the server's GOAWAY, 500 ms later,
+    and may lose the ones that race it (the server drops calls it accepted but had not yet
+    started when it stops): it fails drain_time every time, errors sometimes.
     """
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
@@ -77,10 +95,14 @@ def test_graceful_drain_loses_no_rpc(chaos):
     target = chaos.busiest(warm)  # where the traffic is (pick_first: its only backend)
     chaos.hold_rpcs_on(target, delay_ms=20)
     drain = chaos.nemesis.inject(Drain(target, wait_ms=500, grace_ms=1000))
+    chaos.fleet.wait_exit(target, timeout=10)
     load.wait_for(500, timeout=20)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
-    chaos.check(checks.drain_time(chaos.history, target=target, after_ns=drain.start_ns,
-                                  bound_ms=500))
+    need = chaos.requirements
+    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=drain.in_force_ns,
+                                   bound_ms=need.drain_ms),
+                 answers=HEALTH, requirement="drain_ms")
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                 answers=("healthCheckConfig", "retryPolicy"), requirement="error_budget")
 
 
 def test_server_without_health_service_counts_as_healthy(chaos):
@@ -94,4 +116,6 @@ def test_server_without_health_service_counts_as_healthy(chaos):
     load = chaos.load(concurrency=8, fleet=fleet)
     warm = chaos.warm_up(load, backends=fleet.ids)
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=0))
+    chaos.expect(checks.errors(chaos.history, start_ns=warm,
+                               budget=chaos.requirements.error_budget),
+                 requirement="error_budget")

@@ -29,20 +29,16 @@ from chaos.faults import Bandwidth, Kill, LimitData, ProxyDown, ResetPeer, SlowC
 pytestmark = pytest.mark.network
 
 RATE = 600  # open-loop RPC/s: traffic reaches the victim whatever is stuck or broken
-# A break is seen at once (RST, FIN or a refused connect); replaying the RPCs caught takes
-# a retry backoff of 10-20 ms. 1 s leaves a busy 2-core machine plenty of margin.
-FAILOVER_MS = 1000
-# Silent connection: grpc-core pings at least 1 s apart + 500 ms ping timeout = 1.5 s at
-# worst, + 1 s of margin; with a 3 s RPC deadline so that keepalive, not the deadline,
-# decides (see test_hang.py).
-DETECTION_MS = 2500
+# A silent connection is found by keepalive (see test_hang.py): the RPC deadline must
+# outlast hang_detection_ms so that keepalive, not the deadline, decides.
 DEADLINE_S = 3.0
-# Reconnect backoff 100 ms .. 1 s with 20 % jitter: once the fault is gone the next attempt
-# is at most ~1.2 s away; handshake and first health check take ms. An outlier ejection
-# for the RPCs the fault failed (profiles with outlier detection: 1 s, from at most 0.5 s
-# after the fault) ends within ~1 s of the fault's end too. The rest is margin.
-RECOVERY_MS = 2000
 HOLD_MS = 1000  # RPCs held on the victim before their headers (module docstring)
+RETRIES = ("retryPolicy",)
+KEEPALIVE = ("grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms", "retryPolicy")
+# Once the fault is gone the next reconnection attempt is at most a max reconnect backoff
+# away; an outlier ejection for the RPCs the fault failed ends within ~1 s too.
+BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms",
+           "outlierDetection")
 
 
 def _warm_load(chaos, **options):
@@ -72,32 +68,39 @@ def _breaks_and_recovers(chaos, fault_on):
                      f"{target}'s connection broken")
     chaos.nemesis.undo(hold)
     load.wait_for(400, timeout=10)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm))
-    chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=fault.start_ns,
-                                      bound_ms=FAILOVER_MS))
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=FAILOVER_MS,
-                                start_ns=warm))
+    need = chaos.requirements
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                 answers=RETRIES, requirement="error_budget")
+    chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=fault.in_force_ns,
+                                      bound_ms=need.failover_ms),
+                 answers=RETRIES, requirement="failover_ms")
+    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=need.failover_ms,
+                                start_ns=warm),
+                 answers=RETRIES, requirement="failover_ms")
     removed = chaos.nemesis.undo(fault).end_ns
-    load.wait_until(lambda: chaos.served_since(target, removed), RECOVERY_MS / 1000 + 5,
-                    f"{target} serving again")
+    chaos.wait_for(load, lambda: chaos.served_since(target, removed),
+                   need.recovery_ms / 1000 + 5, f"{target} serving again")
     chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=removed,
-                                      bound_ms=RECOVERY_MS))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm))
+                                      bound_ms=need.recovery_ms),
+                 answers=BACKOFF, requirement="recovery_ms")
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                 answers=RETRIES, requirement="error_budget")
 
 
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_reset_peer_loses_no_rpc_and_the_backend_returns(chaos):
     """Property: when the busiest backend's proxy resets its connections (reset_peer on the
     request direction: the live connection is closed at its next bytes, every new one is
-    reset at its first), no RPC fails, failover is within 1 s, every RPC caught is
-    replayed within 1 s, and once the toxic is removed the backend serves again within 2 s.
+    reset at its first), no RPC fails, failover is within the failover bound, every RPC
+    caught is replayed within it, and once the toxic is removed the backend serves again
+    within the recovery bound.
 
-    Bound: zero errors — the RPCs caught were held before their headers, so the retry
-    policy replays them; 1000 ms for failover and for the slowest RPC — the close is seen
-    at once and a replay costs a 10-20 ms retry backoff (measured: failover 0 ms, slowest
-    RPC 30-300 ms, the high end with CPU burners), the rest is margin for a busy machine;
-    2000 ms back — the reconnect backoff (100 ms .. 1 s, 20 % jitter) puts the next attempt
-    at most ~1.2 s away (measured 0.16-0.66 s).
+    Bound: error_budget (0) — the RPCs caught were held before their headers, so the retry
+    policy replays them; failover_ms (1000 ms) for failover and for the slowest RPC — the
+    close is seen at once and a replay costs a 10-20 ms retry backoff (measured: failover
+    0 ms, slowest RPC 30-300 ms, the high end with CPU burners); recovery_ms (2000 ms)
+    back — a reconnect backoff capped at 1 s (+20 % jitter) puts the next attempt at most
+    ~1.2 s away (measured 0.16-0.66 s).
 
     Without retries (naive, pick_first, outlier) the RPCs in flight fail with
     UNAVAILABLE.
@@ -108,12 +111,13 @@ def test_reset_peer_loses_no_rpc_and_the_backend_returns(chaos):
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_proxy_down_and_up_loses_no_rpc_and_the_backend_returns(chaos):
     """Property: when the busiest backend's proxy goes down (its connections aborted, new
-    ones refused) no RPC fails, failover is within 1 s and every RPC caught is replayed
-    within 1 s; when the proxy is up again the backend serves again within 2 s.
+    ones refused) no RPC fails, failover is within the failover bound and every RPC caught
+    is replayed within it; when the proxy is up again the backend serves again within the
+    recovery bound.
 
-    Bound: as for reset_peer — zero errors (the caught RPCs were not committed), 1000 ms
-    for a break seen at once (measured: failover 0 ms, slowest RPC 27-170 ms), 2000 ms
-    back from the reconnect backoff (at most ~1.2 s, measured 0.03-0.75 s).
+    Bound: as for reset_peer — error_budget (0: the caught RPCs were not committed),
+    failover_ms (1000 ms) for a break seen at once (measured: failover 0 ms, slowest RPC
+    27-170 ms), recovery_ms (2000 ms) back (at most ~1.2 s, measured 0.03-0.75 s).
 
     Without retries (naive, pick_first, outlier) the RPCs in flight fail with
     UNAVAILABLE.
@@ -125,13 +129,13 @@ def test_proxy_down_and_up_loses_no_rpc_and_the_backend_returns(chaos):
 def test_limit_data_cut_loses_no_rpc_and_the_backend_returns(chaos):
     """Property: when every connection to the busiest backend is closed after 200 bytes of
     requests (limit_data, request direction: the live connection is cut within a request
-    or two, a new one within its TLS ClientHello), no RPC fails, failover is within 1 s,
-    every RPC caught is replayed within 1 s, and once the limit is removed the backend
-    serves again within 2 s.
+    or two, a new one within its TLS ClientHello), no RPC fails, failover is within the
+    failover bound, every RPC caught is replayed within it, and once the limit is removed
+    the backend serves again within the recovery bound.
 
     Bound: zero errors — a cut in the request direction never splits an answer, and the
-    RPCs caught were held before their headers, so all are replayed; 1000 ms and 2000 ms
-    as for reset_peer (measured: failover 0 ms, slowest RPC 30-270 ms, back in
+    RPCs caught were held before their headers, so all are replayed; failover_ms and
+    recovery_ms as for reset_peer (measured: failover 0 ms, slowest RPC 30-270 ms, back in
     0.07-0.78 s). 200 bytes is less than a ClientHello, so no new connection ever becomes
     READY while the limit holds.
 
@@ -141,51 +145,41 @@ def test_limit_data_cut_loses_no_rpc_and_the_backend_returns(chaos):
     _breaks_and_recovers(chaos, lambda target: LimitData(target, 200, stream="upstream"))
 
 
-def _settled(chaos, load) -> int:
-    """Wait until every RPC sent so far (some of them into the silent connection) has
-    ended — replayed after keepalive closed it, or failed — and mark the instant. Bounded
-    by the RPC deadline, whichever profile runs (see test_hang.py)."""
-    load.wait_for(30, timeout=load.deadline_s + 10)
-    last = chaos.history.next_id()  # the load draws ids in order: all below it are sent
-    load.wait_until(lambda: sum(r.id < last for r in chaos.history.rpcs) >= last - 1,
-                    load.deadline_s + 10, "the RPCs sent to the dead backend have ended")
-    return chaos.history.mark("RPCs sent to the dead backend have ended")
-
-
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     """Property: when the busiest backend is killed (-9) behind a proxy that delays closing
     by 5 s (slow_close), so that its connection stays open and silent, no RPC fails: every
     RPC sent to it is replayed within 2.5 s (3 s deadline) — by keepalive, not by the
-    close — and once it is restarted it serves again within 2 s.
+    close — and once it is restarted it serves again within the recovery bound.
 
-    Bound: 2500 ms — at most 1 s to the next ping (grpc-core spaces a client's pings 1 s
-    apart) + 500 ms ping timeout, + 1 s of margin (measured 0.64-1.65 s), below the 3 s
+    Bound: hang_detection_ms (2500 ms) — at most 1 s to the next ping (grpc-core spaces a
+    client's pings 1 s apart) + 500 ms ping timeout, + 1 s of margin (measured
+    0.64-1.65 s), below the 3 s
     deadline and the 5 s the close is held back. Zero errors: the RPCs caught were held
     before their headers and the later ones never reached a backend, so the retry policy
-    replays them. 2000 ms back: the reconnect backoff puts the next attempt at most ~1.2 s
+    replays them. recovery_ms (2000 ms) back: the reconnect backoff puts the next attempt at most ~1.2 s
     after the restart (measured 0.02-0.96 s).
 
     Without keepalive (naive, pick_first, outlier) every RPC sent to the dead backend
     waits for its 3 s deadline (the close comes later): DEADLINE_EXCEEDED.
     """
-    load, warm = _warm_load(chaos, deadline_s=DEADLINE_S)
+    need = chaos.requirements
+    load, warm = _warm_load(chaos, deadline_s=max(DEADLINE_S, need.hang_detection_ms / 1000 + 0.5))
     target = chaos.busiest(warm)
     chaos.nemesis.inject(SlowClose(target, 5000))
     chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     kill = chaos.nemesis.inject(Kill(target))
-    _settled(chaos, load)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, codes="DEADLINE_EXCEEDED"))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm))
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=DETECTION_MS,
-                                start_ns=warm))
+    chaos.settle(load, "the RPCs sent to the dead backend have ended")
+    chaos.expect_silent_fault_hidden(warm, KEEPALIVE)
     load.wait_for(300, timeout=10)
     restarted = chaos.nemesis.undo(kill).end_ns
-    load.wait_until(lambda: chaos.served_since(target, restarted), RECOVERY_MS / 1000 + 5,
-                    f"{target} serving again")
+    chaos.wait_for(load, lambda: chaos.served_since(target, restarted),
+                   need.recovery_ms / 1000 + 5, f"{target} serving again")
     chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=restarted,
-                                      bound_ms=RECOVERY_MS))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm))
+                                      bound_ms=need.recovery_ms),
+                 answers=BACKOFF, requirement="recovery_ms")
+    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+                 answers=KEEPALIVE, requirement="error_budget")
 
 
 # ---------------------------------------------------------------------------- weather
@@ -215,9 +209,8 @@ def test_slicer_keeps_every_reply_byte_exact(chaos):
     target = chaos.busiest(warm)
     chaos.nemesis.inject(Slicer(target, average_size=100, size_variation=50, delay_us=100,
                                 stream="downstream"))
-    chaos.nemesis.inject(Slicer(target, average_size=100, size_variation=50, delay_us=100,
-                                stream="upstream"))
-    in_place = chaos.history.mark("slicers in place")
+    in_place = chaos.nemesis.inject(Slicer(target, average_size=100, size_variation=50,
+                                           delay_us=100, stream="upstream")).in_force_ns
     load.wait_until(lambda: chaos.count_ok(target, in_place) >= 100, 10,
                     f"100 RPCs answered by the sliced {target}")
     chaos.expect(checks.errors(chaos.history, start_ns=warm))
@@ -232,11 +225,12 @@ BANDWIDTH_CLIENTS = 8
 
 def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     """Property: with b2's replies limited to 2 KB/s (~0.5 KB replies), its RPCs take at
-    least 200 ms (p50), the other backends' p90 stays under 100 ms, no RPC fails and every
-    reply is exact; once the limit is lifted b2 is fast again (p90 under 100 ms).
+    least 200 ms (p50), the other backends' p90 stays within the healthy latency bound, no
+    RPC fails and every reply is exact; once the limit is lifted b2 is fast again (p90
+    within it too). Not applicable to a client that sends every RPC to one backend.
 
     Bound: 200 ms is the floor the limit sets — the 400 bytes of payload alone take 200 ms
-    at 2 KB/s (measured p50 ~275-300 ms with framing and TLS); 100 ms for unthrottled RPCs
+    at 2 KB/s (measured p50 ~275-300 ms with framing and TLS); healthy_latency_ms (100 ms) for unthrottled RPCs
     is ~30x their loopback p90 and half the floor, so the two cannot be confused (p90, not
     p99: with ~50 RPCs each in the window, one scheduling stall of a backend process on a
     busy machine, ~240 ms measured, would be the p99 on its own). No
@@ -246,8 +240,7 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     ping timeout); a deeper queue would trip the ping timeout and tear the connection
     down in the middle of answers.
     """
-    if chaos.profile.policy == "pick_first":
-        pytest.skip("pick_first uses one backend; per-backend latency needs round_robin")
+    chaos.require_spread("per-backend latency")
     loads = [chaos.load(concurrency=1, payload_bytes=BANDWIDTH_PAYLOAD)
              for _ in range(BANDWIDTH_CLIENTS)]
     warm = chaos.warm_up(loads[0])
@@ -255,7 +248,7 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
                      "every client warm")
     target = "b2"
     limit = chaos.nemesis.inject(Bandwidth(target, BANDWIDTH_KBPS))
-    in_place = chaos.history.mark("limit in place")  # the API answers once every link has it
+    in_place = limit.in_force_ns  # the API answers once every link has it
     loads[0].wait_until(lambda: chaos.count_ok(target, in_place) >= 24, 20,
                         f"24 RPCs answered by the throttled {target}")
     lifting = chaos.history.mark("lifting the limit")
@@ -265,8 +258,11 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     chaos.expect(checks.errors(chaos.history, start_ns=warm))
     chaos.expect(checks.latency(chaos.history, backend=target, percentile=50, bound_ms=200,
                                 at_least=True, start_ns=in_place, end_ns=lifting))
+    need = chaos.requirements
     for other in sorted(set(chaos.fleet.ids) - {target}):
         chaos.expect(checks.latency(chaos.history, backend=other, percentile=90,
-                                    bound_ms=100, start_ns=in_place))
-    chaos.expect(checks.latency(chaos.history, backend=target, percentile=90, bound_ms=100,
-                                start_ns=lifted))
+                                    bound_ms=need.healthy_latency_ms, start_ns=in_place),
+                     requirement="healthy_latency_ms")
+    chaos.expect(checks.latency(chaos.history, backend=target, percentile=90,
+                                bound_ms=need.healthy_latency_ms, start_ns=lifted),
+                 requirement="healthy_latency_ms")

@@ -65,3 +65,10 @@ def no_thread_leaks() -> Iterator[None]:
         thread.join(max(0.0, deadline - time.monotonic()))
     left = [thread.name for thread in set(threading.enumerate()) - before]
     assert not left, f"threads still running {THREAD_END_TIMEOUT_S} s after the test: {left}"
+
+
+def backend_of(call) -> str | None:
+    """The ``x-backend-id`` an answer carries (the fleet's backends send it in the
+    trailers, with the answer; a header works as well)."""
+    metadata = tuple(call.initial_metadata() or ()) + tuple(call.trailing_metadata() or ())
+    return dict(metadata).get("x-backend-id")

@@ -16,11 +16,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from chaos.toxiproxy_control import _read_line
 from fleet import client
 from fleet.controller import Fleet, FleetError, _proc_state
 from fleet.pki import FLEET_NAME
 from fleet.waiting import wait_until
 from proto import greeter_pb2, greeter_pb2_grpc
+from tests.helpers import backend_of
 
 NET = "127.0.201.0/24"
 
@@ -43,7 +45,7 @@ def _round_robin(fleet):
 
 def _hello(stub, timeout=5.0):
     reply, call = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="c"), timeout=timeout)
-    return dict(call.initial_metadata())["x-backend-id"]
+    return backend_of(call)
 
 
 def _direct(fleet, backend_id):
@@ -134,8 +136,8 @@ def test_certificate_swap_applies_to_new_connections_only(fresh):
         assert _hello(old_stub) == "b1"
         fresh.set_certificate("b1", "other_ca")
         with _direct(fresh, "b1") as new:
-            with pytest.raises(grpc.RpcError) as failure:
-                _hello(greeter_pb2_grpc.GreeterStub(new), timeout=3)
+            with pytest.raises(grpc.RpcError) as failure:  # rejected at once; 10 s for load
+                _hello(greeter_pb2_grpc.GreeterStub(new), timeout=10)
             assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
         assert _hello(old_stub) == "b1"  # the open connection keeps its certificate
     fresh.set_certificate("b1", "good")
@@ -200,8 +202,8 @@ _ORPHAN = textwrap.dedent("""
 def test_children_and_files_die_with_a_killed_parent(sig):
     parent = subprocess.Popen([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE,
                               text=True, stdin=subprocess.DEVNULL)
-    try:
-        info = json.loads(parent.stdout.readline())
+    try:  # a 2-backend fleet starts in about a second; 30 s is for a busy machine
+        info = json.loads(_read_line(parent.stdout, time.monotonic() + 30))
     finally:
         parent.send_signal(sig)
         parent.wait(timeout=10)

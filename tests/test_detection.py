@@ -1,10 +1,15 @@
-"""Every scenario detects what it claims to: under each profile named in its
-``@pytest.mark.detects(profile="check")`` it must fail, and the failed verdict must be that
-check. Without this a scenario could silently stop detecting its fault (a bound made too
-loose, a fault that no longer applies) and still pass under every profile.
+"""Every scenario detects what it claims to, and every broken client profile is caught.
 
-One pytest run per weak profile executes just the scenarios that name it (the run is
-shared by all cases of that profile); the cells come from its JUnit report.
+1. Under each profile named in a scenario's ``@pytest.mark.detects(profile="check")`` the
+   scenario must fail, and the failed verdict must be that check. Without this a scenario
+   could silently stop detecting its fault (a bound made too loose, a fault that no longer
+   applies) and still pass under every profile.
+2. tests/profiles/ holds realistic broken client profiles, each recommended with ONE
+   mistake; BROKEN says which scenario must catch each, on which check. A mistake that no
+   scenario stages would pass the whole catalogue: that is the hole this guards.
+
+One pytest run per profile executes just the scenarios that name it (shared by all cases of
+that profile); the cells come from its JUnit report.
 """
 
 from __future__ import annotations
@@ -19,10 +24,47 @@ from chaos import matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
+BROKEN_DIR = ROOT / "tests" / "profiles"
+
+# profile file (tests/profiles/<name>.json) -> (scenario, the check that must fail there)
+BROKEN = {
+    "legacy-policy-field": ("test_app.py::test_backend_failing_every_call_is_ejected",
+                            "ejection_time"),
+    "no-outlier-detection": ("test_app.py::test_backend_failing_every_call_is_ejected",
+                             "ejection_time"),
+    "slow-ejection": ("test_app.py::test_backend_failing_every_call_is_ejected",
+                      "ejection_time"),
+    "eject-every-backend": ("test_app.py::test_failures_on_every_backend_never_eject_them_all",
+                            "errors"),
+    "no-health-check": ("test_health.py::test_not_serving_drains_the_backend_and_serving_"
+                        "brings_it_back", "drain_time"),
+    "no-retry-policy": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
+    "retry-wrong-code": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
+    "retries-disabled": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
+    "hedging-instead-of-retry": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
+    "no-ping-timeout": ("test_hang.py::test_sigstop_is_out_within_keepalive_bound_and_"
+                        "sigcont_brings_it_back", "errors"),
+    "keepalive-20s": ("test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_"
+                      "before_its_next_rpc", "attempts"),
+    "no-keepalive": ("test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_"
+                     "before_its_next_rpc", "attempts"),
+    "default-reconnect-backoff": ("test_kill.py::test_backend_back_after_a_long_outage_"
+                                  "rejoins_within_the_recovery_bound", "recovery_time"),
+    "slow-dns-reresolution": ("test_dns.py::test_removed_record_is_dropped_once_a_broken_"
+                              "connection_makes_the_client_re_resolve", "reresolution_time"),
+    "wait-for-ready": ("test_kill.py::test_all_backends_killed_fail_fast_then_recover",
+                       "latency"),
+    "slow-retry-backoff": ("test_kill.py::test_all_backends_killed_fail_fast_then_recover",
+                           "latency"),
+    "pick-first-child": ("test_balance.py::test_load_is_spread_over_every_backend",
+                         "balance_chi2"),
+    "health-check-wrong-service": ("test_balance.py::test_load_is_spread_over_every_backend",
+                                   "preflight"),
+}
 
 
 def _expectations() -> list[tuple[str, str, str]]:
-    """(profile, node id, check) for every detects mark in scenarios/."""
+    """(profile, node id, check): every detects mark in scenarios/, then BROKEN."""
     found = []
     for path in sorted(SCENARIOS.glob("test_*.py")):
         spec = importlib.util.spec_from_file_location(f"_scenarios_{path.stem}", path)
@@ -35,6 +77,8 @@ def _expectations() -> list[tuple[str, str, str]]:
                 if mark.name == "detects":
                     for profile, check in mark.kwargs.items():
                         found.append((profile, f"scenarios/{path.name}::{name}", check))
+    for name, (node, check) in BROKEN.items():
+        found.append((str(BROKEN_DIR / f"{name}.json"), f"scenarios/{node}", check))
     return found
 
 
@@ -53,11 +97,21 @@ def test_every_weak_profile_is_expected_to_fail_somewhere():
     assert {p for p, _, _ in EXPECTATIONS} >= {"naive", "pick_first"}
 
 
+def test_the_broken_catalogue_is_every_file_and_at_least_fifteen_mistakes():
+    files = {path.stem for path in BROKEN_DIR.glob("*.json")}
+    assert files == set(BROKEN), files ^ set(BROKEN)
+    assert len(BROKEN) >= 15
+
+
+def _id(profile: str, node: str) -> str:
+    return f"{Path(profile).stem}-{node.split('::')[1]}"
+
+
 @pytest.mark.parametrize("profile, node, check", EXPECTATIONS,
-                         ids=[f"{p}-{n.split('::')[1]}" for p, n, _ in EXPECTATIONS])
+                         ids=[_id(p, n) for p, n, _ in EXPECTATIONS])
 def test_scenario_fails_under_weak_profile_for_the_right_reason(profile, node, check,
                                                                 tmp_path_factory):
-    cells = _cells(profile, tmp_path_factory.mktemp(f"detect-{profile}"))
+    cells = _cells(profile, tmp_path_factory.mktemp(f"detect-{Path(profile).stem}"))
     key = f"{Path(node.split('::')[0]).stem}::{node.split('::')[1]}"
     cell = cells.get(key)
     assert cell is not None, f"{node} did not run under {profile}"

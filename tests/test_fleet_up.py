@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from fleet import client, ports
 from fleet.controller import _proc_state
 from fleet.waiting import wait_until
 from proto import greeter_pb2, greeter_pb2_grpc
+from tests.helpers import backend_of
 
 
 class FleetUp:
@@ -43,6 +46,26 @@ class FleetUp:
         self.process.stderr.close()
         return code
 
+    def stderr_event(self, timeout: float) -> dict:
+        """The next JSON event line fleet up writes on stderr (other lines are skipped),
+        waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        skipped = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stderr, selectors.EVENT_READ)
+            # Each pass reads one line or ends at the deadline.
+            while (remaining := deadline - time.monotonic()) > 0:
+                if not selector.select(remaining):
+                    break
+                line = self.process.stderr.readline()
+                if not line:
+                    break  # fleet up closed stderr: it exited
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    skipped.append(line.rstrip())
+        pytest.fail(f"no JSON line on fleet up's stderr within {timeout} s; other lines: {skipped}")
+
     def assert_nothing_left(self) -> None:
         wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in self.pids), 10,
                    "every backend of fleet up gone")
@@ -51,7 +74,7 @@ class FleetUp:
 
 def _hello(stub) -> str:
     _, call = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="up"), timeout=5)
-    return dict(call.initial_metadata())["x-backend-id"]
+    return backend_of(call)
 
 
 def _try_hello(stub) -> str | None:
@@ -107,6 +130,53 @@ def test_mtls_refuses_a_client_without_certificate(fleet_up):
     with client.channel(up.info, service_config=client.ROUND_ROBIN,
                         client_cert=True) as channel:
         assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
+    assert up.stop(signal.SIGINT) == 0
+    up.assert_nothing_left()
+
+
+def test_a_backend_killed_by_hand_is_reaped_and_reported_and_the_fleet_stays_up(fleet_up):
+    up = fleet_up("--size", "2", "--no-proxies")
+    victim = up.info["backends"][1]
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    event = up.stderr_event(timeout=10)
+    assert event == {"event": "backend-exited", "id": "b2", "pid": victim["pid"],
+                     "signal": "SIGKILL"}
+    assert _proc_state(victim["pid"]) == ""  # reaped before reported: no zombie left
+    assert up.process.poll() is None
+    with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
+        assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
+
+    assert up.stop(signal.SIGINT) == 0
+    up.assert_nothing_left()
+
+
+def test_a_backend_that_exits_is_reported_with_its_code_and_log_tail_and_close_is_not(fleet_up):
+    up = fleet_up("--size", "2", "--no-proxies")
+    victim = up.info["backends"][0]
+    with open(up.workdir / "b1.log", "a") as log:  # as if the backend had written it
+        log.write("first line\nlast words of b1\n")
+    os.kill(victim["pid"], signal.SIGTERM)  # a graceful stop the fleet did not ask for
+
+    event = up.stderr_event(timeout=10)
+    assert event == {"event": "backend-exited", "id": "b1", "pid": victim["pid"],
+                     "exit_code": 0, "log_tail": "first line | last words of b1"}
+    assert _proc_state(victim["pid"]) == ""
+
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(timeout=20) == 0
+    rest = up.process.stderr.read()
+    assert "backend-exited" not in rest, f"fleet up reported its own close as a death: {rest}"
+    up.stop()
+    up.assert_nothing_left()
+
+
+def test_forty_backends(fleet_up):
+    up = fleet_up("--size", "40")
+    backends = up.info["backends"]
+    assert [b["id"] for b in backends] == [f"b{i}" for i in range(1, 41)]
+    assert len({b["address"] for b in backends}) == len({b["pid"] for b in backends}) == 40
+    assert all(_proc_state(b["pid"]) not in ("", "Z") for b in backends)
     assert up.stop(signal.SIGINT) == 0
     up.assert_nothing_left()
 

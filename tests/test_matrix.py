@@ -48,6 +48,30 @@ def test_table_has_a_row_per_scenario_and_a_column_per_profile(junit):
         in lines
 
 
+def test_a_cell_that_differs_between_runs_is_flaky_never_pass():
+    fail = matrix.Cell("FAIL", "errors: 1 rpcs (bound <= 0 rpcs)")
+    assert str(matrix.combine([matrix.Cell("pass"), fail, matrix.Cell("pass")])) == (
+        "flaky (1/3): FAIL: errors: 1 rpcs (bound <= 0 rpcs)")
+    assert matrix.combine([fail, fail, fail]) == fail
+    assert matrix.combine([matrix.Cell("pass")] * 3) == matrix.Cell("pass")
+    inconclusive = matrix.Cell("INCONCLUSIVE", "latency: 102 ms")
+    assert str(matrix.combine([fail, inconclusive, fail])).startswith("flaky (3/3): FAIL")
+
+
+def test_inconclusive_and_not_applicable_cells_are_named():
+    junit = """<testsuites><testsuite>
+<testcase classname="scenarios.test_latency" name="test_a"><failure message="chaos.outcomes.ScenarioInconclusive: [profile recommended] INCONCLUSIVE latency: 102 ms (bound &lt;= 100 ms) — runner stalled 180 ms">x</failure></testcase>
+<testcase classname="scenarios.test_latency" name="test_b"><skipped message="not applicable: per-backend latency needs a client that spreads RPCs"/></testcase>
+</testsuite></testsuites>"""
+    cells = {}
+    import xml.etree.ElementTree as ElementTree
+    for case in ElementTree.fromstring(junit).iter("testcase"):
+        cells[case.get("name")] = matrix._cell(case)
+    assert cells["test_a"].outcome == "INCONCLUSIVE"
+    assert cells["test_a"].reason.startswith("latency: 102 ms")
+    assert str(cells["test_b"]) == "n/a: per-backend latency needs a client that spreads RPCs"
+
+
 def test_readme_table_is_replaced_between_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{matrix.BEGIN}\nold\n{matrix.END}\noutro\n")

@@ -13,9 +13,11 @@ Rules every check keeps:
 
 One module per family: failover (failover_time, recovery_time), drain (drain_time,
 no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2),
-latency (latency, percentiles).
+latency (latency, percentiles), attempts (ejection_time, from gRPC's per-backend
+attempt counters).
 """
 
+from chaos.checks.attempts import attempts, ejection_time
 from chaos.checks.balance import balance_chi2, balance_exact
 from chaos.checks.chi2 import chi2_sf
 from chaos.checks.drain import drain_time, no_traffic_to
@@ -26,10 +28,12 @@ from chaos.checks.verdict import Verdict
 
 __all__ = [
     "Verdict",
+    "attempts",
     "balance_chi2",
     "balance_exact",
     "chi2_sf",
     "drain_time",
+    "ejection_time",
     "error_rate",
     "errors",
     "failover_time",

@@ -24,6 +24,9 @@ from chaos.history import Event, History, Rpc
 # Cochran's rule: the chi-square approximation is trusted when every expected count is
 # at least 5; below that the p-value is not worth a release decision.
 MIN_EXPECTED = 5.0
+# A broken rotation is put down to a stall only when the stall came within this long before
+# the bad round (a keepalive ping timeout of 500 ms, plus the ping's wait).
+RESTART_LOOKBACK_NS = 1_000_000_000
 
 
 def balance_exact(
@@ -59,7 +62,12 @@ def balance_exact(
         round_rpcs = ok[bad * n : (bad + 1) * n]
         highlight = [r.id for r in round_rpcs]
         explanation = explain(paragraph, h, round_rpcs[0].start_ns, highlight)
-        return Verdict("balance_exact", False, good_rounds, "rounds", min_rounds, explanation, ">=", data)
+        # What a stall could bend: round_robin restarts its rotation when a subchannel
+        # changes state, e.g. a keepalive ping timing out while the machine stalled in the
+        # second before the round.
+        culprits = ((round_rpcs[0].start_ns - RESTART_LOOKBACK_NS, round_rpcs[-1].end_ns),)
+        return Verdict("balance_exact", False, good_rounds, "rounds", min_rounds, explanation, ">=", data,
+                       culprits=culprits)
     passed = rounds >= min_rounds
     if n:
         left = f", and {len(ok) % n} more in that order" if len(ok) % n else ""

@@ -59,7 +59,8 @@ def drain_time(
         f"{len(later)} RPCs started after the flip went to it, the last being "
         f"{describe_rpc(last, after_ns, 'the flip')}.{note}"
     )
-    return Verdict("drain_time", passed, figure, "ms", bound_ms, explain(paragraph, h, last.start_ns, [last.id]))
+    return Verdict("drain_time", passed, figure, "ms", bound_ms, explain(paragraph, h, last.start_ns, [last.id]),
+                   span=(after_ns, last.start_ns))
 
 
 def no_traffic_to(
@@ -98,4 +99,7 @@ def no_traffic_to(
         f"the first was {describe_rpc(first, origin, origin_name)}, the last #{hits[-1].id}."
     )
     highlight = [r.id for r in hits[:10]]
-    return Verdict("no_traffic_to", False, len(hits), "rpcs", 0, explain(paragraph, h, first.start_ns, highlight))
+    # What a stall could bend: how late each of these RPCs was picked, from the window start.
+    culprits = tuple((origin, r.start_ns) for r in hits)
+    return Verdict("no_traffic_to", False, len(hits), "rpcs", 0, explain(paragraph, h, first.start_ns, highlight),
+                   culprits=culprits)

@@ -25,15 +25,17 @@ def errors(
     budget: int = 0,
     *,
     min_rpcs: int = 1,
+    unanswered: bool = False,
 ) -> Verdict:
     """The number of non-OK RPCs that started in [start_ns, end_ns), against `budget`.
 
     `codes` restricts the count to those status codes (e.g. {"UNAVAILABLE"}); None
-    counts every non-OK code. Passes when the count <= budget and at least `min_rpcs`
+    counts every non-OK code. `unanswered` counts only the failures no backend answered
+    (no backend id: the client failed them itself, or the connection died). Passes when the count <= budget and at least `min_rpcs`
     RPCs started in the window (an idle window shows no errors and proves nothing;
     pass min_rpcs=0 to accept it).
     """
-    tally = _tally(as_history(history), start_ns, end_ns, codes)
+    tally = _tally(as_history(history), start_ns, end_ns, codes, unanswered)
     figure = len(tally.failed)
     passed = tally.busy_enough(min_rpcs) and figure <= budget
     verdict = "within" if figure <= budget else "over"
@@ -71,6 +73,7 @@ class _Tally:
     codes: frozenset[str] | None
     window: list[Rpc]
     failed: list[Rpc]
+    unanswered: bool = False
 
     def busy_enough(self, min_rpcs: int) -> bool:
         return len(self.window) >= min_rpcs
@@ -84,11 +87,15 @@ class _Tally:
         around = self.failed[0].start_ns if self.failed else (self.window[0].start_ns if self.window else origin)
         highlight = [r.id for r in self.failed[:FIRST_FAILURES]]
         paragraph = self._paragraph(by_code, min_rpcs, against, origin, origin_name)
-        return Verdict(name, passed, figure, unit, bound, explain(paragraph, self.history, around, highlight), data=data)
+        culprits = tuple((r.start_ns, r.end_ns) for r in self.failed)
+        return Verdict(name, passed, figure, unit, bound, explain(paragraph, self.history, around, highlight),
+                       data=data, culprits=culprits)
 
     def _paragraph(self, by_code: Counter, min_rpcs: int, against: str, origin: int, origin_name: str) -> str:
         where = describe_window(self.history, self.start_ns, self.end_ns)
         which = "failed" if self.codes is None else f"failed with {' or '.join(sorted(self.codes))}"
+        if self.unanswered:
+            which += " without an answer from any backend"
         text = f"{len(self.failed)} of the {len(self.window)} RPCs that started {where} {which}, {against}"
         if not self.busy_enough(min_rpcs):
             text += f"; but at least {min_rpcs} RPCs were needed for the window to prove anything"
@@ -98,9 +105,11 @@ class _Tally:
         return text + "."
 
 
-def _tally(history: History, start_ns: int | None, end_ns: int | None, codes: Iterable[str] | str | None) -> _Tally:
+def _tally(history: History, start_ns: int | None, end_ns: int | None, codes: Iterable[str] | str | None,
+           unanswered: bool = False) -> _Tally:
     # A single code given as a string would otherwise be iterated letter by letter.
     wanted = None if codes is None else frozenset([codes] if isinstance(codes, str) else codes)
     window = in_window(history.rpcs, start_ns, end_ns)
-    failed = [r for r in window if not r.ok and (wanted is None or r.code in wanted)]
-    return _Tally(history, start_ns, end_ns, wanted, window, failed)
+    failed = [r for r in window if not r.ok and (wanted is None or r.code in wanted)
+              and not (unanswered and r.backend is not None)]
+    return _Tally(history, start_ns, end_ns, wanted, window, failed, unanswered)

@@ -60,7 +60,8 @@ def failover_time(
     passed = figure <= bound_ms
     paragraph = _failover_paragraph(target, figure, bound_ms, passed, bad, after_ns, [r for r in later if r.start_ns >= t_ns])
     highlight = [first_good.id] + ([last_bad.id] if last_bad else [])
-    return _verdict("failover_time", passed, figure, bound_ms, explain(paragraph, h, t_ns, highlight))
+    return _verdict("failover_time", passed, figure, bound_ms, explain(paragraph, h, t_ns, highlight),
+                    span=(after_ns, t_ns))
 
 
 def _failover_paragraph(
@@ -113,7 +114,8 @@ def recovery_time(
         f"{describe_rpc(first, after_ns, 'the clear')}; {len(before)} RPCs started before it "
         f"({count_text(by_backend(before))})."
     )
-    return _verdict("recovery_time", passed, figure, bound_ms, explain(paragraph, h, first.start_ns, [first.id]))
+    return _verdict("recovery_time", passed, figure, bound_ms, explain(paragraph, h, first.start_ns, [first.id]),
+                    span=(after_ns, first.start_ns))
 
 
 def _bad_summary(bad: list[Rpc], target: str) -> str:
@@ -125,5 +127,6 @@ def _bad_summary(bad: list[Rpc], target: str) -> str:
     )
 
 
-def _verdict(name: str, passed: bool, figure: float | None, bound_ms: float, explanation: str) -> Verdict:
-    return Verdict(name, passed, figure, "ms", bound_ms, explanation)
+def _verdict(name: str, passed: bool, figure: float | None, bound_ms: float, explanation: str,
+             span: tuple[int, int] | None = None) -> Verdict:
+    return Verdict(name, passed, figure, "ms", bound_ms, explanation, span=span)

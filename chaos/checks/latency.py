@@ -99,7 +99,9 @@ def latency(
     # JSON-native for artifacts: percentile keys as strings ("99.9").
     data = {"percentiles": {b: {f"{p:g}": v for p, v in row.items()} for b, row in table.items()}}
     explanation = explain(paragraph, h, decisive.start_ns, [decisive.id])
-    return Verdict("latency", passed, figure, "ms", bound_ms, explanation, comparison, data)
+    # A floor (at_least) is never bent by a stall: a stall only makes RPCs slower.
+    span = None if at_least else (decisive.start_ns, decisive.end_ns)
+    return Verdict("latency", passed, figure, "ms", bound_ms, explanation, comparison, data, span=span)
 
 
 def _select(h: History, backend: str | None, start_ns: int | None, end_ns: int | None, only_ok: bool) -> list[Rpc]:

@@ -29,6 +29,14 @@ class Verdict:
     `comparison` says which way the bound goes: "<=" (figure must not exceed it, e.g. a
     time) or ">=" (figure must reach it, e.g. a p-value). `data` holds JSON-native
     extras for reports (counts by code, percentiles, ...).
+
+    What a busy machine could have bent (chaos/judge.py reads these; checks only say
+    what they measured): `span` is the interval of the history whose length *is* a time
+    figure (fault in force -> decisive instant), and `culprits` the intervals of the
+    failing items of a count (each failed RPC's lifetime, each RPC that went where it
+    should not). `inconclusive` and `stall_ms` are set by the judge, never by a check: a
+    missed bound that the runner's own stall explains. `advice` names the client or
+    server settings that answer a failure (chaos/advice.py).
     """
 
     name: str
@@ -39,9 +47,19 @@ class Verdict:
     explanation: str
     comparison: str = "<="
     data: dict = field(default_factory=dict, hash=False)
+    span: tuple[int, int] | None = None
+    culprits: tuple[tuple[int, int], ...] = ()
+    inconclusive: bool = False
+    stall_ms: float | None = None
+    advice: str = ""
 
     def __bool__(self) -> bool:
         return self.passed
+
+    @property
+    def outcome(self) -> str:
+        """"pass", "fail" or "inconclusive"."""
+        return "pass" if self.passed else "inconclusive" if self.inconclusive else "fail"
 
     @property
     def headline(self) -> str:
@@ -52,10 +70,12 @@ class Verdict:
         figure = "n/a" if self.figure is None else f"{self.figure:.6g}{unit}"
         figure = f"{self.unit} {figure}" if named else figure
         bound = "" if self.bound is None else f" (bound {self.comparison} {self.bound:.6g}{unit})"
-        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {figure}{bound}"
+        stalled = f" — runner stalled {self.stall_ms:.0f} ms" if self.inconclusive else ""
+        return f"{self.outcome.upper()} {self.name}: {figure}{bound}{stalled}"
 
     def __str__(self) -> str:
-        body = "\n".join("    " + line if line else "" for line in self.explanation.splitlines())
+        text = self.explanation + (f"\n\n{self.advice}" if self.advice else "")
+        body = "\n".join("    " + line if line else "" for line in text.splitlines())
         return f"{self.headline}\n{body}"
 
     def to_dict(self) -> dict:

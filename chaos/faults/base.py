@@ -68,8 +68,16 @@ class Active:
 
     @property
     def start_ns(self) -> int:
-        """When the fault began (taken just before it was applied)."""
+        """When the fault began (taken just before it was applied): RPCs from here on may
+        have met it."""
         return self.event.start_ns
+
+    @property
+    def in_force_ns(self) -> int:
+        """When the fault was in force (taken just after ``apply`` returned: the API
+        answered, the process is gone, the server confirmed): the client's reaction is
+        measured from here."""
+        return self.event.in_force_ns
 
     @property
     def end_ns(self) -> int | None:
@@ -100,6 +108,7 @@ class Nemesis:
             except Exception:
                 pass
             raise
+        self.history.in_force(handle)
         if fault.instant:
             self._active.remove(active)
             active.undone = True

@@ -49,7 +49,8 @@ class Pause(Fault):
 @dataclass(frozen=True)
 class Drain(Fault):
     """Graceful drain: NOT_SERVING, ``wait_ms`` for clients to move away, stop with
-    ``grace_ms`` for in-flight RPCs; the process exits. Reverted by a restart."""
+    ``grace_ms`` for in-flight RPCs; the process exits. In force once the backend confirmed
+    NOT_SERVING (it exits later: ``fleet.wait_exit``). Reverted by a restart."""
 
     target: str
     wait_ms: int = 500
@@ -57,7 +58,7 @@ class Drain(Fault):
     kind = "drain"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.drain(self.target, self.wait_ms, self.grace_ms)
+        nemesis.fleet.drain(self.target, self.wait_ms, self.grace_ms, wait=False)
 
     def revert(self, nemesis) -> None:
         nemesis.fleet.restart(self.target)

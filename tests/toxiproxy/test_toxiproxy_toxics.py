@@ -1,8 +1,9 @@
 """Each toxic measured on real loopback sockets (spec §6, §7).
 
-Times are measured against what the toxic promises, with tolerances that hold on a busy
-2-core machine: a release is never early (the proxy waits at least the delay) and at
-most a few ms late in the median. Round trips are compared with a direct baseline.
+Times are measured against what the toxic promises, by the rule in toxiproxy_testkit: a
+release is never early (asserted strictly); how late it may be is bounded only by the
+break each test catches (e.g. a delay applied twice), or loosely, so that a busy 2-core
+machine cannot fail them and a broken toxic still does.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import time
 
 import pytest
 
-from toxiproxy_testkit import (connect, median, read_until_closed, recv_exact, round_trip,
-                               round_trips, stays_open, wait_for)
+from toxiproxy_testkit import (EARLY_S, LATE_S, WAIT_S, assert_delays, connect,
+                               read_until_closed, recv_exact, round_trip, round_trips,
+                               stays_open, wait_for)
 
 MS = 0.001
 
@@ -34,73 +36,85 @@ def test_data_passes_unchanged_without_toxics(echo, make_proxy):
 
 def test_latency_delays_each_reply_by_100ms(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
-    baseline = median(round_trips(echo.address, 5))
+    # Without toxics the proxy holds nothing: well under the delay measured next.
+    assert min(round_trips(listen, 5)) < 50 * MS
     control.add_toxic(name, "latency", {"latency": 100})
-    samples = round_trips(listen, 9)
-    added = median(samples) - baseline
-    assert 95 * MS <= added <= 105 * MS, f"added latency {added * 1000:.1f} ms"
-    assert min(samples) >= 99.5 * MS, "a reply was released before its delay"
+    # Twice the delay is what a toxic applied twice would take at least.
+    assert_delays(round_trips(listen, 9), 100 * MS, fastest_below=200 * MS)
 
 
 def test_latency_up_and_down_add_to_200ms(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "latency", {"latency": 100}, stream="upstream")
     control.add_toxic(name, "latency", {"latency": 100}, stream="downstream")
-    assert 195 * MS <= median(round_trips(listen, 5)) <= 210 * MS
+    # 300 ms: either direction's toxic applied twice.
+    assert_delays(round_trips(listen, 5), 200 * MS, fastest_below=300 * MS)
 
 
 def test_two_latency_toxics_in_one_direction_add_up(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "latency", {"latency": 60}, name="first")
     control.add_toxic(name, "latency", {"latency": 60}, name="second")
-    assert 119 * MS <= median(round_trips(listen, 5)) <= 130 * MS
+    # The second waits only what is left of its 60 ms, so the sum holds from the arrival;
+    # 180 ms: one of them applied twice.
+    assert_delays(round_trips(listen, 5), 120 * MS, fastest_below=180 * MS)
 
 
 def test_jitter_stays_within_its_bounds_and_varies(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "latency", {"latency": 100, "jitter": 30})
     samples = round_trips(listen, 16)
-    assert min(samples) >= 69.5 * MS, f"below latency - jitter: {min(samples)}"
-    assert max(samples) <= 140 * MS, f"above latency + jitter: {max(samples)}"
+    # Never below latency - jitter; and the jitter goes both ways, so some replies beat
+    # the nominal 100 ms, which load cannot fake (it only makes replies later). Half the
+    # delays are under 100 ms: none of 16 is a 2e-5 chance (2e-4 if load added 5 ms to
+    # every reply). A jitter of zero, or one that only adds, fails here.
+    assert_delays(samples, 70 * MS, fastest_below=100 * MS)
     assert max(samples) - min(samples) >= 10 * MS, "jitter did not vary the delay"
 
 
 def test_latency_applies_to_open_connections_and_updates_merge(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     with connect(listen) as sock:
-        assert round_trip(sock) < 50 * MS
+        round_trip(sock)  # the connection is open and passing data before the toxic
         control.add_toxic(name, "latency", {"latency": 100, "jitter": 0})
-        assert round_trip(sock) >= 99.5 * MS
+        assert round_trip(sock) >= 100 * MS - EARLY_S
         toxic = control.update_toxic(name, "latency_downstream", {"latency": 200})
         assert toxic["attributes"] == {"latency": 200, "jitter": 0}
-        assert 199.5 * MS <= round_trip(sock) <= 215 * MS
+        # 300 ms: the update added to the old delay instead of replacing it.
+        assert_delays([round_trip(sock) for _ in range(3)], 200 * MS, fastest_below=300 * MS)
+
+
+# A chunk held by this latency would reach the client no sooner than 3 s after it was
+# sent: the bound on "released at once" that still fails when removal releases nothing.
+HELD_MS = 3000
 
 
 def test_removing_latency_releases_what_it_held(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
-    control.add_toxic(name, "latency", {"latency": 3000})
+    control.add_toxic(name, "latency", {"latency": HELD_MS})
     with connect(listen) as sock:
         start = time.monotonic()
         sock.sendall(b"held")
-        wait_for(lambda: echo.peers and echo.peers[0].received, 2, "the echo to get the data")
+        wait_for(lambda: echo.peers and echo.peers[0].received, WAIT_S,
+                 "the echo to get the data")
         control.remove_toxic(name, "latency_downstream")
         assert recv_exact(sock, 4) == b"held"
-        assert time.monotonic() - start < 1.0, "data waited for the removed latency"
+        assert time.monotonic() - start < HELD_MS * MS, "data waited for the removed latency"
 
 
 def test_removing_a_toxic_flushes_everything_queued_for_it(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
-    control.add_toxic(name, "latency", {"latency": 3000})
+    control.add_toxic(name, "latency", {"latency": HELD_MS})
     with connect(listen) as sock:
         start = time.monotonic()
         for number, letter in enumerate(b"abcdef", 1):  # six replies, six chunks queued
             sock.sendall(bytes([letter]))
             wait_for(lambda: len(echo.peers[0].received) == number if echo.peers else False,
-                     2, "the echo to answer")
+                     WAIT_S, "the echo to answer")
         control.remove_toxic(name, "latency_downstream")
         assert recv_exact(sock, 6) == b"abcdef"
-        assert time.monotonic() - start < 2.0, "data waited for the removed latency"
-        assert round_trip(sock) < 0.1, "not back to a plain pass-through"
+        assert time.monotonic() - start < HELD_MS * MS, "data waited for the removed latency"
+        assert round_trip(sock) < LATE_S, "not back to a plain pass-through"
 
 
 _HARMLESS = [  # toxics that delay or cut data but keep every byte
@@ -152,7 +166,7 @@ def _send_slowly(sock: socket.socket, payload: bytes) -> None:
 
 # --------------------------------------------------------------------------- toxicity
 
-def _first_replies(listen: str, count: int, timeout: float = 3.0) -> list[float]:
+def _first_replies(listen: str, count: int, timeout: float = WAIT_S) -> list[float]:
     """Open ``count`` connections, send one byte on each at once; reply times in s."""
     socks = [connect(listen) for _ in range(count)]
     try:
@@ -175,39 +189,55 @@ def _first_replies(listen: str, count: int, timeout: float = 3.0) -> list[float]
             sock.close()
 
 
+# Long enough that a reply the toxic skipped is never mistaken for one it held: a prompt
+# reply comes in under half of it however busy the machine (load adds tens of ms).
+TOXICITY_LATENCY_MS = 500
+
+
+def _held(times: list[float]) -> list[bool]:
+    """Which first replies the toxicity tests' latency held; fails on a reply that is
+    neither prompt nor held its full delay (a toxic that applied partly)."""
+    delay = TOXICITY_LATENCY_MS * MS
+    held = [t >= delay - EARLY_S for t in times]
+    assert all(h or t < delay / 2 for h, t in zip(held, times)), times
+    return held
+
+
 @pytest.mark.parametrize("toxicity, delayed", [(0.0, False), (1.0, True)])
 def test_toxicity_zero_never_and_one_always_applies(echo, make_proxy, control,
                                                     toxicity, delayed):
     name, listen = make_proxy(echo.address)
-    control.add_toxic(name, "latency", {"latency": 200}, toxicity=toxicity)
-    times = _first_replies(listen, 8)
-    assert all((t >= 199.5 * MS) == delayed for t in times), times
+    control.add_toxic(name, "latency", {"latency": TOXICITY_LATENCY_MS}, toxicity=toxicity)
+    assert _held(_first_replies(listen, 8)) == [delayed] * 8
 
 
 def test_toxicity_is_drawn_per_connection(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
-    control.add_toxic(name, "latency", {"latency": 200}, toxicity=0.5)
+    control.add_toxic(name, "latency", {"latency": TOXICITY_LATENCY_MS}, toxicity=0.5)
     times = _first_replies(listen, 30)
-    delayed = sum(t >= 199.5 * MS for t in times)
     # Chance of all or none out of 30 at p = 0.5 is 2e-9.
-    assert 0 < delayed < 30, times
-    assert all(t < 100 * MS or t >= 199.5 * MS for t in times)
+    assert 0 < sum(_held(times)) < 30, times
 
 
 # -------------------------------------------------------------------------- bandwidth
 
-def test_bandwidth_limits_throughput_within_5_percent(sink, make_proxy, control):
+def test_bandwidth_is_never_faster_than_its_rate(sink, make_proxy, control):
     name, listen = make_proxy(sink.address)
     control.add_toxic(name, "bandwidth", {"rate": 500}, stream="upstream")  # 500 KB/s
     size = 300_000
     with connect(listen) as sock:
         start = time.monotonic()
         sock.sendall(os.urandom(size))
-        wait_for(lambda: sink.peers and len(sink.peers[0].received) == size, 5,
+        wait_for(lambda: sink.peers and len(sink.peers[0].received) == size, 3 * WAIT_S,
                  "all bytes at the upstream")
         elapsed = sink.peers[0].last_at - start
-    expected = size / 500_000
-    assert abs(elapsed - expected) <= 0.05 * expected, f"{elapsed:.3f} s for {expected} s"
+    promised = size / 500_000  # 0.6 s
+    # Each chunk pays len/rate before it goes on, and a late timer only shortens the next
+    # wait: the sum of the waits is never less than size/rate. Load makes it slower (by
+    # 58 ms at load average 4-14, issue 8); twice the time is what half the rate (a byte
+    # counted twice) would take at least, so that is the bound.
+    assert elapsed >= promised - EARLY_S, f"{elapsed:.3f} s: faster than the rate"
+    assert elapsed < 2 * promised, f"{elapsed:.3f} s for {promised} s: half the rate"
 
 
 def test_bandwidth_rate_zero_stalls_until_removed(echo, make_proxy, control):
@@ -234,26 +264,30 @@ def _close_delay(sock: socket.socket) -> float:
 def test_slow_close_delays_the_close(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     with connect(listen) as sock:
-        assert _close_delay(sock) < 50 * MS
+        # Without the toxic the close is prompt: under half the delay measured next.
+        assert _close_delay(sock) < 150 * MS
     control.add_toxic(name, "slow_close", {"delay": 300})
     with connect(listen) as sock:
         round_trip(sock, b"data passes")
-        assert 299.5 * MS <= _close_delay(sock) <= 340 * MS
+        assert 300 * MS - EARLY_S <= _close_delay(sock) <= 300 * MS + LATE_S
 
 
 # ---------------------------------------------------------------------------- timeout
 
 def test_timeout_discards_data_and_closes_after_silence(sink, make_proxy, control):
     name, listen = make_proxy(sink.address)
-    control.add_toxic(name, "timeout", {"timeout": 300}, stream="upstream")
+    control.add_toxic(name, "timeout", {"timeout": 500}, stream="upstream")
     with connect(listen) as sock:
         for _ in range(3):  # traffic every 100 ms keeps restarting the countdown
             last = time.monotonic()  # before the send: the proxy cannot see it earlier
             sock.sendall(b"lost")
+            # Pacing the traffic, not waiting for anything; the 400 ms to spare before the
+            # timeout keep the countdown restarting even on a busy machine.
             time.sleep(0.1)
         _, how, ended = read_until_closed(sock)
     assert how == "eof"
-    assert 299.5 * MS <= ended - last <= 360 * MS
+    # A countdown the traffic did not restart would close 300 ms after the last send.
+    assert 500 * MS - EARLY_S <= ended - last <= 500 * MS + LATE_S
     assert sink.peers and sink.peers[0].received == b""
 
 
@@ -266,7 +300,7 @@ def test_timeout_zero_discards_until_removed_then_closes(sink, make_proxy, contr
         start = time.monotonic()
         control.remove_toxic(name, "timeout_upstream")
         _, how, ended = read_until_closed(sock)
-    assert how == "eof" and ended - start < 0.2
+    assert how == "eof" and ended - start < LATE_S
     assert sink.peers[0].received == b""
 
 
@@ -280,7 +314,7 @@ def test_reset_peer_resets_after_the_first_reply(echo, make_proxy, control):
         sock.sendall(b"x")
         data, how, ended = read_until_closed(sock)
     assert (data, how) == (b"", "reset")
-    assert 99.5 * MS <= ended - start <= 150 * MS
+    assert 100 * MS - EARLY_S <= ended - start <= 100 * MS + LATE_S
 
 
 def test_reset_peer_waits_for_data(echo, make_proxy, control):
@@ -305,26 +339,29 @@ def test_reset_peer_added_to_an_open_connection_closes_with_fin(echo, make_proxy
 def test_slicer_cuts_replies_into_delayed_pieces(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "slicer", {"average_size": 8, "size_variation": 0,
-                                       "delay": 20_000})
+                                       "delay": 50_000})  # µs
     payload = bytes(range(64))
-    reads, times = [], []
+    reads = []
     with connect(listen) as sock:
+        start = time.monotonic()
         sock.sendall(payload)
         received = bytearray()
-        deadline = time.monotonic() + 3
-        while len(received) < 64 and time.monotonic() < deadline:
-            sock.settimeout(deadline - time.monotonic())
+        deadline = start + WAIT_S
+        while len(received) < 64 and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
             piece = sock.recv(64)
             assert piece
             received += piece
             reads.append(len(piece))
-            times.append(time.monotonic())
+        done = time.monotonic()
     assert bytes(received) == payload
-    # 64 bytes at average 8 without variation are eight 8-byte pieces 20 ms apart; a busy
-    # reader may get two pieces in one read, never a piece split differently.
+    # 64 bytes at average 8 without variation are eight 8-byte pieces with a 50 ms pause
+    # after each: the last leaves 7 pauses after the first, never sooner. A busy reader may
+    # get several pieces in one read, never a piece split differently, and all of them in
+    # one read only if it stalled for the whole 350 ms.
     assert all(n % 8 == 0 for n in reads), reads
-    assert len(reads) >= 4, reads
-    assert times[-1] - times[0] >= 7 * 20 * MS * 0.9
+    assert len(reads) >= 2, reads
+    assert 7 * 50 * MS - EARLY_S <= done - start <= 7 * 50 * MS + LATE_S
 
 
 # ------------------------------------------------------------------------- limit_data
@@ -347,7 +384,7 @@ def test_limit_data_upstream_counts_per_connection(sink, make_proxy, control):
             _, how, _ = read_until_closed(sock)
         assert how == "eof"
         wait_for(lambda: len(sink.peers) > round_number
-                 and sink.peers[round_number].ended_at, 2, "the upstream to be closed")
+                 and sink.peers[round_number].ended_at, WAIT_S, "the upstream to be closed")
         assert sink.peers[round_number].received == b"01234"
 
 
@@ -365,4 +402,4 @@ def test_noop_passes_data(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "noop", {})
     with connect(listen) as sock:
-        assert round_trip(sock, b"through noop") < 0.5
+        assert round_trip(sock, b"through noop") < LATE_S

@@ -1,0 +1,41 @@
+"""How a scenario ends when it does not pass: failed, inconclusive, or not applicable.
+
+    ScenarioFailed        a verdict did not pass: the property does not hold (red)
+    ScenarioInconclusive  a verdict missed its bound while the runner itself stalled enough
+                          to explain it (chaos/judge.py): rerun; never a pass
+    NotApplicable         the scenario's property presumes something this client or target
+                          does not have (e.g. a client that spreads RPCs): said with what is
+                          missing and how to provide it — never a silent pass
+    PreflightFailed       the client under test never reached a healthy backend at all: one
+                          verdict for the whole run instead of a timeout in every scenario
+"""
+
+from __future__ import annotations
+
+from _pytest.outcomes import Skipped
+
+NOT_APPLICABLE = "not applicable: "
+
+
+class ScenarioFailed(AssertionError):
+    """A verdict did not pass; the message is the verdict's explanation."""
+
+
+class ScenarioInconclusive(Exception):
+    """A verdict missed its bound while the runner stalled; the message says both."""
+
+    def __init__(self, message: str, verdict=None):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+class PreflightFailed(Exception):
+    """The client under test cannot use the fleet at all; the message says why."""
+
+
+class NotApplicable(Skipped):
+    """The scenario does not apply to this client or target; reported as a skip whose
+    reason starts with "not applicable: " and is listed at the end of the run."""
+
+    def __init__(self, reason: str):
+        super().__init__(NOT_APPLICABLE + reason, allow_module_level=False)

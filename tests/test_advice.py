@@ -1,0 +1,37 @@
+"""A failed verdict names the settings that answer it, with the profile's own values."""
+
+import pytest
+
+from chaos import advice, profiles
+from chaos.requirements import DEFAULTS
+
+
+def test_unset_options_show_grpc_s_default_and_set_ones_their_value():
+    naive = advice.explain(profiles.load("naive"), ["grpc.max_reconnect_backoff_ms"])
+    assert "grpc.max_reconnect_backoff_ms: unset: gRPC's default 120000 ms" in naive
+    recommended = advice.explain(profiles.load("recommended"), ["grpc.max_reconnect_backoff_ms"])
+    assert "grpc.max_reconnect_backoff_ms: 1000 ms" in recommended
+    assert 'This profile says why: "restarts after long outages' in recommended
+
+
+def test_service_config_settings_are_read_whatever_their_spelling():
+    legacy = profiles.parse({"name": "legacy", "service_config": {
+        "loadBalancingPolicy": "round_robin"}})
+    text = advice.explain(legacy, ["round_robin", "healthCheckConfig", "retryPolicy",
+                                   "outlierDetection", "waitForReady"])
+    assert "round_robin: round_robin (legacy loadBalancingPolicy)" in text
+    assert "healthCheckConfig: not set" in text and "retryPolicy: not set" in text
+    assert "outlierDetection: not set" in text and "waitForReady: not set" in text
+    recommended = advice.explain(profiles.load("recommended"), ["outlierDetection"])
+    assert '"maxEjectionPercent": 33' in recommended
+
+
+def test_the_bound_says_where_it_comes_from():
+    text = advice.explain(profiles.load("naive"), [], DEFAULTS, "drain_ms")
+    assert text.startswith("Bound: drain_ms = 50 ms (grpc-chaos default)")
+    assert "--chaos-requirements" in text
+
+
+def test_an_unknown_setting_is_a_programming_error_that_names_the_known_ones():
+    with pytest.raises(KeyError, match="healthCheckConfig"):
+        advice.explain(profiles.load("naive"), ["healthCheck"])

@@ -1,0 +1,81 @@
+"""A failed verdict becomes inconclusive only when the runner's stall explains the miss."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.checks import Verdict
+from chaos.judge import STALL_EXPLAINS_MS, judge
+from chaos.stall import StallMonitor
+
+MS = 1_000_000
+
+
+def _monitor(*stalls: tuple[int, int]) -> StallMonitor:
+    monitor = StallMonitor()
+    for start, end in stalls:
+        monitor.record(start * MS, end * MS, "test")
+    return monitor
+
+
+def _time(figure: float, bound: float = 100, span=(0, 1000)) -> Verdict:
+    return Verdict("failover_time", figure <= bound, figure, "ms", bound, "",
+                   span=(span[0] * MS, span[1] * MS))
+
+
+def test_a_pass_is_never_touched():
+    assert judge(_time(50), _monitor((0, 900))) == _time(50)
+
+
+def test_a_time_miss_within_the_stall_in_its_span_is_inconclusive():
+    judged = judge(_time(150), _monitor((100, 160)))  # missed by 50 ms, stalled 60 ms
+    assert judged.inconclusive and not judged.passed and judged.stall_ms == 60
+    assert judged.outcome == "inconclusive"
+    assert judged.headline == ("INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — "
+                               "runner stalled 60 ms")
+
+
+@pytest.mark.parametrize("stalls", [
+    [(100, 140)],             # stalled 40 ms: less than the 50 ms miss
+    [(1200, 1500)],           # outside the span
+    [],
+])
+def test_a_time_miss_the_stall_cannot_explain_stays_a_failure(stalls):
+    judged = judge(_time(150), _monitor(*stalls))
+    assert not judged.inconclusive and judged.outcome == "fail"
+
+
+def test_floors_and_figures_without_an_interval_are_never_inconclusive():
+    floor = Verdict("latency", False, 150.0, "ms", 200, "", ">=", span=None)
+    assert not judge(floor, _monitor((0, 10_000))).inconclusive
+    plain = Verdict("balance_chi2", False, 0.0001, "p", 0.001, "", ">=")
+    assert not judge(plain, _monitor((0, 10_000))).inconclusive
+
+
+def _count(*culprits: tuple[int, int]) -> Verdict:
+    return Verdict("errors", False, len(culprits), "rpcs", 0, "",
+                   culprits=tuple((s * MS, e * MS) for s, e in culprits))
+
+
+def test_errors_each_lived_through_a_long_stall_are_inconclusive():
+    long = STALL_EXPLAINS_MS + 50
+    judged = judge(_count((0, 300), (100, 350)), _monitor((50, 50 + long)))
+    assert judged.inconclusive and judged.stall_ms == long
+
+
+def test_one_error_without_its_stall_keeps_the_verdict_a_failure():
+    long = STALL_EXPLAINS_MS + 50
+    assert not judge(_count((0, 300), (2000, 2300)), _monitor((50, 50 + long))).inconclusive
+
+
+def test_a_long_rpc_is_not_explained_by_a_short_stall_inside_it():
+    # A 3 s DEADLINE_EXCEEDED is not explained by a quarter second of stall, nor by many
+    # short ones that add up.
+    many = [(t, t + 40) for t in range(0, 3000, 100)]
+    assert not judge(_count((0, 3000)), _monitor((1000, 1250))).inconclusive
+    assert not judge(_count((0, 3000)), _monitor(*many)).inconclusive
+    assert judge(_count((0, 3000)), _monitor((500, 2100))).inconclusive
+
+
+def test_without_a_monitor_nothing_is_inconclusive():
+    assert not judge(_time(150), None).inconclusive

@@ -1,0 +1,46 @@
+"""The runner's stall monitor sees a real stall of its process, and only real ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from chaos.stall import MIN_STALL_NS, Stall, StallMonitor
+
+
+def test_a_real_stop_of_the_process_is_measured_as_a_stall_of_about_its_length():
+    with StallMonitor() as monitor:
+        before = time.monotonic_ns()
+        # SIGSTOP from outside: the whole process (every thread) stops for 300 ms.
+        subprocess.run(["sh", "-c", f"kill -STOP {os.getpid()}; sleep 0.3; "
+                                    f"kill -CONT {os.getpid()}"], check=True)
+        deadline = time.monotonic() + 5
+        while monitor.worst(before) is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the monitor's thread records the stall once it runs again
+        worst = monitor.worst(before)
+    assert worst is not None
+    # Never shorter than the stop (less the tick and scheduling slack); a loose upper bound.
+    assert 250 <= worst.ms <= 3000, worst
+
+
+def test_stalls_are_found_by_overlap_and_summed():
+    monitor = StallMonitor()
+    monitor.record(100, 100 + 20_000_000, "load-loop")
+    monitor.record(200_000_000, 200_000_000 + 5_000_000, "ticker")
+    monitor.record(500_000_000, 500_000_000 + MIN_STALL_NS - 1, "ticker")  # too short: dropped
+    assert [s.source for s in monitor.stalls()] == ["load-loop", "ticker"]
+    assert monitor.stalls(30_000_000, 190_000_000) == []
+    assert monitor.stalls(10_000_000, 10_000_001) == [Stall(100, 20_000_100, "load-loop")]
+    assert monitor.total_ms(0, 10**9) == 25.0
+    assert monitor.worst().ms == 20.0
+    assert monitor.worst(300_000_000) is None
+
+
+def test_an_idle_process_sees_no_long_stall():
+    with StallMonitor() as monitor:
+        start = time.monotonic_ns()
+        time.sleep(0.5)
+        worst = monitor.worst(start)
+    # A quiet process is woken within milliseconds; 200 ms would make every bound shaky.
+    assert worst is None or worst.ms < 200
