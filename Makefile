@@ -1,6 +1,9 @@
 # Two entry points (README, Quick start): `make scenarios` and `make test`.
 # Both create .venv with python3, install the project with its pinned dependencies
-# (constraints.txt), then run pytest. Only python3 (with venv) and make are needed.
+# (constraints.txt), then run pytest. Only python3 (with venv) and make are needed;
+# `make test` also installs the Debian packages its tests use (system-deps: a real
+# browser for the report, a Go toolchain for the non-Python example target) and builds
+# that target. Long campaigns are targets of their own (campaign, matrix, fuzz).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: scenarios test venv proto bench clean
+.PHONY: scenarios test venv proto bench clean chromium system-deps examples campaign matrix
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +23,38 @@ venv: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/python -m pytest scenarios/ $(PYTEST_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) system-deps examples
 	$(BIN)/python -m pytest tests/ scenarios/ $(PYTEST_ARGS)
+
+# Debian packages the tests use: chromium (tests/test_gate.py opens report.html in a real
+# headless browser) and Go with grpc-go (examples/go-good, a target in another language).
+# The tests fail, never skip, without them. Installs only what is missing; needs root
+# (CI runs as root) and Debian's archive.
+DEBIAN_PACKAGES := chromium golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler
+system-deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+chromium: system-deps
+
+# The example targets that need building (examples/go-good: Go, offline, Debian's packages).
+examples: system-deps
+	$(MAKE) -C examples/go-good
+
+# The zero-flake campaign (README, "Verdicts under load"): the scenario suite RUNS times in
+# a row, with BURNERS busy-loop processes beside it; every run's artifacts are kept.
+RUNS ?= 20
+BURNERS ?= 2
+campaign: $(STAMP)
+	$(BIN)/python -m chaos.campaign --runs $(RUNS) --burners $(BURNERS) $(PYTEST_ARGS)
+
+# The resilience matrix in the README: every scenario under every shipped profile, 3 times.
+matrix: $(STAMP)
+	$(BIN)/python -m chaos.matrix --readme README.md
 
 proto: $(STAMP)
 	$(BIN)/python -m proto.generate

@@ -10,8 +10,9 @@ and holds chaos.attribution's answer for every RPC against the ``x-backend-id`` 
 sent (the truth here). It prints, for RPCs whose answer named a backend: exact (same
 backend), mismatched (another backend: a bug), unattributed (attribution said unknown);
 for RPCs whose answer named none (failures no backend answered): what attribution said;
-why the unattributed ones were left unknown; and the cost: RPC/s with attribution against
-RPC/s of the same load without it.
+why the unattributed ones were left unknown; and the cost: RPC/s and the client's CPU per
+RPC with attribution against the same steady load without it (run before and after the
+attributed runs: the machine is shared), and channelz subchannel reads per RPC.
 
 Everything runs on this machine: client, backends and proxy share its cores.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chaos import profiles  # noqa: E402
-from chaos.attribution import AttributingHistory  # noqa: E402
+from chaos.attribution import Attribution  # noqa: E402
 from chaos.faults import Health, Kill, Nemesis  # noqa: E402
 from chaos.history import History  # noqa: E402
 from chaos.load import Load  # noqa: E402
@@ -43,15 +44,22 @@ TIMEOUT_S = 300  # per waited-for step: attribution may run the load at a few hu
 class Run:
     rpcs: int = 0
     seconds: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU in the window: the client (backends and proxy
+                        # are other processes), steadier than RPC/s on a shared machine
     exact: int = 0
     mismatched: list = field(default_factory=list)
     unattributed: int = 0
     unnamed: Counter = field(default_factory=Counter)  # the answer named no backend
     why: Counter = field(default_factory=Counter)      # reasons of the unattributed
+    reads: float = 0.0                                 # channelz subchannel reads per RPC
 
     @property
     def rate(self) -> float:
         return self.rpcs / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu_s / self.rpcs if self.rpcs else 0.0
 
 
 def steady(load: Load, nemesis: Nemesis, rpcs: int) -> None:
@@ -79,30 +87,33 @@ FAULTS = {"steady": steady, "kill -9 b2 + restart": kill_and_restart,
 def measure(fleet: Fleet, proxies, concurrency: int, rpcs: int, fault, attribute: bool) -> Run:
     profile, info = profiles.load("recommended"), fleet.info()
     backends = {b["address"]: b["id"] for b in info["backends"]}
-    history = AttributingHistory(backends) if attribute else History()
+    history = History()
     nemesis = Nemesis(fleet, history, proxies)
     load = Load(lambda: profile.channel(info, aio=True), history, concurrency=concurrency)
+    attribution = None
     if attribute:
-        history.follow(load)
+        attribution = load.attribution = Attribution(lambda: load.channelz_id, backends)
     with load:
         load.wait_for(WARM_RPCS, TIMEOUT_S)
-        first, started, t0 = load.completed, time.perf_counter(), history.now()
+        first, t0 = load.completed, history.now()
+        started, cpu = time.perf_counter(), time.process_time()
         fault(load, nemesis, rpcs)
         load.wait_until(lambda: load.completed - first >= rpcs, TIMEOUT_S, f"{rpcs} RPCs")
-        run = Run(seconds=time.perf_counter() - started)
+        run = Run(seconds=time.perf_counter() - started, cpu_s=time.process_time() - cpu)
         t1 = history.now()
     nemesis.undo_all()
     window = [r for r in history.rpcs if t0 <= r.end_ns <= t1]
     run.rpcs = len(window)
-    if attribute:
-        compare(run, window, history)
+    if attribution is not None:
+        compare(run, window, attribution)
     return run
 
 
-def compare(run: Run, window, history: AttributingHistory) -> None:
-    reasons = history.attribution.reasons
+def compare(run: Run, window, attribution: Attribution) -> None:
+    reasons = attribution.reasons
+    run.reads = attribution.reads / len(attribution.answers)
     for rpc in window:
-        said = history.attributed[rpc.id]
+        said = attribution.answers[rpc.id]
         if rpc.backend is None:
             run.unnamed[f"{rpc.code}: attributed to {said}"] += 1
         elif said == rpc.backend:
@@ -114,11 +125,11 @@ def compare(run: Run, window, history: AttributingHistory) -> None:
             run.mismatched.append((rpc, said, reasons.get(rpc.id, "exact")))
 
 
-def report(concurrency: int, name: str, run: Run, plain: float) -> None:
+def report(concurrency: int, name: str, run: Run) -> None:
     named = run.exact + len(run.mismatched) + run.unattributed
-    cost = f"{run.rate:6.0f} RPC/s ({run.rate / plain:.0%} of {plain:.0f} without)"
     print(f"{concurrency:>9} {name:<22} {run.rpcs:>6} {run.exact:>6} {len(run.mismatched):>5} "
-          f"{run.unattributed:>5}  {run.exact / named:8.2%}  {cost}")
+          f"{run.unattributed:>5}  {run.exact / named:8.2%}  {run.rate:6.0f}  "
+          f"{run.cpu_ms:6.2f}  {run.reads:5.2f}")
     for why, count in run.why.most_common():
         print(f"{'':>33}unattributed {count}: {why}")
     for what, count in run.unnamed.most_common():
@@ -139,13 +150,27 @@ def main() -> None:
         print(f"toxiproxy: {server.kind} {server.url}; {args.rpcs} RPCs per run after "
               f"{WARM_RPCS} warm-up; agreement = exact / RPCs whose answer named a backend")
         print(f"{'in flight':>9} {'run':<22} {'RPCs':>6} {'exact':>6} {'wrong':>5} "
-              f"{'unatt':>5}  {'agreement':>8}  cost")
+              f"{'unatt':>5}  {'agreement':>8}  {'RPC/s':>6}  {'CPU ms/RPC':>6}  reads/RPC")
+        costs = []
         for concurrency in levels:
-            plain = measure(fleet, server.control(), concurrency, args.rpcs, steady, False)
+            # The cost: the same steady load without attribution, measured on both sides of
+            # the attributed runs (the machine is shared; its speed drifts).
+            plain = [measure(fleet, server.control(), concurrency, args.rpcs, steady, False)]
             for name, fault in FAULTS.items():
                 run = measure(fleet, server.control(), concurrency, args.rpcs, fault, True)
-                report(concurrency, name, run, plain.rate)
+                report(concurrency, name, run)
                 fleet.reset()
+                if fault is steady:
+                    costs.append((concurrency, run, plain))
+            plain.append(measure(fleet, server.control(), concurrency, args.rpcs, steady, False))
+        print("cost (steady runs; without attribution: the runs before and after):")
+        for concurrency, run, plain in costs:
+            rate = sum(p.rate for p in plain) / len(plain)
+            cpu = sum(p.cpu_ms for p in plain) / len(plain)
+            print(f"{concurrency:>9} in flight: {run.rate:.0f} RPC/s against {rate:.0f} "
+                  f"({run.rate / rate:.0%}; without: {', '.join(f'{p.rate:.0f}' for p in plain)}); "
+                  f"client CPU {run.cpu_ms:.2f} ms/RPC against {cpu:.2f} "
+                  f"(+{run.cpu_ms - cpu:.2f} ms for {run.reads:.2f} channelz reads)")
 
 
 if __name__ == "__main__":

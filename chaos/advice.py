@@ -79,7 +79,35 @@ def _read_option(name: str) -> Callable[[Any], str]:
 # The RPC the scenarios call (the method whose retry policy matters).
 METHOD = ("greeter.Greeter", "SayHello")
 
+def _server(profile) -> str:
+    return "a setting of the server under test, not of the client"
+
+
 CATALOGUE: dict[str, Knob] = {
+    "server.graceful_shutdown": Knob(
+        "On its stop signal the server sets its health service NOT_SERVING, keeps serving "
+        "for a drain period (longer than its clients need to move away), then stops with a "
+        "grace period (grpc: server.stop(grace)) so RPCs in flight finish", _server),
+    "server.keepalive_enforcement": Knob(
+        "The server permits its clients' keepalive pings: "
+        "grpc.keepalive_permit_without_calls = 1, grpc.http2.min_ping_interval_without_data_ms "
+        "at most the clients' ping interval (a grpc-core client pings at most once a second), "
+        "and grpc.http2.max_ping_strikes = 0; gRPC's defaults (5 minutes, 2 strikes) answer an "
+        "idle client's pings with GOAWAY too_many_pings", _server),
+    "server.max_connection_age": Knob(
+        "The server ends connections at an age (grpc.max_connection_age_ms, with "
+        "grpc.max_connection_age_grace_ms): clients reconnect and ask DNS again, so a "
+        "backend added to DNS gets its share within that age", _server),
+    "server.health_truth": Knob(
+        "The health service says NOT_SERVING when the service cannot answer (its "
+        "dependencies checked), so health-checking clients stop sending it RPCs", _server),
+    "server.readiness": Knob(
+        "The server says SERVING (and accepts connections) only once it can answer: warm "
+        "caches and open dependencies first", _server),
+    "server.late_headers": Knob(
+        "The server sends its response headers with the answer, not before: a call whose "
+        "headers were sent is committed, and no client retry policy can replay it when the "
+        "backend dies", _server),
     "round_robin": Knob(
         "A load-balancing policy that spreads RPCs over every address (round_robin): a "
         "dead, slow or draining backend then costs a share of the traffic, not all of it",
@@ -147,7 +175,8 @@ def explain(profile, answers, requirements: Requirements | None = None,
         raise KeyError(f"no advice for {unknown}; known settings: {', '.join(CATALOGUE)}")
     lines = []
     if answers:
-        lines.append(f'What answers this (the profile under test, "{profile.name}"):')
+        lines.append(f'What answers this (the profile under test, "{profile.name}", and the '
+                     f'server under test):')
         for name in answers:
             knob = CATALOGUE[name]
             why = next((profile.why[key] for key in (name, *knob.why_keys)
@@ -156,5 +185,7 @@ def explain(profile, answers, requirements: Requirements | None = None,
                          + (f' This profile says why: "{why}"' if why else ""))
     if requirements is not None and requirement is not None:
         lines.append(f"Bound: {requirements.describe(requirement)} — "
-                     f"{REQUIREMENT_DOCS[requirement]} Set your own with --chaos-requirements.")
+                     f"{REQUIREMENT_DOCS[requirement]} Set your own in a requirements file "
+                     f"(pytest --chaos-requirements FILE, grpc-chaos gate --requirements "
+                     f"FILE, or the target file's [requirements]).")
     return "\n".join(lines)

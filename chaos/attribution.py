@@ -3,66 +3,72 @@
 A grpcio client has no per-call peer. What it has is gRPC's own per-subchannel accounting
 (channelz): an attempt bumps its subchannel's ``callsStarted`` when it is picked and
 ``callsFailed`` or ``callsSucceeded`` when it ends, before its completion reaches Python.
-Those are totals, not per RPC. This module makes them per RPC by *bracketing* each start
-between two channelz reads with no other start of the client between them::
+Those are totals, not per RPC. This module makes them per RPC by reading them between every
+two starts of the client: asyncio runs callbacks first in, first out, so a callback queued
+just before a call is made runs just before grpc.aio starts it, and the next one right
+after::
 
-    load loop (asyncio, FIFO callbacks)                     Attribution
-    -----------------------------------                     -----------
-    starting(rid) --- call_soon --------------------------> read every subchannel (R1)
-    stub.SayHello(...): grpc.aio queues a task whose first
-      step calls grpc_call_start_batch -> LB pick -> callsStarted[s] += 1
-                      (the read queued by R1, or the next
-                       starting()'s read, runs next) ------> read every subchannel (R2)
-                                                            R2 - R1 = {s}: first attempt on s
-    ... the RPC runs; gRPC may retry it elsewhere ...
-    completed(rid, code) ---------------------------------> read s: callsFailed[s] unchanged
-                                                            since R1 -> no attempt on s failed,
-                                                            so none was retried: answer s
+    load loop (asyncio)                                   Attribution
+    -------------------                                   -----------
+    starting(rid) --- call_soon ------------------------> (ends the previous start's bracket)
+    stub.SayHello(...): grpc.aio's task starts the call:
+      grpc_call_start_batch -> LB pick -> callsStarted[s] += 1
+                  (the next queued callback) -----------> read the likeliest subchannel: one
+                                                          start more than explained -> first
+                                                          attempt on s (verified later)
+    every few starts ----------------------------------> checkpoint: read every subchannel
+    completed(rid, code) ------------------------------> read s: callsFailed[s] unchanged
+                                                          since the checkpoint before the
+                                                          start -> no retry: answer s
 
 The rule:
 
-1. First attempt: the ``callsStarted`` increments between the read before and the read
-   after the start. All on one subchannel -> that subchannel. None -> the pick did not
-   happen inside the start (the channel queued it, or nothing was ready): unknown. On
-   several subchannels -> an attempt started by gRPC's own threads (a retry, a health-check
-   stream) fell in the same bracket: unknown. While a queued pick is outstanding (an RPC
-   whose bracket saw no pick is still in flight) no bracket is trusted.
+1. First attempt. After each start, subchannels are read, the likeliest first (the one
+   picked after the last pick last time: round_robin's next, pick_first's same), until one
+   counted a start that the starts given to it so far do not explain: that is the start's
+   pick. A checkpoint, every subchannel read at once, ends each segment of starts (one
+   start long after an anomaly, doubling to ``MAX_SPAN`` while all is clean). A segment's
+   picks are verified when every start in it found exactly one unexplained start and the
+   checkpoint finds none left over: an attempt gRPC started on its own threads (a retry, a
+   health-check stream) would have been counted and left one over somewhere. A start that
+   found no pick (the channel queued it, or nothing was ready), or more than one, or came
+   while another RPC's queued pick was outstanding, is unknown, and so is its segment.
 2. Last attempt (an RPC that was retried is answered by its last one): gRPC retries only
-   after an attempt failed, and counts the failure on the attempt's subchannel first. If
-   the first attempt's subchannel counted no failure between R1 and the completion, the
-   first attempt was the last. Otherwise it was the last only if no attempt other than
-   the bracketed ones started anywhere while the RPC was in flight (every interval between
-   reads since its bracket held exactly the client's own starts). Else unknown.
-3. A failed RPC whose bracket saw no pick, after which no unexplained attempt started
-   anywhere, was never sent: no backend (definitely, not "unknown").
+   after an attempt failed, and counts the failure on the attempt's subchannel before it
+   retries. If the first attempt's subchannel counted no failure between the checkpoint
+   before the start and the completion, the first attempt was the last. Otherwise it was
+   the last only if nothing but the client's own starts was counted anywhere since its
+   pick (a checkpoint at the completion says). Else unknown.
+3. A failed RPC whose start found no pick, after which nothing unexplained was counted, was
+   never sent: no backend (definitely, not "unknown").
 
 Unknown is said, never guessed: :attr:`Attribution.outcomes` counts every answer by reason.
 
-Why the bracket holds: grpc.aio starts a call in the first step of the task that
-``UnaryUnaryCall.__init__`` creates, and asyncio runs callbacks first in, first out, so the
-read that :meth:`starting` queues just before the call is made runs right before that step,
-and the next read is queued behind it. While the channel has a ready picker the pick happens
-inside ``grpc_call_start_batch`` (measured here: 200 of 200 sequential starts). A task
-factory (e.g. eager tasks, which run that step before the read) breaks the order, so it is
-refused.
+Why a bracket holds: grpc.aio starts a call in the first step of the task that
+``UnaryUnaryCall.__init__`` creates, right behind the callback :meth:`starting` queued; and
+while the channel has a ready picker the pick happens inside ``grpc_call_start_batch``
+(measured here: 200 of 200 sequential starts). A task factory (e.g. eager tasks, which run
+that step before the callback) breaks the order, so it is refused.
 
 Limits:
 
-* Cost, in the load's loop: one read of every subchannel per start and one of a subchannel
-  per completion (a channelz read costs ~0.3-0.4 ms of CPU here), so the client's RPC/s
-  drops; ``bench/bench_attribution.py`` measures how much, and the agreement with the
-  header.
+* Cost, in the load's loop: ~2.3 subchannel reads per RPC under load (one after each
+  start, one at each completion, a checkpoint every few starts), each ~0.3-0.6 ms of CPU
+  here, so the client's RPC/s drops; ``bench/bench_attribution.py`` measures how much,
+  and the agreement with the header.
 * Unknowns cluster where gRPC starts attempts itself: retries around a fault, health-check
   streams on each new connection, and the RPCs started before the channel had connected.
 * A failed RPC is attributed to the backend its last attempt was sent to, even when that
   backend never answered (a reset connection): the header names no backend there.
 * It relies on the grpcio behaviour above (aio's call task; the pick inside start_batch) and
   on grpcio's channelz entry points (``grpc._cython.cygrpc.channelz_*``). A pick that is
-  queued while a gRPC-started attempt lands in the same bracket and no other pick is
-  outstanding would be misread; this needs a channel with no ready picker, and the bench
-  counts any disagreement with the header.
-* One channel. Its subchannels are listed every ``LIST_EVERY_S`` and after a bracket with no
-  pick; a bracket across a change of the list is unknown.
+  queued while an attempt gRPC started itself is counted in the same bracket, with no
+  other pick outstanding, would be misread; that needs a channel with no ready picker,
+  and the bench counts any disagreement with the header.
+* Rule 2 holds for retries, which start only after a failure; hedged attempts (a
+  ``hedgingPolicy``) start without one and would need it redone.
+* One channel. Its subchannels are listed every ``LIST_EVERY_S`` and after a start that
+  found no pick; a segment across a change of the list is unknown.
 """
 
 from __future__ import annotations
@@ -71,12 +77,11 @@ import asyncio
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple
 
 from grpc._cython import cygrpc
 
-from chaos.history import History, Rpc
 
 # The list of a channel's subchannels changes only when the resolver or the LB policy
 # replaces one (a restarted backend keeps its subchannel); listing costs a channel read
@@ -142,8 +147,10 @@ class Attribution:
 
     def __init__(self, channel_id: int | Callable[[], int | None], backends: Mapping[str, str]):
         self._channel_id = channel_id
-        self.backends = dict(backends)
+        # Kept as given (not copied): a live mapping sees backends added later (scale-out).
+        self.backends = backends
         self.outcomes: Counter[str] = Counter()  # reason -> RPCs answered for it
+        self.answers: dict[int, str | None] = {}  # request id -> the backend it named
         self.reasons: dict[int, str] = {}        # request id -> reason, if not exact
         self.reads = 0                           # subchannel reads (the cost)
         self._targets: dict[int, str] = {}       # subchannel id -> address
@@ -197,7 +204,7 @@ class Attribution:
             return self._answer(rid, None, start.why)
         if not start.verified:
             return self._answer(rid, None, DIRTY_SEGMENT)
-        if code == "OK":  # a failed RPC always ends with a failed attempt: rule 2b only
+        if code == "OK":  # a failed RPC's last attempt failed: only rule 2's second half
             failed = self._failed_now(subchannel, fresh)
             if failed is None:
                 return self._answer(rid, None, SUBCHANNEL_GONE)
@@ -229,6 +236,7 @@ class Attribution:
         self.outcomes[why] += 1
         if why != EXACT:
             self.reasons[rid] = why
+        self.answers[rid] = backend
         return backend
 
     # ------------------------------------------------------------------ brackets
@@ -348,40 +356,6 @@ class Attribution:
             for subchannel in self._targets.keys() - listed:
                 del self._targets[subchannel]
         self._listed_ns = now
-
-
-class AttributingHistory(History):
-    """A History that drives an :class:`Attribution` from the two calls chaos.load.Load
-    makes into it in its loop: ``next_id()`` right before a call is made, ``record()`` right
-    after it ended. (A stand-in until Load calls the hooks itself.)
-
-    Every RPC's attributed backend is kept in :attr:`attributed` beside the history; an RPC
-    whose answer named no backend is recorded with the attributed one. ``follow(load)``
-    before the load starts: the channel's id is the load's ``channelz_id``.
-    """
-
-    def __init__(self, backends: Mapping[str, str]):
-        super().__init__()
-        self.backends = dict(backends)
-        self.attribution: Attribution | None = None
-        self.attributed: dict[int, str | None] = {}
-
-    def follow(self, load) -> "AttributingHistory":
-        self.attribution = Attribution(lambda: load.channelz_id, self.backends)
-        return self
-
-    def next_id(self) -> int:
-        rid = super().next_id()
-        if self.attribution is not None:
-            self.attribution.starting(rid)
-        return rid
-
-    def record(self, rpc: Rpc) -> None:
-        if self.attribution is not None:
-            backend = self.attributed[rpc.id] = self.attribution.completed(rpc.id, rpc.code)
-            if rpc.backend is None:
-                rpc = replace(rpc, backend=backend)
-        super().record(rpc)
 
 
 def _subchannel_counters(subchannel: int) -> Counters | None:

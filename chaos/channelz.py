@@ -45,6 +45,7 @@ class Sample:
     succeeded: int
     failed: int
     state: str
+    sockets: tuple[int, ...] = ()  # the subchannel's open connections (channelz socket ids)
 
 
 def top_channel_ids() -> set[int]:
@@ -78,17 +79,20 @@ def subchannel_counts(channel_id: int) -> dict[str, Sample]:
     channel = json.loads(cygrpc.channelz_get_channel(channel_id))["channel"]
     counts = {}
     for ref in channel.get("subchannelRef", []):
-        data = json.loads(cygrpc.channelz_get_subchannel(int(ref["subchannelId"])))[
-            "subchannel"]["data"]
+        subchannel = json.loads(cygrpc.channelz_get_subchannel(int(ref["subchannelId"])))
+        data = subchannel["subchannel"]["data"]
         address = data.get("target", "").removeprefix("ipv4:")
+        sockets = tuple(int(s["socketId"]) for s in
+                        subchannel["subchannel"].get("socketRef", []))
         sample = Sample(now, address, int(data.get("callsStarted", 0)),
                         int(data.get("callsSucceeded", 0)), int(data.get("callsFailed", 0)),
-                        data.get("state", {}).get("state", ""))
+                        data.get("state", {}).get("state", ""), sockets)
         previous = counts.get(address)
         if previous is not None:  # a second subchannel for the address (after a re-resolution)
             sample = Sample(now, address, previous.started + sample.started,
                             previous.succeeded + sample.succeeded,
-                            previous.failed + sample.failed, previous.state or sample.state)
+                            previous.failed + sample.failed, previous.state or sample.state,
+                            previous.sockets + sample.sockets)
         counts[address] = sample
     return counts
 
@@ -98,7 +102,7 @@ class AttemptSampler:
 
     def __init__(self, channel_id: int, backends: dict[str, str], interval_s: float = SAMPLE_S):
         self.channel_id = channel_id
-        self.backends = dict(backends)  # published address -> backend id
+        self.backends = backends  # published address -> backend id (a live mapping is kept)
         self.interval_s = interval_s
         self.samples: list[Sample] = []
         self.error: BaseException | None = None
@@ -137,7 +141,8 @@ class AttemptSampler:
             backend = self.backends.get(address)
             if backend is not None:
                 self.samples.append(Sample(sample.t_ns, backend, sample.started,
-                                           sample.succeeded, sample.failed, sample.state))
+                                           sample.succeeded, sample.failed, sample.state,
+                                           sample.sockets))
 
     def of(self, backend: str) -> list[Sample]:
         return [s for s in self.samples if s.backend == backend]

@@ -10,6 +10,9 @@ config gRPC ignores do not. So it is observed while the client warms up::
       every wanted backend answered            -> spreads
       >= SINGLE_MIN_RPCS OK RPCs, >= SINGLE_MIN_S since the first, all on one backend
                                                -> one backend
+      as many, as long, on two or more backends (some backend never answers: its
+      server is broken, which other checks judge)
+                                               -> spreads
       neither before the deadline              -> the warm-up fails (it says what it saw)
 
 A cold round_robin channel sends its first RPCs to whichever connection is ready first;
@@ -56,8 +59,8 @@ def observe(rpcs, since_ns: int, wanted: set[str], now_ns: int) -> Shape | None:
     ordered = tuple(sorted(counts.items()))
     if wanted and wanted <= set(counts):
         return Shape(True, ordered, (now_ns - since_ns) / 1e9)
-    if len(counts) == 1 and len(ok) >= SINGLE_MIN_RPCS:
+    if counts and len(ok) >= SINGLE_MIN_RPCS:
         elapsed = (now_ns - ok[0].start_ns) / 1e9
         if elapsed >= SINGLE_MIN_S:
-            return Shape(False, ordered, elapsed)
+            return Shape(len(counts) > 1, ordered, elapsed)
     return None

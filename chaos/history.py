@@ -181,6 +181,11 @@ class History:
         with self._lock:
             self._events.append(event)
 
+    def note(self, kind: str, target: str | None, t_ns: int, **detail) -> None:
+        """Record an instant observed elsewhere (e.g. a backend's health seen flipping) as
+        an event of ``kind`` at ``t_ns``."""
+        self.add_event(Event(kind, target, t_ns, t_ns, detail, in_force_ns=t_ns))
+
     def mark(self, label: str) -> int:
         """Record a named instant (an Event of kind "mark"); returns its time in ns."""
         with self._lock:
@@ -257,11 +262,21 @@ class History:
 
     # -- JSON lines ------------------------------------------------------------------
 
-    def to_jsonl(self, path: str | PathLike) -> None:
-        """Write one JSON object per line, RPCs and events interleaved in time order."""
+    def to_jsonl(self, path: str | PathLike, wall_anchor: tuple[int, int] | None = None) -> None:
+        """Write one JSON object per line, RPCs and events interleaved in time order.
+
+        With ``wall_anchor`` = (monotonic ns, wall-clock ns) taken at one instant, every
+        record also carries its start (and end) in UTC wall-clock time, ISO 8601 with µs
+        (``start_wall``, ``end_wall``), to line it up with server logs; the monotonic
+        times stay the reference (the wall clock can jump)."""
         rows = [(r.start_ns, 1, _rpc_to_json(r)) for r in self.rpcs]
         rows += [(e.start_ns, 0, _event_to_json(e)) for e in self.events]
         rows.sort(key=lambda row: row[:2])  # stable: ties keep each list's own order
+        if wall_anchor is not None:
+            for _, _, obj in rows:
+                for key in ("start_ns", "end_ns"):
+                    if obj.get(key) is not None:
+                        obj[key.replace("_ns", "_wall")] = wall_time(obj[key], wall_anchor)
         with open(path, "w", encoding="utf-8") as out:
             for _, _, obj in rows:
                 # ASCII escapes keep any str (even a lone surrogate) exact and one line.
@@ -281,6 +296,8 @@ class History:
         try:
             obj = json.loads(line)
             kind = obj.pop("type")
+            obj.pop("start_wall", None)
+            obj.pop("end_wall", None)
             if kind == "rpc":
                 self.record(Rpc(**obj))
             elif kind == "event":
@@ -293,6 +310,19 @@ class History:
     def __repr__(self) -> str:
         with self._lock:
             return f"History({len(self._rpcs)} rpcs, {len(self._events)} events)"
+
+
+def clock_anchor() -> tuple[int, int]:
+    """(monotonic ns, wall-clock ns) read together: converts history times to wall time."""
+    return time.monotonic_ns(), time.time_ns()
+
+
+def wall_time(t_ns: int, anchor: tuple[int, int]) -> str:
+    """A history time (monotonic ns) as UTC wall-clock time, ISO 8601 with microseconds."""
+    wall_ns = anchor[1] + (t_ns - anchor[0])
+    seconds, rest = divmod(wall_ns, 1_000_000_000)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            + f".{rest // 1000:06d}Z")
 
 
 def started_in(rpc: Rpc, start_ns: int | None, end_ns: int | None) -> bool:

@@ -1,4 +1,4 @@
-"""The load generator: SayHello RPCs from a grpc.aio channel, every one recorded in the history.
+"""The load generator: the target's RPC from a grpc.aio channel, every one recorded in the history.
 
 ::
 
@@ -11,11 +11,14 @@
     load.stop() ------------------------>  no new RPCs; in-flight ones finish (deadline);
                                            channel closed; thread joined
 
-The backend id comes from the ``x-backend-id`` response metadata (headers or trailers: the
-fleet's backends send it in the trailers, in the answer's batch, and with a failure), so
-failed calls that a backend answered are attributed too. A reply that is not
-exactly ``Hello <name>`` is recorded as DATA_LOSS (faults such as slicer must never alter
-bytes).
+The RPC is the target's (chaos/target/: any unary method, request from JSON, a correct
+answer's fields) or the built-in Greeter's SayHello (:class:`GreeterRpc`). The backend id
+comes from the identity key of the response metadata (headers or trailers; the fleet's
+backends send ``x-backend-id`` in the trailers, in the answer's batch, and with a failure),
+so failed calls that a backend answered are attributed too; for a server that names
+nothing, an attributor (chaos/attribution.py) names it from gRPC's own accounting. A
+wrong answer (not the echo; a field not as expected) is recorded as DATA_LOSS (faults such
+as slicer must never alter bytes).
 
 The load loop also measures its own lag (a tick every ``LAG_TICK_S``; how late it ran) into
 a StallMonitor when given one: RPC times are stamped by this loop, so when it could not run,
@@ -40,7 +43,7 @@ import grpc.aio
 from chaos.channelz import track_new_channel
 from chaos.history import History, Rpc
 from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
+from proto import greeter_pb2
 
 BACKEND_ID_KEY = "x-backend-id"
 # The load loop's own lag is sampled every 10 ms: fine enough for bounds of 50 ms and up.
@@ -48,13 +51,14 @@ LAG_TICK_S = 0.01
 
 
 class Load:
-    """Background SayHello load: closed loop (``concurrency`` in flight) or open loop
+    """Background RPC load: closed loop (``concurrency`` in flight) or open loop
     (``rate`` RPC/s). Use as a context manager, or start()/stop()."""
 
     def __init__(self, make_channel: Callable[[], grpc.aio.Channel], history: History, *,
                  concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
                  payload_bytes: int = 0, max_in_flight: int = 1024,
-                 failure_pause_s: float = 0.001, stalls=None):
+                 failure_pause_s: float = 0.001, stalls=None, rpc=None,
+                 identity_key: str | None = BACKEND_ID_KEY, attribution=None):
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency} must be at least 1")
         if rate is not None and not rate > 0:
@@ -66,13 +70,22 @@ class Load:
         self.concurrency = concurrency
         self.rate = rate
         self.deadline_s = deadline_s
-        self.padding = "x" * payload_bytes
+        if rpc is not None and payload_bytes:
+            raise ValueError("payload_bytes pads the built-in Greeter's requests only")
+        # What to call: a target's RpcSpec, or the built-in Greeter's SayHello.
+        self.rpc = rpc or GreeterRpc(payload_bytes)
+        self.identity_key = identity_key
+        # Names the backend of an RPC whose answer does not (chaos/attribution.py): told of
+        # each call right before it is made and right after it ended, in the load's loop.
+        self.attribution = attribution
         self.max_in_flight = max_in_flight
         self.failure_pause_s = failure_pause_s
         self.stalls = stalls  # a chaos.stall.StallMonitor, or None
         self.channelz_id: int | None = None  # the channel's id in channelz, once started
         self.completed = 0
         self.skipped = 0
+        self._ids: set[int] = set()  # this load's RPCs, to tell them from other clients'
+
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -104,6 +117,10 @@ class Load:
         if self._thread.is_alive():
             raise RuntimeError("the load thread did not stop within its deadline")
         self._raise_if_failed()
+
+    def owns(self, rpc) -> bool:
+        """Whether ``rpc`` (a history record) was sent by this load."""
+        return rpc.id in self._ids
 
     def wait_for(self, count: int, timeout: float) -> None:
         """Wait until ``count`` more RPCs have completed (any outcome), with a deadline."""
@@ -138,12 +155,13 @@ class Load:
         self.channelz_id = channelz_id()
         lag = asyncio.ensure_future(self._measure_lag()) if self.stalls is not None else None
         try:
-            stub = greeter_pb2_grpc.GreeterStub(channel)
+            # Bytes in, bytes out: the target's RpcSpec (or GreeterRpc) does the messages.
+            call = channel.unary_unary(self.rpc.path)
             self._ready.set()
             if self.rate is None:
-                await asyncio.gather(*(self._worker(stub) for _ in range(self.concurrency)))
+                await asyncio.gather(*(self._worker(call) for _ in range(self.concurrency)))
             else:
-                await self._open_loop(stub)
+                await self._open_loop(call)
         finally:
             if lag is not None:
                 lag.cancel()
@@ -158,18 +176,18 @@ class Load:
             late = ran - asked - tick_ns
             self.stalls.record(ran - late, ran, "load-loop")
 
-    async def _worker(self, stub) -> None:
+    async def _worker(self, call) -> None:
         while not self._stop.is_set():
-            if not await self._one(stub):
+            if not await self._one(call):
                 await asyncio.sleep(self.failure_pause_s)
 
-    async def _open_loop(self, stub) -> None:
+    async def _open_loop(self, call) -> None:
         interval_ns = int(1e9 / self.rate)
         next_ns = time.monotonic_ns()
         tasks: set[asyncio.Task] = set()
         while not self._stop.is_set():
             if len(tasks) < self.max_in_flight:
-                task = asyncio.ensure_future(self._one(stub))
+                task = asyncio.ensure_future(self._one(call))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             else:
@@ -179,35 +197,70 @@ class Load:
         if tasks:
             await asyncio.wait(tasks)
 
-    async def _one(self, stub) -> bool:
+    async def _one(self, call) -> bool:
         rid = self.history.next_id()
-        name = f"r{rid}{self.padding}"
+        request = self.rpc.request_bytes(rid)
+        if self.attribution is not None:
+            self.attribution.starting(rid)  # nothing may be awaited between this and the call
         start = time.monotonic_ns()
-        call = stub.SayHello(greeter_pb2.HelloRequest(name=name), timeout=self.deadline_s)
+        pending = call(request, timeout=self.deadline_s)
         details = ""
         try:
-            reply = await call
+            data = await pending
             # The id may come in the headers or in the trailers (the fleet's backends send
             # it in the trailers, with the answer, in one batch).
-            metadata = tuple(await call.initial_metadata() or ()) + tuple(
-                await call.trailing_metadata() or ())
+            metadata = tuple(await pending.initial_metadata() or ()) + tuple(
+                await pending.trailing_metadata() or ())
             code = "OK"
-            if reply.message != f"Hello {name}":
-                code, details = "DATA_LOSS", f"reply {reply.message[:60]!r} is not the echo"
+            wrong = self.rpc.check_response(data, rid)
+            if wrong:
+                code, details = "DATA_LOSS", f"wrong answer: {wrong}"
         except grpc.aio.AioRpcError as exc:
             # A failure a backend answered comes Trailers-Only: its id is in the trailers.
             metadata = tuple(exc.initial_metadata() or ()) + tuple(exc.trailing_metadata() or ())
             code, details = exc.code().name, exc.details() or ""
         except asyncio.CancelledError:
+            if self.attribution is not None:
+                self.attribution.completed(rid, "CANCELLED")  # nothing stale is kept
             raise
         end = time.monotonic_ns()
-        self.history.record(Rpc(rid, start, end, _backend(metadata), code, details))
+        self._ids.add(rid)
+        backend = backend_of(metadata, self.identity_key)
+        if self.attribution is not None:
+            attributed = self.attribution.completed(rid, code)  # every RPC: it keeps count
+            backend = backend if backend is not None else attributed
+        self.history.record(Rpc(rid, start, end, backend, code, details))
         self.completed += 1
         return code == "OK"
 
 
-def _backend(metadata) -> str | None:
-    for key, value in metadata or ():
-        if key == BACKEND_ID_KEY:
+def backend_of(metadata, key: str | None = BACKEND_ID_KEY) -> str | None:
+    """The backend id an answer names under ``key`` (headers or trailers), or None."""
+    if not key:
+        return None
+    for name, value in metadata or ():
+        if name == key:
             return value
     return None
+
+
+class GreeterRpc:
+    """The built-in Greeter's RPC in the shape of a target's RpcSpec (chaos/target/):
+    SayHello named ``r<rpc id>`` (+ ``payload_bytes`` of padding, to make requests and
+    replies of a chosen size), answered correctly only by the exact echo."""
+
+    method = "greeter.Greeter/SayHello"
+    path = "/greeter.Greeter/SayHello"
+    needs_resolve = False
+
+    def __init__(self, payload_bytes: int = 0, deadline_s: float = 2.0):
+        self.padding = "x" * payload_bytes
+        self.deadline_s = deadline_s
+
+    def request_bytes(self, rpc_id: int) -> bytes:
+        return greeter_pb2.HelloRequest(name=f"r{rpc_id}{self.padding}").SerializeToString()
+
+    def check_response(self, data: bytes, rpc_id: int) -> str | None:
+        message = greeter_pb2.HelloReply.FromString(data).message
+        expected = f"Hello r{rpc_id}{self.padding}"
+        return None if message == expected else f"reply {message[:60]!r} is not the echo"

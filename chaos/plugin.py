@@ -5,6 +5,9 @@ report; nothing runs (no header, no thread, no fleet) unless chaos scenarios are
 
 options   --chaos-profile NAME|PATH  client profile (default: recommended), checked
                                      before anything starts (python -m chaos.profiles check)
+          --chaos-target FILE        the service under test (grpc-chaos.toml, chaos/target/;
+                                     default: grpc-chaos.toml in the working directory, else
+                                     the built-in Greeter)
           --chaos-requirements FILE  your bounds (SLOs) over the defaults (chaos/requirements.py)
           --chaos-fleet-size N       backends per fleet (default 3, 2..200)
           --chaos-toxiproxy-url URL  a running Toxiproxy (default: TOXIPROXY_URL, a
@@ -13,8 +16,11 @@ options   --chaos-profile NAME|PATH  client profile (default: recommended), chec
           --chaos-reruns N           reruns of a scenario that ends inconclusive (default 2)
 fixtures  chaos_profile, chaos_requirements, toxiproxy, chaos_preflight (session); fleet
           (module: shared by the module's scenarios, reset between them); chaos (a Scenario)
-markers   one per fault family (``-m hang``), and ``detects(profile="check", ...)``: under
-          that profile the scenario must fail on that check (tests/test_detection.py)
+markers   one per fault family (``-m hang``); ``detects(profile="check", ...)``: under
+          that profile the scenario must fail on that check (tests/test_detection.py);
+          ``needs("control", ...)``: what the scenario needs of the target — on a target
+          without it the scenario is *not applicable*, with what is missing and how to
+          provide it
 
 Outcomes: pass; fail (a verdict did not hold — the report shows it, the settings that
 answer it and the artifacts); inconclusive (the bound was missed while the runner itself
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +53,7 @@ FAMILIES = {
     "dns": "DNS records changed and DNS outages",
     "app": "application errors",
     "claims": "statements of the design, reproduced",
+    "rollout": "what a release does: rolling restarts, scale in and out, graceful shutdown",
 }
 CHAOS_FIXTURES = {"chaos", "fleet", "chaos_preflight"}
 MIN_FLEET, MAX_FLEET = 2, 200
@@ -57,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chaos-profile", default="recommended",
                     help="client profile: a shipped name (%s) or a JSON file path"
                          % ", ".join(profiles.shipped()))
+    group.addoption("--chaos-target", default=None,
+                    help="the service under test: a grpc-chaos.toml target file (default: "
+                         "grpc-chaos.toml in the working directory, else the built-in "
+                         "Greeter)")
     group.addoption("--chaos-requirements", default=None,
                     help="a TOML/JSON file of requirements (bounds, SLOs) over the defaults")
     group.addoption("--chaos-fleet-size", type=int, default=3,
@@ -68,6 +80,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="directory for each scenario's history, verdicts and summary")
     group.addoption("--chaos-reruns", type=int, default=DEFAULT_RERUNS,
                     help="reruns of a scenario whose verdict is inconclusive (2)")
+    group.addoption("--chaos-results", default=None,
+                    help="append one JSON line per scenario outcome to this file "
+                         "(chaos/results.py; what the gate reads)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "detects(**profile_to_check): the scenario fails under each named profile, "
                    "with a failed verdict of the named check")
+    config.addinivalue_line(
+        "markers", "needs(*capabilities): what the scenario needs of the target (control, "
+                   "mtls, variants, payload); not applicable without it")
     size = config.getoption("--chaos-fleet-size")
     if not MIN_FLEET <= size <= MAX_FLEET:
         raise pytest.UsageError(f"--chaos-fleet-size {size} is not within {MIN_FLEET}..{MAX_FLEET}"
@@ -86,14 +104,54 @@ def pytest_configure(config: pytest.Config) -> None:
         config._chaos_profile = profiles.load(config.getoption("--chaos-profile"))
     except profiles.ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config._chaos_target = _target(config)
     path = config.getoption("--chaos-requirements")
     try:
         config._chaos_requirements = (requirements_module.load(path) if path
-                                      else requirements_module.DEFAULTS)
+                                      else config._chaos_target.requirements
+                                      or requirements_module.DEFAULTS)
     except requirements_module.RequirementsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config._chaos_families = tuple(FAMILIES)
     config._chaos_state = _RunState()
     config.pluginmanager.register(config._chaos_state, "chaos-run-state")
+
+
+def _target(config):
+    """The service under test: --chaos-target, else grpc-chaos.toml in the working
+    directory, else the built-in Greeter. Loaded lazily: a run without chaos scenarios
+    never compiles a proto."""
+    from chaos import target
+
+    path = config.getoption("--chaos-target") or target.find(Path.cwd())
+    try:
+        return target.load(path) if path else target.builtin()
+    except target.TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+# What only the built-in Greeter can do (a target's server runs as its command says).
+BUILTIN_ONLY = {
+    "variants": "needs a server started in another configuration (without its health "
+                "service, with a max connection age of the scenario's choosing): only the "
+                "built-in Greeter target can be",
+    "payload": "needs requests of a chosen size (the built-in Greeter pads its name field); "
+               "a target's request is what its file says",
+}
+
+
+def _needs(item, target) -> str | None:
+    """Why the scenario does not apply to the target, or None when it does."""
+    if target.builtin:
+        return None  # the built-in Greeter can be started any way a scenario asks
+    for mark in item.iter_markers("needs"):
+        for capability in mark.args:
+            if capability in BUILTIN_ONLY:
+                if not target.builtin:
+                    return BUILTIN_ONLY[capability]
+            elif target.missing(capability):
+                return target.missing(capability)
+    return None
 
 
 class _RunState:
@@ -144,10 +202,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state.stalls = monitor()  # measured throughout, from before the first fleet starts
     profile = session.config._chaos_profile
     required = session.config._chaos_requirements
+    target = session.config._chaos_target
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"grpc-chaos: profile {profile.name} ({profile.source}); "
-                            f"requirements: {required.source}; fleet size "
+        reporter.write_line(f"grpc-chaos: target {target.name} ({target.source}); profile "
+                            f"{profile.name} ({profile.source}); requirements: "
+                            f"{required.source}; fleet size "
                             f"{session.config.getoption('--chaos-fleet-size')}")
 
 
@@ -167,6 +227,12 @@ def chaos_requirements(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def chaos_target(pytestconfig):
+    """The service under test (--chaos-target, grpc-chaos.toml here, or the built-in)."""
+    return pytestconfig._chaos_target
+
+
+@pytest.fixture(scope="session")
 def toxiproxy(pytestconfig):
     """A Toxiproxy server for the session: --chaos-toxiproxy-url, TOXIPROXY_URL, a binary
     on PATH, or the embedded server (started here and stopped at the end)."""
@@ -178,7 +244,7 @@ def toxiproxy(pytestconfig):
 
 
 @pytest.fixture(scope="session")
-def chaos_preflight(request, toxiproxy, chaos_profile):
+def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target):
     """Once per session: the client under test against a fleet of its own (chaos/preflight.py).
 
     A failed preflight is one error (the first scenario's setup) and stops the run; the
@@ -188,24 +254,35 @@ def chaos_preflight(request, toxiproxy, chaos_profile):
 
     state = request.config._chaos_state
     size = request.config.getoption("--chaos-fleet-size")
-    with Fleet(size, proxies=toxiproxy.control()) as fleet:
-        state.preflight = preflight.run(chaos_profile, fleet, stalls=state.stalls)
+    try:
+        with Fleet(size, proxies=toxiproxy.control(), service=chaos_target) as fleet:
+            state.preflight = preflight.run(chaos_profile, fleet, stalls=state.stalls,
+                                            target=chaos_target)
+    except Exception as error:  # the target did not start: one verdict, as below
+        state.preflight = preflight.Preflight(
+            False, None, f"the fleet of target {chaos_target.name} did not start: {error}")
     return state.preflight
 
 
 @pytest.fixture(scope="module")
-def fleet(request, toxiproxy, chaos_preflight):
-    """A proxied fleet shared by the module's scenarios (reset to baseline between them).
+def fleet(request, toxiproxy, chaos_preflight, chaos_target):
+    """A proxied fleet of the target, shared by the module's scenarios (reset to baseline
+    between them).
 
-    A module can ask for other fleet settings with a module-level ``chaos_fleet`` dict,
-    e.g. ``chaos_fleet = {"mtls": True}`` or ``{"max_connection_age_ms": 1000}``.
+    A module can ask for other settings of the built-in Greeter's servers with a
+    module-level ``chaos_fleet`` dict, e.g. ``{"max_connection_age_ms": 500}``: a target's
+    server runs as its own command says (its own max connection age, or none — which is
+    what is under test then), so those keys apply to the built-in Greeter only.
     """
     from fleet.controller import Fleet
 
     _require_preflight(request, chaos_preflight)
     settings = dict(getattr(request.module, "chaos_fleet", {}))
+    if not chaos_target.builtin:
+        settings = {k: v for k, v in settings.items()
+                    if k not in ("health", "max_connection_age_ms")}
     settings.setdefault("size", request.config.getoption("--chaos-fleet-size"))
-    with Fleet(proxies=toxiproxy.control(), **settings) as running:
+    with Fleet(proxies=toxiproxy.control(), service=chaos_target, **settings) as running:
         yield running
 
 
@@ -222,10 +299,14 @@ def _require_preflight(request, result) -> None:
 
 
 @pytest.fixture
-def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight):
+def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, chaos_target):
     """The scenario: fleet, profile client, history, nemesis; cleaned up however it ends."""
+    from chaos.outcomes import NotApplicable
     from chaos.scenario import Scenario
 
+    missing = _needs(request.node, chaos_target)
+    if missing:
+        raise NotApplicable(missing)
     state = request.config._chaos_state
     attempt = getattr(request.node, "_chaos_attempt", 1)
     root = Path(request.config.getoption("--chaos-artifacts"))
@@ -233,7 +314,7 @@ def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight):
     scenario = Scenario(fleet, chaos_profile, fleet.proxies,
                         artifact_dir(root, safe_name(chaos_profile.name), leaf),
                         requirements=chaos_requirements, stalls=state.stalls,
-                        shape=chaos_preflight.shape)
+                        shape=chaos_preflight.shape, target=chaos_target)
     request.node._chaos_scenario = scenario
     yield scenario
     errors = scenario.close()
@@ -253,6 +334,7 @@ def pytest_runtest_protocol(item, nextitem):
         return None
     limit = item.config.getoption("--chaos-reruns")
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    started_wall, started = time.time(), time.monotonic()
     for attempt in range(1, limit + 2):
         item._chaos_attempt = attempt
         last = attempt == limit + 1 or item.session.shouldfail or item.session.shouldstop
@@ -261,6 +343,13 @@ def pytest_runtest_protocol(item, nextitem):
             break
         _write(item, f"RERUN {item.nodeid}: inconclusive ({_first_line(reports)}); attempt "
                      f"{attempt + 1} of {limit + 1}")
+    results = item.config.getoption("--chaos-results")
+    if results:
+        from chaos import results as results_module
+
+        results_module.append(results, results_module.record(
+            item, reports, getattr(item, "_chaos_scenario", None), started_wall,
+            time.monotonic() - started, attempt))
     for report in reports:
         report.chaos_attempts = attempt
         item.ihook.pytest_runtest_logreport(report=report)
@@ -358,7 +447,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         write("An inconclusive scenario is not a pass: the machine was too busy to judge it. "
               "Rerun on a quieter machine, or raise --chaos-reruns.")
     if state.reruns:
-        write(f"grpc-chaos: scenarios rerun after an inconclusive verdict: "
+        write("grpc-chaos: scenarios rerun after an inconclusive verdict: "
               + ", ".join(f"{n.split('::')[-1]} ({a}x)" for n, a in state.reruns))
     if state.stalls is not None:
         worst = state.stalls.worst(state.stalls.since_ns)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from chaos.attribution import Attribution
 from chaos.client_shape import Shape, observe
 from chaos.history import History
 from chaos.load import Load
@@ -41,12 +42,18 @@ class Preflight:
     message: str
 
 
-def run(profile, fleet, stalls=None) -> Preflight:
-    """Drive the profile's client at ``fleet`` (running, at baseline) and judge it."""
+def run(profile, fleet, stalls=None, target=None) -> Preflight:
+    """Drive the profile's client at ``fleet`` (running, at baseline, of ``target``: the
+    built-in Greeter when None) and judge it."""
     history = History()
     info = fleet.info()
+    rpc = None if target is None or target.builtin else target.rpc
     load = Load(lambda: profile.channel(info, aio=True), history, concurrency=4,
-                deadline_s=2.0, stalls=stalls)
+                deadline_s=2.0, stalls=stalls, rpc=rpc,
+                identity_key="x-backend-id" if rpc is None else target.identity_header)
+    if load.identity_key is None:  # the server names no backend: gRPC's accounting does
+        load.attribution = Attribution(lambda: load.channelz_id,
+                                       {b.published: b.id for b in fleet.backends})
     since = history.now()
     wanted = set(fleet.ids)
     shape = None
@@ -58,10 +65,10 @@ def run(profile, fleet, stalls=None) -> Preflight:
             pass
     if shape is not None:
         return Preflight(True, shape, f"the client {shape.describe()}")
-    return Preflight(False, None, _diagnose(profile, fleet, history))
+    return Preflight(False, None, _diagnose(profile, fleet, history, load.rpc))
 
 
-def _diagnose(profile, fleet, history: History) -> str:
+def _diagnose(profile, fleet, history: History, rpc) -> str:
     rpcs = history.rpcs
     ok = Counter(r.backend for r in rpcs if r.ok)
     if ok:
@@ -72,7 +79,7 @@ def _diagnose(profile, fleet, history: History) -> str:
                 f"{_failures(rpcs)}")
     parts = [f"the client under test never got an RPC answered by a healthy fleet in "
              f"{PREFLIGHT_S:g} s ({len(rpcs)} RPCs). {_failures(rpcs)}"]
-    plain = _plain_client_works(fleet)
+    plain = _plain_client_works(fleet, rpc)
     parts.append("A client without the profile's settings is served fine, so the fleet works "
                  "and the profile is what keeps this client out." if plain is None else
                  f"A client without the profile's settings fails too ({plain}): the fleet "
@@ -102,27 +109,22 @@ def _failures(rpcs) -> str:
             f"the last: {sample.code} {sample.details[:200]!r}.")
 
 
-def _plain_client_works(fleet) -> str | None:
-    """None when a client with no service config and no options gets an answer, else why not."""
-    from proto import greeter_pb2, greeter_pb2_grpc
-
+def _plain_client_works(fleet, rpc) -> str | None:
+    """None when a client with no service config and no options gets a correct answer to
+    the target's RPC, else why not."""
     with client.channel(fleet.info(), client_cert=bool(fleet.mtls)) as channel:
         try:
-            greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="preflight"), timeout=PROBE_TIMEOUT_S,
-                wait_for_ready=True)
-            return None
+            data = channel.unary_unary(rpc.path)(rpc.request_bytes(0), timeout=PROBE_TIMEOUT_S,
+                                                 wait_for_ready=True)
         except grpc.RpcError as exc:
             return f"{exc.code().name}: {exc.details()}"
+        wrong = rpc.check_response(data, 0)
+        return None if wrong is None else f"a wrong answer: {wrong}"
 
 
 def _health(fleet, backend, service: str) -> str:
     """What ``backend``'s health service answers for ``service``, asked directly over TLS."""
-    info = fleet.info()
-    options = [("grpc.ssl_target_name_override", fleet.name),
-               ("grpc.use_local_subchannel_pool", 1)]
-    with grpc.secure_channel(backend.published, client.credentials(info, bool(fleet.mtls)),
-                             options=options) as channel:
+    with fleet.direct_channel(backend) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S)

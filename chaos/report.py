@@ -1,71 +1,65 @@
-"""Summarize the verdicts a scenario run left in its artifacts directory.
+"""Figures of gate runs, per (profile, scenario, check, bound): a view of run directories.
 
-    python -m chaos.report [chaos-artifacts] [--profile recommended]
+    python -m chaos.report [RUN ...] [--output chaos-runs] [--profile P] [--html]
 
-For every (profile, scenario, check) it prints how often the check passed and its figure
-(min / median / max over the runs found, e.g. after repeated runs with --count or a loop),
-next to the bound. Reads ``<dir>/<profile>/<scenario>/verdicts.json``; runs that overwrote
-each other count once, so point it at the directories of separate runs (the
---chaos-artifacts option of each) to aggregate them.
+RUN is a run directory made by ``grpc-chaos gate``, its results.json, or ``latest`` (the
+default: the newest run under --output). Several runs are read together (their repeats
+add up). For every (profile, scenario, check, bound) it prints how often the check passed
+and its figure over the runs (min / median / max) next to the bound; the same check under
+two bounds is two lines, never merged. ``--html`` (re)writes each run's report.html.
+Exits 0, or 4 when a run cannot be read (named).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-
-def collect(roots: list[Path], profile: str | None = None) -> dict[tuple, list[dict]]:
-    """(profile, scenario, check) -> every verdict of that check found under ``roots``."""
-    found: dict[tuple, list[dict]] = defaultdict(list)
-    for root in roots:
-        for path in sorted(root.glob("*/*/verdicts.json")):
-            run_profile, scenario = path.parent.parent.name, path.parent.name
-            if profile and run_profile != profile:
-                continue
-            for verdict in json.loads(path.read_text()):
-                found[(run_profile, scenario, verdict["name"])].append(verdict)
-    return found
+from chaos.gate import aggregate, results_file, rundir
+from chaos.gate.cli import DEFAULT_OUTPUT
+from chaos.gate.exits import USAGE, GateError
 
 
-def table(found: dict[tuple, list[dict]]) -> str:
+def table(figures: dict[tuple, aggregate.Figures]) -> str:
     lines = [f"{'profile':<12} {'scenario':<70} {'check':<16} {'passed':>7} "
              f"{'min':>9} {'median':>9} {'max':>9} {'bound':>10}"]
-    for (profile, scenario, check), verdicts in sorted(found.items()):
-        figures = [v["figure"] for v in verdicts if v["figure"] is not None]
-        unit = verdicts[0]["unit"]
-        bound = verdicts[0]["bound"]
-        stats = ((f"{min(figures):9.3g}", f"{statistics.median(figures):9.3g}",
-                  f"{max(figures):9.3g}") if figures else ("n/a",) * 3)
-        passed = f"{sum(v['passed'] for v in verdicts)}/{len(verdicts)}"
-        bound_text = "" if bound is None else f"{verdicts[0].get('comparison', '<=')} {bound:g}"
-        name = scenario.split("py_", 1)[-1][:70]
-        lines.append(f"{profile:<12} {name:<70} {check:<16} {passed:>7} "
-                     f"{stats[0]:>9} {stats[1]:>9} {stats[2]:>9} {bound_text:>7} {unit}")
+    for f in sorted(figures.values(), key=lambda f: (f.profile, f.scenario, f.check,
+                                                     f.bound is None, f.bound or 0)):
+        measured = f.measured
+        stats = ((f"{min(measured):9.3g}", f"{f.median:9.3g}", f"{max(measured):9.3g}")
+                 if measured else ("n/a",) * 3)
+        bound = "" if f.bound is None else f"{f.comparison} {f.bound:g}"
+        lines.append(f"{f.profile:<12} {f.scenario[:70]:<70} {f.check:<16} "
+                     f"{f'{f.passed}/{f.runs}':>7} {stats[0]:>9} {stats[1]:>9} {stats[2]:>9} "
+                     f"{bound:>7} {f.unit}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dirs", nargs="*", type=Path, default=[Path("chaos-artifacts")],
-                        help="artifacts directories (default: chaos-artifacts)")
+    parser.add_argument("runs", nargs="*", default=[rundir.LATEST], metavar="RUN",
+                        help="run directories, results.json files or 'latest' (default)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT,
+                        help="where 'latest' is looked for (chaos-runs)")
     parser.add_argument("--profile", help="only this profile")
+    parser.add_argument("--html", action="store_true", help="(re)write each run's report.html")
     args = parser.parse_args(argv)
-    missing = [d for d in args.dirs if not d.is_dir()]
-    if missing:
-        print(f"chaos.report: no artifacts directory {missing[0]}", file=sys.stderr)
-        return 2
-    found = collect(args.dirs, args.profile)
-    if not found:
-        print(f"chaos.report: no verdicts.json under {', '.join(map(str, args.dirs))}",
-              file=sys.stderr)
-        return 1
-    print(table(found))
+    try:
+        runs = [results_file.read(rundir.resolve(spec, Path(args.output)))
+                for spec in args.runs]
+    except GateError as exc:
+        print(f"chaos.report: error: {exc}", file=sys.stderr)
+        return USAGE
+    records = [r for run in runs for r in run.records
+               if args.profile is None or aggregate.profile_of(r) == args.profile]
+    print(table(aggregate.figures(records)))
+    if args.html:
+        from chaos.gate import report_html
+
+        for run in runs:
+            print(f"wrote {report_html.write(run)}", file=sys.stderr)
     return 0
 
 

@@ -31,23 +31,24 @@ from pathlib import Path
 from typing import Any
 
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from chaos import advice, checks, client_shape
-from chaos.channelz import AttemptSampler, track_new_channel
+from chaos.attribution import Attribution
+from chaos.channelz import AttemptSampler, subchannel_counts, track_new_channel
 from chaos.checks import Verdict
 from chaos.client_shape import Shape
 from chaos.faults import Nemesis, SlowHandler
-from chaos.history import History, Rpc
+from chaos.history import History, Rpc, clock_anchor
 from chaos.judge import judge
-from chaos.load import Load
+from chaos.load import GreeterRpc, Load, backend_of
 from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive
 from chaos.profiles import Profile
 from chaos.requirements import DEFAULTS, Requirements
 from chaos.stall import StallMonitor
 from fleet.controller import Fleet
 from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
 
 __all__ = ["Scenario", "ScenarioFailed", "ScenarioInconclusive", "NotApplicable"]
 
@@ -65,17 +66,23 @@ class Scenario:
 
     def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path, *,
                  requirements: Requirements = DEFAULTS, stalls: StallMonitor | None = None,
-                 shape: Shape | None = None):
+                 shape: Shape | None = None, target=None):
+        from chaos.target import builtin
+
         self.fleet = fleet
+        # The service under test (chaos/target/): what the backends run, the RPC to call.
+        self.target = target or builtin()
         self.profile = profile
         self.proxies = proxies
         self.requirements = requirements
         self.stalls = stalls
         self.shape = shape
         self.history = History()
+        self.clock_anchor = clock_anchor()
         self.nemesis = Nemesis(fleet, self.history, proxies)
         self.artifacts = artifacts
         self.verdicts: list[Verdict] = []
+        self.decisive: Verdict | None = None  # the expectation that ended the scenario
         self.reset_ms: float | None = None
         self._loads: list[Load] = []
         self._samplers: list[AttemptSampler] = []
@@ -91,6 +98,7 @@ class Scenario:
         settings.setdefault("size", len(self.fleet.backends))
         base = self.fleet.net.network_address + 256 * (1 + len(self._extra_fleets))
         settings.setdefault("net", f"{base}/24")
+        settings.setdefault("service", self.target)
         fleet = Fleet(proxies=self.proxies, **settings)
         self._extra_fleets.append(fleet)
         return fleet.start()
@@ -112,13 +120,33 @@ class Scenario:
         """Start background load on a new aio channel (to the scenario's fleet, or to
         ``fleet``; configured by the profile under test, or by ``profile``); stopped when
         the scenario ends."""
-        info = (fleet or self.fleet).info()
+        fleet = fleet or self.fleet
+        info = fleet.info()
         client_profile = profile or self.profile
         load = Load(lambda: client_profile.channel(info, aio=True), self.history,
                     concurrency=concurrency, rate=rate, deadline_s=deadline_s,
-                    stalls=self.stalls, **options)
+                    stalls=self.stalls, **self._rpc_options(options.pop("payload_bytes", 0)),
+                    **options)
+        if load.identity_key is None:
+            # The server names no backend: gRPC's own per-backend accounting does, per RPC
+            # (chaos/attribution.py; an RPC it cannot place exactly stays unattributed).
+            load.attribution = Attribution(lambda: load.channelz_id, PublishedIds(fleet))
         self._loads.append(load)
         return load.start()
+
+    def _rpc_options(self, payload_bytes: int = 0) -> dict:
+        """What the load calls: the built-in Greeter's SayHello (padded to a size of the
+        scenario's choosing), or the target's RPC and identity key."""
+        if self.target.builtin:
+            return {"rpc": GreeterRpc(payload_bytes)}
+        # A target's request is what its file says: payload_bytes is a size the scenario
+        # would have liked (scenarios that need it declare needs("payload")).
+        return {"rpc": self.target.rpc, "identity_key": self.target.identity_header}
+
+    def target_rpc(self):
+        """The RPC the load calls (a target's RpcSpec, or the built-in Greeter's), for
+        calls a scenario makes itself."""
+        return self._rpc_options()["rpc"]
 
     def attempts(self, client, fleet: Fleet | None = None) -> AttemptSampler:
         """Sample the attempts a client — a Load, or a channel from :meth:`channel` — sends
@@ -128,8 +156,7 @@ class Scenario:
                        else self._channel_ids.get(id(client)))
         if channelz_id is None:
             raise RuntimeError("that client's channel was not found in channelz")
-        backends = {b.published: b.id for b in (fleet or self.fleet).backends}
-        sampler = AttemptSampler(channelz_id, backends).start()
+        sampler = AttemptSampler(channelz_id, PublishedIds(fleet or self.fleet)).start()
         self._samplers.append(sampler)
         return sampler
 
@@ -181,6 +208,11 @@ class Scenario:
         without one fails every time. ``fleet``/``nemesis`` default to the scenario's.
         """
         fleet, nemesis = fleet or self.fleet, nemesis or self.nemesis
+        if not fleet.has_control:
+            # A server without the Control service cannot hold its RPCs: the fault strikes
+            # whatever is in flight then (the property is the same; only a weak profile's
+            # failure is less certain).
+            return None
         held = nemesis.inject(SlowHandler(target, delay_ms=delay_ms))
         wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
                    f"{at_least} RPCs held on {target}")
@@ -226,14 +258,14 @@ class Scenario:
             raise AssertionError("no backend has answered an RPC OK yet")
         return min(counts, key=lambda b: (-counts[b], b))
 
-    def spread_calls(self, hello, attempts: int = 30) -> set[str]:
-        """Call ``hello`` until every running backend has answered (at most ``attempts``
+    def spread_calls(self, call, attempts: int = 30) -> set[str]:
+        """Call ``call`` until every running backend has answered (at most ``attempts``
         calls); returns the backends seen. A channel that never spreads (pick_first) is
         not an error here: the scenario's checks say what that means."""
         wanted = {b.id for b in self.fleet.backends if b.alive()}
         seen: set[str] = set()
         for _ in range(attempts):
-            seen.add(hello(tolerate=True))
+            seen.add(call(tolerate=True))
             if wanted <= seen:
                 break
         seen.discard(None)
@@ -261,35 +293,48 @@ class Scenario:
         except TimeoutError:
             return False
 
-    def hello(self, channel):
-        """A function doing one SayHello on ``channel``, recording it in the history, and
-        returning the backend id that answered.
+    def caller(self, channel):
+        """A function doing one RPC of the target on ``channel`` (a sync channel from
+        :meth:`channel`), recording it in the history, and returning the backend id that
+        answered.
 
         With ``tolerate=True`` a failed RPC returns None instead of raising. The function's
         ``records`` list holds the Rpc records of its own calls (to tell them from a
         running load's).
         """
-        stub = greeter_pb2_grpc.GreeterStub(channel)
+        options = self._rpc_options()
+        rpc, key = options["rpc"], options.get("identity_key", "x-backend-id")
+        method = channel.unary_unary(rpc.path)
         records: list[Rpc] = []
+        channelz_id = self._channel_ids.get(id(channel))
+        names = PublishedIds(self.fleet)
 
         def call(tolerate: bool = False, timeout: float = 5.0) -> str | None:
             rid = self.history.next_id()
+            # A server that names no backend: one call at a time, so the backend whose
+            # succeeded-count rose by one during it is the one that answered it.
+            before = (subchannel_counts(channelz_id) if key is None and channelz_id
+                      else None)
             start = time.monotonic_ns()
-            future = stub.SayHello.future(greeter_pb2.HelloRequest(name=f"r{rid}"),
-                                          timeout=timeout)
+            future = method.future(rpc.request_bytes(rid), timeout=timeout)
             error = future.exception()
-            # The backend id comes in the response metadata: headers or trailers.
             metadata = tuple(future.initial_metadata() or ()) + tuple(
                 future.trailing_metadata() or ())
-            backend = dict(metadata).get("x-backend-id")
+            backend = backend_of(metadata, key)
+            if before is not None and error is None:
+                backend = _answered_by(before, subchannel_counts(channelz_id), names)
             code = "OK" if error is None else error.code().name
             details = "" if error is None else error.details() or ""
+            if error is None:
+                wrong = rpc.check_response(future.result(), rid)
+                if wrong:
+                    code, details = "DATA_LOSS", f"wrong answer: {wrong}"
             record = Rpc(rid, start, time.monotonic_ns(), backend, code, details)
             self.history.record(record)
             records.append(record)
             if error is not None and not tolerate:
                 raise error
-            return backend if error is None else None
+            return backend if code == "OK" else None
 
         call.records = records
         return call
@@ -317,6 +362,8 @@ class Scenario:
             verdict = replace(verdict, advice=advice.explain(
                 self.profile, answers, self.requirements, requirement))
         self.check(verdict)
+        if not verdict.passed:
+            self.decisive = verdict
         if verdict.inconclusive:
             raise ScenarioInconclusive(f"[profile {self.profile.name}] {verdict}", verdict)
         if not verdict.passed:
@@ -349,7 +396,7 @@ class Scenario:
 
     def write_artifacts(self) -> None:
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        self.history.to_jsonl(self.artifacts / "history.jsonl")
+        self.history.to_jsonl(self.artifacts / "history.jsonl", self.clock_anchor)
         (self.artifacts / "verdicts.json").write_text(json.dumps(
             [v.to_dict() for v in self.verdicts], indent=2))
         if self._samplers:
@@ -363,6 +410,37 @@ class Scenario:
         summary = {"profile": self.profile.name, "reset_ms": self.reset_ms,
                    "shape": None if self.shape is None else self.shape.describe(),
                    "requirements": self.requirements.to_dict(),
+                   "clock_anchor": {"monotonic_ns": self.clock_anchor[0],
+                                    "wall_ns": self.clock_anchor[1]},
                    **self.history.summary()}
         (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2,
                                                                 default=str))
+
+
+class PublishedIds(Mapping):
+    """A live view of a fleet: published address -> backend id (backends added later
+    included)."""
+
+    def __init__(self, fleet: Fleet):
+        self._fleet = fleet
+
+    def _now(self) -> dict[str, str]:
+        return {b.published: b.id for b in self._fleet.backends}
+
+    def __getitem__(self, address: str) -> str:
+        return self._now()[address]
+
+    def __iter__(self):
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._fleet.backends)
+
+
+def _answered_by(before: dict, after: dict, names: dict[str, str]) -> str | None:
+    """The backend whose subchannel counted exactly one more success, if exactly one did."""
+    grew = [address for address, sample in after.items()
+            if sample.succeeded - getattr(before.get(address), "succeeded", 0) == 1]
+    others = [address for address, sample in after.items()
+              if sample.succeeded != getattr(before.get(address), "succeeded", 0)]
+    return names.get(grew[0]) if len(grew) == 1 and len(others) == 1 else None

@@ -44,7 +44,8 @@ import socket
 import sys
 import threading
 
-from fleet.controller import MAX_SIZE, Backend, Fleet, _tail
+from fleet.controller import MAX_SIZE, Backend, Fleet
+from fleet.launch import tail as _tail
 
 # Lines of a dead backend's stderr in its report: a traceback's last frame and its error.
 LOG_TAIL_LINES = 5

@@ -20,14 +20,12 @@ for a condition with a deadline (fleet/waiting.py).
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,7 @@ from typing import Protocol
 
 import grpc
 
-from fleet import lifeline, reaper
+from fleet import launch, lifeline, ports, reaper
 from fleet.dns import DnsServer
 from fleet.pki import FLEET_NAME, PKI, CertFiles
 from fleet.waiting import wait_until
@@ -54,6 +52,11 @@ PORT_TRIES = 20
 
 class FleetError(Exception):
     """A fleet operation failed; the message names the backend and the cause."""
+
+
+class Unsupported(FleetError):
+    """The server under test cannot do what was asked (no Control service, no way to start
+    it without its health service, ...); the message says what is missing."""
 
 
 class ProxyControl(Protocol):
@@ -89,7 +92,10 @@ class Backend:
     process: "object | None" = field(default=None, repr=False)
     paused: bool = False
     channel: grpc.Channel | None = field(default=None, repr=False)
-    ready: "_ReadyLine | None" = field(default=None, repr=False)
+    ready: "launch.ReadyLine | None" = field(default=None, repr=False)
+    cert_kind: str = "good"  # what it serves: a server without live swap restarts with it
+    workdir: Path | None = None
+    last_stop: "launch.Stopped | None" = None
 
     @property
     def ip(self) -> str:
@@ -120,21 +126,37 @@ def default_net() -> ipaddress.IPv4Network:
 
 
 class Fleet:
-    """Start, fault and stop a fleet of TLS Greeter backends behind one DNS name.
+    """Start, fault and stop a fleet of TLS backends behind one DNS name.
 
+    The backends run the built-in Greeter (``service`` None) or a target's server command
+    (``service``, a chaos.target.Target: fleet/launch.py starts, readies and stops it).
     Use as a context manager (``with Fleet(3) as fleet: ...``) or call start()/close().
-    Process faults (kill, pause, ...) need the backends to be local processes; everything
-    else goes through each backend's control service.
+    Process faults (kill, pause, ...) act on the local processes; health flips, application
+    faults and live certificate swaps need the Control service (the built-in Greeter has it;
+    a target declares it), and raise Unsupported without it.
     """
 
     def __init__(self, size: int = 3, *, mtls: bool = False, workdir: Path | None = None,
                  health: bool = True, max_connection_age_ms: int | None = None,
                  net: str | None = None, proxies: ProxyControl | None = None,
-                 name: str = FLEET_NAME, start_timeout: float | None = None):
+                 name: str = FLEET_NAME, start_timeout: float | None = None,
+                 service=None):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
+        self.service = None if service is None or getattr(service, "builtin", False) \
+            else service
+        builtin = self.service is None
+        if not builtin and (not health or max_connection_age_ms):
+            raise Unsupported(
+                f"the target {service.name} is started as its command says: it cannot be "
+                f"started {'without its health service' if not health else 'with a max connection age of our choosing'} "
+                f"(only the built-in Greeter has such options)")
+        if not builtin and mtls and not service.server.mtls:
+            raise Unsupported(f"the target {service.name} does not require client "
+                              f"certificates: set server.mtls = true and pass {{client_ca}} "
+                              f"in server.command")
         self.size = size
-        self.mtls = mtls
+        self.mtls = mtls or (not builtin and service.server.mtls)
         self.health = health
         self.max_connection_age_ms = max_connection_age_ms
         self.name = name
@@ -183,13 +205,15 @@ class Fleet:
         deadline = time.monotonic() + self.start_timeout
         for backend in self.backends:
             self._await_ready(backend, deadline)
+        self._resolve_rpc(self.backends[0])
         if self.proxies is not None:
             for backend in self.backends:
                 self.proxies.create(backend.proxy, backend.published, backend.listen)
         self.dns = DnsServer({self.name: [b.ip for b in self.backends]}).start()
 
-    def _published_ips(self) -> list[str]:
-        return [str(self.net.network_address + FIRST_HOST + i) for i in range(self.size)]
+    def _published_ips(self, count: int | None = None) -> list[str]:
+        return [str(self.net.network_address + FIRST_HOST + i)
+                for i in range(self.size if count is None else count)]
 
     def _pick_port(self) -> int:
         """A port free on every published address (the kernel picks, we check the rest)."""
@@ -205,7 +229,7 @@ class Fleet:
 
     def _plan(self, index: int) -> Backend:
         backend_id = f"b{index + 1}"
-        ip = self._published_ips()[index]
+        ip = self._published_ips(index + 1)[index]
         published = f"{ip}:{self.port}"
         proxied = self.proxies is not None
         return Backend(
@@ -215,31 +239,115 @@ class Fleet:
             log=self.workdir / f"{backend_id}.log",
             proxy=f"{self.name}-{self.port}-{backend_id}" if proxied else None)
 
+    @property
+    def has_control(self) -> bool:
+        """Whether the backends serve grpc-chaos's Control service."""
+        return self.service is None or bool(self.service.server.control)
+
     def _spawn(self, backend: Backend) -> None:
-        argv = [sys.executable, "-m", "fleet.server", "--id", backend.id,
-                "--listen", backend.listen, "--cert", str(backend.cert.cert),
-                "--key", str(backend.cert.key), "--parent-pid", str(os.getpid())]
-        if self.mtls:
-            argv += ["--client-ca", str(self.pki.ca_cert)]
-        if not self.health:
-            argv.append("--no-health")
-        if self.max_connection_age_ms:
-            argv += ["--max-connection-age-ms", str(self.max_connection_age_ms)]
-        with open(backend.log, "ab") as log:
-            process = lifeline.spawn(argv, stderr=log)
+        cert = self.pki.server_cert(backend.id, backend.ip, backend.cert_kind)
+        if self.service is None:
+            argv = [sys.executable, "-m", "fleet.server", "--id", backend.id,
+                    "--listen", backend.listen, "--cert", str(cert.cert),
+                    "--key", str(cert.key), "--parent-pid", str(os.getpid())]
+            if self.mtls:
+                argv += ["--client-ca", str(self.pki.ca_cert)]
+            if not self.health:
+                argv.append("--no-health")
+            if self.max_connection_age_ms:
+                argv += ["--max-connection-age-ms", str(self.max_connection_age_ms)]
+            with open(backend.log, "ab") as log:
+                process = lifeline.spawn(argv, stderr=log)
+        else:
+            argv = self.service.server.argv(self._placeholders(backend, cert))
+            try:
+                process = launch.spawn(argv, backend.log, dict(self.service.server.env),
+                                       self.service.server.cwd, pipe_stdout=False)
+            except OSError as error:
+                raise FleetError(f"backend {backend.id}: cannot start {argv[0]!r}: "
+                                 f"{error.strerror}") from None
         reaper.register_pid(process.pid)
         backend.process, backend.pid, backend.paused = process, process.pid, False
-        backend.ready = _ReadyLine(process)
+        backend.ready = launch.ReadyLine(process) if self.service is None else None
+
+    def _placeholders(self, backend: Backend, cert: CertFiles) -> dict[str, str]:
+        # A server we do not control cannot report a port it picked: pick its ports here
+        # (once: a restart reuses them, as a real instance keeps its address).
+        if backend.listen.endswith(":0"):
+            backend.listen = f"{backend.listen.rsplit(':', 1)[0]}:{_free_port()}"
+        if self.has_control and not backend.control:
+            backend.control = f"127.0.0.1:{_free_port()}"
+        if backend.workdir is None:
+            backend.workdir = self.workdir / backend.id
+            backend.workdir.mkdir(exist_ok=True)
+        host, port = backend.listen.rsplit(":", 1)
+        return {"host": host, "port": port, "cert": str(cert.cert), "key": str(cert.key),
+                "ca": str(self.pki.ca_cert), "client_ca": str(self.pki.ca_cert),
+                "id": backend.id, "workdir": str(backend.workdir),
+                "control": backend.control}
 
     def _await_ready(self, backend: Backend, deadline: float) -> None:
-        info = backend.ready.wait(max(0.0, deadline - time.monotonic()))
-        if info is None:
-            reason = _tail(backend.log) or "no ready line"
-            self._reap(backend)
-            raise FleetError(f"backend {backend.id} did not start: {reason}")
-        backend.control = info["control"]
-        backend.listen = info["address"]  # the real port when it bound :0
-        backend.channel = grpc.insecure_channel(backend.control)
+        if self.service is None:
+            info = backend.ready.wait(max(0.0, deadline - time.monotonic()))
+            if info is None:
+                reason = launch.tail(backend.log) or "no ready line"
+                self._reap(backend)
+                raise FleetError(f"backend {backend.id} did not start: {reason}")
+            backend.control = info["control"]
+            backend.listen = info["address"]  # the real port when it bound :0
+        else:
+            self._await_command_ready(backend, deadline)
+        if self.has_control:
+            backend.channel = grpc.insecure_channel(backend.control)
+
+    def _await_command_ready(self, backend: Backend, deadline: float) -> None:
+        server = self.service.server
+        with self.direct_channel(backend) as channel:
+            if backend.cert_kind != "good":
+                # Started with a certificate no client may trust (a certificate fault): no
+                # TLS probe can succeed, so it is ready once it accepts connections.
+                probe = lambda: launch.probe_listening(backend.listen)  # noqa: E731
+            elif server.ready == "rpc":
+                probe = lambda: launch.probe_rpc(channel, self.service.rpc)  # noqa: E731
+            else:
+                probe = lambda: launch.probe_health(channel, self.service.health_service)  # noqa: E731
+            try:
+                launch.await_ready(backend.process, f"{server.ready} probe answering",
+                                   probe, deadline, backend.log)
+            except launch.LaunchError as error:
+                self._reap(backend)
+                raise FleetError(f"backend {backend.id} ({' '.join(server.command[:3])}"
+                                 f"{' ...' if len(server.command) > 3 else ''}): {error}") \
+                    from None
+
+    def _resolve_rpc(self, backend: Backend) -> None:
+        """A target whose message types come from its servers' reflection service learns
+        them from the first backend that is ready (once: they are the same everywhere)."""
+        rpc = None if self.service is None else self.service.rpc
+        if rpc is None or not rpc.needs_resolve:
+            return
+        with self.direct_channel(backend) as channel:
+            try:
+                wait_until(lambda: _resolved(rpc, channel), self.start_timeout,
+                           f"{backend.id}'s reflection service answering")
+            except (TimeoutError, ValueError) as error:  # a TargetError is a ValueError
+                raise FleetError(f"backend {backend.id}: {error}") from None
+
+    def direct_channel(self, backend: Backend) -> grpc.Channel:
+        """A plain channel straight to the backend's own port (no DNS, no proxy): for
+        readiness probes and diagnostics, never for the client under test."""
+        from fleet import client
+
+        options = [("grpc.ssl_target_name_override", self.name),
+                   ("grpc.use_local_subchannel_pool", 1)]
+        return grpc.secure_channel(backend.listen, client.credentials(self.info_paths(),
+                                                                      self.mtls),
+                                   options=options)
+
+    def info_paths(self) -> dict:
+        """The CA and client certificate paths, as client.credentials() reads them."""
+        return {"ca": str(self.pki.ca_cert), "client_cert": str(self.client.cert),
+                "client_key": str(self.client.key)}
 
     def close(self) -> None:
         """Stop everything this fleet started; safe to call twice and after a failed start."""
@@ -320,11 +428,12 @@ class Fleet:
     # ------------------------------------------------------------------ process faults
 
     def kill(self, backend_id: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
-        """Send ``sig`` (kill -9 by default) and wait until the process is gone."""
+        """Send ``sig`` (kill -9 by default) to the backend's process group and wait until
+        the process is gone."""
         backend = self._running(backend_id)
-        _signal(backend.pid, sig)
+        launch.signal_group(backend.pid, sig)
         if backend.paused and sig != signal.SIGKILL:
-            _signal(backend.pid, signal.SIGCONT)  # a stopped process would never handle it
+            launch.signal_group(backend.pid, signal.SIGCONT)  # stopped: it would never handle it
         try:
             backend.process.wait(timeout=timeout)
         except Exception:
@@ -332,14 +441,30 @@ class Fleet:
                              f"{timeout:g} s after {signal.Signals(sig).name}") from None
         self._reap(backend)
 
-    def terminate(self, backend_id: str, timeout: float = 10.0) -> None:
-        """SIGTERM: the backend stops with its grace period, as in a rolling update."""
-        self.kill(backend_id, signal.SIGTERM, timeout)
+    @property
+    def stop_signal(self) -> signal.Signals:
+        return signal.SIGTERM if self.service is None else self.service.server.stop_signal
+
+    @property
+    def stop_grace_s(self) -> float:
+        # The built-in Greeter stops within its --term-grace-ms (1 s); the margin is for a
+        # busy machine.
+        return 10.0 if self.service is None else self.service.server.stop_grace_s
+
+    def terminate(self, backend_id: str) -> launch.Stopped:
+        """Stop the backend as a scheduler does in a rolling update: its stop signal
+        (SIGTERM by default), then SIGKILL if it is still running after its grace period.
+        Returns how it went (``forced`` when the grace ran out); kept as ``last_stop``."""
+        backend = self._running(backend_id)
+        stopped = launch.stop(backend.process, self.stop_signal, self.stop_grace_s)
+        backend.last_stop = stopped
+        self._reap(backend)
+        return stopped
 
     def pause(self, backend_id: str) -> None:
         """SIGSTOP: the process hangs with its sockets open (a hung backend)."""
         backend = self._running(backend_id)
-        _signal(backend.pid, signal.SIGSTOP)
+        launch.signal_group(backend.pid, signal.SIGSTOP)
         wait_until(lambda: _proc_state(backend.pid) in ("T", "t"), 5.0,
                    f"backend {backend_id} stopped")
         backend.paused = True
@@ -347,7 +472,7 @@ class Fleet:
     def resume(self, backend_id: str) -> None:
         """SIGCONT a paused backend."""
         backend = self._running(backend_id)
-        _signal(backend.pid, signal.SIGCONT)
+        launch.signal_group(backend.pid, signal.SIGCONT)
         wait_until(lambda: _proc_state(backend.pid) not in ("T", "t"), 5.0,
                    f"backend {backend_id} resumed")
         backend.paused = False
@@ -403,22 +528,74 @@ class Fleet:
         backend = self.backend(backend_id)
         self.proxies.set_upstream(backend.proxy, upstream or backend.listen)
 
+    # ------------------------------------------------------------------ scale
+
+    def add_backend(self) -> Backend:
+        """Scale out: start one more backend (the next id, the next published address, the
+        fleet's port) behind its own proxy, ready; DNS does not publish it yet (the caller
+        adds its record: that is the change clients must see)."""
+        index = len(self.backends)
+        if index >= MAX_SIZE:
+            raise FleetError(f"the fleet has {index} backends already, the most it can have")
+        backend = self._plan(index)
+        if not _port_free(backend.ip, self.port):
+            raise FleetError(f"port {self.port} on {backend.ip} is taken: "
+                             f"{ports.describe_taken(backend.ip, self.port)}")
+        self.backends.append(backend)
+        try:
+            self._spawn(backend)
+            self._await_ready(backend, time.monotonic() + self.start_timeout)
+            if self.proxies is not None:
+                self.proxies.create(backend.proxy, backend.published, backend.listen)
+        except BaseException:
+            self.remove_backend(backend.id)
+            raise
+        return backend
+
+    def remove_backend(self, backend_id: str) -> None:
+        """Scale in for good: delete the backend's proxy, kill what is left of its process
+        and forget it (take its DNS record away first, and stop it gracefully, to scale in
+        the way a release does)."""
+        backend = self.backend(backend_id)
+        if self.proxies is not None and backend.proxy:
+            try:
+                self.proxies.delete(backend.proxy)
+            except Exception:  # never created (a failed start): nothing to delete
+                pass
+        self._reap(backend)
+        self.backends.remove(backend)
+
     # ------------------------------------------------------------------ control faults
 
+    @property
+    def health_services(self) -> tuple[str, ...]:
+        """The health service names clients may ask about: the server's ("") and the one
+        the target names (the built-in Greeter: greeter.Greeter)."""
+        named = "greeter.Greeter" if self.service is None else self.service.health_service
+        return tuple(dict.fromkeys(("", named)))
+
     def set_health(self, backend_id: str, status: str, service: str | None = None) -> None:
-        """Set SERVING / NOT_SERVING / ... for ``service``; None = the server ("") and Greeter."""
+        """Set SERVING / NOT_SERVING / ... for ``service``; None = every name clients ask
+        about (:attr:`health_services`). Needs the Control service."""
         backend = self._running(backend_id)
-        services = ("", "greeter.Greeter") if service is None else (service,)
+        services = self.health_services if service is None else (service,)
         for name in services:
             self._call(backend, "SetHealth", control_pb2.SetHealthRequest(service=name,
                                                                           status=status))
 
     def set_certificate(self, backend_id: str, kind: str = "good") -> CertFiles:
-        """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections."""
-        backend = self._running(backend_id)
+        """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections:
+        swapped live through the Control service when the backends have it (open
+        connections keep theirs), else by restarting the backend with those files."""
+        backend = self.backend(backend_id)
         cert = self.pki.server_cert(backend.id, backend.ip, kind)
-        self._call(backend, "SetCertificate", control_pb2.SetCertificateRequest(
-            cert_chain_pem=cert.cert_pem(), private_key_pem=cert.key_pem()))
+        backend.cert_kind = kind
+        if self.has_control:
+            self._call(self._running(backend_id), "SetCertificate",
+                       control_pb2.SetCertificateRequest(cert_chain_pem=cert.cert_pem(),
+                                                         private_key_pem=cert.key_pem()))
+        else:
+            self.restart(backend_id)
         return cert
 
     def app_fault(self, backend_id: str, code: str | None = None, *, fraction: float = 0.0,
@@ -445,9 +622,12 @@ class Fleet:
         for backend in self.backends:
             if backend.paused and backend.alive():
                 self.resume(backend.id)
-            if not backend.alive():
+            if not backend.alive() or (backend.cert_kind != "good" and not self.has_control):
+                backend.cert_kind = "good"
                 self.restart(backend.id)
                 continue  # a fresh process is at baseline already
+            if not self.has_control:
+                continue  # nothing else can have been changed inside it
             if self.health:
                 self.set_health(backend.id, "SERVING")
             self.set_certificate(backend.id, "good")
@@ -480,6 +660,10 @@ class Fleet:
         return backend
 
     def _call(self, backend: Backend, method: str, request):
+        if not self.has_control:
+            raise Unsupported(f"{method} needs grpc-chaos's Control service, which the "
+                              f"target {self.service.name} does not serve "
+                              f"(server.control = false)")
         if backend.paused:
             raise FleetError(f"backend {backend.id} is paused (SIGSTOP); resume it first")
         stub = control_pb2_grpc.ControlStub(backend.channel)
@@ -491,32 +675,22 @@ class Fleet:
                              f"{exc.code().name}: {exc.details()}") from None
 
 
-class _ReadyLine:
-    """Reads a child's stdout on a thread; :meth:`wait` returns its JSON ready line or None."""
+def _resolved(rpc, channel) -> bool:
+    """Try once to learn the RPC's types by reflection; False while the server does not
+    answer yet (a TargetError — not served, method unknown — is raised)."""
+    try:
+        rpc.resolve(channel)
+        return True
+    except grpc.RpcError:
+        return False
 
-    def __init__(self, process):
-        self._process = process
-        self._info: dict | None = None
-        self._done = threading.Event()
-        threading.Thread(target=self._read, daemon=True, name=f"ready-{process.pid}").start()
 
-    def _read(self) -> None:
-        try:
-            for line in self._process.stdout:
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue  # not ours (a stray print); the ready line is JSON
-                if isinstance(message, dict) and message.get("ready"):
-                    self._info = message
-                    break
-        except (OSError, ValueError):
-            pass  # stdout closed under us: the fleet is being closed
-        self._done.set()
-
-    def wait(self, timeout: float) -> dict | None:
-        self._done.wait(timeout)
-        return self._info
+def _free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (the kernel picks it; a server started right after
+    binds it)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def _port_free(ip: str, port: int) -> bool:
@@ -542,11 +716,3 @@ def _proc_state(pid: int) -> str:
             return stat.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-lines:])

@@ -2,7 +2,8 @@
 
     python -m fleet.server --id b1 --listen 127.0.0.11:50051 --cert b1.pem --key b1.key
         [--client-ca ca.pem] [--control 127.0.0.1:0] [--no-health]
-        [--max-connection-age-ms N] [--term-grace-ms N] [--parent-pid PID]
+        [--max-connection-age-ms N] [--term-drain-ms N] [--term-grace-ms N]
+        [--parent-pid PID]
 
 One backend is one OS process, so that kill -9 and SIGSTOP are real faults. Once both ports
 serve it prints one JSON line on stdout::
@@ -11,7 +12,9 @@ serve it prints one JSON line on stdout::
      "control": "127.0.0.1:40123"}
 
 Bad flags, unreadable certificates or a taken port: one line on stderr, exit 2. SIGTERM
-stops with ``--term-grace-ms`` of grace and exits 0.
+drains as a production server should: health NOT_SERVING at once, ``--term-drain-ms`` for
+health-checking clients to move away, then stop with ``--term-grace-ms`` of grace for RPCs
+in flight; exits 0. SIGINT does the same.
 
 The serving port carries only Greeter and health; the control service (proto/control.proto:
 health flips, certificate swaps, application faults, drain, counters) listens on its own
@@ -304,6 +307,7 @@ class Options:
     client_ca: bytes | None
     health: bool
     max_connection_age_ms: int | None
+    term_drain_s: float
     term_grace_s: float
     parent_pid: int | None
 
@@ -411,6 +415,9 @@ def parse_args(argv: list[str] | None) -> Options:
                         help="do not serve grpc.health.v1 (clients then count it healthy)")
     parser.add_argument("--max-connection-age-ms", type=int,
                         help="GOAWAY connections at this age (makes clients re-resolve)")
+    parser.add_argument("--term-drain-ms", type=int, default=300,
+                        help="on SIGTERM, NOT_SERVING this long before the listener closes "
+                             "(default 300: clients that health-check move away in ms)")
     parser.add_argument("--term-grace-ms", type=int, default=1000,
                         help="grace for in-flight RPCs on SIGTERM (default 1000)")
     parser.add_argument("--parent-pid", type=int,
@@ -432,7 +439,8 @@ def parse_args(argv: list[str] | None) -> Options:
         cert_pem=cert_pem, key_pem=key_pem,
         client_ca=_read(args.client_ca, "client CA") if args.client_ca else None,
         health=not args.no_health, max_connection_age_ms=args.max_connection_age_ms,
-        term_grace_s=args.term_grace_ms / 1000, parent_pid=args.parent_pid)
+        term_drain_s=args.term_drain_ms / 1000, term_grace_s=args.term_grace_ms / 1000,
+        parent_pid=args.parent_pid)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -446,7 +454,8 @@ async def serve(options: Options) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(
-            sig, lambda: loop.create_task(backend.stop(options.term_grace_s)))
+            sig, lambda: loop.create_task(backend.start_drain(options.term_drain_s,
+                                                              options.term_grace_s)))
     print(json.dumps({"ready": True, "id": options.backend_id, "pid": os.getpid(),
                       "address": address, "control": control}), flush=True)
     await backend.stopped.wait()

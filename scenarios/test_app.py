@@ -8,7 +8,8 @@ import pytest
 from chaos import checks
 from chaos.faults import AppError, SlowHandler
 
-pytestmark = pytest.mark.app
+# Application faults are staged inside the backend through grpc-chaos's Control service.
+pytestmark = [pytest.mark.app, pytest.mark.needs("control")]
 
 # "Ejected" means the client sent the failing backend no attempt — no first attempt, no
 # retry — for this long. Outlier detection ejects for baseEjectionTime (gRPC's default

@@ -35,11 +35,11 @@ def test_round_robin_is_exact_on_a_warm_channel(chaos):
     Bound: exact — sequential RPCs on a warm round_robin channel leave no room for timing.
     """
     with chaos.channel() as channel:
-        hello = chaos.hello(channel)
-        chaos.spread_calls(hello)
+        call = chaos.caller(channel)
+        chaos.spread_calls(call)
         warm = chaos.history.mark("warm")
         for _ in range(60):
-            hello()
+            call()
     chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
                  answers=("round_robin",))
 

@@ -161,10 +161,10 @@ def test_backend_hung_while_the_client_is_idle_is_out_before_its_next_rpc(chaos)
     """
     need = chaos.requirements
     with chaos.channel() as channel:
-        hello = chaos.hello(channel)
-        chaos.spread_calls(hello)
+        call = chaos.caller(channel)
+        chaos.spread_calls(call)
         for _ in range(IDLE_CALLS):
-            hello()
+            call()
         sampler = chaos.attempts(channel)
         target = "b2"
         chaos.history.mark("client quiet")
@@ -175,7 +175,7 @@ def test_backend_hung_while_the_client_is_idle_is_out_before_its_next_rpc(chaos)
         resumed = chaos.history.mark("client sends again")
         sampler.mark()
         for _ in range(IDLE_CALLS):
-            hello(tolerate=True, timeout=IDLE_DEADLINE_S)
+            call(tolerate=True, timeout=IDLE_DEADLINE_S)
         sampler.mark()
         chaos.expect(checks.attempts(sampler.samples, target, start_ns=resumed),
                      answers=KEEPALIVE[:-1] + ("grpc.keepalive_permit_without_calls",),

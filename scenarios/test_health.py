@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from chaos import checks
+from chaos.checks import Verdict
 from chaos.faults import Drain, Health
 
 pytestmark = pytest.mark.health
@@ -13,6 +15,7 @@ pytestmark = pytest.mark.health
 HEALTH = ("healthCheckConfig", "round_robin")
 
 
+@pytest.mark.needs("control")
 @pytest.mark.detects(naive="drain_time", pick_first="drain_time")
 def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     """Property: once the busiest backend's health is NOT_SERVING, no RPC starts on it
@@ -45,6 +48,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
                  answers=HEALTH, requirement="error_budget")
 
 
+@pytest.mark.needs("control")
 @pytest.mark.detects(naive="no_traffic_to", pick_first="no_traffic_to")
 def test_every_backend_not_serving_fails_fast(chaos):
     """Property: when every backend says NOT_SERVING, the client sends them nothing and
@@ -75,6 +79,7 @@ def test_every_backend_not_serving_fails_fast(chaos):
                  answers=("waitForReady",))
 
 
+@pytest.mark.needs("control")
 @pytest.mark.detects(naive="drain_time", pick_first="drain_time")
 def test_graceful_drain_loses_no_rpc(chaos):
     """Property: in a graceful drain of the busiest backend — NOT_SERVING, 500 ms for
@@ -105,6 +110,7 @@ def test_graceful_drain_loses_no_rpc(chaos):
                  answers=("healthCheckConfig", "retryPolicy"), requirement="error_budget")
 
 
+@pytest.mark.needs("variants")
 def test_server_without_health_service_counts_as_healthy(chaos):
     """Property: a fleet whose backends do not serve grpc.health.v1 at all is used normally
     by a health-checking client: every backend gets traffic and no RPC fails.
@@ -119,3 +125,56 @@ def test_server_without_health_service_counts_as_healthy(chaos):
     chaos.expect(checks.errors(chaos.history, start_ns=warm,
                                budget=chaos.requirements.error_budget),
                  requirement="error_budget")
+
+
+HEALTH_PROBE_CALLS = 5
+
+
+def test_every_backend_that_says_serving_answers_its_rpc(chaos):
+    """Property: the health service tells the truth — every backend whose health service
+    says SERVING answers the target's RPC correctly, asked directly (no balancer, no
+    retries in between).
+
+    Bound: 0 backends saying SERVING while their RPCs fail (5 calls each, each within the
+    target's RPC deadline). A backend that says SERVING while it cannot answer (a broken
+    dependency, a cache still cold) keeps getting the RPCs of every health-checking client;
+    only the client's retries and outlier detection stand between it and errors.
+    """
+    service = chaos.fleet.health_services[-1]
+    liars = {}
+    for backend in chaos.fleet.backends:
+        with chaos.fleet.direct_channel(backend) as channel:
+            status = health_status(channel, service)
+            if status != "SERVING":
+                continue
+            outcomes = [direct_call(channel, chaos.target_rpc(), n)
+                        for n in range(HEALTH_PROBE_CALLS)]
+            wrong = [o for o in outcomes if o is not None]
+            if wrong:
+                liars[backend.id] = wrong[0]
+    text = (f"{len(liars)} backend(s) say SERVING for {service!r} but fail the RPC: "
+            + "; ".join(f"{b}: {why}" for b, why in liars.items())
+            if liars else f"every backend saying SERVING for {service!r} answered "
+                          f"{HEALTH_PROBE_CALLS} RPCs correctly")
+    chaos.expect(Verdict("health_truth", not liars, len(liars), "backends", 0, text + "."),
+                 answers=("server.health_truth",))
+
+
+def health_status(channel, service: str) -> str:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
+    except grpc.RpcError as error:
+        return error.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def direct_call(channel, rpc, n: int) -> str | None:
+    """None when the RPC is answered correctly, else what went wrong."""
+    try:
+        data = channel.unary_unary(rpc.path)(rpc.request_bytes(n), timeout=rpc.deadline_s)
+    except grpc.RpcError as error:
+        return f"{error.code().name}: {error.details()}"
+    return rpc.check_response(data, n)

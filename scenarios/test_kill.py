@@ -28,19 +28,19 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
     next 30 RPCs go.
     """
     with chaos.channel() as channel:
-        hello = chaos.hello(channel)
-        chaos.spread_calls(hello)
+        call = chaos.caller(channel)
+        chaos.spread_calls(call)
         warm = chaos.history.mark("warm")
         for _ in range(30):
-            hello()
+            call()
         chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
                      answers=("round_robin",))
         kill = chaos.nemesis.inject(Kill("b2"))
-        chaos.wait_until(lambda: all(hello(tolerate=True) not in (None, "b2")
+        chaos.wait_until(lambda: all(call(tolerate=True) not in (None, "b2")
                                      for _ in range(3)), 10, "b2 out of rotation")
         after = chaos.history.mark("b2 out")
         for _ in range(30):
-            hello()
+            call()
         chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=after))
         # Shared by both survivors — not necessarily in exact rotation: round_robin rebuilds
         # its picker (restarting the rotation) whenever the dead backend's subchannel

@@ -113,15 +113,15 @@ def test_latency_above_the_deadline_fails_only_that_backends_rpcs(chaos):
     """
     chaos.require_spread("per-backend deadlines")
     with chaos.channel() as channel:
-        hello = chaos.hello(channel)
-        chaos.spread_calls(hello)
+        call = chaos.caller(channel)
+        chaos.spread_calls(call)
         for _ in range(3):
-            hello()
+            call()
         sampler = chaos.attempts(channel)
         slow = chaos.nemesis.inject(Latency("b2", 350))
         sampler.mark()
         for _ in range(3 * ROUNDS):
-            hello(tolerate=True, timeout=DEADLINE_MS / 1000)
+            call(tolerate=True, timeout=DEADLINE_MS / 1000)
         sampler.mark()
     window = dict(start_ns=slow.in_force_ns)
     chaos.expect(checks.errors(chaos.history, codes=OTHER_CODES, **window))

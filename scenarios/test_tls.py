@@ -113,9 +113,9 @@ def test_all_backends_with_bad_certificates_fail_fast_with_the_handshake_reason(
         chaos.nemesis.inject(CutConnections(backend))
     start = chaos.history.mark("every certificate bad")
     with chaos.channel() as channel:
-        hello = chaos.hello(channel)
+        call = chaos.caller(channel)
         for _ in range(CALLS):
-            hello(tolerate=True, timeout=5.0)
+            call(tolerate=True, timeout=5.0)
     chaos.expect(failed_with(chaos.history, start, None, "UNAVAILABLE", HANDSHAKE_REASONS[kind]))
     chaos.expect(checks.latency(chaos.history, percentile=100,
                                 bound_ms=chaos.requirements.fail_fast_ms,
@@ -123,6 +123,7 @@ def test_all_backends_with_bad_certificates_fail_fast_with_the_handshake_reason(
                  answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
 
 
+@pytest.mark.needs("mtls", "control")
 def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
     """Property: a fleet that requires client certificates (mTLS) serves a client that
     presents the fleet's certificate, and refuses — before any handler runs — a client with
@@ -137,9 +138,9 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
     fleet = chaos.extra_fleet(mtls=True)
     with chaos.channel(fleet=fleet) as channel:
         accepted = chaos.history.mark("client with the fleet certificate")
-        hello = chaos.hello(channel)
+        call = chaos.caller(channel)
         for _ in range(CALLS):
-            hello()
+            call()
     chaos.expect(checks.errors(chaos.history, start_ns=accepted, budget=0, min_rpcs=CALLS))
 
     info = fleet.info()
@@ -156,9 +157,9 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
         with client.channel(target, service_config=chaos.profile.service_config,
                             options=list(chaos.profile.channel_options.items()),
                             client_cert=with_cert) as channel:
-            hello = chaos.hello(channel)
+            call = chaos.caller(channel)
             for _ in range(CALLS):
-                hello(tolerate=True, timeout=5.0)
+                call(tolerate=True, timeout=5.0)
         end = chaos.history.mark(f"{what}: done")
         # The details are "Socket closed" at best: the client is not told why, and at times
         # gRPC records the failed handshake with no message at all, so only the code is held.
@@ -170,6 +171,7 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
         chaos.expect(handler_calls(fleet, before))
 
 
+@pytest.mark.needs("control")
 def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
     """Property: rotating every backend to a renewed certificate (new key and serial from
     the same CA) under load costs no RPC: connections open before the rotation keep
@@ -202,6 +204,7 @@ def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
                  requirement="error_budget")
 
 
+@pytest.mark.needs("control")
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_rotation_to_a_bad_certificate_takes_the_backend_out_for_new_connections(chaos):
     """Property: when the busiest backend is rotated to an expired certificate under load,

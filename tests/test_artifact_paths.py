@@ -1,7 +1,5 @@
 """Artifact paths are built from sanitized names and never leave the artifacts directory."""
 
-from pathlib import Path
-
 import pytest
 
 from chaos.plugin import artifact_dir, safe_name

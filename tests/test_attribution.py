@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from chaos import profiles
-from chaos.attribution import MAYBE_RETRIED, Attribution, AttributingHistory
+from chaos.attribution import DIRTY_SEGMENT, MAYBE_RETRIED, Attribution
+from chaos.history import History
 from chaos.load import Load
 from fleet.controller import Fleet
 
@@ -21,19 +22,32 @@ def fleet():
         yield fleet
 
 
-def attributed_load(fleet, concurrency: int) -> tuple[Load, AttributingHistory]:
+class AttributedHistory(History):
+    """The history of a load that attributes its RPCs; ``attributed`` is what the
+    attribution said of each (the history keeps the trailer's answer: the truth here)."""
+
+    attribution: Attribution
+
+    @property
+    def attributed(self) -> dict[int, str | None]:
+        return self.attribution.answers
+
+
+def attributed_load(fleet, concurrency: int) -> tuple[Load, AttributedHistory]:
     fleet.reset()
     info, profile = fleet.info(), profiles.load("recommended")
-    history = AttributingHistory({b["address"]: b["id"] for b in info["backends"]})
+    history = AttributedHistory()
     load = Load(lambda: profile.channel(info, aio=True), history, concurrency=concurrency)
-    return load, history.follow(load)
+    history.attribution = load.attribution = Attribution(
+        lambda: load.channelz_id, {b["address"]: b["id"] for b in info["backends"]})
+    return load, history
 
 
-def after_warm_up(history: AttributingHistory) -> list:
+def after_warm_up(history: AttributedHistory) -> list:
     return [r for r in history.rpcs if r.id > WARM_RPCS]
 
 
-def mismatches(history: AttributingHistory, rpcs) -> list:
+def mismatches(history: AttributedHistory, rpcs) -> list:
     return [(r.id, r.code, r.backend, history.attributed[r.id]) for r in rpcs
             if history.attributed[r.id] not in (None, r.backend)]
 
@@ -58,6 +72,25 @@ def test_under_load_no_rpc_is_attributed_to_another_backend(fleet):
     assert exact >= 0.99 * len(rpcs), history.attribution.outcomes
 
 
+def test_a_kill_and_restart_under_load_misattributes_no_rpc(fleet):
+    # The kill's retries and the new connection's health-check stream are attempts the
+    # client did not start: the RPCs around them may be unknown, never another backend's.
+    load, history = attributed_load(fleet, concurrency=16)
+    with load:
+        load.wait_for(WARM_RPCS + 300, timeout=60)
+        fleet.kill("b2")
+        killed = history.now()
+        load.wait_for(200, timeout=60)
+        fleet.restart("b2")
+        load.wait_until(lambda: any(r.backend == "b2" and r.start_ns > killed
+                                    for r in history.rpcs), 30, "b2 serving again")
+        load.wait_for(300, timeout=60)
+    rpcs = after_warm_up(history)
+    exact = sum(history.attributed[r.id] == r.backend for r in rpcs)
+    assert mismatches(history, rpcs) == []
+    assert exact >= 0.95 * len(rpcs), history.attribution.outcomes
+
+
 def test_a_retried_rpc_is_never_given_its_first_attempts_backend(fleet):
     # b1 fails its next 3 calls with UNAVAILABLE (Trailers-Only, so retryable): the
     # recommended profile replays each on another backend, which answers.
@@ -73,7 +106,8 @@ def test_a_retried_rpc_is_never_given_its_first_attempts_backend(fleet):
     assert mismatches(history, rpcs) == []
     unknown = [r for r in rpcs if history.attributed[r.id] is None]
     assert len(unknown) == 3 and {r.backend for r in unknown} <= {"b2", "b3"}
-    assert {history.attribution.reasons[r.id] for r in unknown} == {MAYBE_RETRIED}
+    # Unknown because gRPC started an attempt the client did not: the retry.
+    assert {history.attribution.reasons[r.id] for r in unknown} <= {MAYBE_RETRIED, DIRTY_SEGMENT}
 
 
 def test_a_failure_a_backend_answered_is_attributed_to_it(fleet):

@@ -27,7 +27,12 @@ def test_undecided_while_too_few_rpcs_or_too_little_time():
     assert observe(_rpcs(["b1"] * 5), 0, {"b1", "b2"}, now_ns=10 * S) is None
     many = _rpcs(["b1"] * (SINGLE_MIN_RPCS * 2))  # all within 0.2 s
     assert observe(many, 0, {"b1", "b2"}, now_ns=int(0.2 * S)) is None
-    assert observe(_rpcs(["b1", "b2"] * 100), 0, {"b1", "b2", "b3"}, now_ns=10 * S) is None
+    assert observe(_rpcs(["b1", "b2"] * 20), 0, {"b1", "b2", "b3"}, now_ns=10 * S) is None
+
+
+def test_two_backends_of_three_for_long_enough_is_a_spread_with_one_backend_broken():
+    shape = observe(_rpcs(["b1", "b2"] * 100), 0, {"b1", "b2", "b3"}, now_ns=10 * S)
+    assert shape.spreads and shape.counts == (("b1", 100), ("b2", 100))
 
 
 def test_failed_rpcs_and_rpcs_before_the_start_do_not_count():

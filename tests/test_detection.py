@@ -8,8 +8,12 @@
    mistake; BROKEN says which scenario must catch each, on which check. A mistake that no
    scenario stages would pass the whole catalogue: that is the hole this guards.
 
-One pytest run per profile executes just the scenarios that name it (shared by all cases of
-that profile); the cells come from its JUnit report.
+3. examples/ holds servers with one planted production flaw each; FLAWED says which
+   scenario must catch each (under the recommended profile), on which check; and the good
+   server beside them must pass every one of those scenarios.
+
+One pytest run per profile (or target) executes just the scenarios that name it (shared by
+all cases of that run); the cells come from its JUnit report.
 """
 
 from __future__ import annotations
@@ -61,6 +65,35 @@ BROKEN = {
     "health-check-wrong-service": ("test_balance.py::test_load_is_spread_over_every_backend",
                                    "preflight"),
 }
+
+
+EXAMPLES = ROOT / "examples"
+SHUTDOWN = "test_rollout.py::test_graceful_shutdown_drains"
+# example (examples/<name>/grpc-chaos.toml) -> (scenario, the check that must fail there)
+FLAWED = {
+    "exit-on-sigterm": (SHUTDOWN, "shutdown_notice"),
+    "no-drain": (SHUTDOWN, "shutdown_notice"),
+    "health-never-flips": (SHUTDOWN, "shutdown_notice"),
+    "strict-keepalive": ("test_rollout.py::test_keepalive_is_tolerated_through_idle_and_busy_"
+                         "phases", "too_many_pings"),
+    "no-max-connection-age": ("test_rollout.py::test_scaled_out_backend_gets_its_share",
+                              "recovery_time"),
+    "health-lies": ("test_health.py::test_every_backend_that_says_serving_answers_its_rpc",
+                    "health_truth"),
+    "early-headers": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
+    "serving-too-early": ("test_rollout.py::test_restarted_backend_gets_no_rpc_before_it_can_"
+                          "answer", "latency"),  # it holds the calls it cannot answer yet
+}
+GOOD = ["good", "go-good"]
+
+
+def _target_cells(example: str, nodes: list[str], tmp_dir: Path) -> dict[str, matrix.Cell]:
+    key = f"target:{example}"
+    if key not in _runs:
+        target = EXAMPLES / example / "grpc-chaos.toml"
+        _runs[key] = matrix.run_profile("recommended", [f"--chaos-target={target}", *nodes],
+                                        tmp_dir, paths=[])
+    return _runs[key]
 
 
 def _expectations() -> list[tuple[str, str, str]]:
@@ -118,3 +151,33 @@ def test_scenario_fails_under_weak_profile_for_the_right_reason(profile, node, c
     assert cell.outcome == "FAIL", f"{node} should fail under {profile} ({check}) but: {cell}"
     assert cell.reason.startswith(f"{check}:"), (
         f"{node} failed under {profile}, but not on {check}: {cell.reason}")
+
+
+def _key(node: str) -> str:
+    return f"{Path(node.split('::')[0]).stem}::{node.split('::')[1]}"
+
+
+def test_every_flawed_example_is_listed():
+    flawed = {p.parent.name for p in EXAMPLES.glob("*/grpc-chaos.toml")} - {
+        "plain", "good", "go-good"}
+    assert flawed == set(FLAWED), flawed ^ set(FLAWED)
+
+
+@pytest.mark.parametrize("example", sorted(FLAWED))
+def test_a_flawed_server_fails_the_scenario_that_names_its_flaw(example, tmp_path_factory):
+    node, check = FLAWED[example]
+    cells = _target_cells(example, [f"scenarios/{node}"],
+                          tmp_path_factory.mktemp(f"flawed-{example}"))
+    cell = cells.get(_key(node))
+    assert cell is not None, f"{node} did not run against {example}"
+    assert cell.outcome == "FAIL" and cell.reason.startswith(f"{check}:"), (
+        f"{example} should fail {node} on {check}, but: {cell}")
+
+
+@pytest.mark.parametrize("example", GOOD)
+def test_the_good_server_passes_every_scenario_that_catches_a_flaw(example, tmp_path_factory):
+    nodes = sorted({f"scenarios/{node}" for node, _ in FLAWED.values()})
+    cells = _target_cells(example, nodes, tmp_path_factory.mktemp(f"good-{example}"))
+    for node in nodes:
+        cell = cells.get(_key(node.removeprefix("scenarios/")))
+        assert cell is not None and cell.outcome == "pass", f"{example}, {node}: {cell}"

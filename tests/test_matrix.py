@@ -1,108 +1,137 @@
-"""The resilience matrix generator: JUnit XML in, Markdown table out."""
+"""The matrix and the figures report as views of run directories (chaos/gate/aggregate.py,
+chaos/matrix.py, chaos/report.py), on run directories written here from records shaped
+as the plugin writes them (chaos/results.py). tests/test_gate.py reads real ones."""
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
 
-from chaos import matrix
+from chaos import matrix, report
+from chaos.gate import aggregate, results_file
+from chaos.gate.aggregate import Cell, combine
 
-JUNIT = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites><testsuite name="pytest">
-<testcase classname="scenarios.test_kill" name="test_kill_under_load_loses_no_rpc" time="2.1">
-  <failure message="chaos.scenario.ScenarioFailed: [profile naive] FAIL errors: 4 rpcs (bound &lt;= 0 rpcs)&#10;  4 RPCs failed | details">trace</failure>
-</testcase>
-<testcase classname="scenarios.test_health" name="test_drain" time="1.0"/>
-<testcase classname="scenarios.test_kill" name="test_spread" time="0.1">
-  <skipped type="pytest.skip" message="pick_first sends everything to one backend"/>
-</testcase>
-</testsuite></testsuites>
-"""
+
+def verdict(name, figure, bound, passed=None, unit="ms", comparison="<="):
+    passed = (figure <= bound if comparison == "<=" else figure >= bound) \
+        if passed is None else passed
+    return {"name": name, "passed": passed, "figure": figure, "unit": unit, "bound": bound,
+            "comparison": comparison, "explanation": "", "advice": "", "data": {},
+            "span": None, "culprits": [], "inconclusive": False, "stall_ms": None,
+            "outcome": "pass" if passed else "fail"}
+
+
+def record(scenario, profile, outcome, verdicts=(), repeat=1, reason=""):
+    decisive = next((v for v in verdicts if v["outcome"] != "pass"), None)
+    return {"schema": 1, "nodeid": f"scenarios/{scenario.replace('::', '.py::')}",
+            "scenario": scenario, "family": "kill",
+            "profile": {"name": profile, "source": f"{profile}.json", "sha256": "0" * 64},
+            "target": None, "outcome": outcome, "reason": reason, "decisive": decisive,
+            "verdicts": list(verdicts), "property": "", "bound": "", "attempts": 1,
+            "duration_s": 1.0, "started": "", "ended": "", "artifacts": None,
+            "repeat": repeat}
+
+
+def write_run(directory: Path, records: list[dict], profiles: list[str]) -> Path:
+    directory.mkdir(parents=True)
+    run = {"id": directory.name, "profiles": [{"name": p, "source": "", "sha256": "0" * 64}
+                                              for p in profiles]}
+    results_file.write(directory, results_file.document(run, records))
+    return directory
+
+
+KILL = "test_kill::test_kill_under_load_loses_no_rpc"
+DRAIN = "test_health::test_drain"
+SPREAD = "test_latency::test_spread"
 
 
 @pytest.fixture
-def junit(tmp_path) -> Path:
-    path = tmp_path / "naive.xml"
-    path.write_text(JUNIT)
-    return path
+def run(tmp_path) -> Path:
+    return write_run(tmp_path / "run1", [
+        record(KILL, "naive", "fail", [verdict("errors", 4, 0, unit="rpcs")]),
+        record(DRAIN, "naive", "pass", [verdict("drain_time", 3.0, 50)]),
+        record(SPREAD, "naive", "not_applicable",
+               reason="not applicable: per-backend latency needs a client that spreads RPCs"),
+        record(KILL, "recommended", "pass", [verdict("errors", 0, 0, unit="rpcs")]),
+    ], ["naive", "recommended"])
 
 
-def test_cells_carry_the_failed_verdict_headline(junit):
-    cells = matrix.parse_junit(junit)
-    assert str(cells["test_kill::test_kill_under_load_loses_no_rpc"]) == (
-        "FAIL: errors: 4 rpcs (bound <= 0 rpcs)")
-    assert str(cells["test_health::test_drain"]) == "pass"
-    assert str(cells["test_kill::test_spread"]) == (
-        "skip: pick_first sends everything to one backend")
+def test_cells_carry_the_failed_verdict_and_the_reason_a_scenario_does_not_apply(run):
+    cells = aggregate.cells(results_file.read(run).records)
+    assert str(cells[(KILL, "naive")]) == "FAIL: errors: 4 rpcs (bound <= 0 rpcs)"
+    assert str(cells[(DRAIN, "naive")]) == "pass"
+    assert str(cells[(SPREAD, "naive")]) == \
+        "n/a: per-backend latency needs a client that spreads RPCs"
 
 
-def test_table_has_a_row_per_scenario_and_a_column_per_profile(junit):
-    cells = matrix.parse_junit(junit)
-    text = matrix.table({"naive": cells, "recommended": {"test_health::test_drain":
-                                                         matrix.Cell("pass")}})
-    lines = text.splitlines()
+def test_table_has_a_row_per_scenario_and_a_column_per_profile(run):
+    lines = matrix.of_runs([results_file.read(run)]).splitlines()
     assert lines[0] == "| scenario | naive | recommended |"
     assert len(lines) == 2 + 3
-    assert "| `test_health::test_drain` | pass | pass |" in lines
-    assert "| `test_kill::test_spread` | skip: pick_first sends everything to one backend | — |" \
-        in lines
+    assert f"| `{KILL}` | FAIL: errors: 4 rpcs (bound <= 0 rpcs) | pass |" in lines
+    assert f"| `{DRAIN}` | pass | — |" in lines
 
 
 def test_a_cell_that_differs_between_runs_is_flaky_never_pass():
-    fail = matrix.Cell("FAIL", "errors: 1 rpcs (bound <= 0 rpcs)")
-    assert str(matrix.combine([matrix.Cell("pass"), fail, matrix.Cell("pass")])) == (
-        "flaky (1/3): FAIL: errors: 1 rpcs (bound <= 0 rpcs)")
-    assert matrix.combine([fail, fail, fail]) == fail
-    assert matrix.combine([matrix.Cell("pass")] * 3) == matrix.Cell("pass")
-    inconclusive = matrix.Cell("INCONCLUSIVE", "latency: 102 ms")
-    assert str(matrix.combine([fail, inconclusive, fail])).startswith("flaky (3/3): FAIL")
+    fail = Cell("fail", "errors: 1 rpcs (bound <= 0 rpcs)", failed=1, check="errors")
+    passed = Cell("pass")
+    assert str(combine([passed, fail, passed])) == \
+        "flaky (1/3): FAIL: errors: 1 rpcs (bound <= 0 rpcs)"
+    assert combine([fail, fail, fail]) == Cell("fail", fail.reason, 3, 3, "errors")
+    assert combine([passed] * 3) == Cell("pass", "", 0, 3)
+    inconclusive = Cell("inconclusive", "latency: 102 ms", failed=1, check="latency")
+    assert str(combine([fail, inconclusive, fail])).startswith("flaky (3/3): FAIL")
+    # The same check failing with different counts is one failure, not a flaky cell.
+    other_count = Cell("fail", "errors: 3 rpcs (bound <= 0 rpcs)", failed=1, check="errors")
+    assert combine([fail, other_count]).outcome == "fail"
 
 
-def test_inconclusive_and_not_applicable_cells_are_named():
-    junit = """<testsuites><testsuite>
-<testcase classname="scenarios.test_latency" name="test_a"><failure message="chaos.outcomes.ScenarioInconclusive: [profile recommended] INCONCLUSIVE latency: 102 ms (bound &lt;= 100 ms) — runner stalled 180 ms">x</failure></testcase>
-<testcase classname="scenarios.test_latency" name="test_b"><skipped message="not applicable: per-backend latency needs a client that spreads RPCs"/></testcase>
-</testsuite></testsuites>"""
-    cells = {}
-    import xml.etree.ElementTree as ElementTree
-    for case in ElementTree.fromstring(junit).iter("testcase"):
-        cells[case.get("name")] = matrix._cell(case)
-    assert cells["test_a"].outcome == "INCONCLUSIVE"
-    assert cells["test_a"].reason.startswith("latency: 102 ms")
-    assert str(cells["test_b"]) == "n/a: per-backend latency needs a client that spreads RPCs"
+def test_repeats_across_run_directories_add_up(tmp_path):
+    first = write_run(tmp_path / "a", [record(KILL, "naive", "pass",
+                                              [verdict("errors", 0, 0, unit="rpcs")])],
+                      ["naive"])
+    second = write_run(tmp_path / "b", [record(KILL, "naive", "fail",
+                                               [verdict("errors", 2, 0, unit="rpcs")])],
+                       ["naive"])
+    table = matrix.of_runs([results_file.read(first), results_file.read(second)])
+    assert f"| `{KILL}` | flaky (1/2): FAIL: errors: 2 rpcs (bound <= 0 rpcs) |" in table
 
 
-def test_readme_table_is_replaced_between_markers(tmp_path):
+def test_figures_are_aggregated_per_bound_never_across_bounds(tmp_path, capsys):
+    runs = [write_run(tmp_path / f"run{n}", [record(
+        "test_latency::test_latency", "recommended", "pass" if n < 2 else "fail",
+        [verdict("latency", figure, 100), verdict("latency", figure + 10, 200)])],
+        ["recommended"]) for n, figure in enumerate((40.0, 90.0, 190.0))]
+    assert report.main([str(r) for r in runs]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [line[2:] for line in lines] == [
+        ["latency", "2/3", "40", "90", "190", "<=", "100", "ms"],
+        ["latency", "3/3", "50", "100", "200", "<=", "200", "ms"]]
+
+
+def test_readme_table_is_replaced_between_markers(tmp_path, run, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{matrix.BEGIN}\nold\n{matrix.END}\noutro\n")
-    matrix.update_readme(readme, "new table")
-    assert readme.read_text() == f"intro\n{matrix.BEGIN}\nnew table\n{matrix.END}\noutro\n"
+    assert matrix.main(["--run", str(run), "--readme", str(readme)]) == 0
+    table = capsys.readouterr().out.strip()
+    assert readme.read_text() == f"intro\n{matrix.BEGIN}\n{table}\n{matrix.END}\noutro\n"
 
 
-def test_readme_without_markers_is_refused(tmp_path):
+def test_readme_without_markers_is_refused(tmp_path, run, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("no markers")
-    with pytest.raises(SystemExit, match="markers"):
-        matrix.update_readme(readme, "table")
+    assert matrix.main(["--run", str(run), "--readme", str(readme)]) == 4
+    assert "markers" in capsys.readouterr().err
+    assert readme.read_text() == "no markers"
 
 
-def test_report_aggregates_verdict_figures_over_runs(tmp_path, capsys):
-    from chaos import report
-
-    for run, figure in (("run1", 4.0), ("run2", 9.0), ("run3", 6.0)):
-        folder = tmp_path / run / "recommended" / "scenarios_test_health.py_test_drain"
-        folder.mkdir(parents=True)
-        (folder / "verdicts.json").write_text(json.dumps([{
-            "name": "drain_time", "passed": figure < 8, "figure": figure, "unit": "ms",
-            "bound": 8, "comparison": "<=", "explanation": "", "data": {}}]))
-    assert report.main([str(tmp_path / r) for r in ("run1", "run2", "run3")]) == 0
-    line = capsys.readouterr().out.splitlines()[1].split()
-    assert line[:4] == ["recommended", "test_drain", "drain_time", "2/3"]
-    assert line[4:7] == ["4", "6", "9"]
-
-
-def test_report_names_a_missing_directory(tmp_path, capsys):
-    from chaos import report
-
-    assert report.main([str(tmp_path / "nope")]) == 2
-    assert "no artifacts directory" in capsys.readouterr().err
+def test_report_names_a_missing_run_and_refuses_another_schema(tmp_path, run, capsys):
+    assert report.main([str(tmp_path / "nope")]) == 4
+    assert f"no run directory or results.json at {tmp_path / 'nope'}" in capsys.readouterr().err
+    doc = json.loads((run / "results.json").read_text())
+    doc["version"] = 99
+    (run / "results.json").write_text(json.dumps(doc))
+    assert report.main([str(run)]) == 4
+    assert "results schema version 99" in capsys.readouterr().err

@@ -100,7 +100,7 @@ def test_header_only_when_chaos_scenarios_run(pytester):
     assert "grpc-chaos:" not in result.stdout.str()  # pytest still lists the plugin itself
     pytester.makepyfile(test_a=PASSING.format(n=1))
     result = _run(pytester, "--chaos-profile", "outlier", "test_a.py")
-    assert "grpc-chaos: profile outlier" in result.stdout.str()
+    assert "grpc-chaos: target greeter (built-in Greeter); profile outlier" in result.stdout.str()
 
 
 def test_options_are_namespaced_so_a_project_may_define_its_own(pytester):

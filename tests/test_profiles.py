@@ -24,7 +24,7 @@ def test_shipped_profiles_are_the_documented_four():
 @pytest.mark.parametrize("name, policy, health", [
     ("pick_first", "pick_first (gRPC's default: no policy declared)", None),
     ("naive", "round_robin", None),
-    ("recommended", "round_robin (under outlier_detection_experimental)", "greeter.Greeter"),
+    ("recommended", "round_robin (under outlier_detection_experimental)", ""),
     ("outlier", "round_robin (under outlier_detection_experimental)", None),
 ])
 def test_each_profile_loads_with_its_declared_policy(name, policy, health):
@@ -50,7 +50,7 @@ def test_every_recommended_setting_says_which_fault_it_answers():
 def test_options_carry_the_service_config_and_a_local_subchannel_pool():
     options = dict(profiles.load("recommended").options())
     assert json.loads(options["grpc.service_config"])["healthCheckConfig"] == {
-        "serviceName": "greeter.Greeter"}
+        "serviceName": ""}
     assert options["grpc.use_local_subchannel_pool"] == 1
     assert options["grpc.http2.ping_timeout_ms"] == 500
     assert "grpc.service_config" not in dict(profiles.load("pick_first").options())

@@ -24,6 +24,7 @@ from chaos.checks.drain import drain_time, no_traffic_to
 from chaos.checks.errors import error_rate, errors
 from chaos.checks.failover import failover_time, recovery_time
 from chaos.checks.latency import latency, percentiles
+from chaos.checks.shutdown import shutdown_notice
 from chaos.checks.verdict import Verdict
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "no_traffic_to",
     "percentiles",
     "recovery_time",
+    "shutdown_notice",
 ]

@@ -85,14 +85,25 @@ def attempts(samples: Sequence[Sample], target: str, start_ns: int,
                        f"No attempt counter of {target} was sampled before the window: "
                        f"nothing to count from ({len(own)} samples in all).")
     sent = getattr(until[-1], counter) - getattr(before[-1], counter)
+    ended = 0
+    if counter == "failed":
+        # Each connection that ended in the window ended its health-check stream (when the
+        # client health-checks), which gRPC counts as a failed call: those are not the
+        # client's attempts failing (a server ageing connections out ends several).
+        window = [s for s in own if before[-1].t_ns <= s.t_ns <= until[-1].t_ns]
+        seen = {socket for s in window for socket in s.sockets}
+        ended = len(seen - set(until[-1].sockets))
+        sent = max(0, sent - ended)
     if at_least is not None:
         passed, bound, comparison = sent >= at_least, at_least, ">="
         against = f"{'at least' if passed else 'under'} the floor of {at_least}"
     else:
         passed, bound, comparison = sent <= budget, budget, "<="
         against = f"{'within' if passed else 'over'} the budget of {budget}"
+    discounted = (f", not counting the {ended} health-check stream(s) of connections that "
+                  f"ended meanwhile" if ended else "")
     text = (f"{target} had {sent} {what} (first attempts and retries, from gRPC's "
-            f"per-subchannel counters) in the window of "
+            f"per-subchannel counters{discounted}) in the window of "
             f"{(until[-1].t_ns - start_ns) / 1e6:.0f} ms, {against}; its subchannel was "
             f"{until[-1].state} at the end.")
     culprits = ((start_ns, until[-1].t_ns),) if not passed and at_least is None else ()

@@ -10,10 +10,12 @@ from chaos.faults.dns import DnsEmpty, DnsNxdomain, DnsOutage, DnsRemove
 from chaos.faults.network import (Bandwidth, Blackhole, CutConnections, LimitData, Latency,
                                   ProxyDown, ResetPeer, SlowClose, Slicer, Toxic)
 from chaos.faults.process import Drain, Kill, Pause, Restart, Terminate
+from chaos.faults.rollout import ScaleIn, ScaleOut
 
 __all__ = [
     "Active", "AppError", "Bandwidth", "Blackhole", "Certificate", "CutConnections", "DnsEmpty", "DnsNxdomain",
     "DnsOutage", "DnsRemove", "Drain", "Fault", "Health", "Kill", "LimitData", "Latency",
-    "Nemesis", "Pause", "ProxyDown", "ResetPeer", "Restart", "SlowClose", "SlowHandler",
+    "Nemesis", "Pause", "ProxyDown", "ResetPeer", "Restart", "ScaleIn", "ScaleOut",
+    "SlowClose", "SlowHandler",
     "Slicer", "Terminate", "Toxic",
 ]

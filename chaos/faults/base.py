@@ -115,9 +115,11 @@ class Nemesis:
             self.history.end(handle)
         return active
 
-    def undo(self, active: Active) -> Active:
-        """Revert one injected fault (once) and end its event; returns it."""
-        if active.undone:
+    def undo(self, active: Active | None) -> Active | None:
+        """Revert one injected fault (once) and end its event; returns it. None (a fault
+        that was never injected, e.g. a hold a server without the Control service cannot
+        do) is nothing to undo."""
+        if active is None or active.undone:
             return active
         active.undone = True
         self._active.remove(active)

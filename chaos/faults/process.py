@@ -24,7 +24,9 @@ class Kill(Fault):
 
 @dataclass(frozen=True)
 class Terminate(Kill):
-    """SIGTERM: the backend stops with its grace period (a rolling update without drain)."""
+    """Stopped as a scheduler stops a backend in a rollout: the target's stop signal
+    (SIGTERM by default), SIGKILL if it is still running after its grace. In force once it
+    has exited (``fleet.backend(id).last_stop`` says how). Reverted by a restart."""
 
     kind = "terminate"
 

@@ -1,0 +1,30 @@
+"""``python -m chaos <command>`` and the ``grpc-chaos`` console script.
+
+    grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {"gate": "the pre-release resilience gate: run scenarios, judge, report"}
+USAGE = 4  # chaos/gate/exits.py: a usage error
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: grpc-chaos COMMAND [ARGS]\n\ncommands:\n" + "\n".join(
+            f"  {name:<6} {what}" for name, what in COMMANDS.items()))
+        return 0 if argv else USAGE
+    if argv[0] not in COMMANDS:
+        print(f"grpc-chaos: error: unknown command {argv[0]!r}; commands: "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        return USAGE
+    from chaos.gate.cli import main as gate
+
+    return gate(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The one aggregation of scenario records: cells of the matrix, figures, the run's verdict.
+
+Every view — the gate's progress lines, summary.md, report.html, results.json,
+``python -m chaos.matrix``, ``python -m chaos.report`` and the baseline comparison —
+reads records (chaos/results.py, one per scenario × profile × repeat) through here, so a
+cell, a figure or the verdict means the same everywhere.
+
+    records --cells()-----> (scenario, profile) -> Cell   pass / FAIL / flaky (k/N) / ...
+            --figures()---> (scenario, profile, check, bound, comparison, unit) -> Figures
+            --tally()-----> counts by cell outcome --> verdict() / exit_code()
+
+A figure is aggregated per (scenario, check, bound) — within a profile — and never
+across bounds: the same check under two bounds (two requirements files, or a scenario
+that checks latency against 100 ms and 200 ms) is two rows.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from chaos.gate import exits
+
+# Cell outcomes, from the records' outcomes plus "flaky" (the repeats disagree).
+PASS, FAIL, FLAKY, INCONCLUSIVE, ERROR = "pass", "fail", "flaky", "inconclusive", "error"
+NOT_APPLICABLE, SKIPPED = "not_applicable", "skipped"
+# How a cell reads in a table: the shipped matrix's words.
+# An error (a fixture that failed, the preflight) reads FAIL, as pytest counts it; the
+# records keep "error", and the counts say "errored".
+_LABELS = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE", ERROR: "FAIL",
+           NOT_APPLICABLE: "n/a", SKIPPED: "skip"}
+# What a reason carries that a cell already says: the outcome word, the exception's class,
+# the profile (the cell's column).
+_REASON_NOISE = re.compile(r"^(FAIL |INCONCLUSIVE |not applicable: |chaos\.outcomes\.\w+: )+")
+_PROFILE_TAG = re.compile(r"\[profile [^\]]*\]\s*")
+# Units whose figure is a test statistic, not a quality: a higher p is no better client.
+STATISTICS = ("p",)
+
+
+def profile_of(record: dict) -> str:
+    return record["profile"]["name"]
+
+
+def reason_of(record: dict) -> str:
+    """The record's reason without the outcome word the cell already shows."""
+    decisive = record.get("decisive")
+    if decisive is not None and record["outcome"] in (FAIL, INCONCLUSIVE):
+        return describe(decisive)
+    text = _REASON_NOISE.sub("", record.get("reason") or "")
+    return _PROFILE_TAG.sub("", text, count=1)
+
+
+def describe(verdict: dict) -> str:
+    """A verdict as "errors: 10 rpcs (bound <= 0 rpcs)" (dimensionless: "p 0.02")."""
+    unit = verdict.get("unit") or ""
+    named = unit in ("p", "ratio")
+    figure = verdict.get("figure")
+    if figure is None:  # no figure: the thing never happened (never recovered, ...)
+        shown = "n/a"
+    else:
+        shown = f"{unit} {figure:.6g}" if named else f"{figure:.6g} {unit}".rstrip()
+    bound = verdict.get("bound")
+    limit = "" if bound is None else \
+        f" (bound {verdict.get('comparison', '<=')} {bound:.6g}{'' if named else ' ' + unit})"
+    stalled = (f" — runner stalled {verdict['stall_ms']:.0f} ms"
+               if verdict.get("inconclusive") and verdict.get("stall_ms") is not None else "")
+    return f"{verdict['name']}: {shown}{limit}{stalled}"
+
+
+def headroom(verdict: dict) -> float | None:
+    """How much of its bound a figure uses: 1.0 is at the bound, above 1 past it. None
+    when it cannot be said (no figure, no bound, a test statistic)."""
+    figure, bound = verdict.get("figure"), verdict.get("bound")
+    if figure is None or bound is None or verdict.get("unit") in STATISTICS:
+        return None
+    if verdict.get("comparison", "<=") == "<=":
+        return (0.0 if figure <= 0 else float("inf")) if bound <= 0 else figure / bound
+    return float("inf") if figure <= 0 else bound / figure
+
+
+def decisive(record: dict) -> dict | None:
+    """The verdict that decided: the failed one, else the passed one closest to its bound
+    (what a progress line and a plot show), else the first."""
+    if record.get("decisive") is not None:
+        return record["decisive"]
+    verdicts = record.get("verdicts") or []
+    ranked = [(headroom(v), i) for i, v in enumerate(verdicts) if headroom(v) is not None]
+    if ranked:
+        return verdicts[max(ranked)[1]]
+    return verdicts[0] if verdicts else None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scenario under one profile over its repeats. ``failed`` of ``runs`` did not
+    pass (a flaky cell's k/N)."""
+
+    outcome: str
+    reason: str = ""
+    failed: int = 0
+    runs: int = 1
+    check: str | None = None  # the decisive check's name, for agreement across repeats
+
+    @property
+    def label(self) -> str:
+        if self.outcome == FLAKY:
+            return f"flaky ({self.failed}/{self.runs})"
+        return _LABELS.get(self.outcome, self.outcome)
+
+    def __str__(self) -> str:
+        return self.label if not self.reason else f"{self.label}: {self.reason}"
+
+
+def cell_of(record: dict) -> Cell:
+    verdict = record.get("decisive")
+    return Cell(record["outcome"], reason_of(record),
+                failed=0 if record["outcome"] in (PASS, NOT_APPLICABLE, SKIPPED) else 1,
+                check=None if verdict is None else verdict["name"])
+
+
+def combine(runs: list[Cell]) -> Cell:
+    """One cell from the same scenario's cells over several runs: the first run's cell
+    when every run ended the same way (same outcome, same decisive check — a count that
+    differs between failing runs is still one failure), else ``flaky (k/N)`` with the
+    distinct failures (k runs did not pass). A flaky cell is never a pass."""
+    first = runs[0]
+    failed = sum(cell.failed for cell in runs)
+    if all((c.outcome, c.check) == (first.outcome, first.check) for c in runs):
+        return Cell(first.outcome, first.reason, failed, len(runs), first.check)
+    reasons = list(dict.fromkeys(str(c) for c in runs if c.outcome != PASS))
+    return Cell(FLAKY, "; ".join(reasons), failed, len(runs))
+
+
+def cells(records: list[dict]) -> dict[tuple[str, str], Cell]:
+    """(scenario, profile) -> its cell over every record of it (repeats, and several run
+    directories read together)."""
+    grouped: dict[tuple[str, str], list[Cell]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: r.get("repeat", 1)):
+        grouped[(record["scenario"], profile_of(record))].append(cell_of(record))
+    return {key: combine(runs) for key, runs in sorted(grouped.items())}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One check's figures over runs, for one (scenario, profile, bound)."""
+
+    scenario: str
+    profile: str
+    check: str
+    unit: str
+    bound: float | None
+    comparison: str
+    values: tuple[float | None, ...]
+    passed: int
+
+    @property
+    def runs(self) -> int:
+        return len(self.values)
+
+    @property
+    def measured(self) -> list[float]:
+        return [v for v in self.values if v is not None]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.measured) if self.measured else None
+
+    @property
+    def key(self) -> tuple:
+        return (self.scenario, self.profile, self.check, self.bound, self.comparison,
+                self.unit)
+
+
+def figures(records: list[dict]) -> dict[tuple, Figures]:
+    """(scenario, profile, check, bound, comparison, unit) -> Figures over every record."""
+    found: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        for verdict in record.get("verdicts") or []:
+            key = (record["scenario"], profile_of(record), verdict["name"], verdict["bound"],
+                   verdict.get("comparison", "<="), verdict.get("unit") or "")
+            found[key].append(verdict)
+    return {key: Figures(*key[:2], key[2], key[5], key[3], key[4],
+                         tuple(v["figure"] for v in verdicts),
+                         sum(bool(v["passed"]) for v in verdicts))
+            for key, verdicts in sorted(found.items(), key=lambda item: _sortable(item[0]))}
+
+
+def _sortable(key: tuple) -> tuple:
+    return tuple("" if part is None else str(part) for part in key)
+
+
+@dataclass
+class Tally:
+    """Counts of cells by outcome, and regressed figures."""
+
+    by_outcome: Counter = field(default_factory=Counter)
+    regressed: int = 0
+    not_run: int = 0
+
+    @property
+    def cells(self) -> int:
+        return sum(self.by_outcome.values())
+
+    def text(self) -> str:
+        """E.g. "3 failed, 1 flaky, 40 passed, 2 not applicable"."""
+        words = ((FAIL, "failed"), (ERROR, "errored"), (FLAKY, "flaky"),
+                 (INCONCLUSIVE, "inconclusive"), (PASS, "passed"),
+                 (NOT_APPLICABLE, "not applicable"), (SKIPPED, "skipped"))
+        parts = [f"{self.by_outcome[o]} {w}" for o, w in words if self.by_outcome[o]]
+        if self.regressed:
+            parts.append(f"{self.regressed} figure{'s' if self.regressed > 1 else ''} regressed")
+        if self.not_run:
+            parts.append(f"{self.not_run} not run")
+        return ", ".join(parts) or "nothing ran"
+
+
+def tally(matrix: dict[tuple[str, str], Cell], regressed: int = 0, not_run: int = 0) -> Tally:
+    return Tally(Counter(cell.outcome for cell in matrix.values()), regressed, not_run)
+
+
+def exit_code(counts: Tally, fail_on_regression: bool = False,
+              interrupted: bool = False) -> int:
+    """The gate's exit code (chaos/gate/exits.py) for these counts."""
+    if interrupted:
+        return exits.INTERRUPTED
+    bad = counts.by_outcome[FAIL] + counts.by_outcome[ERROR] + counts.by_outcome[FLAKY]
+    if bad or (fail_on_regression and counts.regressed):
+        return exits.FAIL
+    if counts.by_outcome[INCONCLUSIVE]:
+        return exits.INCONCLUSIVE
+    return exits.PASS
+
+
+def verdict(code: int) -> str:
+    """PASS / FAIL / INCONCLUSIVE / INTERRUPTED for an exit code."""
+    return {exits.PASS: "PASS", exits.FAIL: "FAIL", exits.INCONCLUSIVE: "INCONCLUSIVE",
+            exits.INTERRUPTED: "INTERRUPTED"}.get(code, "ERROR")

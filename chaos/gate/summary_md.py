@@ -1,0 +1,111 @@
+"""summary.md: the run in Markdown — the verdict line, the matrix, what answers each
+failure, the regressions — also appended to ``$GITHUB_STEP_SUMMARY`` when that is set
+(GitHub Actions shows it on the job's page).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from chaos.gate import aggregate
+from chaos.gate.aggregate import Cell
+
+REASON_CHARS = 110  # a table cell stays one readable line on a wide screen
+NOT_RUN = Cell("—", "", 0, 0)
+
+
+def matrix_table(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
+    """One row per scenario, one column per profile (the README's resilience matrix)."""
+    scenarios = sorted({scenario for scenario, _ in matrix})
+    rows = ["| scenario | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+    for scenario in scenarios:
+        cells = [_cell_text(matrix.get((scenario, p), NOT_RUN)) for p in profiles]
+        rows.append(f"| `{scenario}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _cell_text(cell: Cell) -> str:
+    text = str(cell).replace("|", "/").replace("\n", " ")
+    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
+
+
+def judged(run: dict, markdown: bool = True) -> str:
+    """What the run judged: target, profiles (with their hashes), requirements."""
+    target = run.get("target") or {}
+    quote = "`" if markdown else ""
+    profiles = ", ".join(f"{p['name']} ({quote}{p['sha256'][:8]}{quote})"
+                         for p in run["profiles"])
+    repeat = f" · repeat {run['repeat']}" if run.get("repeat", 1) > 1 else ""
+    name = target.get("source") or target.get("name") or "built-in Greeter"
+    return (f"target: {name} · profiles: {profiles}"
+            f" · requirements: {run['requirements']['source']}{repeat}")
+
+
+def headline(run: dict) -> str:
+    return f"grpc-chaos gate: {run['verdict']} — {run['counts_text']}"
+
+
+def advice_markdown(text: str) -> list[str]:
+    """A failure's advice (chaos/advice.py's text) as nested Markdown list lines."""
+    lines = []
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        lines.append(f"    {stripped}" if stripped.startswith("- ") else f"  {stripped}")
+    return lines
+
+
+def render(doc: dict, records: list[dict], comparisons) -> str:
+    run = doc["run"]
+    profiles = [p["name"] for p in run["profiles"]]
+    matrix = aggregate.cells(records)
+    parts = [f"## {headline(run)}", "", judged(run) + f" · run `{run['id']}` "
+             f"({run['duration_s']:.0f} s)", "", matrix_table(matrix, profiles)]
+    failures = [r for r in records if r["outcome"] in ("fail", "error", "inconclusive")]
+    if failures:
+        parts += ["", "### What answers the failures", ""]
+        for record in failures:
+            verdict = record.get("decisive")
+            parts.append(f"- `{record['scenario']}` [{aggregate.profile_of(record)}"
+                         f"{_repeat(record, run)}] {record['outcome'].upper()} "
+                         f"{aggregate.reason_of(record)}")
+            if verdict is not None and verdict.get("advice"):
+                parts += advice_markdown(verdict["advice"])
+    regressed = [c for c in comparisons or [] if c.regressed]
+    if run.get("baseline"):
+        parts += ["", f"### Against baseline `{run['baseline']['run_id']}`: "
+                      f"{len(regressed)} figure(s) regressed "
+                      f"(tolerance {run['baseline']['tolerance']:.0%})"]
+        if regressed:
+            parts += ["", "| scenario | profile | figure |", "|---|---|---|"]
+            parts += [f"| `{c.figures.scenario}` | {c.figures.profile} | {c.text()} |"
+                      for c in regressed]
+    if run.get("interrupted"):
+        parts += ["", "**The run was interrupted**: scenarios that did not finish are not "
+                      "in the table."]
+    return "\n".join(parts) + "\n"
+
+
+def _repeat(record: dict, run: dict) -> str:
+    return f" #{record['repeat']}" if run.get("repeat", 1) > 1 else ""
+
+
+def write(directory: Path, text: str) -> Path:
+    path = directory / "summary.md"
+    path.write_text(text)
+    return path
+
+
+def append_to_step_summary(text: str) -> str | None:
+    """Append to $GITHUB_STEP_SUMMARY when set; returns a warning when it cannot."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    try:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        return f"could not append to GITHUB_STEP_SUMMARY={target}: {exc.strerror or exc}"
+    return None

@@ -1,0 +1,41 @@
+"""The fleet's own Greeter (fleet/server.py) as a Target: the default service under test.
+
+It has every capability: grpc-chaos's Control service, and client certificates on demand
+(``mtls``). It is ready when it prints its JSON ready line ("line": a readiness only the
+built-in server offers), which also names its Control port.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import chaos
+import proto
+from chaos.target import rpc
+from chaos.target.model import Target
+from chaos.target.server import ServerSpec
+
+SOURCE = "built-in Greeter"
+PROJECT = Path(chaos.__file__).resolve().parent.parent
+PROTO_DIR = Path(proto.__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def builtin(mtls: bool = False) -> Target:
+    """The built-in Greeter (``mtls``: its backends require client certificates). Cached:
+    a Target is immutable, and its proto is compiled once per process."""
+    command = [sys.executable, "-m", "fleet.server", "--id", "{id}",
+               "--listen", "{host}:{port}", "--cert", "{cert}", "--key", "{key}",
+               "--control", "{control}"]
+    if mtls:
+        command += ["--client-ca", "{client_ca}"]
+    server = ServerSpec(command=tuple(command), cwd=PROJECT, ready="line", control=True,
+                        mtls=mtls)
+    greeter = rpc.from_protos("greeter.Greeter/SayHello", {"name": "r{rpc}"},
+                              {"message": "Hello r{rpc}"}, rpc.DEFAULT_DEADLINE_S, SOURCE,
+                              ["greeter.proto"], ["."], PROTO_DIR)
+    return Target(name="greeter", source=SOURCE, server=server, rpc=greeter,
+                  health_service="greeter.Greeter", identity_header="x-backend-id",
+                  builtin=True)

@@ -1,0 +1,278 @@
+"""The fuzz oracle on hand-made histories (pure: no fleet, no clock).
+
+Times are in ms from the warm-up mark (t=0); each test builds the RPCs and fault events
+of one situation and checks that the one rule it is about passes or fails, and why.
+"""
+
+from __future__ import annotations
+
+from chaos.checks.verdict import Verdict
+from chaos.fuzz.model import IDLE, REVERT
+from chaos.fuzz.oracle import Context, failed_rule, judge_history, liveness_targets
+from chaos.history import Event, History, Rpc
+from chaos.judge import judge
+from chaos.stall import StallMonitor
+
+MS = 1_000_000
+BACKENDS = ("b1", "b2", "b3")
+
+
+class Story:
+    """A history told in ms: warm at 0, background OK traffic on every backend."""
+
+    def __init__(self, until_ms: int = 6000, every_ms: int = 20, spreads: bool = True,
+                 deadline_ms: float = 3000):
+        self.h = History(clock=lambda: 0)
+        self.h.add_event(Event("mark", None, 0, 0, {"label": "warm"}))
+        self.ids = iter(range(1, 10 ** 6))
+        self.spreads = spreads
+        self.deadline_ms = deadline_ms
+        self.background = (until_ms, every_ms)
+
+    def rpc(self, start: float, end: float, backend: str | None, code: str = "OK") -> Rpc:
+        record = Rpc(next(self.ids), int(start * MS), int(end * MS), backend, code)
+        self.h.record(record)
+        return record
+
+    def fault(self, kind: str, target: str | None, start: float, in_force: float, end: float,
+              revert: float | None = None, **detail) -> None:
+        self.h.add_event(Event(kind, target, int(start * MS), int(end * MS), detail,
+                               int(in_force * MS)))
+        if revert is not None:
+            self.h.add_event(Event(REVERT, target, int(revert * MS), int(revert * MS),
+                                   {"of": kind, "began_ns": int(start * MS)}, int(revert * MS)))
+
+    def serve(self, backends=BACKENDS, start: float = 0, end: float | None = None,
+              skip=lambda backend, t: False) -> None:
+        """OK RPCs of 2 ms round robin over ``backends`` every ``every_ms``."""
+        until, every = self.background
+        t, i = start, 0
+        while t < (until if end is None else end):
+            backend = backends[i % len(backends)]
+            if not skip(backend, t):
+                self.rpc(t, t + 2, backend)
+            t += every
+            i += 1
+
+    def verdicts(self) -> dict[str, Verdict]:
+        context = Context(BACKENDS, deadline_ms=self.deadline_ms, spreads=self.spreads,
+                          since_ns=0)
+        found: dict[str, Verdict] = {}
+        for verdict in judge_history(self.h, context):
+            # rejoins comes once per backend: keep a failed one if there is
+            if verdict.name not in found or not verdict.passed:
+                found[verdict.name] = verdict
+        return found
+
+
+def kill_b2(story: Story, end: float = 1500) -> None:
+    story.fault("kill", "b2", 100, 110, end, revert=end - 200)
+    story.serve(skip=lambda b, t: b == "b2" and 100 <= t < end + 100)
+
+
+def test_an_rpc_in_flight_at_a_break_must_succeed():
+    story = Story()
+    kill_b2(story)
+    story.rpc(95, 111, None, "UNAVAILABLE")  # sent just before the kill, lost with it
+    verdicts = story.verdicts()
+    failed = verdicts["in_flight_succeeds"]
+    assert not failed.passed and failed.figure == 1
+    assert "in flight when kill b2 (down/break) began" in failed.explanation
+    assert "b1, b3 could serve throughout" in failed.explanation
+    assert failed.culprits == ((95 * MS, 111 * MS),)
+    assert failed_rule(list(verdicts.values())) == "in_flight_succeeds"
+
+
+def test_an_rpc_sent_while_the_kill_was_under_way_counts_as_in_flight_too():
+    story = Story()
+    kill_b2(story)
+    story.rpc(105, 112, None, "UNAVAILABLE")  # after the kill began, before it was in force
+    assert not story.verdicts()["in_flight_succeeds"].passed
+
+
+def test_the_same_rpc_replayed_elsewhere_passes():
+    story = Story()
+    kill_b2(story)
+    story.rpc(95, 125, "b3")
+    verdicts = story.verdicts()
+    assert all(v.passed for v in verdicts.values()), [v.headline for v in verdicts.values()
+                                                      if not v.passed]
+
+
+def test_an_rpc_sent_in_the_blind_window_is_not_held_but_one_sent_after_it_is():
+    story = Story()
+    kill_b2(story, end=3000)
+    story.rpc(600, 601, None, "UNAVAILABLE")  # within failover_ms (1000) of in force: not held
+    assert story.verdicts()["rpc_succeeds"].passed
+    story.rpc(1200, 1201, None, "UNAVAILABLE")  # after it, b1 and b3 serving: held
+    failed = story.verdicts()["rpc_succeeds"]
+    assert not failed.passed and failed.figure == 1
+    assert "b2 kill (down/break)" in failed.explanation
+
+
+def test_no_rpc_is_held_when_no_backend_could_serve_it():
+    story = Story()
+    for b in BACKENDS:
+        story.fault("kill", b, 100, 110, 4000, revert=3800)
+    story.rpc(1500, 1502, None, "UNAVAILABLE")
+    verdicts = story.verdicts()
+    assert verdicts["rpc_succeeds"].passed and verdicts["in_flight_succeeds"].passed
+
+
+def test_a_backend_failing_calls_of_its_own_is_the_fleets_failure_not_the_clients():
+    story = Story()
+    story.fault("app:error", "b2", 100, 105, 2000, revert=2000, code="INTERNAL", fraction=0.5)
+    story.serve()
+    story.rpc(1200, 1202, "b2", "INTERNAL")  # answered by the flaky backend: allowed
+    assert story.verdicts()["rpc_succeeds"].passed
+    story.rpc(1300, 1302, None, "UNAVAILABLE")  # the client failed it itself: not allowed
+    assert not story.verdicts()["rpc_succeeds"].passed
+
+
+def test_a_health_flip_must_drain_the_backend_within_drain_ms():
+    story = Story()
+    story.fault("health", "b2", 100, 104, 1000, revert=990, status="NOT_SERVING")
+    story.serve(skip=lambda b, t: b == "b2" and 140 <= t < 1000)
+    story.rpc(150, 152, "b2")  # 46 ms after in force: within the 50 ms drain bound
+    assert story.verdicts()["routed_away"].passed
+    story.rpc(160, 162, "b2")  # 56 ms after: over it
+    failed = story.verdicts()["routed_away"]
+    assert not failed.passed and failed.figure == 1
+    assert "56 ms after health b2 (down/drain) was in force — over the 50 ms bound (drain_ms)" \
+        in failed.explanation
+    assert failed.culprits == ((104 * MS, 160 * MS),)
+
+
+def test_an_rpc_on_the_backend_after_its_revert_began_is_not_routed_to_it_while_down():
+    story = Story()
+    story.fault("health", "b2", 100, 104, 1000, revert=900, status="NOT_SERVING")
+    story.serve(skip=lambda b, t: b == "b2" and 100 <= t < 900)
+    story.rpc(905, 907, "b2")  # after the revert began, before it returned
+    assert story.verdicts()["routed_away"].passed
+
+
+def test_an_rpc_that_waited_out_a_whole_fleet_outage_may_go_to_the_first_backend_back():
+    story = Story()
+    for b in BACKENDS:
+        story.fault("health", b, 100, 104, 1000, revert=900, status="NOT_SERVING")
+    story.rpc(300, 950, "b2")  # started while all were down, served once b2 was back
+    assert story.verdicts()["routed_away"].passed
+
+
+def test_an_rpc_stuck_on_a_hung_backend_while_others_served_was_routed_there():
+    story = Story()
+    story.fault("pause", "b2", 100, 105, 4000, revert=3900)
+    story.serve(skip=lambda b, t: b == "b2" and 100 <= t < 4000)
+    story.rpc(2700, 3905, "b2")  # after the 2.5 s hang bound, answered only after SIGCONT
+    failed = story.verdicts()["routed_away"]
+    assert not failed.passed and "(hang_detection_ms)" in failed.explanation
+
+
+def test_a_break_behind_slow_close_is_judged_as_a_hang():
+    story = Story()
+    story.fault("toxic:slow_close", "b2", 50, 55, 4000, revert=4000, type="slow_close",
+                attributes={"delay": 5000}, stream="downstream", toxicity=1.0)
+    kill_b2(story, end=3500)
+    story.rpc(1500, 1501, None, "UNAVAILABLE")  # past failover_ms, within hang_detection_ms
+    assert story.verdicts()["rpc_succeeds"].passed
+
+
+def test_an_rpc_caught_by_a_break_while_replies_were_being_split_may_have_been_committed():
+    story = Story()
+    story.fault("toxic:slicer", "b2", 50, 55, 4000, revert=4000, type="slicer",
+                attributes={"average_size": 16}, stream="downstream", toxicity=1.0)
+    kill_b2(story)
+    story.rpc(95, 111, None, "UNAVAILABLE")
+    assert story.verdicts()["in_flight_succeeds"].passed
+
+
+def test_a_whole_fleet_outage_must_fail_rpcs_fast():
+    story = Story()
+    for b in BACKENDS:
+        story.fault("kill", b, 100, 110, 4000, revert=3800)
+    story.rpc(1200, 1210, None, "UNAVAILABLE")  # known down (1110 ms on): fails in 10 ms
+    assert story.verdicts()["fails_fast"].passed
+    story.rpc(1300, 3290, None, "UNAVAILABLE")  # waited ~2 s: too long
+    failed = story.verdicts()["fails_fast"]
+    assert not failed.passed and failed.figure == 1
+    story = Story()
+    for b in BACKENDS:
+        story.fault("pause", b, 100, 110, 4000, revert=3800)
+    story.rpc(1300, 3290, None, "DEADLINE_EXCEEDED")  # hangs are not promised to fail fast
+    assert story.verdicts()["fails_fast"].passed
+
+
+def test_an_rpc_may_not_outlive_its_deadline_by_more_than_the_margin():
+    story = Story()
+    story.rpc(10, 3200, None, "DEADLINE_EXCEEDED")
+    assert story.verdicts()["deadline_kept"].passed
+    story.rpc(20, 3300, None, "DEADLINE_EXCEEDED")
+    assert not story.verdicts()["deadline_kept"].passed
+
+
+def test_a_wrong_answer_fails_and_is_never_put_down_to_a_stall():
+    story = Story()
+    story.rpc(10, 12, "b1", "DATA_LOSS")
+    failed = story.verdicts()["answers_correct"]
+    assert not failed.passed and failed.culprits == () and failed.span is None
+
+
+def test_the_client_must_serve_again_and_every_backend_rejoin_within_recovery_ms():
+    story = Story(until_ms=6000)
+    story.fault("kill", "b2", 100, 110, 1500, revert=1300)
+    story.serve(skip=lambda b, t: b == "b2" and t < 2000)
+    verdicts = story.verdicts()
+    assert verdicts["recovers"].passed and verdicts["rejoins"].passed
+    late = Story(until_ms=6000)
+    late.fault("kill", "b2", 100, 110, 1500, revert=1300)
+    late.serve(skip=lambda b, t: b == "b2" and t < 4000)  # back 2.5 s after its restart
+    assert not late.verdicts()["rejoins"].passed
+    one = Story(until_ms=6000, spreads=False)  # a client that uses one backend
+    one.fault("kill", "b2", 100, 110, 1500, revert=1300)
+    one.serve(backends=("b1",))
+    assert "rejoins" not in one.verdicts()
+
+
+def test_liveness_is_measured_from_the_end_of_an_idle_gap_and_skips_dns_removed_backends():
+    story = Story(until_ms=6000)
+    story.fault("kill", "b2", 100, 110, 1500, revert=1300)
+    story.fault("dns:remove", "b3", 100, 101, 1500, revert=1400)
+    story.h.add_event(Event(IDLE, None, 1000 * MS, 3000 * MS, {}))
+    story.serve(backends=("b1", "b2"), start=3000)
+    due = liveness_targets(story.h, Context(BACKENDS, spreads=True))
+    assert due == {None: 3000 * MS, "b2": 3000 * MS}
+    verdicts = story.verdicts()
+    assert verdicts["recovers"].passed and verdicts["rejoins"].passed
+
+
+def test_rpcs_that_ended_before_the_warm_up_are_not_judged():
+    story = Story()
+    story.rpc(-50, -10, None, "UNAVAILABLE")
+    kill_b2(story)
+    assert all(v.passed for v in story.verdicts().values())
+
+
+def test_a_failure_every_culprit_of_which_lived_through_a_long_stall_is_inconclusive():
+    story = Story()
+    kill_b2(story)
+    story.rpc(95, 400, None, "UNAVAILABLE")
+    failed = story.verdicts()["in_flight_succeeds"]
+    stalls = StallMonitor(clock=lambda: 0)
+    assert judge(failed, stalls).outcome == "fail"
+    stalls.record(100 * MS, 390 * MS, "ticker")  # the runner itself could not run
+    assert judge(failed, stalls).outcome == "inconclusive"
+
+
+def test_with_every_backend_failing_every_call_sending_them_calls_is_no_mistake():
+    story = Story()
+    for b in BACKENDS:
+        story.fault("app:error", b, 100, 105, 4000, revert=3900, code="UNAVAILABLE",
+                    fraction=1.0)
+    story.rpc(2000, 2002, "b1", "UNAVAILABLE")
+    assert story.verdicts()["routed_away"].passed
+    one = Story()
+    one.fault("app:error", "b1", 100, 105, 4000, revert=3900, code="UNAVAILABLE", fraction=1.0)
+    one.serve(backends=("b2", "b3"))
+    one.rpc(2000, 2002, "b1", "UNAVAILABLE")  # b2 and b3 could have served it
+    failed = one.verdicts()["routed_away"]
+    assert not failed.passed and "(ejection_ms)" in failed.explanation
