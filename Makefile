@@ -64,3 +64,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# A fuzz campaign (docs/fuzzing.md):
+#   make fuzz [FUZZ_PROFILE=naive] [FUZZ_BUDGET=3m] [FUZZ_ARGS="--seed 7 --kinds kill,pause"]
+FUZZ_PROFILE ?= recommended
+FUZZ_BUDGET ?= 10m
+FUZZ_ARGS ?=
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m chaos.fuzz --budget $(FUZZ_BUDGET) --profile $(FUZZ_PROFILE) $(FUZZ_ARGS)

@@ -1,13 +1,17 @@
 """``python -m chaos <command>`` and the ``grpc-chaos`` console script.
 
     grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
+    grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"gate": "the pre-release resilience gate: run scenarios, judge, report"}
+COMMANDS = {
+    "gate": "the pre-release resilience gate: run scenarios, judge, report",
+    "fuzz": "search fault schedules for one the client fails; shrink it, replay it",
+}
 USAGE = 4  # chaos/gate/exits.py: a usage error
 
 
@@ -21,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grpc-chaos: error: unknown command {argv[0]!r}; commands: "
               f"{', '.join(COMMANDS)}", file=sys.stderr)
         return USAGE
+    # Imported on use: each command pulls in grpc and its own modules.
+    if argv[0] == "fuzz":
+        from chaos.fuzz.cli import main as fuzz
+
+        return fuzz(argv[1:], prog="grpc-chaos fuzz")
     from chaos.gate.cli import main as gate
 
     return gate(argv[1:])

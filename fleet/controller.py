@@ -164,6 +164,10 @@ class Fleet:
         if not self.net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise ValueError(f"fleet net {self.net} is not on loopback (127.0.0.0/8)")
         self.proxies = proxies
+        if start_timeout is None and self.service is not None:
+            # The target's own start_timeout_s (chaos/target/): each backend is awaited
+            # from its own start, so the fleet's size does not add to it.
+            start_timeout = self.service.server.start_timeout_s
         self.start_timeout = (start_timeout if start_timeout is not None
                               else START_TIMEOUT_S + START_TIMEOUT_PER_BACKEND_S * size)
         self._own_workdir = workdir is None

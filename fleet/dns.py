@@ -41,28 +41,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import errno
 import ipaddress
 import logging
-import os
 import re
-import selectors
-import socket
-import struct
 import threading
 import time
 
 from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
-from fleet import ports
+from fleet.dns_serving import MAX_MESSAGE, MAX_TCP_CONNECTIONS, ServingLoop, bind_both
 
 __all__ = ["DnsQuery", "DnsServer", "EDNS_UDP_SIZE", "MAX_RECORDS", "MAX_TCP_CONNECTIONS",
            "TCP_IDLE_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
-# The largest DNS message: TCP's 2-byte length prefix (RFC 1035 4.2.2).
-_MAX_MESSAGE = 65535
 # A plain UDP answer is at most 512 bytes (RFC 1035 4.2.1); so is an EDNS0 size below it
 # (RFC 6891 6.2.5).
 UDP_PLAIN_SIZE = 512
@@ -74,23 +67,14 @@ EDNS_UDP_SIZE = 4096
 # the question (a 253-character name packs into 255 bytes, plus type and class), an OPT
 # record (11), then 16 per A record (its name compressed to 2 bytes, type, class, TTL,
 # length, 4 address bytes). = 4078.
-MAX_RECORDS = (_MAX_MESSAGE - 12 - (255 + 4) - 11) // 16
+MAX_RECORDS = (MAX_MESSAGE - 12 - (255 + 4) - 11) // 16
 # RFC 7766 6.2.3: idle timeouts "of the order of seconds"; a resolver asks its one or two
 # queries right after connecting, so 10 s only ever closes abandoned connections.
 TCP_IDLE_TIMEOUT_S = 10.0
-# A fleet's clients are a few channels, each with at most one TCP query in flight per
-# name; 64 is far above that and bounds what a runaway client can hold (64 x ~128 KiB).
-MAX_TCP_CONNECTIONS = 64
 # Enough for hours of a busy scenario's re-resolutions while bounding memory.
 QUERY_LOG_SIZE = 100_000
-# Largest datagram read: the largest EDNS query this server invites. Real queries are
-# well under 512 bytes; a longer one is truncated by the kernel and then malformed.
-_RECV_SIZE = EDNS_UDP_SIZE
 # How long stop() waits for the serving thread; it wakes at once, this only bounds a bug.
 _JOIN_TIMEOUT_S = 5.0
-# Port 0 lets the kernel pick a UDP port; its TCP twin may be taken, so pick again, a
-# bounded number of times (each try fails only when another socket holds that TCP port).
-_PORT_TRIES = 20
 # RFC 6891 6.1.3: BADVERS is extended RCODE 16, whose upper 8 bits (1) go in the OPT record.
 _BADVERS_EXT_RCODE = 16 >> 4
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
@@ -131,7 +115,7 @@ class DnsServer:
         self._records: dict[str, list[str]] = {}
         self._log: collections.deque[DnsQuery] = collections.deque(maxlen=QUERY_LOG_SIZE)
         self._changed = threading.Condition()  # guards records and log; notified per query
-        self._loop: _ServingLoop | None = None
+        self._loop: ServingLoop | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.RLock()  # start/stop/restart may come from any thread
         for name, ips in (records or {}).items():
@@ -162,9 +146,9 @@ class DnsServer:
         with self._lifecycle:
             if self.running:
                 raise RuntimeError(f"DNS server {self.address} is already running")
-            udp, tcp = _bind_both(self.host, self.port)
+            udp, tcp = bind_both(self.host, self.port)
             self._port = udp.getsockname()[1]
-            self._loop = _ServingLoop(self, udp, tcp)
+            self._loop = ServingLoop(self, udp, tcp)
             self._thread = threading.Thread(target=self._loop.run, name=f"dns-{self.address}",
                                             daemon=True)
             self._thread.start()
@@ -300,7 +284,7 @@ class DnsServer:
                         self.address, transport.upper(), error)
             return None
         reply, query, limit = self._reply(request, t_ns)
-        packed, truncated = _fit(reply, limit if transport == "udp" else _MAX_MESSAGE)
+        packed, truncated = _fit(reply, limit if transport == "udp" else MAX_MESSAGE)
         if query is not None:
             query = dataclasses.replace(query, transport=transport, truncated=truncated,
                                         answers=() if truncated else query.answers)
@@ -355,266 +339,6 @@ def _fit(reply: DNSRecord, limit: int) -> tuple[bytes, bool]:
     reply.rr, reply.auth = [], []
     reply.header.tc = 1
     return reply.pack(), True
-
-
-# -- the serving thread -----------------------------------------------------------------
-
-
-class _ServingLoop:
-    """One selector over the UDP socket, the TCP listener, every TCP connection and a wake
-    pipe: answers datagrams, accepts and serves connections, closes idle ones.
-
-    Owns its sockets; ``run`` (the serving thread) closes the TCP connections when it
-    returns, ``close`` (after the thread ended) the rest.
-    """
-
-    def __init__(self, server: DnsServer, udp: socket.socket, tcp: socket.socket):
-        self._server = server
-        self._udp, self._tcp = udp, tcp
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        for sock in (udp, tcp):
-            sock.setblocking(False)
-        self._connections: dict[socket.socket, _TcpConnection] = {}
-        self._selector: selectors.BaseSelector | None = None  # while run() runs
-
-    def wake(self) -> None:
-        """Make ``run`` return (from any thread)."""
-        self._wake_writer.send(b"x")
-
-    def close(self) -> None:
-        for sock in (self._udp, self._tcp, self._wake_reader, self._wake_writer):
-            sock.close()
-
-    def run(self) -> None:
-        """Serve until woken."""
-        with selectors.DefaultSelector() as selector:
-            self._selector = selector
-            for sock in (self._udp, self._tcp, self._wake_reader):
-                selector.register(sock, selectors.EVENT_READ)
-            try:
-                while self._serve_ready(selector.select(self._next_timeout())):
-                    self._close_idle()
-            finally:
-                for connection in list(self._connections.values()):
-                    self._drop(connection)
-
-    def _serve_ready(self, events) -> bool:
-        """Handle what the selector reported; False when woken to stop."""
-        for key, mask in events:
-            if key.fileobj is self._wake_reader:
-                return False
-            try:
-                if key.fileobj is self._udp:
-                    self._answer_datagram()
-                elif key.fileobj is self._tcp:
-                    self._accept()
-                else:
-                    self._serve_connection(self._connections[key.fileobj], mask)
-            except Exception:  # one bad query must not silence the fleet's DNS
-                log.exception("DNS server %s: failed to serve %s", self._server.address,
-                              key.fileobj)
-                if key.fileobj in self._connections:
-                    self._drop(self._connections[key.fileobj])
-        return True
-
-    # -- UDP --
-
-    def _answer_datagram(self) -> None:
-        try:
-            data, peer = self._udp.recvfrom(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:  # e.g. an ICMP error queued for an earlier reply
-            log.debug("DNS server %s: recvfrom: %s", self._server.address, error)
-            return
-        reply = self._server._answer(data, "udp")
-        if reply is None:
-            return
-        try:
-            self._udp.sendto(reply, peer)
-        except OSError as error:
-            log.warning("DNS server %s: could not answer %s: %s", self._server.address, peer, error)
-
-    # -- TCP --
-
-    def _accept(self) -> None:
-        # One accept per readiness event: a flood is taken in turn with everything else.
-        try:
-            sock, peer = self._tcp.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        if len(self._connections) >= MAX_TCP_CONNECTIONS:
-            log.warning("DNS server %s: closed a TCP connection from %s: %d are open, the most "
-                        "it serves at once", self._server.address, peer, MAX_TCP_CONNECTIONS)
-            sock.close()
-            return
-        sock.setblocking(False)
-        connection = _TcpConnection(sock, self._server.tcp_idle_timeout)
-        self._connections[sock] = connection
-        self._selector.register(sock, selectors.EVENT_READ)
-
-    def _serve_connection(self, connection: _TcpConnection, mask: int) -> None:
-        if mask & selectors.EVENT_WRITE:
-            connection.flush()
-        elif mask & selectors.EVENT_READ:
-            connection.receive()
-        while not connection.pending_output and (frame := connection.next_query()) is not None:
-            reply = self._server._answer(frame, "tcp")
-            if reply is None:  # not DNS: nothing sensible can follow on this stream
-                connection.done = True
-                break
-            connection.send(reply)
-        if connection.done:
-            self._drop(connection)
-        else:
-            events = selectors.EVENT_WRITE if connection.pending_output else selectors.EVENT_READ
-            self._selector.modify(connection.sock, events)
-
-    def _drop(self, connection: _TcpConnection) -> None:
-        self._selector.unregister(connection.sock)
-        connection.sock.close()
-        del self._connections[connection.sock]
-
-    def _next_timeout(self) -> float | None:
-        """Seconds until the first connection's idle deadline (None: no connection)."""
-        if not self._connections:
-            return None
-        first = min(c.deadline for c in self._connections.values())
-        return max(0.0, first - time.monotonic())
-
-    def _close_idle(self) -> None:
-        now = time.monotonic()
-        for connection in [c for c in self._connections.values() if c.deadline <= now]:
-            log.debug("DNS server %s: closed an idle TCP connection", self._server.address)
-            self._drop(connection)
-
-
-class _TcpConnection:
-    """One client's TCP stream: length-prefixed queries in, length-prefixed answers out.
-
-    Bounded: ``inbox`` never holds more than one whole message (the loop takes every
-    complete query before reading again), ``outbox`` at most one answer (the loop answers
-    the next query only once it is sent). ``deadline`` moves on each answered query.
-
-    So the client's EOF (a close, or a half-close after its last query) is read only once
-    every query before it has been answered and sent: EOF means done.
-    """
-
-    def __init__(self, sock: socket.socket, idle_timeout: float):
-        self.sock = sock
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-        self.idle_timeout = idle_timeout
-        self.deadline = time.monotonic() + idle_timeout
-        self.done = False  # EOF, a framing error or a failed send: close it
-
-    @property
-    def pending_output(self) -> bool:
-        return bool(self.outbox)
-
-    def receive(self) -> None:
-        room = 2 + _MAX_MESSAGE - len(self.inbox)  # > 0: a whole message is taken at once
-        try:
-            data = self.sock.recv(room)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.done = True
-            return
-        self.done = not data
-        self.inbox += data
-
-    def next_query(self) -> bytes | None:
-        """The next complete query (its length prefix removed), or None."""
-        length = self._frame_length()
-        if length is None:
-            return None
-        if length == 0:  # no DNS message is empty: the stream is not DNS
-            self.done = True
-            return None
-        query = bytes(self.inbox[2:2 + length])
-        del self.inbox[:2 + length]
-        self.deadline = time.monotonic() + self.idle_timeout
-        return query
-
-    def _frame_length(self) -> int | None:
-        """The length of the complete message at the head of ``inbox``, None if incomplete."""
-        if len(self.inbox) < 2:
-            return None
-        length = struct.unpack_from("!H", self.inbox)[0]
-        return length if len(self.inbox) >= 2 + length else None
-
-    def send(self, reply: bytes) -> None:
-        self.outbox += struct.pack("!H", len(reply)) + reply
-        self.flush()
-
-    def flush(self) -> None:
-        try:
-            sent = self.sock.send(self.outbox)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # the client went away; nothing to deliver to
-            self.done = True
-            return
-        del self.outbox[:sent]
-
-
-# -- sockets --------------------------------------------------------------------------
-
-
-def _bind_both(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A UDP socket and a listening TCP socket on the same (host, port).
-
-    Port 0: the kernel picks a free UDP port; when its TCP twin is taken, both are
-    released and another is picked, at most _PORT_TRIES times.
-    """
-    if port:
-        udp = _bind(host, port, socket.SOCK_DGRAM)
-        try:
-            return udp, _bind(host, port, socket.SOCK_STREAM)
-        except BaseException:
-            udp.close()
-            raise
-    for _ in range(_PORT_TRIES):
-        udp = _bind(host, 0, socket.SOCK_DGRAM)
-        try:
-            return udp, _bind(host, udp.getsockname()[1], socket.SOCK_STREAM)
-        except OSError as error:
-            udp.close()
-            if error.errno != errno.EADDRINUSE:
-                raise
-    raise OSError(errno.EADDRINUSE, f"no port on {host} was free for both UDP and TCP in "
-                  f"{_PORT_TRIES} tries; the DNS server needs one port for both (free some "
-                  f"ports on {host})")
-
-
-def _bind(host: str, port: int, kind: int) -> socket.socket:
-    """A UDP socket bound to, or a TCP socket listening on, (host, port); an error names
-    who holds a taken port.
-
-    SO_REUSEADDR for TCP only: it lets a restart bind while connections this server closed
-    linger in TIME_WAIT, but never lets two listeners share a port. On Linux it would let
-    two UDP sockets share the port silently.
-    """
-    sock = socket.socket(socket.AF_INET, kind)
-    protocol = "udp" if kind == socket.SOCK_DGRAM else "tcp"
-    try:
-        if protocol == "tcp":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        if protocol == "tcp":
-            sock.listen(MAX_TCP_CONNECTIONS)
-    except OSError as error:
-        sock.close()
-        if error.errno != errno.EADDRINUSE:
-            raise
-        owners = ports.pids_listening(host, port, protocol=protocol)
-        owner = owners[0] if owners else None
-        holder = ("another socket (owner not found)" if owner is None
-                  else f"pid {owner}{' (this process)' if owner == os.getpid() else ''}")
-        raise OSError(errno.EADDRINUSE, f"{protocol.upper()} port {port} on {host} is taken by "
-                      f"{holder}; the DNS server cannot serve there") from None
-    return sock
 
 
 def _check_loopback(host: str) -> str:

@@ -165,6 +165,7 @@ def probe_rpc(channel: grpc.Channel, rpc) -> bool:
 def await_ready(process: subprocess.Popen, how: str, probe, deadline: float,
                 log: Path) -> None:
     """Wait until ``probe()`` is true, the process dies, or the deadline passes."""
+    waited_from = time.monotonic()
     def ready() -> bool:
         if process.poll() is not None:
             raise LaunchError(f"exited with {_status(process.returncode)} before it was "
@@ -174,7 +175,8 @@ def await_ready(process: subprocess.Popen, how: str, probe, deadline: float,
     try:
         wait_until(ready, max(0.0, deadline - time.monotonic()), how)
     except TimeoutError:
-        raise LaunchError(f"not ready ({how}) within its start timeout: "
+        raise LaunchError(f"not ready ({how}) within its start timeout "
+                          f"(waited {time.monotonic() - waited_from:.1f} s): "
                           f"{tail(log) or 'no output'}") from None
 
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 
 # grpc logs its own multi-line report of a failed bind on stderr; this process reports
 # every start-up error as one line of its own (set GRPC_VERBOSITY to see grpc's logs).
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+if __name__ == "__main__":  # the server process only: importing this module changes nothing
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
 from cryptography import x509

@@ -30,4 +30,4 @@ def test_fuzz_corpus_schedule_keeps_every_oracle_rule(chaos, path):
     drain_ms, ejection_ms for detection; fail_fast_ms; recovery_ms; 0 failed RPCs a client
     could have avoided; the deadline + 250 ms for any RPC.
     """
-    run_scenario(chaos, Schedule.load(path))
+    run_scenario(chaos, Schedule.read(path))

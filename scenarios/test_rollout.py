@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from chaos import checks
+from chaos import checks, grpc_log
 from chaos.checks import Verdict
 from chaos.faults import ScaleIn, ScaleOut, Terminate
 from chaos.server_watch import HealthWatch, ListenerWatch
@@ -176,10 +176,13 @@ def test_graceful_shutdown_drains(chaos):
     chaos.expect(_stopped_gracefully(chaos, target), answers=("server.graceful_shutdown",))
 
 
-# The keepalive scenario's idle phase: longer than gRPC's default enforcement takes to
-# answer a client's pings with GOAWAY too_many_pings (measured: 3.3 s after the last data,
-# pinging every second), with margin.
-IDLE_S = 4.5
+# The keepalive scenario's idle phase. gRPC's default enforcement answers a client pinging
+# once a second with GOAWAY too_many_pings ~3.3 s after a connection's last data (measured).
+# A server that ages connections out may replace the connection at any moment of the phase,
+# and the new one must then live 3.3 s idle: with any age of >= 3.3 s, some connection is
+# idle that long within 3.3 + 3.3 s of the phase's start; 9 s leaves 2.4 s for reconnecting
+# and a busy machine (4.5 s let a 5 s connection age hide the flaw when the age fell early).
+IDLE_S = 9.0
 
 
 def test_keepalive_is_tolerated_through_idle_and_busy_phases(chaos, capfd):
@@ -193,6 +196,9 @@ def test_keepalive_is_tolerated_through_idle_and_busy_phases(chaos, capfd):
     default server enforcement (no pings without calls, at most one every 5 minutes, 2
     strikes) closes an idle connection after ~3 s of such pings.
     """
+    blind = grpc_log.unavailable()  # the GOAWAYs show only in gRPC's log: no log, no verdict
+    if blind:
+        pytest.fail(f"cannot judge keepalive enforcement: {blind}", pytrace=False)
     need = chaos.requirements
     with chaos.channel() as channel:
         call = chaos.caller(channel)

@@ -55,12 +55,12 @@ def test_a_file_that_is_not_json_is_named(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"version": 1, "faults": [')
     with pytest.raises(ScheduleError, match=r"^schedule .*broken\.json: not JSON: "):
-        Schedule.load(path)
+        Schedule.read(path)
 
 
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ScheduleError, match=r"nope\.json: cannot read: No such file"):
-        Schedule.load(tmp_path / "nope.json")
+        Schedule.read(tmp_path / "nope.json")
 
 
 BAD = [

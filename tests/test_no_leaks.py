@@ -13,26 +13,10 @@ import pytest
 
 from fleet.controller import _proc_state
 from fleet.waiting import wait_until
+from tests.helpers import descendants as _children
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "scenarios/test_kill.py::test_kill_under_load_loses_no_rpc"
-
-
-def _children(pid: int) -> set[int]:
-    """Every live descendant of ``pid``."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found |= frontier
-    return found
 
 
 def _is_backend(pid: int) -> bool:

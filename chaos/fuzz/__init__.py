@@ -18,7 +18,28 @@
 docs/fuzzing.md explains the oracle's rules with a worked example.
 """
 
-from chaos.fuzz.schedule import FaultSpec, LoadSpec, Schedule, ScheduleError
-from chaos.fuzz.scenario import run_scenario
+import importlib
 
-__all__ = ["FaultSpec", "LoadSpec", "Schedule", "ScheduleError", "run_scenario"]
+# Imported on first use (as chaos/__init__.py does): ``python -m chaos.fuzz`` must be able
+# to set gRPC's log level before anything here imports grpc.
+_EXPORTS = {
+    "FaultSpec": "chaos.fuzz.schedule",
+    "LoadSpec": "chaos.fuzz.schedule",
+    "Schedule": "chaos.fuzz.schedule",
+    "ScheduleError": "chaos.fuzz.schedule",
+    "run_scenario": "chaos.fuzz.scenario",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'chaos.fuzz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -198,9 +198,9 @@ class Campaign:
             return False
         r.failures += 1
         if r.rule is None:
+            self._line(run, f"FAIL {run.rule}")
             r.rule = run.rule
             r.first = r.minimal = Finding(schedule, run, self.elapsed())
-            self._line(run, f"FAIL {run.rule}")
             self.say(f"  first failure after {self.elapsed():.1f} s ({r.examples} examples): "
                      f"{run.headline()}\n" + _indent(schedule.text(), 4)
                      + f"\n    ranks: {run.ranks_text()}\n  shrinking it (rule {r.rule})")

@@ -1,4 +1,4 @@
-"""``python -m chaos.fuzz`` (and ``grpc-chaos fuzz``): search fault schedules for one that
+"""``grpc-chaos fuzz`` (``python -m chaos.fuzz``): search fault schedules for one that
 breaks the client, shrink it, and replay it.
 
     python -m chaos.fuzz --budget 5m [--profile P] [--target FILE] [--seed N]
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
-from chaos import profiles as profiles_module, requirements as requirements_module
+from chaos import profiles as profiles_module
 from chaos.fuzz import kinds as kinds_module, render, results
 from chaos.fuzz.campaign import Campaign, Finding, Result, database_key
 from chaos.fuzz.executor import ERROR, FAIL, INCONCLUSIVE, Executor
@@ -37,6 +38,8 @@ from chaos.fuzz.schedule import Schedule, ScheduleError
 from chaos.fuzz.strategy import MAX_FAULTS, schedules
 from chaos.gate.exits import FAIL as EXIT_FAIL, INCONCLUSIVE as EXIT_INCONCLUSIVE
 from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
+from chaos.toxiproxy_control import ServerStartError
+from fleet.controller import FleetError
 
 DEFAULT_OUTPUT = "chaos-fuzz"
 DEFAULT_CORPUS = Path("scenarios") / "fuzz_corpus"
@@ -116,7 +119,7 @@ def parse(argv: list[str], prog: str = "python -m chaos.fuzz") -> argparse.Names
     args.schedule = None
     if args.replay is not None:
         try:
-            args.schedule = Schedule.load(args.replay)
+            args.schedule = Schedule.read(args.replay)
         except ScheduleError as exc:
             raise UsageError(str(exc)) from None
     args.kind_names = None
@@ -153,9 +156,23 @@ class Setup:
         if args.schedule is not None and args.schedule.fleet_size > self.size:
             raise UsageError(f"the schedule is written for {args.schedule.fleet_size} backends; "
                              f"--fleet-size {self.size} is too small")
+        # What the fleet this command starts offers faults: always proxied, with DNS and
+        # local processes; the Control service when the target serves it.
+        offered = {kinds_module.PROCESS, kinds_module.DNS, kinds_module.PROXY}
+        if self.target.builtin or self.target.server.control:
+            offered.add(kinds_module.CONTROL)
+        self.kinds = kinds_module.available(offered, args.kind_names)
+        if not self.kinds:
+            raise UsageError(f"--kinds {args.kinds}: none of them can run on this target (it "
+                             f"lacks the Control service: {self.target.missing('control')})")
+        needed = set() if args.schedule is None else {
+            need for f in args.schedule.faults for need in kinds_module.get(f.kind).needs}
+        if needed - offered:
+            raise UsageError(f"the schedule needs {', '.join(sorted(needed - offered))}, which "
+                             f"this target does not offer: {self.target.missing('control')}")
 
 
-class Fleetside:
+class Rig:
     """The stall monitor, Toxiproxy and the fleet, for the whole command; stopped on exit."""
 
     def __init__(self, setup: Setup, toxiproxy_url: str | None):
@@ -187,9 +204,9 @@ class Fleetside:
 class Command:
     """One fuzz or replay command, from checked arguments to its exit code."""
 
-    def __init__(self, args: argparse.Namespace, out=sys.stdout, argv=()):
+    def __init__(self, args: argparse.Namespace, out=None, argv=()):
         self.args = args
-        self.out = out
+        self.out = out or sys.stdout
         self.argv = list(argv)
         self.setup = Setup(args)
         self.log: list[str] = []
@@ -210,9 +227,13 @@ class Command:
             if self.args.replay is not None:
                 return self._replay(directory)
             return self._fuzz(directory)
+        except (FleetError, ServerStartError) as exc:
+            shutil.rmtree(directory, ignore_errors=True)  # nothing was judged
+            raise UsageError(f"the fleet did not start: {' '.join(str(exc).split())}") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
-            (directory / "progress.log").write_text("\n".join(self.log) + "\n")
+            if directory.exists():
+                (directory / "progress.log").write_text("\n".join(self.log) + "\n")
 
     # ------------------------------------------------------------------ search
 
@@ -224,17 +245,14 @@ class Command:
         self.say(f"grpc-chaos fuzz: run {directory}; profile {setup.profile.name}; budget "
                  f"{args.budget_s:g} s; fleet of {setup.size}; load average {load_start}",
                  always=True)
-        with Fleetside(setup, args.toxiproxy_url) as side:
+        with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
                                   target=setup.target)
             if not check.passed:
                 failed = Result(stopped="preflight", last_error=check.message)
                 return self._report(directory, failed, started, load_start, [])
             self.say(f"preflight: the client {check.shape.describe()}")
-            kinds = kinds_module.available(kinds_module.capabilities(side.fleet), args.kind_names)
-            if not kinds:
-                raise UsageError(f"no fault kind left: {', '.join(args.kind_names)} "
-                                 f"need(s) what this fleet does not offer")
+            kinds = setup.kinds
             executor = Executor(side.fleet, setup.profile, requirements=setup.requirements,
                                 stalls=side.stalls, spreads=check.shape.spreads,
                                 target=setup.target)
@@ -258,7 +276,7 @@ class Command:
             result.first.schedule = result.first.schedule.with_found(**found)
         extra = (["--target", args.target] if args.target else []) + \
             (["--requirements", args.requirements] if args.requirements else [])
-        meta = {"command": ["grpc-chaos", "fuzz", *self.argv], "started": results.iso(started),
+        meta = {"command": [*render.PROGRAM, *self.argv], "started": results.iso(started),
                 "ended": results.iso(time.time()), "budget_s": args.budget_s,
                 "profile": {"name": setup.profile.name, "source": setup.profile_spec,
                             "sha256": _digest(setup.profile)},
@@ -324,7 +342,7 @@ class Command:
                  + f"; load average {results.load_average()}", always=True)
         self.say(schedule.text(), always=True)
         outcomes: list[str] = []
-        with Fleetside(setup, args.toxiproxy_url) as side:
+        with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
                                   target=setup.target)
             if not check.passed:
@@ -369,12 +387,13 @@ def save_to_corpus(corpus: Path, schedule: Schedule, rule: str | None, profile: 
     corpus.mkdir(parents=True, exist_ok=True)
     for existing in sorted(corpus.glob("*.json")):
         try:
-            if Schedule.load(existing).key() == schedule.key():
+            if Schedule.read(existing).key() == schedule.key():
                 return existing
         except ScheduleError:
             continue
+    name = Path(profile).stem if profile.endswith(".json") else profile  # a file: its name
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", render.test_name(schedule, rule)
-                  .removeprefix("test_fuzz_") + f"-{profile}").strip("-")
+                  .removeprefix("test_fuzz_") + f"-{name}").strip("-")
     path = corpus / f"{stem}.json"
     number = 2
     while path.exists():

@@ -24,7 +24,6 @@ that spawned it — a backend restarted from a short-lived thread dies with that
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from chaos.history import History
 from chaos.judge import judge
 from chaos.load import GreeterRpc
 from chaos.requirements import DEFAULTS, Requirements
-from fleet.waiting import wait_until
 
 # A fresh channel answers within ~10-100 ms on loopback (DESIGN.md); a busy machine, or a
 # fleet just reset, is given far more. A client that never answers is a baseline failure.
@@ -99,7 +97,6 @@ class Executor:
         self.stalls = stalls
         self.spreads = spreads
         self.target = target
-        self.stop = threading.Event()  # set to abandon a run (Ctrl-C)
 
     # ------------------------------------------------------------------ one run
 
@@ -175,26 +172,26 @@ class Executor:
         t0 = history.now()
         load.set_idle([(t0 + a * 1_000_000, t0 + (a + d) * 1_000_000)
                        for a, d in schedule.load.idle], history)
-        scheduler = _Scheduler(self._actions(schedule, run.ranks, t0), nemesis, self.stop)
+        scheduler = _Scheduler(self._actions(schedule, run.ranks, t0), nemesis)
         scheduler.run()
         run.problems += scheduler.problems
         clock.lap("schedule")
-        if not run.problems and not self.stop.is_set():
+        if not run.problems:
             self._tail(load, history)
             clock.lap("tail")
 
     def _actions(self, schedule: Schedule, ranks: dict[int, str], t0: int) -> list["_Action"]:
         actions = []
-        for index, spec in enumerate(schedule.faults):
+        for spec in schedule.faults:
             kind = kinds.get(spec.kind)
             backends = ([None] if kind.fleet_wide else
                         list(ranks.values()) if spec.target == ALL else [ranks[spec.target]])
             for backend in backends:
                 fault = kind.make(backend, spec.params)
                 at = t0 + spec.at_ms * 1_000_000
-                actions.append(_Action(at, 1, index, fault, None))
+                actions.append(_Action(at, 1, fault))
                 if not kind.instant:
-                    actions.append(_Action(at + spec.for_ms * 1_000_000, 0, index, fault, None))
+                    actions.append(_Action(at + spec.for_ms * 1_000_000, 0, fault))
         # Reverts before injects at the same instant: a backend is free before it is reused.
         actions.sort(key=lambda a: (a.due_ns, a.order))
         return actions
@@ -262,9 +259,7 @@ class _Phases:
 class _Action:
     due_ns: int
     order: int      # 0 revert, 1 inject
-    index: int      # the fault's place in the schedule
-    fault: object
-    active: Active | None
+    fault: object   # a chaos.faults fault (one per backend for a target of "all")
 
 
 class _Scheduler:
@@ -272,20 +267,20 @@ class _Scheduler:
     bounded by the fleet's own deadlines); after a failed injection it injects nothing more
     but still reverts what it injected."""
 
-    def __init__(self, actions: list[_Action], nemesis: Nemesis, stop: threading.Event):
+    def __init__(self, actions: list[_Action], nemesis: Nemesis):
         self.actions = actions
         self.nemesis = nemesis
-        self.stop_event = stop
         self.problems: list[str] = []
         self._injected: dict[int, Active] = {}
 
     def run(self) -> None:
         for action in self.actions:
             # Waiting for the planned instant is the schedule itself, not a wait for a
-            # condition; the event wakes it at once on stop.
+            # condition (as Nemesis.timed); Ctrl-C interrupts it, and the run's clean-up
+            # undoes what was injected.
             delay = (action.due_ns - time.monotonic_ns()) / 1e9
-            if delay > 0 and self.stop_event.wait(delay):
-                return
+            if delay > 0:
+                time.sleep(delay)
             try:
                 if action.order == 1:
                     if not self.problems:

@@ -2,19 +2,19 @@
 
 Each fault event becomes a :class:`Window` on its backend, on the history's clock::
 
-    fault:   start ............ in force ................................ end (reverted)
-    DOWN:    |<-- going down -->|<-- detection bound -->|<-- known down -->|
-    RPCs:  <--- in flight: sent before in force, ----->|
-                running at start                        |
-                                |<--- blind window ---->|
-    out of service:  start ............................................... end + recovery_ms
+    fault:   start ......... in force .............................. revert ... end
+    DOWN:    |<- going down ->|<-- detection bound -->|<-- known down -->|
+    RPCs:    in flight: sent before in force, still running at start
+                              |<--- blind window ---->|
+    out of service:  start ..................................................... end + recovery_ms
 
 * **in flight** — an RPC sent before the fault was in force and still running when it
   began: it was on its way, or sent to a backend already going down; a client that
   replays what a dying backend did not answer (a retry policy) loses none of them;
 * **blind window** — [in force, in force + detection bound): the client may not know yet, so
   RPCs *started* in it are not held to succeed (breaks: failover_ms, hangs:
-  hang_detection_ms, health: drain_ms, failing every call: ejection_ms);
+  hang_detection_ms, health: drain_ms, failing every call: ejection_ms of time with load —
+  the client learns it only from calls, so an idle gap of the load lengthens the window);
 * **known down** — [in force + detection bound, revert): no RPC may start on that backend
   (its revert — a restart, SERVING again — may serve before it has returned: the scheduler
   notes when each revert began);
@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from chaos.fuzz import kinds
-from chaos.fuzz.kinds import BREAK, DETECTION, DOWN, FLAKY, HANG, UNPUBLISHED, UNTRUSTED
+from chaos.fuzz.kinds import BREAK, DETECTION, DOWN, EJECT, HANG, UNPUBLISHED, UNTRUSTED
 from chaos.history import Event
 from chaos.requirements import Requirements
 
@@ -106,10 +106,12 @@ def windows(events: list[Event], requirements: Requirements) -> list[Window]:
         raw.append(Window(kind.name, event.target, event.start_ns, in_force, end, effect.state,
                           effect.family, 0, effect.splits_replies, effect.silences_breaks,
                           reverting_ns=reverts.get((event.target, event.kind, event.start_ns))))
-    return sorted((_refine(w, raw, requirements) for w in raw), key=lambda w: w.start_ns)
+    gaps = idle_gaps(events)
+    return sorted((_refine(w, raw, requirements, gaps) for w in raw), key=lambda w: w.start_ns)
 
 
-def _refine(window: Window, every: list[Window], requirements: Requirements) -> Window:
+def _refine(window: Window, every: list[Window], requirements: Requirements,
+            gaps: list[tuple[int, int]] = ()) -> Window:
     """Family modifiers from the other faults on the same backend, and the bound."""
     family = window.family
     dirty = False
@@ -120,7 +122,25 @@ def _refine(window: Window, every: list[Window], requirements: Requirements) -> 
     detection = 0
     if window.state == DOWN:
         detection = int(getattr(requirements, DETECTION[family]) * 1e6)
+        if family == EJECT:
+            detection = _with_idle(window.in_force_ns, detection, gaps)
     return replace(window, family=family, detection_ns=detection, dirty=dirty)
+
+
+def _with_idle(from_ns: int, bound_ns: int, gaps: list[tuple[int, int]]) -> int:
+    """The eject bound in time *with load*: a client learns that a backend fails every call
+    only from its calls (outlier detection counts them per interval), so an idle gap of
+    the load inside the blind window lengthens the window by the gap. Breaks, hangs and
+    drains need no calls to be seen (a closed connection, keepalive pings, the health
+    stream) and keep their bounds as they are."""
+    length = bound_ns
+    for _ in range(len(gaps) + 1):  # each pass can only take in more of the (few) gaps
+        end = from_ns + length
+        idle = sum(max(0, min(b, end) - max(a, from_ns)) for a, b in gaps)
+        if bound_ns + idle == length:
+            break
+        length = bound_ns + idle
+    return length
 
 
 def _on_at(every: list[Window], target: str | None, t_ns: int, flag: str) -> bool:
@@ -162,10 +182,6 @@ class Service:
         return backend is not None and any(
             w.kind == "app_error" and w.target == backend and w.start_ns <= end_ns
             and start_ns <= w.end_ns for w in self.faults)
-
-    def flaky_or_down_at(self, t_ns: int) -> list[Window]:
-        return [w for w in self.faults if w.state in (DOWN, FLAKY)
-                and w.start_ns <= t_ns < w.end_ns]
 
     def state_at(self, t_ns: int) -> str:
         """E.g. "b1 serves; b2 down (kill, break); b3 serves" — for explanations."""

@@ -62,10 +62,15 @@ def scenario(schedule: Schedule, rule: str | None, headline: str) -> str:
                            under=f"under {profile}" if profile else "")
 
 
+# How the fuzzer is started. TODO(gate hook): "grpc-chaos fuzz" once chaos/__main__.py
+# dispatches the fuzz subcommand to chaos.fuzz.cli.main.
+PROGRAM = ("python", "-m", "chaos.fuzz")
+
+
 def replay_command(path, times: int = 10, profile: str | None = None,
                    extra: list[str] | None = None) -> str:
     """The command that replays a saved schedule ``times`` times."""
-    argv = ["grpc-chaos", "fuzz", "--replay", str(path), "--times", str(times)]
+    argv = [*PROGRAM, "--replay", str(path), "--times", str(times)]
     if profile:
         argv += ["--profile", profile]
     return shlex.join(argv + list(extra or []))

@@ -11,7 +11,8 @@ A target is a *rank*: 1 is the backend that answered most RPCs in the warm-up, 2
 ... (ties by id), or "all" (every backend; the fleet for a fleet-wide kind). So a schedule
 means the same under pick_first — which uses one backend, always #1 — as under round_robin.
 
-JSON (``version`` 1) round-trips exactly (:meth:`Schedule.to_json` / :meth:`from_json`);
+JSON (``version`` 1) round-trips exactly (:meth:`Schedule.save` / :meth:`read`, ``dumps`` /
+``loads``);
 :meth:`Schedule.text` is the readable form::
 
     fleet of 3; load: 16 in flight, deadline 3000 ms
@@ -171,7 +172,7 @@ class Schedule:
         return cls.from_json(data, source)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Schedule":
+    def read(cls, path: str | Path) -> "Schedule":
         """A schedule from a file written by :meth:`save` (or by hand)."""
         try:
             text = Path(path).read_text()

@@ -14,7 +14,7 @@ needs of a server::
               failures are Trailers-Only; with --id the backend names itself in the
               x-backend-id trailer
     keepalive clients may ping every 0.5 s, also with no call open
-    max age   GOAWAY at 500 ms (2 s grace), so clients reconnect and re-resolve DNS
+    max age   GOAWAY at 5 s (2 s grace), so clients reconnect and re-resolve DNS
     SIGTERM   health NOT_SERVING -> --drain-ms for clients to move away -> server.stop
               (listener closed, GOAWAY; in-flight RPCs get --grace-ms) -> exit 0
 
@@ -42,7 +42,8 @@ from concurrent import futures
 
 # grpc prints its own multi-line report of a failed bind; this program reports every
 # start-up problem as one line (set GRPC_VERBOSITY to see grpc's logs).
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+if __name__ == "__main__":  # the server process only: importing this module changes nothing
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402

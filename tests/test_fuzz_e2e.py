@@ -1,0 +1,81 @@
+"""The fuzzer end to end on a real fleet: a short campaign finds the naive client failing
+and shrinks the failure to a single kill; a saved schedule replays; the ready-to-paste
+scenario runs under pytest. This is also the CI entry with a small budget.
+
+Times (2-core machine, load average ~4): the campaign ~20-60 s (its budget, 150 s, only
+bounds a broken run), each replay ~2 s after a ~3 s fleet start.
+"""
+
+from __future__ import annotations
+
+import json
+
+from chaos.fuzz import render
+from chaos.fuzz.cli import main
+from chaos.fuzz.schedule import FaultSpec, LoadSpec, Schedule
+
+pytest_plugins = ["pytester"]
+
+# Breaks (and weather, which never fails a client): under naive the first failure is an RPC
+# in flight at a break (no retry policy) — or, when no RPC was in flight then, a backend
+# that did not rejoin within recovery_ms (gRPC's default reconnect backoff): both are naive's
+# failures under a kill (scenarios/test_kill.py), and the simplest break is a kill.
+BREAKS = "kill,reset_peer,proxy_down,cut,latency,slicer"
+KILL = Schedule(3, LoadSpec(16), (FaultSpec(0, "kill", 1, 500),),
+                found={"profile": "naive", "rule": "in_flight_succeeds"})
+
+
+def fuzz(tmp_path, capsys, *argv) -> tuple[int, str, dict | None]:
+    code = main([*argv, "--output", str(tmp_path / "runs"), "--no-database"])
+    out = capsys.readouterr().out
+    found = tmp_path / "runs" / "latest"
+    doc = json.loads((found / "fuzz.json").read_text()) if (found / "fuzz.json").exists() else None
+    return code, out, doc
+
+
+def test_naive_is_found_failing_and_shrunk_to_a_single_kill(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    code, out, doc = fuzz(tmp_path, capsys, "--budget", "150s", "--profile", "naive",
+                          "--seed", "3", "--kinds", BREAKS, "--corpus", str(corpus))
+    assert code == 1, out
+    result = doc["result"]
+    assert result["rule"] in ("in_flight_succeeds", "rejoins"), out
+    faults = result["minimal"]["schedule"]["faults"]
+    assert [(f["kind"], f["target"]) for f in faults] == [("kill", 1)], out
+    assert result["first_failure_s"] <= result["minimal_s"] <= result["seconds"]
+    assert result["examples"] >= result["failures"] >= 1 and result["shrink_steps"] >= 1
+    # Printed: progress lines, the schedule, the replay command, the scenario, the corpus.
+    assert "shrink step" in out and "kill #1 for" in out
+    assert "python -m chaos.fuzz --replay" in out and "--profile naive" in out
+    saved = list(corpus.glob("*.json"))
+    assert len(saved) == 1 and Schedule.read(saved[0]).found["rule"] == result["rule"]
+    scenario = (tmp_path / "runs" / "latest" / "scenario.py").read_text()
+    compile(scenario, "scenario.py", "exec")
+    assert "run_scenario(chaos, SCHEDULE)" in scenario
+
+
+def test_a_saved_schedule_replays_its_failure_and_passes_a_client_that_survives_it(
+        tmp_path, capsys):
+    path = KILL.save(tmp_path / "kill.json")
+    code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "2")
+    assert code == 1, out  # the profile it was found under: naive
+    assert "reproduced 2/2 (in_flight_succeeds)" in out
+    code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "2",
+                        "--profile", "recommended")
+    assert code == 0, out
+    assert "reproduced 0/2" in out and "passed 2" in out
+
+
+SCENARIO_ARGS = ("-p", "no:cacheprovider", "--chaos-reruns=0")
+
+
+def test_the_ready_to_paste_scenario_fails_under_naive_and_passes_under_recommended(pytester):
+    pytester.makepyfile(test_found=render.scenario(KILL, "in_flight_succeeds",
+                                                   "FAIL in_flight_succeeds"))
+    failed = pytester.runpytest_subprocess(*SCENARIO_ARGS, "--chaos-profile", "naive",
+                                           timeout=240)
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*FAIL in_flight_succeeds*"])
+    passed = pytester.runpytest_subprocess(*SCENARIO_ARGS, "--chaos-profile", "recommended",
+                                           timeout=240)
+    passed.assert_outcomes(passed=1)
