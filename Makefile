@@ -1,7 +1,8 @@
 # Two entry points (README, Quick start): `make scenarios` and `make test`.
 # Both create .venv with python3, install the project with its pinned dependencies
-# (constraints.txt), then run pytest. Only python3 (with venv) and make are needed;
-# `make test` also installs the Debian packages its tests use (system-deps: a real
+# (constraints.txt), then run pytest: `make scenarios` the scenario suite (the main job),
+# `make test` the framework's tests (what CI runs). Only python3 (with venv) and make are
+# needed; `make test` also installs the Debian packages its tests use (system-deps: a real
 # browser for the report, a Go toolchain for the non-Python example target) and builds
 # that target. Long campaigns are targets of their own (campaign, matrix, fuzz).
 
@@ -23,8 +24,12 @@ venv: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/python -m pytest scenarios/ $(PYTEST_ARGS)
 
+# The framework's own tests, with every detection proof (tests/test_detection.py runs the
+# scenarios each proof names under its weak profile or flawed server). What CI runs
+# (.ci/run); the scenario suite itself is `make scenarios`, and its zero-flake record
+# `make campaign`.
 test: $(STAMP) system-deps examples
-	$(BIN)/python -m pytest tests/ scenarios/ $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/ $(PYTEST_ARGS)
 
 # Debian packages the tests use: chromium (tests/test_gate.py opens report.html in a real
 # headless browser) and Go with grpc-go (examples/go-good, a target in another language).
