@@ -300,3 +300,21 @@ def test_an_idle_gap_lengthens_the_blind_window_of_a_backend_failing_every_call(
     assert not story(2610, **failing).verdicts()["rpc_succeeds"].passed
     # a break: 105 + failover_ms (1000), the gap changes nothing
     assert not story(1200, "kill").verdicts()["rpc_succeeds"].passed
+
+
+def test_a_drain_behind_latency_on_the_replies_has_that_much_longer_to_be_seen():
+    """The health message crosses the backend's link: 50 +- 50 ms of latency on its replies
+    lets the client see a drain up to 100 ms later (found by a 10-minute campaign under
+    recommended: an RPC on a drained backend 67 ms after the drain was in force)."""
+    def story(rpc_at: float, stream: str = "downstream") -> Story:
+        story = Story()
+        story.fault("toxic:latency", "b1", 0, 2, 5000, revert=4900, type="latency",
+                    attributes={"latency": 50, "jitter": 50}, stream=stream)
+        story.fault("health", "b1", 100, 105, 3000, revert=2990, status="NOT_SERVING")
+        story.serve(backends=("b2", "b3"))
+        story.rpc(rpc_at, rpc_at + 2, "b1")
+        return story
+
+    assert story(250).verdicts()["routed_away"].passed       # 145 ms after: within 50 + 100
+    assert not story(260).verdicts()["routed_away"].passed   # 155 ms after: over it
+    assert not story(200, "upstream").verdicts()["routed_away"].passed  # requests only

@@ -13,8 +13,9 @@ Each fault event becomes a :class:`Window` on its backend, on the history's cloc
   replays what a dying backend did not answer (a retry policy) loses none of them;
 * **blind window** — [in force, in force + detection bound): the client may not know yet, so
   RPCs *started* in it are not held to succeed (breaks: failover_ms, hangs:
-  hang_detection_ms, health: drain_ms, failing every call: ejection_ms of time with load —
-  the client learns it only from calls, so an idle gap of the load lengthens the window);
+  hang_detection_ms, health: drain_ms — plus what a latency toxic on the backend's replies
+  holds its health message back —, failing every call: ejection_ms of time with load — the
+  client learns it only from calls, so an idle gap of the load lengthens the window);
 * **known down** — [in force + detection bound, revert): no RPC may start on that backend
   (its revert — a restart, SERVING again — may serve before it has returned: the scheduler
   notes when each revert began);
@@ -37,7 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from chaos.fuzz import kinds
-from chaos.fuzz.kinds import BREAK, DETECTION, DOWN, EJECT, HANG, UNPUBLISHED, UNTRUSTED
+from chaos.fuzz.kinds import (BREAK, DETECTION, DOWN, DRAIN, EJECT, HANG, UNPUBLISHED,
+                              UNTRUSTED)
 from chaos.history import Event
 from chaos.requirements import Requirements
 
@@ -65,6 +67,7 @@ class Window:
     silences_breaks: bool = False
     dirty: bool = False  # a break that may have caught committed RPCs (replies split)
     reverting_ns: int | None = None  # when its revert began (None: at end_ns)
+    reply_delay_ns: int = 0  # latency toxic on the replies: the most a message is held back
 
     @property
     def known_down_ns(self) -> int:
@@ -105,7 +108,8 @@ def windows(events: list[Event], requirements: Requirements) -> list[Window]:
         end = event.end_ns if event.end_ns is not None else FOREVER
         raw.append(Window(kind.name, event.target, event.start_ns, in_force, end, effect.state,
                           effect.family, 0, effect.splits_replies, effect.silences_breaks,
-                          reverting_ns=reverts.get((event.target, event.kind, event.start_ns))))
+                          reverting_ns=reverts.get((event.target, event.kind, event.start_ns)),
+                          reply_delay_ns=_reply_delay_ns(event)))
     gaps = idle_gaps(events)
     return sorted((_refine(w, raw, requirements, gaps) for w in raw), key=lambda w: w.start_ns)
 
@@ -124,7 +128,23 @@ def _refine(window: Window, every: list[Window], requirements: Requirements,
         detection = int(getattr(requirements, DETECTION[family]) * 1e6)
         if family == EJECT:
             detection = _with_idle(window.in_force_ns, detection, gaps)
+        if family == DRAIN:  # the health stream's message crosses the backend's link
+            detection += max((w.reply_delay_ns for w in every if w.target == window.target
+                              and w.start_ns <= window.in_force_ns + detection
+                              and w.end_ns >= window.in_force_ns), default=0)
     return replace(window, family=family, detection_ns=detection, dirty=dirty)
+
+
+def _reply_delay_ns(event: Event) -> int:
+    """How long a latency toxic on a backend's replies holds a message back at most
+    (latency + jitter): the time a drain's health message may take to reach the client,
+    which the client cannot act on before (found by a 10-minute campaign under
+    recommended: a drain seen 67 ms after it was in force behind 50 +- 50 ms of latency)."""
+    detail = event.detail or {}
+    if event.kind != "toxic:latency" or detail.get("stream", "downstream") != "downstream":
+        return 0
+    attributes = detail.get("attributes") or {}
+    return int((attributes.get("latency", 0) + attributes.get("jitter", 0)) * 1e6)
 
 
 def _with_idle(from_ns: int, bound_ns: int, gaps: list[tuple[int, int]]) -> int:
