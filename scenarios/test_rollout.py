@@ -181,7 +181,7 @@ def test_graceful_shutdown_drains(chaos):
 # A server that ages connections out may replace the connection at any moment of the phase,
 # and the new one must then live 3.3 s idle: with any age of >= 3.3 s, some connection is
 # idle that long within 3.3 + 3.3 s of the phase's start; 9 s leaves 2.4 s for reconnecting
-# and a busy machine (4.5 s let a 5 s connection age hide the flaw when the age fell early).
+# and a busy machine.
 IDLE_S = 9.0
 
 

@@ -13,7 +13,8 @@
    server beside them must pass every one of those scenarios.
 
 One pytest run per profile (or target) executes just the scenarios that name it (shared by
-all cases of that run); the cells come from its JUnit report.
+all cases of that run); the cells come from its JUnit report. The cases of 1. are marked
+``shipped_profiles``: ``make test`` (CI) leaves them to ``make detection``.
 """
 
 from __future__ import annotations
@@ -140,8 +141,16 @@ def _id(profile: str, node: str) -> str:
     return f"{Path(profile).stem}-{node.split('::')[1]}"
 
 
-@pytest.mark.parametrize("profile, node, check", EXPECTATIONS,
-                         ids=[_id(p, n) for p, n, _ in EXPECTATIONS])
+def _case(profile: str, node: str, check: str):
+    # The shipped weak profiles' proofs (naive, pick_first, outlier: every detects mark of
+    # the catalogue, ~50 scenario runs, ~3 min) are `make detection`, not `make test`, to
+    # keep CI under 15 minutes; the broken catalogue and the flawed servers stay in CI.
+    shipped = not profile.endswith(".json")
+    return pytest.param(profile, node, check, id=_id(profile, node),
+                        marks=[pytest.mark.shipped_profiles] if shipped else [])
+
+
+@pytest.mark.parametrize("profile, node, check", [_case(*e) for e in EXPECTATIONS])
 def test_scenario_fails_under_weak_profile_for_the_right_reason(profile, node, check,
                                                                 tmp_path_factory):
     cells = _cells(profile, tmp_path_factory.mktemp(f"detect-{Path(profile).stem}"))

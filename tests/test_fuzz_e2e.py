@@ -1,5 +1,5 @@
 """The fuzzer end to end on a real fleet: a short campaign finds the naive client failing
-and shrinks the failure to a single kill; a saved schedule replays; the ready-to-paste
+and shrinks the failure to one kill; a saved schedule replays; the ready-to-paste
 scenario runs under pytest. This is also the CI entry with a small budget.
 
 Times (2-core machine, load average ~4): the campaign ~20-60 s (its budget, 150 s, only
@@ -9,6 +9,7 @@ bounds a broken run), each replay ~2 s after a ~3 s fleet start.
 from __future__ import annotations
 
 import json
+import re
 
 from chaos.fuzz import render
 from chaos.fuzz.cli import main
@@ -40,12 +41,16 @@ def test_naive_is_found_failing_and_shrunk_to_a_single_kill(tmp_path, capsys):
     assert code == 1, out
     result = doc["result"]
     assert result["rule"] in ("in_flight_succeeds", "rejoins"), out
+    # One kill: of the busiest backend (an RPC in flight lost), or — when the search first
+    # met a whole-fleet outage — of every backend (a backend not back within recovery_ms:
+    # gRPC's default backoff; scenarios/test_kill.py's long outage). Which comes first is
+    # the search's and the machine's timing; that it is one kill is the shrinker's.
     faults = result["minimal"]["schedule"]["faults"]
-    assert [(f["kind"], f["target"]) for f in faults] == [("kill", 1)], out
+    assert [f["kind"] for f in faults] == ["kill"] and faults[0]["target"] in (1, "all"), out
     assert result["first_failure_s"] <= result["minimal_s"] <= result["seconds"]
     assert result["examples"] >= result["failures"] >= 1 and result["shrink_steps"] >= 1
     # Printed: progress lines, the schedule, the replay command, the scenario, the corpus.
-    assert "shrink step" in out and "kill #1 for" in out
+    assert "shrink step" in out and re.search(r"kill (#1|all) for", out), out
     assert "python -m chaos.fuzz --replay" in out and "--profile naive" in out
     saved = list(corpus.glob("*.json"))
     assert len(saved) == 1 and Schedule.read(saved[0]).found["rule"] == result["rule"]

@@ -94,13 +94,15 @@ def _marked(mark: str) -> list[int]:
     return found
 
 
-def start_gate(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_gate(*args: str, env: dict | None = None,
+               preexec_fn=None) -> tuple[subprocess.Popen, str]:
     mark = uuid.uuid4().hex
     environment = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
     environment.update({MARK: mark, **(env or {})})
     process = subprocess.Popen([sys.executable, "-m", "chaos", "gate", *args], cwd=ROOT,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=environment)
+                               stderr=subprocess.PIPE, text=True, env=environment,
+                               preexec_fn=preexec_fn)
     return process, mark
 
 
@@ -376,8 +378,11 @@ def test_inconclusive_exits_2(work):
 
 
 def test_ctrl_c_stops_pytest_keeps_what_was_written_and_leaves_nothing(work):
+    # Started with SIGINT ignored, as a background job of a non-interactive shell or nohup
+    # starts it: the gate must still stop on it (Python would leave it ignored).
     process, mark = start_gate(str(work / "test_gate_probe.py"), "-k", "second_repeat",
-                               "--repeat", "3", "--output", str(work / "interrupted"))
+                               "--repeat", "3", "--output", str(work / "interrupted"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     first = work / "interrupted"
     try:
         # Once repeat 1 has its record, repeat 2's pytest is starting or running.

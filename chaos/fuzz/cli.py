@@ -223,6 +223,9 @@ class Command:
         except GateError as exc:
             raise UsageError(str(exc)) from None
         previous = signal.signal(signal.SIGTERM, _interrupt)
+        # Ctrl-C stops the campaign (exit 130) even where SIGINT came in ignored (nohup, a
+        # background job): see chaos/gate/cli.py.
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             if self.args.replay is not None:
                 return self._replay(directory)
@@ -232,6 +235,7 @@ class Command:
             raise UsageError(f"the fleet did not start: {' '.join(str(exc).split())}") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             if directory.exists():
                 (directory / "progress.log").write_text("\n".join(self.log) + "\n")
 

@@ -195,6 +195,11 @@ class Gate:
                           f"{self.selection.describe()}"
                           + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # Ctrl-C means "stop and keep what was written" even where SIGINT came in ignored
+        # (a background job of a non-interactive shell, nohup): Python then leaves it
+        # ignored, and neither the gate nor its pytest (which inherits the disposition)
+        # would ever stop.
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             for repeat in range(1, self.args.repeat + 1):
                 for profile in self.profiles:
@@ -213,6 +218,7 @@ class Gate:
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             self.progress.close()
         return self._finish()
 
