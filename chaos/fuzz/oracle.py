@@ -16,11 +16,11 @@ could have bent), so chaos.judge turns a miss the machine explains into *inconcl
                         own (app_error) is the fleet's, not the client's, and is allowed.
     routed_away         no RPC starts on a backend known down (in force + its detection
                         bound) until PICK_LAG_MS before its revert begins, while another
-                        backend could serve
-                        it; with none, an RPC it answered still counts if it ended before
-                        the revert (else it may have waited, rightly, for the first backend
-                        back) — except on a backend failing every call (with nothing
-                        better, sending it there is no worse than failing it).
+                        backend could serve it; with none, an RPC it answered still counts
+                        if it ended before the revert (else it may have waited, rightly,
+                        for the first backend back). Breaks, hangs and drains only: a
+                        backend failing every call is re-admitted by outlier detection by
+                        design, a share judged from attempt counters (scenarios/test_app).
     fails_fast          an RPC started while every backend was known down by a break or a
                         drain, for at least fail_fast_ms more, ends within fail_fast_ms.
     deadline_kept       no RPC outlives its deadline by more than DEADLINE_MARGIN_MS.
