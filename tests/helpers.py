@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import grpc
@@ -27,16 +27,18 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
 
 
 @contextlib.contextmanager
-def greeter_server(credentials: grpc.ServerCredentials | None = None,
-                   host: str = "127.0.0.1") -> Iterator[int]:
-    """Serve Greeter on ``host`` (free port; TLS when credentials are given); yields the port.
+def serving(register: Callable[[grpc.Server], None],
+            credentials: grpc.ServerCredentials | None = None,
+            host: str = "127.0.0.1") -> Iterator[int]:
+    """A grpcio server on ``host`` (free port; TLS when credentials are given) with what
+    ``register`` adds; yields the port.
 
     On exit the server is stopped without grace and its worker threads are joined, so a
     test leaves no thread or port behind.
     """
-    executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="greeter-test")
+    executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="test-server")
     server = grpc.server(executor, options=SERVER_OPTIONS)
-    greeter_pb2_grpc.add_GreeterServicer_to_server(Greeter(), server)
+    register(server)
     address = f"{host}:0"
     port = (server.add_insecure_port(address) if credentials is None
             else server.add_secure_port(address, credentials))
@@ -48,6 +50,13 @@ def greeter_server(credentials: grpc.ServerCredentials | None = None,
     finally:
         server.stop(grace=None).wait()
         executor.shutdown(wait=True)
+
+
+def greeter_server(credentials: grpc.ServerCredentials | None = None,
+                   host: str = "127.0.0.1"):
+    """Serve Greeter (``Hello <name>``) as :func:`serving` does; yields the port."""
+    return serving(lambda server: greeter_pb2_grpc.add_GreeterServicer_to_server(
+        Greeter(), server), credentials, host)
 
 
 # Threads a test started are given this long to end after it; they end within

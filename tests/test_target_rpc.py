@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -19,28 +18,17 @@ from grpc_reflection.v1alpha.reflection_pb2 import (ServerReflectionRequest,
 from chaos import target
 from chaos.target import TargetError
 from proto import greeter_pb2, greeter_pb2_grpc
-from tests.helpers import SERVER_OPTIONS, Greeter, greeter_server
+from tests.helpers import Greeter, greeter_server, serving
 
 PROJECT_PROTO = Path(greeter_pb2.__file__).with_name("greeter.proto")
 # Generous for a loopback call on a busy machine; the calls answer in milliseconds.
 CALL_TIMEOUT_S = 10.0
 
 
-@contextlib.contextmanager
-def serve(register: Callable[[grpc.Server], None]) -> Iterator[int]:
+def serve(register: Callable[[grpc.Server], None]):
     """A grpcio server on a free loopback port with what ``register`` adds; yields the
     port, stops it without grace and joins its threads on exit."""
-    executor = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="target-test")
-    server = grpc.server(executor, options=SERVER_OPTIONS)
-    register(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    assert port, "gRPC could not bind a free loopback port"
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop(grace=None).wait()
-        executor.shutdown(wait=True)
+    return serving(register)
 
 
 @contextlib.contextmanager
