@@ -61,6 +61,7 @@ article .words{color:#3d4556}
 .tag.na{background:#adb5bd;color:#fff}
 .regressed{color:#c1121f;font-weight:600}
 img.plot{display:block;max-width:100%;height:auto;margin:6px 0;border:1px solid #e5e7eb}
+figure{margin:6px 0}figcaption{font-size:12px;color:#555}
 details summary{cursor:pointer;color:#3d4556}
 .meta{color:#5c677d;font-size:12px}
 """
@@ -204,10 +205,8 @@ def _plot_jobs(records: list[dict], profiles: list[str]) -> dict[tuple, plots.Jo
                     aggregate.NOT_APPLICABLE, aggregate.SKIPPED):  # nothing was judged
                 continue
             history = Path(shown["artifacts"]) / "history.jsonl"
-            if history.is_file():
-                repeat = f" repeat {shown['repeat']}" if len(own) > 1 else ""
-                jobs[(scenario, profile)] = plots.Job(history, aggregate.decisive(shown),
-                                                      f"{scenario} [{profile}{repeat}]")
+            if history.is_file():  # named by the headings above it: no title drawn
+                jobs[(scenario, profile)] = plots.Job(history, aggregate.decisive(shown), "")
     return jobs
 
 
@@ -238,7 +237,7 @@ def _scenarios(records, matrix, profiles, comparisons, directory: Path, images) 
 
 
 def _profile_part(scenario, profile, records, cell: Cell, compared, directory,
-                  png: bytes | None) -> str:
+                  plot: plots.Plot | None) -> str:
     shown = _shown(records)
     parts = [f'<h3 id="{_anchor(scenario, profile)}">[{_e(profile)}] '
              f'<span class="tag {_CLASS.get(cell.outcome, "na")}">{_e(cell.label)}</span> '
@@ -246,10 +245,12 @@ def _profile_part(scenario, profile, records, cell: Cell, compared, directory,
     table = _verdict_table(records, compared)
     if table:
         parts.append(table)
-    if png is not None:
-        parts.append(f'<img class="plot" alt="RPC rate, errors and latency over time for '
-                     f'{_e(scenario)} [{_e(profile)}]" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode()}">')
+    if plot is not None:
+        repeat = f"repeat {shown['repeat']}; " if len(records) > 1 else ""
+        parts.append(f'<figure><img class="plot" alt="RPC rate, errors and latency over time '
+                     f'for {_e(scenario)} [{_e(profile)}]" src="data:image/png;base64,'
+                     f'{base64.b64encode(plot.png).decode()}"><figcaption>{_e(repeat)}time '
+                     f"axis: {_e(plot.time_axis)}</figcaption></figure>")
     explanation = "\n\n".join(f"{v['name']}: {v['explanation']}" for v in
                               shown.get("verdicts") or [] if v["outcome"] != "pass") or \
         "\n\n".join(f"{v['name']}: {v['explanation']}" for v in shown.get("verdicts") or [])
