@@ -6,7 +6,10 @@ CPU burners, with every run's outcome counted.
 Each run is ``pytest scenarios/`` in its own process with ``--chaos-results`` (one JSON
 line per scenario, chaos/results.py) and its own artifacts directory under ``--out``. The
 burners are ``python3 -c "while True: pass"`` processes started before the first run and
-killed after the last (also on Ctrl-C or an error). Prints one line per run — passed,
+killed after the last. Ctrl-C or SIGTERM stops the run under way (SIGINT to its pytest,
+which tears its fleets down; SIGKILL after STOP_GRACE_S) and the burners, and exits 130;
+if the campaign itself is killed, its children get SIGKILL from the kernel
+(PR_SET_PDEATHSIG) and the fleets follow their pytest (fleet/lifeline.py). Prints one line per run — passed,
 failed, inconclusive, not applicable, reruns, seconds, load average — and a summary; exits
 1 when any scenario failed in any run, 2 when none failed but some stayed inconclusive.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,13 +26,20 @@ from collections import Counter
 from pathlib import Path
 
 from chaos import results
+from fleet.lifeline import _set_pdeathsig
 
 BURNER = "while True: pass"
+STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
+
+
+def _child(argv: list[str], **options) -> subprocess.Popen:
+    """A child that dies with the campaign (SIGKILL on our death; we may be killed -9)."""
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: _set_pdeathsig(signal.SIGKILL), **options)
 
 
 def start_burners(count: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.DEVNULL,
-                             start_new_session=True) for _ in range(count)]
+    return [_child([sys.executable, "-c", BURNER]) for _ in range(count)]
 
 
 def stop_burners(burners: list[subprocess.Popen]) -> None:
@@ -48,9 +59,13 @@ def run_once(number: int, out: Path, pytest_args: list[str]) -> tuple[Counter, f
                *pytest_args]
     started = time.monotonic()
     with open(folder / "pytest.log", "w") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL,
-                              cwd=Path(__file__).resolve().parent.parent).returncode
+        process = _child(command, stdout=log, stderr=subprocess.STDOUT,
+                         cwd=Path(__file__).resolve().parent.parent)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            _stop(process)
+            raise
     seconds = time.monotonic() - started
     outcomes = Counter()
     if record.exists():
@@ -58,6 +73,20 @@ def run_once(number: int, out: Path, pytest_args: list[str]) -> tuple[Counter, f
             outcomes[entry["outcome"]] += 1
             outcomes["reruns"] += entry["attempts"] - 1
     return outcomes, seconds, code
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGINT (pytest tears its fleets down), SIGKILL after STOP_GRACE_S."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):  # or a second Ctrl-C
+        process.kill()
+        process.wait()
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1 and --burners at least 0")
     out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ",
                                                          time.gmtime())
-    totals, failed_runs = Counter(), []
+    totals, failed_runs, number = Counter(), [], 1
+    # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
+    # background job): the runs' pytest then gets a SIGINT it does not ignore.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     burners = start_burners(args.burners)
     try:
         print(f"campaign: {args.runs} runs, {args.burners} burners, into {out}", flush=True)
@@ -89,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"n/a {outcomes['not_applicable']}, reruns {outcomes['reruns']}, "
                   f"{seconds:.1f} s, load {os.getloadavg()[0]:.1f}, pytest exit {code}",
                   flush=True)
+    except KeyboardInterrupt:
+        print(f"campaign: stopped during run {number} (its pytest was stopped; "
+              f"{number - 1} runs complete)", flush=True)
+        return 130
     finally:
         stop_burners(burners)
     print(f"campaign: {args.runs} runs: pass {totals['pass']}, fail {totals['fail']}, "

@@ -46,6 +46,7 @@ class Requirements:
     dns_apply_ms: float = 250
     dns_join_ms: float = 2000
     healthy_latency_ms: float = 100
+    min_share: float = 0.5
     error_budget: int = 0
     source: str = "defaults"
 
@@ -62,6 +63,7 @@ class Requirements:
 
 
 UNITS = {f.name: ("rpcs" if f.name == "error_budget" else "s" if f.name.endswith("_s")
+                  else "of an even share" if f.name == "min_share"
                   else "ms") for f in fields(Requirements) if f.name != "source"}
 
 DOCS = {
@@ -94,6 +96,12 @@ DOCS = {
                    "max connection age (500 ms in the DNS scenarios).",
     "healthy_latency_ms": "Tail latency (p90) of the healthy backends while another backend "
                           "is slowed: ~30x their loopback p90, far below the injected delays.",
+    "min_share": "A backend added to a fleet whose servers age connections out gets at "
+                 "least this fraction of an even share (1/N of the RPCs) once it serves. "
+                 "round_robin gives every READY backend the same share, but a connection "
+                 "aged out costs its backend the picks made while it reconnects (measured: "
+                 "0.78 of an even share at load average 8.7); a client that never spreads "
+                 "to it gets 0.",
     "error_budget": "Client-visible failed RPCs allowed in a scenario whose fault a correct "
                     "client hides completely (retries, health checking, keepalive).",
 }

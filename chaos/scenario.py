@@ -40,7 +40,7 @@ from chaos.channelz import AttemptSampler, subchannel_counts, track_new_channel
 from chaos.checks import Verdict
 from chaos.client_shape import Shape
 from chaos.faults import Nemesis, SlowHandler
-from chaos.history import History, Rpc, clock_anchor
+from chaos.history import Event, History, Rpc, clock_anchor
 from chaos.judge import judge
 from chaos.load import GreeterRpc, Load, backend_of
 from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive
@@ -232,17 +232,21 @@ class Scenario:
                         load.deadline_s + 10, what)
         return self.history.mark(what)
 
-    def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...]) -> None:
+    def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...],
+                                   fault: Event | None = None) -> None:
         """A fault that breaks nothing visibly (a hang, a dead backend behind a proxy that
         keeps the connection open) costs nothing: no RPC since ``since_ns`` waited for its
-        deadline, none failed, none took longer than the hang detection bound."""
+        deadline, none failed, none took longer than the hang detection bound — counted
+        from ``fault``'s in-force instant for RPCs sent before it (held on the victim by
+        hold_rpcs_on: the wait until the fault struck was the scenario's)."""
         need = self.requirements
         self.expect(checks.errors(self.history, start_ns=since_ns, codes="DEADLINE_EXCEEDED"),
                     answers=answers)
         self.expect(checks.errors(self.history, start_ns=since_ns, budget=need.error_budget),
                     answers=answers, requirement="error_budget")
         self.expect(checks.latency(self.history, percentile=100,
-                                   bound_ms=need.hang_detection_ms, start_ns=since_ns),
+                                   bound_ms=need.hang_detection_ms, start_ns=since_ns,
+                                   counted_from_ns=fault.in_force_ns if fault else None),
                     answers=answers, requirement="hang_detection_ms")
 
     def busiest(self, since_ns: int) -> str:

@@ -50,3 +50,45 @@ def test_an_interrupted_or_killed_run_leaves_nothing(sig, tmp_path):
     wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in started), 20,
                f"every process the run started gone after {signal.Signals(sig).name}")
     wait_until(lambda: not any(temp.iterdir()), 20, "its temporary files removed")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
+    """The zero-flake campaign (chaos/campaign.py) runs CPU burners and a pytest beside
+    them: stopped (SIGTERM, or Ctrl-C even when it was started as a background job, with
+    SIGINT ignored) or killed -9, none of them — burners, pytest, its fleet — survives."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # SIGINT ignored at start, as in a non-interactive shell's background job.
+    run = subprocess.Popen(
+        [sys.executable, "-c", "import signal, runpy, sys; "
+         "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+         "sys.argv = ['chaos.campaign', '--runs', '3', '--burners', '2', '--out', sys.argv[1],"
+         " '--', '-k', 'test_kill_under_load_loses_no_rpc']; "
+         "runpy.run_module('chaos.campaign', run_name='__main__')", str(tmp_path / "out")],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        wait_until(lambda: sum(map(_is_backend, _children(run.pid))) >= 3, 60,
+                   "the campaign's first run with its fleet up")
+        started = _children(run.pid)
+        burners = [pid for pid in started if b"while True" in _cmdline(pid)]
+        assert len(burners) == 2
+        run.send_signal(sig)
+        output = run.communicate(timeout=60)[0].decode()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    if sig != signal.SIGKILL:
+        assert run.returncode == 130 and "campaign: stopped during run 1" in output
+    wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in started), 30,
+               f"every process the campaign started gone after {signal.Signals(sig).name}")
+    wait_until(lambda: not any(temp.iterdir()), 20, "its temporary files removed")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

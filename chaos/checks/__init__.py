@@ -12,13 +12,13 @@ Rules every check keeps:
   the timeline around the decisive point (History.timeline).
 
 One module per family: failover (failover_time, recovery_time), drain (drain_time,
-no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2),
+no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2, share),
 latency (latency, percentiles), attempts (ejection_time, from gRPC's per-backend
 attempt counters).
 """
 
 from chaos.checks.attempts import attempts, ejection_time
-from chaos.checks.balance import balance_chi2, balance_exact
+from chaos.checks.balance import balance_chi2, balance_exact, share
 from chaos.checks.chi2 import chi2_sf
 from chaos.checks.drain import drain_time, no_traffic_to
 from chaos.checks.errors import error_rate, errors
@@ -42,5 +42,6 @@ __all__ = [
     "no_traffic_to",
     "percentiles",
     "recovery_time",
+    "share",
     "shutdown_notice",
 ]

@@ -9,6 +9,10 @@ of the first round.
 
 Under concurrent load the picks interleave, so the statistical check asks only whether
 the counts per backend are plausible draws from a uniform split.
+
+Where servers age connections out (max connection age), a backend loses its picks while
+its connection is re-established, so no split is uniform: there the share check asks
+whether one backend got at least a required fraction of an even share.
 """
 
 from __future__ import annotations
@@ -196,3 +200,33 @@ def _chi2_problems(
     if p is not None and p < alpha:
         problems.append(f"p = {p:.4g} < alpha {alpha:g}, the split is not uniform")
     return problems
+
+
+def share(
+    history: History | Iterable[Rpc | Event],
+    target: str,
+    backends: Sequence[str],
+    min_share: float,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+) -> Verdict:
+    """``target``'s OK RPCs started in the window as a fraction of an even share (the OK
+    RPCs on ``backends``, divided by their number). figure = that fraction; passes when it
+    is at least ``min_share`` (a requirement). Fails with no OK RPC in the window."""
+    h = as_history(history)
+    ok = [r for r in in_window(h.rpcs, start_ns, end_ns) if r.ok and r.backend in backends]
+    counts = Counter({b: 0 for b in backends})
+    counts.update(r.backend for r in ok)
+    even = len(ok) / len(backends) if backends else 0.0
+    figure = counts[target] / even if even else None
+    passed = figure is not None and figure >= min_share
+    paragraph = (
+        f"{len(ok)} OK RPCs started {describe_window(h, start_ns, end_ns)} on "
+        f"{len(backends)} backends ({', '.join(f'{b} {counts[b]}' for b in backends)}); "
+        + (f"{target} got {counts[target]}, {figure:.3f} of an even share of {even:.1f}, "
+           f"{'at least' if passed else 'under'} the required {min_share:g}."
+           if figure is not None else "no RPC to share out.")
+    )
+    around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
+    return Verdict("share", passed, figure, "of an even share", min_share,
+                   explain(paragraph, h, around), ">=", {"counts": dict(counts)})

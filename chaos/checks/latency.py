@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from fractions import Fraction
 
 from chaos.checks.selection import anchor, as_history, describe_rpc, describe_window, in_window
@@ -60,6 +61,7 @@ def latency(
     *,
     at_least: bool = False,
     min_rpcs: int = 1,
+    counted_from_ns: int | None = None,
 ) -> Verdict:
     """The `percentile` latency (nearest rank, ms) of the RPCs that started in the window.
 
@@ -70,6 +72,12 @@ def latency(
 
     `at_least=True` turns the bound into a floor (figure >= bound_ms): a scenario uses it
     to show that an injected latency is really in force.
+
+    `counted_from_ns` (a fault's in-force instant) counts each RPC's latency from the later
+    of its start and that instant: an RPC the scenario itself held on the victim before
+    the fault (Scenario.hold_rpcs_on) waited for the scenario, not for the client, until
+    the fault struck — what the client owes is its replay from then. RPCs started after it
+    are counted from their start, as without it.
     """
     if bound_ms is None:
         raise TypeError("latency() needs bound_ms: the highest acceptable latency at that percentile, in ms")
@@ -84,16 +92,24 @@ def latency(
         need = "" if enough else f" (at least {min_rpcs} needed)"
         paragraph = f"{len(chosen)} {what}: no latency to measure{need}."
         return Verdict("latency", enough, None, "ms", bound_ms, explain(paragraph, h, origin), comparison)
-    by_latency = sorted(chosen, key=lambda r: (r.latency_ns, r.start_ns, r.id))
+    counted, counted_text = chosen, ""
+    if counted_from_ns is not None:
+        # The same RPCs, their clocks started no earlier than the instant given.
+        counted = [replace(r, start_ns=max(r.start_ns, counted_from_ns)) for r in chosen]
+        counted_text = (f" (each counted from the later of its start and "
+                        f"{ms(counted_from_ns - origin):+.3f} ms, the fault in force: time "
+                        f"held by the scenario before it is not the client's)")
+    original = {r.id: r for r in chosen}
+    by_latency = sorted(counted, key=lambda r: (r.latency_ns, r.start_ns, r.id))
     decisive = by_latency[nearest_rank(len(by_latency), percentile)]
     figure = ms(decisive.latency_ns)
     passed = figure >= bound_ms if at_least else figure <= bound_ms
-    table = percentiles(chosen, DEFAULT_PS)
+    table = percentiles(counted, DEFAULT_PS)
     spread = ", ".join(f"p{p:g} {v:.3f}" for p, v in table[OVERALL].items())
     paragraph = (
-        f"p{percentile:g} latency of the {len(chosen)} {what} is {figure:.3f} ms, "
-        f"{_against(figure, bound_ms, at_least)}: "
-        f"it is the latency of {describe_rpc(decisive, origin, origin_name)}. "
+        f"p{percentile:g} latency of the {len(chosen)} {what}{counted_text} is "
+        f"{figure:.3f} ms, {_against(figure, bound_ms, at_least)}: "
+        f"it is the latency of {describe_rpc(original[decisive.id], origin, origin_name)}. "
         f"Spread: {spread}, max {ms(by_latency[-1].latency_ns):.3f} ms."
     )
     # JSON-native for artifacts: percentile keys as strings ("99.9").

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chaos.checks import balance_chi2, balance_exact
+from chaos.checks import balance_chi2, balance_exact, share
 
 from .conftest import make_history, make_rpcs, round_robin
 
@@ -223,3 +223,26 @@ def test_chi2_p_is_a_probability_and_one_only_when_even(counts):
     v = balance_chi2(make_rpcs(_counts(**per)), list(per), min_expected=0)
     assert 0.0 <= v.figure <= 1.0
     assert (v.figure == pytest.approx(1.0)) == (len(set(counts)) == 1)
+
+
+def test_share_is_the_targets_fraction_of_an_even_share():
+    # The counts of the campaign's false red: uneven by connection churn, a fair share all
+    # the same — and a backend that got a trickle, which is not.
+    rows = ([(i, "b1") for i in range(401)] + [(i, "b2") for i in range(405)]
+            + [(i, "b3") for i in range(407)] + [(i, "b4") for i in range(294)])
+    h = make_history(rows)
+    assert not balance_chi2(h, ["b1", "b2", "b3", "b4"])
+    v = share(h, "b4", ["b1", "b2", "b3", "b4"], 0.5)
+    assert v.passed and v.figure == pytest.approx(294 / (1507 / 4))
+    assert v.comparison == ">=" and v.bound == 0.5 and "b4 got 294" in v.explanation
+    trickle = make_history([(i, "b1") for i in range(500)] + [(i, "b2") for i in range(500)]
+                           + [(i, "b3") for i in range(50)])
+    v = share(trickle, "b3", ["b1", "b2", "b3"], 0.5)
+    assert not v and "under the required 0.5" in v.explanation
+
+
+def test_share_with_no_rpc_fails_and_failed_rpcs_do_not_count():
+    assert not share(make_history([]), "b1", ["b1", "b2"], 0.5)
+    h = make_history([(0, "b1", "UNAVAILABLE"), (1, "b1", "UNAVAILABLE"), (2, "b2")])
+    v = share(h, "b1", ["b1", "b2"], 0.5)
+    assert not v and v.figure == 0.0

@@ -128,3 +128,20 @@ def test_latency_at_least_turns_the_bound_into_a_floor():
     v = latency(h, backend="b1", percentile=50, bound_ms=200, at_least=True)
     assert not v and "under the floor" in v.explanation
     assert not latency(h, backend="b9", bound_ms=200, at_least=True)  # nothing measured is no proof
+
+
+def test_latency_counted_from_a_fault_leaves_out_only_the_time_held_before_it():
+    # An RPC held 900 ms by the scenario before a fault at +1000 ms, replayed 200 ms after
+    # it; another sent 50 ms after the fault that took 300 ms; one untouched before it.
+    rows = [(100, "b2", "OK", 1100), (1050, "b3", "OK", 300), (0, "b1", "OK", 5)]
+    h = make_history(rows)
+    assert latency(h, percentile=100, bound_ms=500).figure == 1100.0  # from its start
+    v = latency(h, percentile=100, bound_ms=500, counted_from_ns=at(1000))
+    assert v.passed and v.figure == 300.0  # the one sent after the fault, from its start
+    assert "counted from the later of its start and" in v.explanation
+    assert "#2 (OK on b3, started" in v.explanation  # named by its real start
+    assert v.span == (at(1050), at(1350))
+    # The replay itself is not excused: 600 ms after the fault is over a 500 ms bound.
+    late = make_history([(100, "b2", "OK", 1500)])
+    v = latency(late, percentile=100, bound_ms=500, counted_from_ns=at(1000))
+    assert not v and v.figure == 600.0 and v.span == (at(1000), at(1600))
