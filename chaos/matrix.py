@@ -64,9 +64,7 @@ def run_profile(profile: str, pytest_args: list[str], workdir: Path,
             extra.append(arg)
     argv = [*selected, *options, "--profile", profile, "--repeat", str(runs),
             "--output", str(workdir), "--quiet", *(["--", *extra] if extra else [])]
-    gate = Gate(parse_gate(argv), out=sys.stderr, command=argv)
-    gate.run()
-    run = results_file.read(gate.directory)
+    run = results_file.read(_gate(argv))
     return {scenario: Cell(cell.label, cell.reason)
             for (scenario, _), cell in aggregate.cells(run.records).items()}
 
@@ -88,10 +86,18 @@ def update_readme(path: Path, text: str) -> None:
 
 
 def _run_gate(profiles: str, repeat: int, output: str, extra: list[str]) -> Path:
-    argv = ["--profile", profiles, "--repeat", str(repeat), "--output", output,
-            "--quiet", *extra]
+    return _gate(["--profile", profiles, "--repeat", str(repeat), "--output", output,
+                  "--quiet", *extra])
+
+
+def _gate(argv: list[str]) -> Path:
+    """Run the gate in this process; its run directory. A Ctrl-C or SIGTERM stops the gate
+    (which keeps what was written) and then this process too: the gate catches it to stop
+    its pytest, so it is raised again here."""
     gate = Gate(parse_gate(argv), out=sys.stderr, command=argv)
     gate.run()
+    if gate.interrupted:
+        raise KeyboardInterrupt(f"the gate was interrupted (run {gate.directory})")
     return gate.directory
 
 

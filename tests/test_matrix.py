@@ -135,3 +135,19 @@ def test_report_names_a_missing_run_and_refuses_another_schema(tmp_path, run, ca
     (run / "results.json").write_text(json.dumps(doc))
     assert report.main([str(run)]) == 4
     assert "results schema version 99" in capsys.readouterr().err
+
+
+def test_an_interrupted_gate_stops_the_matrix_and_the_detection_proofs(tmp_path, monkeypatch):
+    # The gate catches Ctrl-C / SIGTERM to stop its pytest and keep what was written; run
+    # in this process (the matrix, tests/test_detection.py) the interrupt must go on, or a
+    # Ctrl-C would only end one cell and the next would start.
+    from chaos.gate.cli import Gate
+
+    def interrupted_run(self):
+        self.directory = tmp_path / "run"
+        self.interrupted = True
+        return 130
+
+    monkeypatch.setattr(Gate, "run", interrupted_run)
+    with pytest.raises(KeyboardInterrupt, match="the gate was interrupted"):
+        matrix.run_profile("recommended", [], tmp_path)
