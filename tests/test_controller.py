@@ -47,6 +47,16 @@ def _hello(stub, timeout=5.0):
     return backend_of(call)
 
 
+def _served_by(stub) -> str | None:
+    """The backend that answered, or None for an RPC that failed UNAVAILABLE."""
+    try:
+        return _hello(stub)
+    except grpc.RpcError as failure:
+        if failure.code() is not grpc.StatusCode.UNAVAILABLE:
+            raise
+        return None
+
+
 def _direct(fleet, backend_id):
     """A channel to one backend's address only (no DNS, no load balancing)."""
     creds = client.credentials(fleet.info())
@@ -76,8 +86,11 @@ def test_round_robin_over_dns_spreads_evenly_then_kill_moves_traffic(fresh):
         assert counts == {"b1": 10, "b2": 10, "b3": 10}
         fresh.kill("b2")
         assert not fresh.backend("b2").alive()
-        # Once the channel has seen the connection break, b2 gets nothing more.
-        wait_until(lambda: all(_hello(stub) != "b2" for _ in range(3)), 10, "b2 out")
+        # Once the channel has seen the connection break, b2 gets nothing more. Until then
+        # an RPC may still be sent on the dead connection and fail UNAVAILABLE (this channel
+        # has no retry policy): measured under load, "Stream removed (Socket closed)".
+        wait_until(lambda: all(_served_by(stub) not in ("b2", None) for _ in range(3)), 10,
+                   "b2 out")
         later = collections.Counter(_hello(stub) for _ in range(30))
         assert set(later) == {"b1", "b3"}
 
