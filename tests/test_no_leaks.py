@@ -1,5 +1,5 @@
-"""A scenario run that is interrupted (Ctrl-C) or killed (SIGKILL) leaves nothing behind:
-no backend, Toxiproxy or helper process, no fleet directory."""
+"""A scenario run that is interrupted (Ctrl-C), stopped (SIGTERM) or killed (SIGKILL)
+leaves nothing behind: no backend, Toxiproxy or helper process, no fleet directory."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _is_backend(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_an_interrupted_or_killed_run_leaves_nothing(sig, tmp_path):
     temp = tmp_path / "tmp"  # the run's TMPDIR: whatever it leaves there is its own
     temp.mkdir()
