@@ -6,12 +6,14 @@ CPU burners, with every run's outcome counted.
 Each run is ``pytest scenarios/`` in its own process with ``--chaos-results`` (one JSON
 line per scenario, chaos/results.py) and its own artifacts directory under ``--out``. The
 burners are ``python3 -c "while True: pass"`` processes started before the first run and
-killed after the last. Ctrl-C or SIGTERM stops the run under way (SIGINT to its pytest,
-which tears its fleets down; SIGKILL after STOP_GRACE_S) and the burners, and exits 130;
-if the campaign itself is killed, its children get SIGKILL from the kernel
-(PR_SET_PDEATHSIG) and the fleets follow their pytest (fleet/lifeline.py). Prints one line per run — passed,
-failed, inconclusive, not applicable, reruns, seconds, load average — and a summary; exits
-1 when any scenario failed in any run, 2 when none failed but some stayed inconclusive.
+killed after the last. Prints one line per run — passed, failed, inconclusive, not
+applicable, reruns, seconds, load average — and a summary; exits 1 when any scenario
+failed in any run, 2 when none failed but some stayed inconclusive.
+
+Ctrl-C or SIGTERM stops the run under way (SIGINT to its pytest, which tears its fleets
+down; SIGKILL after STOP_GRACE_S) and the burners, and exits 130; if the campaign itself
+is killed, its children get SIGKILL from the kernel (PR_SET_PDEATHSIG) and the fleets
+follow their pytest (fleet/lifeline.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from chaos import results
-from fleet.lifeline import _set_pdeathsig
+from fleet.lifeline import _set_pdeathsig, raise_interrupt
 
 BURNER = "while True: pass"
 STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
@@ -85,9 +87,6 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.campaign", description=__doc__,
@@ -107,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     totals, failed_runs, number = Counter(), [], 1
     # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
     # background job): the runs' pytest then gets a SIGINT it does not ignore.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     burners = start_burners(args.burners)
     try:
         print(f"campaign: {args.runs} runs, {args.burners} burners, into {out}", flush=True)

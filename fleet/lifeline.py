@@ -26,6 +26,13 @@ from typing import Callable, Sequence
 _PR_SET_PDEATHSIG = 1
 
 
+def raise_interrupt(signum, _frame) -> None:
+    """A signal handler that makes SIGTERM (or an ignored SIGINT) stop a command the way
+    Ctrl-C does, so its ``except KeyboardInterrupt`` stops its children and keeps what was
+    written (the gate, the fuzzer, the campaign)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _set_pdeathsig(sig: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)

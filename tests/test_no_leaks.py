@@ -19,11 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "scenarios/test_kill.py::test_kill_under_load_loses_no_rpc"
 
 
-def _is_backend(pid: int) -> bool:
+def _cmdline(pid: int) -> bytes:
     try:
-        return b"fleet.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
+        return b""
+
+
+def _is_backend(pid: int) -> bool:
+    return b"fleet.server" in _cmdline(pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
@@ -85,10 +89,3 @@ def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
     wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in started), 30,
                f"every process the campaign started gone after {signal.Signals(sig).name}")
     wait_until(lambda: not any(temp.iterdir()), 20, "its temporary files removed")
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""

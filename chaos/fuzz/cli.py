@@ -40,6 +40,7 @@ from chaos.gate.exits import FAIL as EXIT_FAIL, INCONCLUSIVE as EXIT_INCONCLUSIV
 from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
 from chaos.toxiproxy_control import ServerStartError
 from fleet.controller import FleetError
+from fleet.lifeline import raise_interrupt
 
 DEFAULT_OUTPUT = "chaos-fuzz"
 DEFAULT_CORPUS = Path("scenarios") / "fuzz_corpus"
@@ -222,7 +223,7 @@ class Command:
             directory = _create_run_directory(Path(self.args.output))
         except GateError as exc:
             raise UsageError(str(exc)) from None
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
         # Ctrl-C stops the campaign (exit 130) even where SIGINT came in ignored (nohup, a
         # background job): see chaos/gate/cli.py.
         previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -432,9 +433,6 @@ def _json(data) -> str:
 
     return json.dumps(data, indent=2) + "\n"
 
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m chaos.fuzz") -> int:

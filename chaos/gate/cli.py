@@ -36,6 +36,7 @@ from chaos.gate import (aggregate, baseline as baseline_module, exits, junit, re
 from chaos.gate.exits import GateError
 from chaos.gate.progress import Progress
 from chaos.gate.pytest_run import Options, PytestRun
+from fleet.lifeline import raise_interrupt
 
 DEFAULT_OUTPUT = "chaos-runs"
 POLL_S = 0.25  # how often progress is read from the results files (and the bar redrawn)
@@ -194,7 +195,7 @@ class Gate:
                           f"{', '.join(p.name for p in self.profiles)}; "
                           f"{self.selection.describe()}"
                           + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else ""))
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_interrupt)
         # Ctrl-C means "stop and keep what was written" even where SIGINT came in ignored
         # (a background job of a non-interactive shell, nohup): Python then leaves it
         # ignored, and neither the gate nor its pytest (which inherits the disposition)
@@ -355,9 +356,6 @@ class Gate:
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
