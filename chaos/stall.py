@@ -127,8 +127,21 @@ class StallMonitor:
         return max(found, key=lambda s: s.end_ns - s.start_ns) if found else None
 
     def total_ms(self, start_ns: int | None = None, end_ns: int | None = None) -> float:
-        """The summed length of the stalls overlapping the interval, in ms."""
-        return sum(s.ms for s in self.stalls(start_ns, end_ns))
+        """How long, within the interval, the runner was stalled, in ms: the union of the
+        stalls clipped to it. One stall seen by both loops (the ticker and the load loop
+        wake late together) counts once, and a stall that began before the interval counts
+        only its part inside: summing them would credit the runner with more absence than
+        the interval holds, and turn real misses into inconclusive verdicts."""
+        lo = -1 << 62 if start_ns is None else start_ns
+        hi = 1 << 62 if end_ns is None else end_ns
+        total = 0
+        reach = lo  # everything before this instant is counted already
+        for stall in sorted(self.stalls(start_ns, end_ns), key=lambda s: s.start_ns):
+            begin, end = max(stall.start_ns, reach), min(stall.end_ns, hi)
+            if end > begin:
+                total += end - begin
+                reach = end
+        return total / 1e6
 
 
 _monitor: StallMonitor | None = None

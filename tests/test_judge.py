@@ -45,6 +45,14 @@ def test_a_time_miss_the_stall_cannot_explain_stays_a_failure(stalls):
     assert not judged.inconclusive and judged.outcome == "fail"
 
 
+def test_one_stall_seen_twice_or_partly_outside_the_span_is_not_counted_twice():
+    # Missed by 100 ms. The ticker and the load loop both saw the same 60 ms stall: 60 ms,
+    # not 120, so the miss stays a failure; so does a 300 ms stall 240 ms of which came
+    # before the span.
+    assert judge(_time(200), _monitor((100, 160), (100, 160))).outcome == "fail"
+    assert judge(_time(200, span=(240, 1000)), _monitor((0, 300))).outcome == "fail"
+
+
 def test_floors_and_figures_without_an_interval_are_never_inconclusive():
     floor = Verdict("latency", False, 150.0, "ms", 200, "", ">=", span=None)
     assert not judge(floor, _monitor((0, 10_000))).inconclusive

@@ -37,6 +37,20 @@ def test_stalls_are_found_by_overlap_and_summed():
     assert monitor.worst(300_000_000) is None
 
 
+def test_the_stalled_time_in_an_interval_counts_each_instant_once():
+    monitor = StallMonitor()
+    ms = 1_000_000
+    # One 100 ms stall seen by both loops (slightly shifted), one inside the first.
+    monitor.record(100 * ms, 200 * ms, "ticker")
+    monitor.record(105 * ms, 205 * ms, "load-loop")
+    monitor.record(120 * ms, 130 * ms, "ticker")
+    assert monitor.total_ms() == 105.0
+    # Only the part inside the interval counts, whichever side it sticks out of.
+    assert monitor.total_ms(150 * ms, 1000 * ms) == 55.0
+    assert monitor.total_ms(0, 110 * ms) == 10.0
+    assert monitor.total_ms(300 * ms, 400 * ms) == 0.0
+
+
 def test_an_idle_process_sees_no_long_stall():
     with StallMonitor() as monitor:
         start = time.monotonic_ns()
