@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from chaos import results
-from fleet.lifeline import _set_pdeathsig, raise_interrupt
+from fleet.lifeline import _set_pdeathsig, check_interrupt, interrupts
 
 BURNER = "while True: pass"
 STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
@@ -64,6 +64,7 @@ def run_once(number: int, out: Path, pytest_args: list[str]) -> tuple[Counter, f
         process = _child(command, stdout=log, stderr=subprocess.STDOUT,
                          cwd=Path(__file__).resolve().parent.parent)
         try:
+            check_interrupt()  # a Ctrl-C dropped while the process was being started
             code = process.wait()
         except KeyboardInterrupt:
             _stop(process)
@@ -87,7 +88,6 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos.campaign", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1 and --burners at least 0")
     out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ",
                                                          time.gmtime())
-    totals, failed_runs, number = Counter(), [], 1
     # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
     # background job): the runs' pytest then gets a SIGINT it does not ignore.
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    with interrupts():
+        return _campaign(args, out)
+
+
+def _campaign(args: argparse.Namespace, out: Path) -> int:
+    totals, failed_runs, number = Counter(), [], 1
     burners = start_burners(args.burners)
     try:
         print(f"campaign: {args.runs} runs, {args.burners} burners, into {out}", flush=True)

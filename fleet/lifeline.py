@@ -21,16 +21,58 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 _PR_SET_PDEATHSIG = 1
+
+
+# The signal whose KeyboardInterrupt raise_interrupt raised: kept so that a raise Python
+# dropped can be raised again (check_interrupt).
+_pending: int | None = None
 
 
 def raise_interrupt(signum, _frame) -> None:
     """A signal handler that makes SIGTERM (or an ignored SIGINT) stop a command the way
     Ctrl-C does, so its ``except KeyboardInterrupt`` stops its children and keeps what was
-    written (the gate, the fuzzer, the campaign)."""
+    written (the gate, the fuzzer, the campaign).
+
+    Python runs a handler wherever the main thread is, and drops the exception it raises
+    where none can propagate: the at-fork hooks ``subprocess`` runs around a fork with
+    ``preexec_fn`` (logging's lock release: "Exception ignored in ... _releaseLock"), a
+    ``__del__``. A Ctrl-C that lands there would be lost — seen: the gate, interrupted
+    while it started a pytest, ran every repeat to the end. So the signal is remembered,
+    and the loops that wait on children call :func:`check_interrupt`.
+    """
+    global _pending
+    _pending = signum
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt again if :func:`raise_interrupt` ran (its raise may have
+    been dropped); a no-op otherwise. Call it where a command waits, at each turn."""
+    if _pending is not None:
+        raise KeyboardInterrupt(f"signal {_pending}")
+
+
+@contextmanager
+def interrupts() -> Iterator[None]:
+    """Within the block SIGINT and SIGTERM raise KeyboardInterrupt (via
+    :func:`raise_interrupt`), also where SIGINT came in ignored: a background job of a
+    non-interactive shell, nohup — Python leaves an inherited SIG_IGN alone, and neither
+    the command nor the children that inherit it would ever stop. Afterwards the previous
+    handlers, and no pending interrupt (an in-process caller may run the next command)."""
+    global _pending
+    _pending = None
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT,
+                                                                      signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _pending = None
 
 
 def _set_pdeathsig(sig: int) -> None:

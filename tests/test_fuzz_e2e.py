@@ -1,5 +1,5 @@
 """The fuzzer end to end on a real fleet: a short campaign finds the naive client failing
-and shrinks the failure to one kill; a saved schedule replays; the ready-to-paste
+and shrinks the failure (to one kill on a quiet machine); a saved schedule replays; the ready-to-paste
 scenario runs under pytest. This is also the CI entry with a small budget.
 
 Times (2-core machine, load average ~4): the campaign ~20-60 s (its budget, 150 s, only
@@ -9,7 +9,6 @@ bounds a broken run), each replay ~2 s after a ~3 s fleet start.
 from __future__ import annotations
 
 import json
-import re
 
 from chaos.fuzz import render
 from chaos.fuzz.cli import main
@@ -22,7 +21,12 @@ pytest_plugins = ["pytester"]
 # reconnect backoff: a backend that did not rejoin within recovery_ms, or RPCs failing
 # while a restarted backend could serve them (measured at load average 9: the search met
 # "kill all" first and shrank it on rpc_succeeds). All are naive's failures under a kill
-# (scenarios/test_kill.py), and the simplest break is a kill.
+# (scenarios/test_kill.py), and the simplest break is a kill. On a quiet machine the search
+# shrinks to one kill; under load it may first meet a failure that its replays reproduce
+# only now and then (measured with two CPU burners: three reset_peer faults at 100 RPC/s,
+# where an RPC happened to be in flight at a reset; five shrink candidates then passed),
+# and the smallest it *saw* fail is what it reports. That shrinking reaches one kill from
+# any break is proven without timing in tests/test_fuzz_strategy.py.
 BREAKS = "kill,reset_peer,proxy_down,cut,latency,slicer"
 # A schedule naive fails every time: its busiest backend NOT_SERVING for 1 s while naive,
 # which ignores health, keeps sending it a share of 16 RPCs in flight (hundreds of RPCs
@@ -41,23 +45,27 @@ def fuzz(tmp_path, capsys, *argv) -> tuple[int, str, dict | None]:
     return code, out, doc
 
 
-def test_naive_is_found_failing_and_shrunk_to_a_single_kill(tmp_path, capsys):
+def test_naive_is_found_failing_and_shrunk(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     code, out, doc = fuzz(tmp_path, capsys, "--budget", "150s", "--profile", "naive",
                           "--seed", "3", "--kinds", BREAKS, "--corpus", str(corpus))
     assert code == 1, out
     result = doc["result"]
     assert result["rule"] in ("in_flight_succeeds", "rejoins", "rpc_succeeds"), out
-    # One kill: of the busiest backend (an RPC in flight lost), or — when the search first
-    # met a whole-fleet outage — of every backend (a backend not back within recovery_ms:
-    # gRPC's default backoff; scenarios/test_kill.py's long outage). Which comes first is
-    # the search's and the machine's timing; that it is one kill is the shrinker's.
+    first = result["first"]["schedule"]["faults"]
     faults = result["minimal"]["schedule"]["faults"]
-    assert [f["kind"] for f in faults] == ["kill"] and faults[0]["target"] in (1, "all"), out
+    # The smallest failing schedule seen: never bigger than the first failure, made of
+    # breaks (weather alone never fails naive), and — once the shrinker got down to one
+    # fault — a kill: of the busiest backend (an RPC in flight lost), or of every backend
+    # (a backend not back within recovery_ms: gRPC's default backoff).
+    assert 1 <= len(faults) <= len(first), out
+    assert any(f["kind"] in ("kill", "reset_peer", "proxy_down", "cut") for f in faults), out
+    if len(faults) == 1:
+        assert faults[0]["kind"] == "kill" and faults[0]["target"] in (1, "all"), out
     assert result["first_failure_s"] <= result["minimal_s"] <= result["seconds"]
     assert result["examples"] >= result["failures"] >= 1 and result["shrink_steps"] >= 1
     # Printed: progress lines, the schedule, the replay command, the scenario, the corpus.
-    assert "shrink step" in out and re.search(r"kill (#1|all) for", out), out
+    assert "shrink step" in out and "smallest schedule" in out, out
     assert "python -m chaos.fuzz --replay" in out and "--profile naive" in out
     saved = list(corpus.glob("*.json"))
     assert len(saved) == 1 and Schedule.read(saved[0]).found["rule"] == result["rule"]

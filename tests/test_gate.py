@@ -94,12 +94,12 @@ def _marked(mark: str) -> list[int]:
     return found
 
 
-def start_gate(*args: str, env: dict | None = None,
-               preexec_fn=None) -> tuple[subprocess.Popen, str]:
+def start_gate(*args: str, env: dict | None = None, preexec_fn=None,
+               launcher: tuple[str, ...] = ("-m", "chaos")) -> tuple[subprocess.Popen, str]:
     mark = uuid.uuid4().hex
     environment = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
     environment.update({MARK: mark, **(env or {})})
-    process = subprocess.Popen([sys.executable, "-m", "chaos", "gate", *args], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, *launcher, "gate", *args], cwd=ROOT,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=environment,
                                preexec_fn=preexec_fn)
@@ -397,6 +397,35 @@ def test_ctrl_c_stops_pytest_keeps_what_was_written_and_leaves_nothing(work):
     assert doc["run"]["interrupted"] is True and doc["run"]["verdict"] == "INTERRUPTED"
     assert [(r["repeat"], r["outcome"]) for r in doc["results"]][:1] == [(1, "pass")]
     assert (directory / "report.html").is_file() and (first / "latest").resolve() == directory
+
+
+# `python -m chaos gate ...` with one at-fork hook: right after the gate's first fork once
+# its Ctrl-C handler is in place (starting pytest), SIGINT arrives. The handler then runs
+# inside the hook, where Python drops the KeyboardInterrupt it raises ("Exception ignored
+# in ..."): on a busy machine a real Ctrl-C landed there, and the gate ran every repeat.
+CTRL_C_WHILE_FORKING = """
+import os, runpy, signal
+def hit():
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):  # the gate's handlers
+        if not hits:
+            hits.append(1)
+            signal.raise_signal(signal.SIGINT)
+hits = []
+os.register_at_fork(after_in_parent=hit)
+runpy.run_module("chaos", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_dropped_while_pytest_starts_still_stops_the_gate(work):
+    process, mark = start_gate(str(work / "test_gate_probe.py"), "-k", "second_repeat",
+                               "--repeat", "3", "--output", str(work / "dropped"),
+                               launcher=("-c", CTRL_C_WHILE_FORKING))
+    result = finish(process, mark)
+    assert result.returncode == exits.INTERRUPTED, result.stdout + result.stderr
+    doc = results(run_dir(result))
+    assert doc["run"]["interrupted"] is True and doc["run"]["verdict"] == "INTERRUPTED"
+    # Stopped during the first pytest: no repeat after it ran.
+    assert all(r["repeat"] == 1 for r in doc["results"]), doc["results"]
 
 
 # ---------------------------------------------------------------------------- views

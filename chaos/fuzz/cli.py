@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ from chaos.gate.exits import FAIL as EXIT_FAIL, INCONCLUSIVE as EXIT_INCONCLUSIV
 from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
 from chaos.toxiproxy_control import ServerStartError
 from fleet.controller import FleetError
-from fleet.lifeline import raise_interrupt
+from fleet.lifeline import interrupts
 
 DEFAULT_OUTPUT = "chaos-fuzz"
 DEFAULT_CORPUS = Path("scenarios") / "fuzz_corpus"
@@ -223,20 +222,17 @@ class Command:
             directory = _create_run_directory(Path(self.args.output))
         except GateError as exc:
             raise UsageError(str(exc)) from None
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)
-        # Ctrl-C stops the campaign (exit 130) even where SIGINT came in ignored (nohup, a
-        # background job): see chaos/gate/cli.py.
-        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Ctrl-C and SIGTERM stop the campaign (exit 130), also where SIGINT came in ignored
+        # (nohup, a background job): fleet.lifeline.interrupts.
         try:
-            if self.args.replay is not None:
-                return self._replay(directory)
-            return self._fuzz(directory)
+            with interrupts():
+                if self.args.replay is not None:
+                    return self._replay(directory)
+                return self._fuzz(directory)
         except (FleetError, ServerStartError) as exc:
             shutil.rmtree(directory, ignore_errors=True)  # nothing was judged
             raise UsageError(f"the fleet did not start: {' '.join(str(exc).split())}") from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, previous_int)
             if directory.exists():
                 (directory / "progress.log").write_text("\n".join(self.log) + "\n")
 

@@ -38,6 +38,7 @@ from chaos.history import History
 from chaos.judge import judge
 from chaos.load import GreeterRpc
 from chaos.requirements import DEFAULTS, Requirements
+from fleet.lifeline import check_interrupt
 
 # A fresh channel answers within ~10-100 ms on loopback (DESIGN.md); a busy machine, or a
 # fleet just reset, is given far more. A client that never answers is a baseline failure.
@@ -103,6 +104,7 @@ class Executor:
     def run(self, schedule: Schedule, history: History | None = None) -> Run:
         """Run ``schedule`` once (recording into ``history``, a new one by default), reset
         the fleet, judge."""
+        check_interrupt()  # a Ctrl-C dropped during the last example (fleet.lifeline)
         started = time.monotonic()
         history = history if history is not None else History()
         nemesis = Nemesis(self.fleet, history, self.fleet.proxies)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from chaos.gate import (aggregate, baseline as baseline_module, exits, junit, re
 from chaos.gate.exits import GateError
 from chaos.gate.progress import Progress
 from chaos.gate.pytest_run import Options, PytestRun
-from fleet.lifeline import raise_interrupt
+from fleet.lifeline import check_interrupt, interrupts
 
 DEFAULT_OUTPUT = "chaos-runs"
 POLL_S = 0.25  # how often progress is read from the results files (and the bar redrawn)
@@ -195,32 +194,28 @@ class Gate:
                           f"{', '.join(p.name for p in self.profiles)}; "
                           f"{self.selection.describe()}"
                           + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else ""))
-        previous = signal.signal(signal.SIGTERM, raise_interrupt)
-        # Ctrl-C means "stop and keep what was written" even where SIGINT came in ignored
-        # (a background job of a non-interactive shell, nohup): Python then leaves it
-        # ignored, and neither the gate nor its pytest (which inherits the disposition)
-        # would ever stop.
-        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            for repeat in range(1, self.args.repeat + 1):
-                for profile in self.profiles:
-                    self._one_pytest_run(profile, repeat)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.progress.say("grpc-chaos gate: interrupted; stopping pytest and keeping "
-                              "what was written")
-            for run in self.runs:
-                run.stop()
-        except GateError:
-            for run in self.runs:
-                run.stop()
-            shutil.rmtree(self.directory, ignore_errors=True)  # it judged nothing
-            self.progress.say(f"grpc-chaos gate: removed {self.directory}: nothing was judged")
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, previous_int)
-            self.progress.close()
+        # Ctrl-C and SIGTERM mean "stop and keep what was written", also where SIGINT came
+        # in ignored (fleet.lifeline.interrupts).
+        with interrupts():
+            try:
+                for repeat in range(1, self.args.repeat + 1):
+                    for profile in self.profiles:
+                        self._one_pytest_run(profile, repeat)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.progress.say("grpc-chaos gate: interrupted; stopping pytest and keeping "
+                                  "what was written")
+                for run in self.runs:
+                    run.stop()
+            except GateError:
+                for run in self.runs:
+                    run.stop()
+                shutil.rmtree(self.directory, ignore_errors=True)  # it judged nothing
+                self.progress.say(f"grpc-chaos gate: removed {self.directory}: nothing was "
+                                  f"judged")
+                raise
+            finally:
+                self.progress.close()
         return self._finish()
 
     def _one_pytest_run(self, profile, repeat: int) -> None:
@@ -232,6 +227,7 @@ class Gate:
         tag = f" [{profile.name}{f' #{repeat}' if self.args.repeat > 1 else ''}]"
         expected = False
         while not run.wait(POLL_S):
+            check_interrupt()  # a Ctrl-C dropped while pytest was being started
             for record in run.new_records():
                 self.progress.finished(record, tag)
             if not expected and run.planned() is not None:
