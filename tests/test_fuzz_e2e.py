@@ -1,5 +1,5 @@
 """The fuzzer end to end on a real fleet: a short campaign finds the naive client failing
-and shrinks the failure (to one kill on a quiet machine); a saved schedule replays; the ready-to-paste
+and shrinks the failure; a saved schedule replays; the ready-to-paste
 scenario runs under pytest. This is also the CI entry with a small budget.
 
 Times (2-core machine, load average ~4): the campaign ~20-60 s (its budget, 150 s, only
@@ -25,9 +25,10 @@ pytest_plugins = ["pytester"]
 # shrinks to one kill; under load it may first meet a failure that its replays reproduce
 # only now and then (measured with two CPU burners: three reset_peer faults at 100 RPC/s,
 # where an RPC happened to be in flight at a reset; five shrink candidates then passed),
-# and the smallest it *saw* fail is what it reports. That shrinking reaches one kill from
-# any break is proven without timing in tests/test_fuzz_strategy.py.
+# and the smallest it *saw* fail is what it reports. How the shrinker orders schedules and
+# reaches one kill from any break is proven without timing in tests/test_fuzz_strategy.py.
 BREAKS = "kill,reset_peer,proxy_down,cut,latency,slicer"
+BREAK_KINDS = ("kill", "reset_peer", "proxy_down", "cut")
 # A schedule naive fails every time: its busiest backend NOT_SERVING for 1 s while naive,
 # which ignores health, keeps sending it a share of 16 RPCs in flight (hundreds of RPCs
 # after the 50 ms drain bound). A kill fails naive only when an RPC is in flight on the
@@ -54,14 +55,12 @@ def test_naive_is_found_failing_and_shrunk(tmp_path, capsys):
     assert result["rule"] in ("in_flight_succeeds", "rejoins", "rpc_succeeds"), out
     first = result["first"]["schedule"]["faults"]
     faults = result["minimal"]["schedule"]["faults"]
-    # The smallest failing schedule seen: never bigger than the first failure, made of
-    # breaks (weather alone never fails naive), and — once the shrinker got down to one
-    # fault — a kill: of the busiest backend (an RPC in flight lost), or of every backend
-    # (a backend not back within recovery_ms: gRPC's default backoff).
+    # The smallest failing schedule seen: never bigger than the first failure, and made of
+    # breaks (weather alone never fails naive). Which break is the machine's timing: a
+    # kill of #1 or of all on a quiet machine; with two CPU burners also an instant cut of
+    # #1, which ranks below a kill (shorter), after "kill all" and "kill #1" failed first.
     assert 1 <= len(faults) <= len(first), out
-    assert any(f["kind"] in ("kill", "reset_peer", "proxy_down", "cut") for f in faults), out
-    if len(faults) == 1:
-        assert faults[0]["kind"] == "kill" and faults[0]["target"] in (1, "all"), out
+    assert any(f["kind"] in BREAK_KINDS for f in faults), out
     assert result["first_failure_s"] <= result["minimal_s"] <= result["seconds"]
     assert result["examples"] >= result["failures"] >= 1 and result["shrink_steps"] >= 1
     # Printed: progress lines, the schedule, the replay command, the scenario, the corpus.
