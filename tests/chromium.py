@@ -49,10 +49,15 @@ class Chromium:
             raise RuntimeError("no chromium on PATH: install Debian's chromium "
                                "(make chromium, or apt-get install -y chromium)")
         self.profile = Path(tempfile.mkdtemp(prefix="grpc-chaos-chromium-"))
+        # Chromium puts its process-singleton socket in a directory of its own under
+        # TMPDIR (org.chromium.Chromium.XXXXXX) and never removes it: inside the profile,
+        # close() removes it with the rest.
+        scratch = self.profile / "tmp"
+        scratch.mkdir()
         self.process = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True)
         self.port = self._wait_for_port()
 
     def _wait_for_port(self) -> int:

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -455,6 +456,7 @@ def test_matrix_and_report_are_views_of_the_run_directory(failing, capsys, tmp_p
 
 def test_report_opens_in_chromium_with_no_error_and_every_plot_an_image(failing, tmp_path):
     _, directory = failing
+    singletons = set(Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*"))
     with Chromium() as browser:
         page, found = open_page(browser, directory / "report.html")
         heading = page.evaluate("document.querySelector('header h1').textContent")
@@ -467,6 +469,9 @@ def test_report_opens_in_chromium_with_no_error_and_every_plot_an_image(failing,
     assert heading.startswith("FAIL — 1 failed, 1 passed")
     assert shot.stat().st_size > 10_000
     assert browser.alive() == []
+    # Nothing left in the temporary directory: Chromium's singleton socket directory too.
+    assert not browser.profile.exists()
+    assert set(Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*")) <= singletons
 
 
 def test_the_browser_check_catches_a_broken_page(tmp_path):
