@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 
+import chaos.stall
 from chaos.fuzz import render
 from chaos.fuzz.cli import main
+from chaos.fuzz.executor import RERUNS
 from chaos.fuzz.schedule import FaultSpec, LoadSpec, Schedule
 
 pytest_plugins = ["pytester"]
@@ -83,6 +85,23 @@ def test_a_saved_schedule_replays_its_failure_and_passes_a_client_that_survives_
                         "--profile", "recommended")
     assert code == 0, out
     assert "reproduced 0/2" in out and "passed 2" in out
+
+
+def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
+        tmp_path, capsys, monkeypatch):
+    # The runner "stalled" throughout (a stall planted in the process-wide monitor the
+    # command uses): every routed_away miss is then put down to the machine, inconclusive.
+    stalled = chaos.stall.StallMonitor()
+    stalled.record(0, 1 << 61, "planted")
+    monkeypatch.setattr(chaos.stall, "_monitor", stalled)
+    path = DRAIN.save(tmp_path / "drain.json")
+    code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "1")
+    assert code == 2, out  # only inconclusive: never "reproduced", never "passed"
+    assert out.count("replay 1/1: INCONCLUSIVE") == 1 + RERUNS, out  # run, then reruns
+    assert "reproduced 0/1 (routed_away); passed 0, inconclusive 1" in out
+    assert f"({RERUNS} inconclusive run(s) run again)" in out
+    replay = json.loads((tmp_path / "runs" / "latest" / "replay.json").read_text())
+    assert replay["outcomes"] == ["inconclusive"] and replay["reruns"] == RERUNS
 
 
 SCENARIO_ARGS = ("-p", "no:cacheprovider", "--chaos-reruns=0")

@@ -39,9 +39,6 @@ from chaos.fuzz import kinds as kinds_module
 from chaos.fuzz.schedule import ALL, LoadSpec, Schedule
 from chaos.fuzz.strategy import complexity
 
-# An inconclusive run (the runner stalled) is run again this many times before the example
-# is given up (rejected: it says nothing either way).
-RERUNS = 2
 # This many executor errors in a row (a fault that could not be applied, a load that
 # died) means the fleet itself is broken: stop instead of spinning.
 MAX_ERRORS_IN_A_ROW = 5
@@ -217,14 +214,13 @@ class Campaign:
         return True
 
     def _run(self, schedule: Schedule) -> Run:
-        run = self.executor.run(schedule)
-        for _ in range(RERUNS):
-            if run.outcome != INCONCLUSIVE:
-                break
-            self.result.inconclusive += 1
-            self._line(run, "inconclusive (the runner stalled): run again")
-            run = self.executor.run(schedule)
-        return run
+        # An inconclusive run is run again (Executor.judged); one that stays so is
+        # rejected by the caller: it says nothing either way.
+        return self.executor.judged(schedule, on_rerun=self._rerun)
+
+    def _rerun(self, run: Run) -> None:
+        self.result.inconclusive += 1
+        self._line(run, "inconclusive (the runner stalled): run again")
 
     def _not_judged(self, run: Run) -> None:
         r = self.result

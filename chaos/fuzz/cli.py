@@ -343,6 +343,7 @@ class Command:
                  + f"; load average {results.load_average()}", always=True)
         self.say(schedule.text(), always=True)
         outcomes: list[str] = []
+        reruns: list[str] = []  # the inconclusive runs that were run again
         with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
                                   target=setup.target)
@@ -353,29 +354,39 @@ class Command:
                                 stalls=side.stalls, spreads=check.shape.spreads,
                                 target=setup.target)
             for number in range(1, args.times + 1):
-                run = executor.run(schedule)
-                what = run.outcome if run.outcome != FAIL else f"fail {run.rule}"
-                outcomes.append(what)
-                self.say(f"replay {number}/{args.times}: {what.upper()} ({run.seconds:.1f} s; "
-                         f"{run.ranks_text()}) {run.headline()}", always=True)
+                # A replay counts judged runs: an inconclusive one (the runner stalled) is
+                # run again, as a scenario is, and counts inconclusive only if it stays so.
+                run = executor.judged(schedule, on_rerun=lambda r, n=number: reruns.append(
+                    self._replayed(n, r, ": run again")))
+                outcomes.append(self._replayed(number, run))
                 if run.outcome == FAIL and not (directory / "artifacts" / "replay").exists():
                     results.write_artifacts(directory / "artifacts" / "replay",
                                             Finding(schedule, run, 0.0))
-        return self._replay_summary(directory, outcomes, expected)
+        return self._replay_summary(directory, outcomes, expected, len(reruns))
 
-    def _replay_summary(self, directory: Path, outcomes: list[str], expected: str | None) -> int:
+    def _replayed(self, number: int, run, note: str = "") -> str:
+        """Print one replayed run's line; its outcome as counted ("fail RULE", "pass", ...)."""
+        what = run.outcome if run.outcome != FAIL else f"fail {run.rule}"
+        self.say(f"replay {number}/{self.args.times}: {what.upper()} ({run.seconds:.1f} s; "
+                 f"{run.ranks_text()}) {run.headline()}{note}", always=True)
+        return what
+
+    def _replay_summary(self, directory: Path, outcomes: list[str], expected: str | None,
+                        reruns: int) -> int:
         failed = [o for o in outcomes if o.startswith("fail")]
         same = [o for o in failed if expected is None or o == f"fail {expected}"]
         line = (f"grpc-chaos fuzz: reproduced {len(same)}/{len(outcomes)}"
                 + (f" ({expected})" if expected else "")
                 + (f"; other failures {len(failed) - len(same)}" if len(failed) > len(same) else "")
                 + f"; passed {outcomes.count('pass')}, inconclusive {outcomes.count(INCONCLUSIVE)}"
-                + f", errors {outcomes.count(ERROR)}; load average {results.load_average()}")
+                + f", errors {outcomes.count(ERROR)}"
+                + (f" ({reruns} inconclusive run(s) run again)" if reruns else "")
+                + f"; load average {results.load_average()}")
         self.say(line + f"\n  results: {directory}", always=True)
         (directory / "replay.json").write_text(_json({
             "schema": results.FUZZ_SCHEMA, "schedule": self.args.schedule.to_json(),
             "profile": self.setup.profile_spec, "expected": expected, "outcomes": outcomes,
-            "reproduced": len(same), "times": len(outcomes)}))
+            "reproduced": len(same), "times": len(outcomes), "reruns": reruns}))
         _point_latest(directory)
         if failed:
             return EXIT_FAIL

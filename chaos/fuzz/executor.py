@@ -47,6 +47,10 @@ WARM_UP_S = 10.0
 TAIL_MARGIN_S = 0.5
 
 PASS, FAIL, INCONCLUSIVE, ERROR = "pass", "fail", "inconclusive", "error"
+# An inconclusive run (the runner stalled) is run again this many times before its
+# outcome is taken as inconclusive: by the campaign (which then rejects the example) and
+# by a replay (which then counts it inconclusive, never as reproduced nor as passed).
+RERUNS = 2
 
 
 @dataclass
@@ -126,6 +130,20 @@ class Executor:
         elif not run.problems and not run.verdicts:
             run.problems.append("the run was stopped before it judged anything")
         run.seconds = time.monotonic() - started
+        return run
+
+    def judged(self, schedule: Schedule, on_rerun=None, reruns: int = RERUNS) -> Run:
+        """Run ``schedule`` until it is judged pass or fail, at most ``1 + reruns`` times:
+        an inconclusive run says nothing about the client, so it is run again, as a
+        scenario is. ``on_rerun(run)`` is told of each inconclusive run that is rerun. The
+        last run is returned, inconclusive if every one was."""
+        run = self.run(schedule)
+        for _ in range(reruns):
+            if run.outcome != INCONCLUSIVE:
+                break
+            if on_rerun is not None:
+                on_rerun(run)
+            run = self.run(schedule)
         return run
 
     def _load(self, schedule: Schedule, history: History) -> ShapedLoad:
