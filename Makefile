@@ -16,7 +16,12 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@# pip's scratch (build envs, unpacked wheels) inside the venv, not in /tmp: pip
+	@# removes it on Ctrl-C but not when killed (SIGTERM), and a killed install must
+	@# leave nothing behind outside the checkout.
+	mkdir -p $(VENV)/tmp
+	TMPDIR=$(CURDIR)/$(VENV)/tmp $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	rm -rf $(VENV)/tmp
 	touch $(STAMP)
 
 venv: $(STAMP)
