@@ -343,7 +343,7 @@ class Command:
                  + f"; load average {results.load_average()}", always=True)
         self.say(schedule.text(), always=True)
         outcomes: list[str] = []
-        reruns: list[str] = []  # the inconclusive runs that were run again
+        reruns = 0  # inconclusive runs that were run again
         with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
                                   target=setup.target)
@@ -353,16 +353,21 @@ class Command:
             executor = Executor(side.fleet, setup.profile, requirements=setup.requirements,
                                 stalls=side.stalls, spreads=check.shape.spreads,
                                 target=setup.target)
+
+            def rerun(run) -> None:  # called within the iteration: `number` is this replay's
+                nonlocal reruns
+                reruns += 1
+                self._replayed(number, run, ": run again")
+
             for number in range(1, args.times + 1):
                 # A replay counts judged runs: an inconclusive one (the runner stalled) is
                 # run again, as a scenario is, and counts inconclusive only if it stays so.
-                run = executor.judged(schedule, on_rerun=lambda r, n=number: reruns.append(
-                    self._replayed(n, r, ": run again")))
+                run = executor.judged(schedule, on_rerun=rerun)
                 outcomes.append(self._replayed(number, run))
                 if run.outcome == FAIL and not (directory / "artifacts" / "replay").exists():
                     results.write_artifacts(directory / "artifacts" / "replay",
                                             Finding(schedule, run, 0.0))
-        return self._replay_summary(directory, outcomes, expected, len(reruns))
+        return self._replay_summary(directory, outcomes, expected, reruns)
 
     def _replayed(self, number: int, run, note: str = "") -> str:
         """Print one replayed run's line; its outcome as counted ("fail RULE", "pass", ...)."""

@@ -132,13 +132,13 @@ class Executor:
         run.seconds = time.monotonic() - started
         return run
 
-    def judged(self, schedule: Schedule, on_rerun=None, reruns: int = RERUNS) -> Run:
-        """Run ``schedule`` until it is judged pass or fail, at most ``1 + reruns`` times:
+    def judged(self, schedule: Schedule, on_rerun=None) -> Run:
+        """Run ``schedule`` until it is judged pass or fail, at most ``1 + RERUNS`` times:
         an inconclusive run says nothing about the client, so it is run again, as a
         scenario is. ``on_rerun(run)`` is told of each inconclusive run that is rerun. The
         last run is returned, inconclusive if every one was."""
         run = self.run(schedule)
-        for _ in range(reruns):
+        for _ in range(RERUNS):
             if run.outcome != INCONCLUSIVE:
                 break
             if on_rerun is not None:
