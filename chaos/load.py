@@ -42,6 +42,7 @@ import grpc.aio
 
 from chaos.channelz import track_new_channel
 from chaos.history import History, Rpc
+from chaos.outcomes import StagingTimeout
 from fleet.waiting import wait_until
 from proto import greeter_pb2
 
@@ -122,16 +123,32 @@ class Load:
         """Whether ``rpc`` (a history record) was sent by this load."""
         return rpc.id in self._ids
 
-    def wait_for(self, count: int, timeout: float) -> None:
-        """Wait until ``count`` more RPCs have completed (any outcome), with a deadline."""
-        target = self.completed + count
-        wait_until(lambda: self.completed >= target or self._error, timeout,
-                   f"{count} more RPCs completed")
-        self._raise_if_failed()
+    def wait_for(self, count: int, timeout: float, answers: tuple[str, ...] = ()) -> None:
+        """Wait until ``count`` more RPCs have completed (any outcome), with a deadline.
 
-    def wait_until(self, condition: Callable[[], object], timeout: float, what: str):
-        """Wait for a condition while the load runs; fails early if the load thread died."""
-        value = wait_until(lambda: self._error or condition(), timeout, what)
+        RPCs end as fast as the client ends them (a client whose RPCs hang ends them at
+        their deadline): running out is a StagingTimeout saying how many did."""
+        before = self.completed
+        target = before + count
+        self.wait_until(lambda: self.completed >= target, timeout, f"{count} more RPCs completed",
+                        progress=lambda: f"{self.completed - before} of {count} completed",
+                        answers=answers)
+
+    def wait_until(self, condition: Callable[[], object], timeout: float, what: str, *,
+                   progress: Callable[[], str] | None = None, answers: tuple[str, ...] = ()):
+        """Wait for a condition while the load runs; fails early if the load thread died.
+
+        The condition is one the client's behaviour brings about while the load runs, so
+        running out raises StagingTimeout (a TimeoutError) with ``progress()`` — how far it
+        got — and the settings that ``answers`` it: a scenario that lets it escape fails
+        with a *staging* verdict, not a bare timeout (chaos/outcomes.py)."""
+        started = time.monotonic_ns()
+        try:
+            value = wait_until(lambda: self._error or condition(), timeout, what)
+        except TimeoutError:
+            self._raise_if_failed()
+            raise StagingTimeout(what, timeout, started, time.monotonic_ns(),
+                                 progress() if progress else "", tuple(answers)) from None
         self._raise_if_failed()
         return value
 

@@ -8,6 +8,10 @@
                           missing and how to provide it — never a silent pass
     PreflightFailed       the client under test never reached a healthy backend at all: one
                           verdict for the whole run instead of a timeout in every scenario
+    StagingTimeout        a wait for what the client brings about (RPCs ending, calls
+                          reaching a backend) ran out: the plugin turns it into a failed
+                          *staging* verdict (what was awaited, how far it got, the
+                          timeline, the settings that answer it) — never a bare timeout
 """
 
 from __future__ import annotations
@@ -39,3 +43,22 @@ class NotApplicable(Skipped):
 
     def __init__(self, reason: str):
         super().__init__(NOT_APPLICABLE + reason, allow_module_level=False)
+
+
+class StagingTimeout(TimeoutError):
+    """A scenario could not stage its situation because of what the client did: ``what``
+    was awaited from ``start_ns`` to ``end_ns`` (the history's clock) and got as far as
+    ``progress`` says. ``answers`` names the client settings that shape it (keys of
+    chaos/advice.py). A TimeoutError, so code that waits and copes keeps working; the
+    plugin turns one a scenario lets escape into a failed verdict."""
+
+    def __init__(self, what: str, timeout_s: float, start_ns: int, end_ns: int,
+                 progress: str = "", answers: tuple[str, ...] = ()):
+        super().__init__(f"{what} not reached within {timeout_s:g} s"
+                         + (f" ({progress})" if progress else ""))
+        self.what = what
+        self.timeout_s = timeout_s
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.progress = progress
+        self.answers = answers

@@ -23,14 +23,16 @@ markers   one per fault family (``-m hang``); ``detects(profile="check", ...)``:
           provide it
 
 Outcomes: pass; fail (a verdict did not hold — the report shows it, the settings that
-answer it and the artifacts); inconclusive (the bound was missed while the runner itself
-stalled enough to explain it: rerun up to --chaos-reruns times, and if it stays so, shown
-as INCONCLUSIVE and counted as a failure of the run — never a pass); not applicable (the
-property presumes what this client does not do; listed with its reason at the end).
+answer it and the artifacts); inconclusive (the bound was missed while the runner stalled,
+or a process the verdict depends on waited for a CPU, enough to explain it: rerun up to
+--chaos-reruns times, and if it stays so, shown as INCONCLUSIVE and counted as a failure
+of the run — never a pass); not applicable (the property presumes what this client does
+not do; listed with its reason at the end).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -162,9 +164,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     state = session.config._chaos_state
     state.active = True
-    from chaos.stall import monitor
+    from chaos.starvation import monitor
 
-    state.stalls = monitor()  # measured throughout, from before the first fleet starts
+    # Measured throughout, from before the first fleet starts: the runner's stalls and the
+    # CPU waits of the runner and of every fleet this process runs (chaos/starvation.py).
+    state.stalls = monitor()
     profile = session.config._chaos_profile
     required = session.config._chaos_requirements
     target = session.config._chaos_target
@@ -204,8 +208,17 @@ def toxiproxy(pytestconfig):
     from chaos.toxiproxy_control import ToxiproxyServer
 
     url = pytestconfig.getoption("--chaos-toxiproxy-url")
+    stalls = pytestconfig._chaos_state.stalls
     with ToxiproxyServer("url" if url else None, url=url) as server:
-        yield server
+        # Every RPC goes through it: a verdict depends on its getting a CPU (one it did not
+        # start, given by URL, runs elsewhere and is not seen).
+        if server.pid and stalls is not None:
+            stalls.watch(f"toxiproxy (pid {server.pid})", server.pid)
+        try:
+            yield server
+        finally:
+            if server.pid and stalls is not None:
+                stalls.unwatch(server.pid)
 
 
 @pytest.fixture(scope="session")
@@ -283,7 +296,19 @@ def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, ch
     request.node._chaos_scenario = scenario
     yield scenario
     errors = scenario.close()
+    _write_stalls(scenario, state.stalls)
     if errors:
         raise RuntimeError("clean-up after the scenario failed: "
                            + "; ".join(repr(e) for e in errors))
 
+
+def _write_stalls(scenario, stalls) -> None:
+    """The runner's stalls and the CPU waits of the fleet measured while the scenario ran
+    (stalls.jsonl beside history.jsonl, on its clock): what its verdicts were judged
+    against, for reading a red or an inconclusive afterwards."""
+    if stalls is None or not scenario.artifacts.is_dir():
+        return
+    with open(scenario.artifacts / "stalls.jsonl", "w") as out:
+        out.writelines(json.dumps({"start_ns": s.start_ns, "end_ns": s.end_ns, "who": s.who,
+                                   "source": s.source}) + "\n"
+                       for s in stalls.stalls(scenario.clock_anchor[0]))

@@ -41,6 +41,7 @@ class Requirements:
     long_outage_s: float = 4
     hang_detection_ms: float = 2500
     ejection_ms: float = 1500
+    readmission_ms: float = 6000
     fail_fast_ms: float = 1000
     dns_reresolution_ms: float = 1500
     dns_apply_ms: float = 250
@@ -86,6 +87,11 @@ DOCS = {
     "ejection_ms": "A backend that fails every call (while its health says SERVING) gets no "
                    "more calls — no first attempt, no retry — within this long. Outlier "
                    "detection ejects at the end of a 0.5 s interval; two intervals + margin.",
+    "readmission_ms": "A backend ejected for failing calls (outlier detection) serves again "
+                      "within this long of recovering. Each ejection lasts baseEjectionTime x "
+                      "the ejections so far, capped at maxEjectionTime: capped at 5 s, + one "
+                      "0.5 s interval, + margin. gRPC's defaults (30 s, capped at 300 s) keep "
+                      "a recovered backend out for 30 s or more.",
     "fail_fast_ms": "When no backend can serve (all down, unhealthy, untrusted), every RPC "
                     "fails within this long instead of waiting for its deadline.",
     "dns_reresolution_ms": "After a broken connection the client asks DNS again within this "

@@ -7,9 +7,12 @@ JSON lines, appended and flushed as each scenario ends (so a reader can follow a
      "outcome": "pass" | "fail" | "inconclusive" | "not_applicable" | "skipped" | "error",
      "reason": the decisive verdict's headline, the skip reason, or the error's first line,
      "decisive": the verdict that decided (the failed one), or null,
-     "verdicts": [every verdict: name, outcome, figure, unit, bound, comparison, explanation,
-                  advice, stall_ms, data, span (the [start, end] ns a time figure measures,
-                  history clock), culprits (the first few failing items' [start, end] ns)],
+     "verdicts": [every verdict: name, outcome ("pass" | "fail" | "inconclusive" |
+                  "not judged"), headline, figure, unit, bound, comparison, explanation,
+                  advice, stall_ms, not_judged (what evidence was missing), shown (the
+                  failure in words where no figure says it), data, span (the [start, end] ns
+                  a time figure measures, history clock), culprits (the first few failing
+                  items' [start, end] ns)],
      "property": the docstring's property, "bound": its "Bound:" paragraph,
      "attempts": runs of it (reruns after an inconclusive verdict), "duration_s",
      "started": / "ended": UTC wall clock (ISO 8601), "artifacts": path or null}
@@ -83,7 +86,8 @@ def record(item, reports, scenario, started_wall: float, duration_s: float,
     profile = config._chaos_profile
     target = getattr(config, "_chaos_target", None)
     verdicts = [] if scenario is None else [
-        {**v.to_dict(), "outcome": v.outcome} for v in scenario.verdicts]
+        {**v.to_dict(), "outcome": v.outcome, "headline": v.headline}
+        for v in scenario.verdicts]
     for v in verdicts:  # the decisive instants, for plots; a long count keeps its first ones
         v["culprits"] = [list(c) for c in v["culprits"][:CULPRITS_KEPT]]
         v["span"] = None if v["span"] is None else list(v["span"])
@@ -115,6 +119,8 @@ def record(item, reports, scenario, started_wall: float, duration_s: float,
 
 
 def _headline(verdict: dict) -> str:
+    if verdict.get("headline"):  # the verdict's own (records before 2026-12 have none)
+        return verdict["headline"]
     figure = "n/a" if verdict["figure"] is None else f"{verdict['figure']:.6g}"
     bound = "" if verdict["bound"] is None else \
         f" (bound {verdict['comparison']} {verdict['bound']:.6g} {verdict['unit']})"

@@ -18,7 +18,8 @@ import time
 import pytest
 from _pytest.runner import call_and_report
 
-from chaos.outcomes import NOT_APPLICABLE, ScenarioInconclusive
+from chaos import checks
+from chaos.outcomes import NOT_APPLICABLE, ScenarioFailed, ScenarioInconclusive, StagingTimeout
 
 CHAOS_FIXTURES = {"chaos", "fleet", "chaos_preflight"}
 
@@ -48,7 +49,8 @@ class RunState:
         self.preflight_reported = False
         self.not_run: list[tuple[str, str]] = []
         self.inconclusive: list[tuple[str, str]] = []
-        self.reruns: list[tuple[str, int]] = []
+        self.reruns: list[tuple[str, int, list[str]]] = []  # nodeid, reruns, why each
+        self.worker_stalls: list[tuple[str, list[str]]] = []  # pytest-xdist worker, summary
 
     def pytest_runtest_logreport(self, report) -> None:
         if not getattr(report, "chaos", False):
@@ -59,7 +61,21 @@ class RunState:
         elif report.skipped and getattr(report, "chaos_reason", None) is not None:
             self.not_run.append((report.nodeid, report.chaos_reason))
         if report.when == "teardown" and getattr(report, "chaos_attempts", 1) > 1:
-            self.reruns.append((report.nodeid, report.chaos_attempts - 1))
+            self.reruns.append((report.nodeid, report.chaos_attempts - 1,
+                                getattr(report, "chaos_rerun_reasons", [])))
+
+    def pytest_sessionfinish(self, session) -> None:
+        # A pytest-xdist worker: its stalls are measured here, the summary is written by
+        # the controller (workeroutput travels with the worker's end).
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None and self.stalls is not None:
+            output["chaos_stalls"] = _stall_summary(self.stalls)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        lines = getattr(node, "workeroutput", {}).get("chaos_stalls")
+        if lines:
+            self.worker_stalls.append((node.gateway.id, lines))
 
 
 
@@ -75,13 +91,15 @@ def pytest_runtest_protocol(item, nextitem):
     limit = item.config.getoption("--chaos-reruns")
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     started_wall, started = time.time(), time.monotonic()
+    why: list[str] = []  # each rerun's reason: under pytest-xdist only the summary shows it
     for attempt in range(1, limit + 2):
         item._chaos_attempt = attempt
         last = attempt == limit + 1 or item.session.shouldfail or item.session.shouldstop
         reports = _run_once(item, nextitem, last=bool(last))
         if not any(getattr(r, "chaos_inconclusive", False) for r in reports) or last:
             break
-        _write(item, f"RERUN {item.nodeid}: inconclusive ({_first_line(reports)}); attempt "
+        why.append(_first_line(reports))
+        _write(item, f"RERUN {item.nodeid}: inconclusive ({why[-1]}); attempt "
                      f"{attempt + 1} of {limit + 1}")
     results = item.config.getoption("--chaos-results")
     if results:
@@ -92,6 +110,7 @@ def pytest_runtest_protocol(item, nextitem):
             time.monotonic() - started, attempt))
     for report in reports:
         report.chaos_attempts = attempt
+        report.chaos_rerun_reasons = why
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
@@ -128,6 +147,37 @@ def _write(item, line: str) -> None:
     reporter = item.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(line)
+
+
+# ---------------------------------------------------------------------------- staging
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """A scenario that could not stage its situation because of what the client did (a
+    StagingTimeout let through) fails with a *staging* verdict — what was awaited, how far
+    it got, the timeline, the settings that answer it — judged like any other (a runner
+    stall over the wait makes it inconclusive), never with a bare TimeoutError."""
+    try:
+        return (yield)
+    except StagingTimeout as timeout:
+        scenario = getattr(pyfuncitem, "_chaos_scenario", None)
+        if scenario is None:
+            raise
+        __tracebackhide__ = True
+        try:
+            scenario.expect(checks.staging(scenario.history, timeout.what, timeout.start_ns,
+                                           timeout.end_ns, timeout.progress),
+                            answers=timeout.answers or STAGING_ANSWERS)
+        except (ScenarioFailed, ScenarioInconclusive) as outcome:
+            raise outcome from None  # the verdict says it all; the timeout adds nothing
+        raise
+
+
+# The client settings that decide how fast a client brings a situation about, named when a
+# wait did not say which answer it.
+STAGING_ANSWERS = ("retryPolicy", "outlierDetection", "healthCheckConfig",
+                   "grpc.keepalive_time_ms", "grpc.max_reconnect_backoff_ms")
 
 
 # ---------------------------------------------------------------------------- reports
@@ -180,18 +230,42 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             write(f"{'NOT APPLICABLE' if reason.startswith(NOT_APPLICABLE) else 'SKIPPED'} "
                   f"{nodeid}: {reason.removeprefix(NOT_APPLICABLE)}")
     if state.inconclusive:
-        terminalreporter.section("grpc-chaos: inconclusive (the runner stalled)", sep="=",
-                                 yellow=True)
+        terminalreporter.section("grpc-chaos: inconclusive (the machine stalled, or too "
+                                 "little evidence to judge)", sep="=", yellow=True)
         for nodeid, reason in state.inconclusive:
             write(f"INCONCLUSIVE {nodeid}: {reason}")
-        write("An inconclusive scenario is not a pass: the machine was too busy to judge it. "
-              "Rerun on a quieter machine, or raise --chaos-reruns.")
+        write("An inconclusive scenario is not a pass: the machine was too busy to judge it, "
+              "or the history held too little evidence (NOT JUDGED). Rerun on a quieter "
+              "machine, or raise --chaos-reruns.")
     if state.reruns:
         write("grpc-chaos: scenarios rerun after an inconclusive verdict: "
-              + ", ".join(f"{n.split('::')[-1]} ({a}x)" for n, a in state.reruns))
+              + ", ".join(f"{n.split('::')[-1]} ({a}x)" for n, a, _ in state.reruns))
+        for nodeid, _, reasons in state.reruns:
+            for reason in reasons:
+                write(f"  {nodeid}: {reason}")
     if state.stalls is not None:
-        worst = state.stalls.worst(state.stalls.since_ns)
-        write(f"grpc-chaos: runner stalls this run: {len(state.stalls.stalls(state.stalls.since_ns))}"
-              f" over 3 ms, longest {worst.ms:.0f} ms" if worst else
-              "grpc-chaos: runner stalls this run: none over 3 ms")
+        for line in _stall_summary(state.stalls):
+            write(line)
+    for worker, lines in sorted(state.worker_stalls):
+        for line in lines:
+            write(line.replace("grpc-chaos:", f"grpc-chaos [{worker}]:", 1))
 
+
+def _stall_summary(stalls) -> list[str]:
+    """The runner's stalls this run and, when measured (chaos/starvation.py), the CPU
+    waits of the processes the verdicts depended on: how many over 3 ms, the longest."""
+    since = stalls.since_ns
+    runner = getattr(stalls, "runner", stalls)
+    lines = [_longest("runner stalls", runner.stalls(since))]
+    starvation = getattr(stalls, "starvation", None)
+    if starvation is not None:
+        lines.append(_longest("CPU waits of the runner, proxy and backends",
+                              starvation.stalls(since)))
+    return lines
+
+
+def _longest(what: str, stalls) -> str:
+    if not stalls:
+        return f"grpc-chaos: {what} this run: none over 3 ms"
+    worst = max(stalls, key=lambda s: s.end_ns - s.start_ns)
+    return f"grpc-chaos: {what} this run: {len(stalls)} over 3 ms, longest: {worst.describe()}"

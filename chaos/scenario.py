@@ -43,7 +43,7 @@ from chaos.faults import Nemesis, SlowHandler
 from chaos.history import Event, History, Rpc, clock_anchor
 from chaos.judge import judge
 from chaos.load import GreeterRpc, Load, backend_of
-from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive
+from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive, StagingTimeout
 from chaos.profiles import Profile
 from chaos.requirements import DEFAULTS, Requirements
 from chaos.stall import StallMonitor
@@ -178,7 +178,9 @@ class Scenario:
             shape = load.wait_until(
                 lambda: client_shape.observe(self.history.window(since), since, wanted,
                                              self.history.now()),
-                timeout, f"OK RPCs from each of {sorted(wanted)}")
+                timeout, f"OK RPCs from each of {sorted(wanted)}",
+                progress=lambda: "OK RPCs from " + (
+                    ", ".join(sorted(self._served_since(since))) or "none"))
             if profile is None or profile is self.profile:
                 self.shape = self.shape or shape
         return self.history.mark("warm")
@@ -214,8 +216,16 @@ class Scenario:
             # failure is less certain).
             return None
         held = nemesis.inject(SlowHandler(target, delay_ms=delay_ms))
-        wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
-                   f"{at_least} RPCs held on {target}")
+        started = time.monotonic_ns()
+        try:
+            wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
+                       f"{at_least} RPCs held on {target}")
+        except TimeoutError:
+            # RPCs reach the victim only if the client sends it some: a client that keeps
+            # away from it cannot be staged (a staging verdict, chaos/outcomes.py).
+            raise StagingTimeout(f"{at_least} RPCs held on {target}", 5, started,
+                                 time.monotonic_ns(),
+                                 f"{fleet.stats(target)['in_flight']} in flight on it") from None
         return held
 
     def settle(self, load: Load, what: str = "the RPCs sent into the fault have ended") -> int:
@@ -229,7 +239,9 @@ class Scenario:
         # belongs to an RPC already sent.
         last = self.history.next_id()
         load.wait_until(lambda: sum(r.id < last for r in self.history.rpcs) >= last - 1,
-                        load.deadline_s + 10, what)
+                        load.deadline_s + 10, what,
+                        progress=lambda: f"{sum(r.id < last for r in self.history.rpcs)} of "
+                                         f"{last - 1} ended")
         return self.history.mark(what)
 
     def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...],
@@ -361,14 +373,16 @@ class Scenario:
         and where the bound comes from.
         """
         __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing
-        if not verdict.passed:
+        if not verdict.passed and not verdict.not_judged:
             verdict = judge(verdict, self.stalls)
             verdict = replace(verdict, advice=advice.explain(
                 self.profile, answers, self.requirements, requirement))
         self.check(verdict)
         if not verdict.passed:
             self.decisive = verdict
-        if verdict.inconclusive:
+        if verdict.inconclusive or verdict.not_judged:
+            # Not known either way (the machine stalled, or the history holds too little
+            # evidence): rerun, never a pass.
             raise ScenarioInconclusive(f"[profile {self.profile.name}] {verdict}", verdict)
         if not verdict.passed:
             raise ScenarioFailed(f"[profile {self.profile.name}] {verdict}")

@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,19 @@ START_TIMEOUT_S = 30.0
 START_TIMEOUT_PER_BACKEND_S = 1.0
 CONTROL_TIMEOUT_S = 5.0
 PORT_TRIES = 20
+
+# The fleets of this process that are started and not closed: what chaos/starvation.py
+# watches (a plain set under a lock: it is read from the monitor's thread).
+_running: set[Fleet] = set()
+_running_lock = threading.Lock()
+
+
+def running_processes() -> list[tuple[str, int, bool]]:
+    """(who, pid, group) for each backend process of every running fleet of this process
+    (:meth:`Fleet.processes`): the processes a scenario's verdicts depend on."""
+    with _running_lock:
+        fleets = list(_running)
+    return [process for fleet in fleets for process in fleet.processes()]
 
 
 class FleetError(Exception):
@@ -213,7 +227,19 @@ class Fleet:
         if self.proxies is not None:
             for backend in self.backends:
                 self.proxies.create(backend.proxy, backend.published, backend.listen)
-        self.dns = DnsServer({self.name: [b.ip for b in self.backends]}).start()
+        self.dns = DnsServer({self.name: [b.ip for b in self.backends]},
+                             host=self.dns_host).start()
+        with _running_lock:
+            _running.add(self)
+
+    @property
+    def dns_host(self) -> str:
+        """Where the DNS server listens: the first address of the fleet's own block
+        (127.0.0.1 for the default one). A DNS outage stops it and starts it again on the
+        same port; on an address shared with other fleets, a process binding port 0
+        meanwhile (another pytest-xdist worker's backend or proxy) can take that port
+        (seen with -n 2: "TCP port 46565 on 127.0.0.1 is taken by pid 1879")."""
+        return str(self.net.network_address + 1)
 
     def _published_ips(self, count: int | None = None) -> list[str]:
         return [str(self.net.network_address + FIRST_HOST + i)
@@ -318,6 +344,12 @@ class Fleet:
             try:
                 launch.await_ready(backend.process, f"{server.ready} probe answering",
                                    probe, deadline, backend.log)
+                named = self.service.health_service
+                if named and server.ready == "rpc" and backend.cert_kind == "good":
+                    launch.await_ready(
+                        backend.process, f"its health service knowing {named!r} ([health] "
+                        f"service)", lambda: launch.probe_health_known(channel, named),
+                        deadline, backend.log)
             except launch.LaunchError as error:
                 self._reap(backend)
                 raise FleetError(f"backend {backend.id} ({' '.join(server.command[:3])}"
@@ -355,6 +387,8 @@ class Fleet:
 
     def close(self) -> None:
         """Stop everything this fleet started; safe to call twice and after a failed start."""
+        with _running_lock:
+            _running.discard(self)
         if self.dns is not None:
             self.dns.stop()
         for backend in self.backends:
@@ -410,6 +444,14 @@ class Fleet:
     @property
     def ids(self) -> list[str]:
         return [b.id for b in self.backends]
+
+    def processes(self) -> list[tuple[str, int, bool]]:
+        """(who, pid, group) of each backend process now running: "backend b2 (pid 4711)",
+        its pid, and whether the rest of its process group is part of it (a target's
+        server may fork workers; the built-in Greeter does not). Safe from any thread."""
+        group = self.service is not None
+        return [(f"backend {b.id} (pid {b.pid})", b.pid, group)
+                for b in list(self.backends) if b.process is not None]
 
     def backend(self, backend_id: str) -> Backend:
         for backend in self.backends:

@@ -134,6 +134,25 @@ def probe_health(channel: grpc.Channel, service: str) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def probe_health_known(channel: grpc.Channel, service: str) -> bool:
+    """Whether the backend's health service knows ``service`` (any status); False while it
+    says NOT_FOUND (a server registers its names as it starts). A server with no health
+    service at all (UNIMPLEMENTED) is a LaunchError: a target that names a health service
+    its server does not serve would fail every scenario that watches health, for a reason
+    that is the target file's."""
+    try:
+        health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S)
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            raise LaunchError(
+                f"[health] service = {service!r}, but it serves no health service "
+                f"(grpc.health.v1 Check: UNIMPLEMENTED): serve grpc.health.v1, or remove "
+                f"[health] service from the target file") from None
+        return False
+    return True
+
+
 def probe_listening(address: str) -> bool:
     """Whether something accepts TCP connections on ``address`` now."""
     host, port = address.rsplit(":", 1)

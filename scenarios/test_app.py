@@ -53,6 +53,41 @@ def test_backend_failing_every_call_is_ejected(chaos):
                  answers=("outlierDetection", "round_robin"), requirement="ejection_ms")
 
 
+# How long the backend fails before it recovers: long enough for outlier detection to
+# eject it (at the end of a 0.5 s interval in which it failed at least 10 calls) and, with
+# a 1 s base ejection, to eject it again — the second ejection lasts longer.
+FAILING_S = 2.5
+
+
+def test_ejected_backend_that_recovers_is_readmitted(chaos):
+    """Property: when the busiest backend fails every call for 2.5 s (health SERVING) and
+    then recovers, the client sends it RPCs again, and it serves them, within the
+    readmission bound of its recovery — whether or not the client ejected it meanwhile.
+
+    Bound: readmission_ms (6000 ms) from the fault being cleared — outlier detection lifts
+    an ejection after baseEjectionTime x the ejections so far, capped at maxEjectionTime
+    (recommended: 1 s, capped at 5 s; two ejections in 2.5 s, so at most ~2 s here),
+    checked at each 0.5 s interval. A client that ejects for minutes (baseEjectionTime
+    300 s, or gRPC's default 30 s) keeps a recovered backend out of rotation for as long:
+    it fails. A client without outlier detection never ejects it and passes.
+    """
+    load = chaos.load(concurrency=8)
+    warm = chaos.warm_up(load)
+    load.wait_for(200, timeout=10)
+    target = chaos.busiest(warm)
+    fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
+    failing_until = fault.in_force_ns + int(FAILING_S * 1e9)
+    load.wait_until(lambda: chaos.history.now() >= failing_until, FAILING_S + 5,
+                    f"{target} failing calls for {FAILING_S:g} s")
+    cleared = chaos.nemesis.undo(fault).end_ns
+    need = chaos.requirements
+    chaos.wait_for(load, lambda: chaos.served_since(target, cleared),
+                   need.readmission_ms / 1000 + 5, f"{target} serving again")
+    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=cleared,
+                                      bound_ms=need.readmission_ms),
+                 answers=("outlierDetection",), requirement="readmission_ms")
+
+
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
 def test_backend_failing_every_call_is_hidden_by_retries(chaos):
     """Property: when one backend answers every call with UNAVAILABLE (health SERVING), a
@@ -68,10 +103,16 @@ def test_backend_failing_every_call_is_hidden_by_retries(chaos):
     warm = chaos.warm_up(load)
     load.wait_for(30, timeout=10)
     target = chaos.busiest(warm)
-    refused = chaos.fleet.stats(target)["by_code"].get("UNAVAILABLE", 0)
+    def refused() -> int:
+        return chaos.fleet.stats(target)["by_code"].get("UNAVAILABLE", 0)
+
+    before = refused()
     chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
-    load.wait_until(lambda: chaos.fleet.stats(target)["by_code"].get("UNAVAILABLE", 0)
-                    >= refused + 30, 10, f"30 calls refused by {target}")
+    # The client's retries bring the refusals: with backoffs of seconds, or a backend
+    # ejected for minutes, they never come, and the scenario fails on these settings.
+    load.wait_until(lambda: refused() >= before + 30, 10, f"30 calls refused by {target}",
+                    progress=lambda: f"{refused() - before} refused",
+                    answers=("retryPolicy", "outlierDetection"))
     chaos.expect(checks.errors(chaos.history, start_ns=warm,
                                budget=chaos.requirements.error_budget),
                  answers=("retryPolicy",), requirement="error_budget")
@@ -117,7 +158,9 @@ def test_slow_handler_shows_in_that_backends_latency(chaos):
     chaos.warm_up(load)
     slow = chaos.nemesis.inject(SlowHandler("b2", delay_ms=200))
     load.wait_until(lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40, 20,
-                    "40 RPCs answered by the slow handler")
+                    "40 RPCs answered by the slow handler",
+                    progress=lambda: f"{chaos.count_ok('b2', slow.in_force_ns)} answered",
+                    answers=("outlierDetection", "round_robin"))
     need = chaos.requirements
     chaos.expect(checks.latency(chaos.history, backend="b2", percentile=50, bound_ms=200,
                                 at_least=True, start_ns=slow.in_force_ns))

@@ -53,6 +53,26 @@ server.wait_for_termination()
 """
 
 
+# The Inventory RPC over TLS, and no health service at all.
+NO_HEALTH = f"""
+import sys
+from concurrent import futures
+import grpc
+sys.path.insert(0, {str(PROTOS)!r})
+messages, services = grpc.protos_and_services("shop/v1/inventory.proto")
+class Inventory(services.InventoryServicer):
+    def GetItem(self, request, context):
+        return messages.Item(sku=request.sku, name=f"Item {{request.sku}}")
+host, port, cert, key = sys.argv[1:5]
+server = grpc.server(futures.ThreadPoolExecutor(2), options=[("grpc.so_reuseport", 0)])
+services.add_InventoryServicer_to_server(Inventory(), server)
+creds = grpc.ssl_server_credentials([(open(key, "rb").read(), open(cert, "rb").read())])
+server.add_secure_port(f"{{host}}:{{port}}", creds)
+server.start()
+server.wait_for_termination()
+"""
+
+
 def _target(tmp_path: Path, server: str, rpc: str = RPC) -> target.Target:
     path = tmp_path / "grpc-chaos.toml"
     path.write_text(textwrap.dedent(server) + rpc)
@@ -139,6 +159,25 @@ def test_a_method_the_server_does_not_serve_is_named(tmp_path, nothing_left):
     with pytest.raises(FleetError, match=r"it does not serve shop.v1.Inventory/Reserve: "
                                          r"UNIMPLEMENTED"):
         Fleet(1, service=service).start()
+
+
+def test_a_health_service_name_the_server_does_not_serve_is_one_error_naming_the_key(
+        tmp_path, nothing_left):
+    # [health] service names a service, but the server has no health service: every
+    # scenario that watches health would fail for the target file's reason.
+    script = tmp_path / "no_health.py"
+    script.write_text(NO_HEALTH)
+    service = _target(tmp_path, f"""
+        [server]
+        command = ["{sys.executable}", "{script}", "{{host}}", "{{port}}", "{{cert}}", "{{key}}"]
+        ready = "rpc"
+        start_timeout_s = 20
+        """, RPC.replace('header = "x-backend-id"', 'header = ""'))
+    with pytest.raises(FleetError) as error:
+        Fleet(1, service=service).start()
+    text = str(error.value)
+    assert "[health] service = 'shop.v1.Inventory'" in text and "UNIMPLEMENTED" in text
+    assert "remove [health] service" in text and "\n" not in text
 
 
 def test_a_server_that_ignores_its_stop_signal_is_killed_after_its_grace_and_said_so(

@@ -116,7 +116,9 @@ def test_no_rpc_is_held_when_no_backend_could_serve_it():
         story.fault("kill", b, 100, 110, 4000, revert=3800)
     story.rpc(1500, 1502, None, "UNAVAILABLE")
     verdicts = story.verdicts()
-    assert verdicts["rpc_succeeds"].passed and verdicts["in_flight_succeeds"].passed
+    # Held to nothing: no RPC the rules judge, so neither is a pass (nor a fail).
+    assert verdicts["rpc_succeeds"].outcome == "not judged"
+    assert verdicts["in_flight_succeeds"].outcome == "not judged"
 
 
 def test_a_backend_failing_calls_of_its_own_is_the_fleets_failure_not_the_clients():
@@ -246,6 +248,40 @@ def test_liveness_is_measured_from_the_end_of_an_idle_gap_and_skips_dns_removed_
     assert due == {None: 3000 * MS, "b2": 3000 * MS}
     verdicts = story.verdicts()
     assert verdicts["recovers"].passed and verdicts["rejoins"].passed
+
+
+def test_a_rejoin_the_load_gave_no_chance_is_not_judged_never_failed():
+    """The fuzzer's false red (seed 7, load ~5): a drain of b3 ended, 10 RPCs were sent in
+    the next 10 ms (none to b3 yet), then an idle gap ran to the end of the run. "b3 did
+    not serve again" was judged on that — 1 FAIL in 6 replays."""
+    story = Story(until_ms=3000)
+    story.fault("health", "b3", 500, 505, 2000, revert=1990, status="NOT_SERVING")
+    story.serve(backends=("b1", "b2"), end=2010)
+    story.h.add_event(Event(IDLE, None, 2010 * MS, 6000 * MS, {}))
+    verdicts = story.verdicts()
+    assert verdicts["rejoins"].outcome == "not judged"
+    assert "rejoins" not in {failed_rule(list(verdicts.values()))}
+    assert verdicts["rejoins"].headline.startswith("NOT JUDGED rejoins: 0 RPC(s) started")
+    # The same drain with the load running through the bound, b3 never back: a red.
+    judged = Story(until_ms=6000)
+    judged.fault("health", "b3", 500, 505, 2000, revert=1990, status="NOT_SERVING")
+    judged.serve(backends=("b1", "b2"))
+    assert judged.verdicts()["rejoins"].failed
+
+
+def test_rules_whose_situation_came_with_no_load_are_not_judged():
+    # Every backend down for 2 s while the load was idle: fails_fast saw nothing.
+    story = Story(until_ms=6000)
+    for b in BACKENDS:
+        story.fault("kill", b, 1000, 1010, 3000, revert=2900)
+    story.h.add_event(Event(IDLE, None, 900 * MS, 3500 * MS, {}))
+    story.serve(end=900)
+    story.serve(start=3500)
+    verdicts = story.verdicts()
+    assert verdicts["fails_fast"].outcome == "not judged"
+    assert verdicts["routed_away"].outcome == "not judged"
+    assert verdicts["in_flight_succeeds"].outcome == "not judged"
+    assert failed_rule(list(verdicts.values())) is None
 
 
 def test_rpcs_that_ended_before_the_warm_up_are_not_judged():

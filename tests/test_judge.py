@@ -1,4 +1,5 @@
-"""A failed verdict becomes inconclusive only when the runner's stall explains the miss."""
+"""A failed verdict becomes inconclusive only when a stall explains the miss: the runner's
+own, or a CPU wait of a process the verdict depends on (a backend, the proxy)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 
 from chaos.checks import Verdict
 from chaos.judge import STALL_EXPLAINS_MS, judge
-from chaos.stall import StallMonitor
+from chaos.stall import RUN_QUEUE, StallMonitor
+from chaos.starvation import Stalls, StarvationMonitor
 
 MS = 1_000_000
 
@@ -87,3 +89,81 @@ def test_a_long_rpc_is_not_explained_by_a_short_stall_inside_it():
 
 def test_without_a_monitor_nothing_is_inconclusive():
     assert not judge(_time(150), None).inconclusive
+
+
+# --------------------------------------------------------------- CPU waits of the fleet
+# The starvation monitor (chaos/starvation.py) keeps a process's wait for a CPU as a Stall
+# of source RUN_QUEUE named after the process; chaos.starvation.Stalls joins them to the
+# runner's own stalls. tests/test_starvation.py measures them on real starved processes.
+
+B2 = "backend b2 (pid 4711)"
+PROXY = "toxiproxy (pid 4700)"
+
+
+def _fleet(runner=(), **waits: list[tuple[int, int]]) -> Stalls:
+    """The runner's stalls and the recorded CPU waits of named processes (keyword: who)."""
+    stalls = Stalls(_monitor(*runner), StarvationMonitor())
+    for who, intervals in waits.items():
+        for start, end in intervals:
+            stalls.starvation.record(start * MS, end * MS, RUN_QUEUE, who)
+    return stalls
+
+
+def test_a_time_miss_only_a_backends_cpu_wait_explains_is_inconclusive_and_names_it():
+    # The runner ran on time; b2 waited 60 ms for a CPU inside the span: a 50 ms miss is
+    # not known to be the client's.
+    judged = judge(_time(150), _fleet(**{B2: [(100, 160)]}))
+    assert judged.inconclusive and judged.stall_ms == 60
+    assert judged.headline == ("INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — "
+                               "backend b2 (pid 4711) waited 60 ms for a CPU")
+    assert judged.data["stall_cause"] == "backend b2 (pid 4711) waited 60 ms for a CPU"
+
+
+def test_waits_of_several_processes_are_named_with_their_union():
+    # b2 waited 40 ms, the proxy 30 ms of which 10 overlap b2's: 60 ms in all, enough for
+    # a 55 ms miss; each named with its own share, the largest first.
+    judged = judge(_time(155), _fleet(runner=[(300, 305)], **{B2: [(100, 140)],
+                                                              PROXY: [(130, 160)]}))
+    assert judged.inconclusive and judged.stall_ms == 65
+    assert judged.data["stall_cause"] == (
+        "backend b2 (pid 4711) waited 40 ms for a CPU, toxiproxy (pid 4700) waited 30 ms "
+        "for a CPU, runner stalled 5 ms (65 ms in all)")
+
+
+def test_waits_of_processes_at_the_same_instants_count_once():
+    # Three processes each waited the same 40 ms: the RPCs lost 40 ms, not 120. A 50 ms
+    # miss stays a red.
+    same = [(100, 140)]
+    judged = judge(_time(150), _fleet(**{B2: same, PROXY: same, "runner (client, DNS)": same}))
+    assert judged.outcome == "fail"
+
+
+def test_cpu_waits_outside_the_span_or_too_short_leave_the_red():
+    assert judge(_time(150), _fleet(**{B2: [(1200, 1300)]})).outcome == "fail"
+    assert judge(_time(150), _fleet(**{B2: [(100, 130)]})).outcome == "fail"
+
+
+def test_errors_each_through_a_long_cpu_wait_of_a_backend_are_inconclusive():
+    long = STALL_EXPLAINS_MS + 50
+    stalls = _fleet(**{B2: [(50, 50 + long)], PROXY: [(900, 900 + long + 20)]})
+    judged = judge(_count((0, 300), (100, 350)), stalls)
+    assert judged.inconclusive and judged.stall_ms == long
+    assert judged.headline.endswith(
+        f"— backend b2 (pid 4711) waited {long:.0f} ms for a CPU (the least of the stalls "
+        f"each of the 2 failures lived through)")
+    # One failure that lived through no long wait keeps the red.
+    assert judge(_count((0, 300), (2000, 2300)), stalls).outcome == "fail"
+
+
+def test_errors_are_not_explained_by_many_short_cpu_waits():
+    # Scheduling noise: a 40 ms wait every 100 ms adds up, but no timer of the client
+    # fires for it. A 3 s DEADLINE_EXCEEDED stays a red.
+    many = [(t, t + 40) for t in range(0, 3000, 100)]
+    assert judge(_count((0, 3000)), _fleet(**{B2: many, PROXY: many})).outcome == "fail"
+
+
+def test_a_pass_and_a_floor_are_never_touched_by_cpu_waits():
+    starved = _fleet(**{B2: [(0, 10_000)]})
+    assert judge(_time(50), starved) == _time(50)
+    floor = Verdict("latency", False, 150.0, "ms", 200, "", ">=", span=(0, 10_000 * MS))
+    assert not judge(floor, starved).inconclusive

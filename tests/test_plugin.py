@@ -176,6 +176,49 @@ def test_a_miss_the_stall_does_not_explain_is_a_plain_failure(pytester):
     assert "FAIL failover_time: 1150 ms (bound <= 100 ms)" in result.stdout.str()
 
 
+NOT_JUDGED = """
+from chaos import checks
+
+def test_idle_window(chaos):
+    load = chaos.load(concurrency=2)
+    chaos.warm_up(load)
+    load.stop()
+    # No RPC starts after the load stopped: nothing to judge errors on, either way.
+    chaos.expect(checks.errors(chaos.history, start_ns=chaos.history.now()))
+"""
+
+
+def test_a_check_with_too_little_evidence_is_not_judged_rerun_and_never_a_pass(pytester):
+    pytester.makepyfile(test_idle=NOT_JUDGED)
+    result = _run(pytester, "--chaos-reruns", "1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    output = result.stdout.str()
+    assert output.count("RERUN test_idle.py::test_idle_window") == 1
+    assert "INCONCLUSIVE test_idle.py::test_idle_window: [profile recommended] NOT JUDGED " \
+           "errors: 0 RPC(s) started in the window; 1 needed" in output
+
+
+STAGING = """
+def test_unstaged(chaos):
+    load = chaos.load(concurrency=2)
+    chaos.warm_up(load)
+    load.wait_until(lambda: False, 1, "30 calls refused by b1",
+                    progress=lambda: "5 refused", answers=("retryPolicy",))
+"""
+
+
+def test_a_situation_the_client_never_lets_happen_is_a_staging_verdict_not_a_timeout(
+        pytester):
+    pytester.makepyfile(test_staging=STAGING)
+    result = _run(pytester, "--chaos-profile", "naive")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "FAIL staging: 30 calls refused by b1 not reached within 1.0 s — got 5 refused" \
+        in output
+    assert "retryPolicy: not set" in output  # the settings that answer it
+    assert "TimeoutError" not in output and "Traceback" not in output
+
+
 SPREAD = """
 from chaos import checks
 

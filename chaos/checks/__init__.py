@@ -6,15 +6,19 @@ Rules every check keeps:
 - it never sleeps, never writes, and never changes the history;
 - times are ns on the history's clock, bounds are in ms;
 - windows select RPCs by *start*, [start_ns, end_ns), None leaving a side open;
-- it never raises on empty input: no evidence is a failing verdict that says so,
-  unless a parameter (min_rpcs=0, min_rounds=0) says an empty window is acceptable;
+- it never raises on empty input: too little evidence (an idle window, no load after a
+  fault was cleared, fewer RPCs than the rule needs) is a *not judged* verdict that says
+  what was missing — never a pass, never a fail — unless a parameter (min_rpcs=0,
+  min_rounds=0) says an empty window is acceptable;
+- a failed verdict's headline states what broke the bound: a figure on the wrong side of
+  it, or in words (``shown``) when no number can ("never within the 7.0 s observed");
 - the explanation says what was measured and why it passed or failed, and ends with
   the timeline around the decisive point (History.timeline).
 
 One module per family: failover (failover_time, recovery_time), drain (drain_time,
 no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2, share),
 latency (latency, percentiles), attempts (ejection_time, from gRPC's per-backend
-attempt counters).
+attempt counters), staging (a situation the client never let a scenario reach).
 """
 
 from chaos.checks.attempts import attempts, ejection_time
@@ -25,6 +29,7 @@ from chaos.checks.errors import error_rate, errors
 from chaos.checks.failover import failover_time, recovery_time
 from chaos.checks.latency import latency, percentiles
 from chaos.checks.shutdown import shutdown_notice
+from chaos.checks.staging import staging
 from chaos.checks.verdict import Verdict
 
 __all__ = [
@@ -44,4 +49,5 @@ __all__ = [
     "recovery_time",
     "share",
     "shutdown_notice",
+    "staging",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.checks.verdict import Verdict, ms
+from chaos.checks.verdict import Verdict, not_judged, ms
 from chaos.channelz import Sample
 
 BUCKET_NS = 250_000_000  # the explanation counts attempts per quarter second
@@ -54,7 +54,15 @@ def ejection_time(samples: Sequence[Sample], target: str, after_ns: int, bound_m
     text = (f"{target} kept getting attempts: {sent} in the {seconds:.1f} s after the fault, "
             f"never a quiet {quiet_ms:g} ms — the client went on sending it first attempts "
             f"(and retries) although it failed every call. " + _timeline(later, after_ns))
-    return Verdict("ejection_time", False, None, "ms", bound_ms, text)
+    if seconds * 1000 < bound_ms + quiet_ms:
+        # Sampled for less than the bound and its quiet period: an ejection due later
+        # could not have been seen yet.
+        return not_judged("ejection_time", f"attempt counters sampled for {seconds * 1000:.0f} ms "
+                          f"after the fault; {bound_ms + quiet_ms:g} ms needed", text,
+                          bound=bound_ms)
+    return Verdict("ejection_time", False, None, "ms", bound_ms, text,
+                   shown=f"never a quiet {quiet_ms:g} ms within the {seconds:.1f} s observed "
+                         f"({sent} attempts)")
 
 
 COUNTERS = {"started": "attempt(s)", "failed": "failed attempt(s)",
@@ -81,9 +89,10 @@ def attempts(samples: Sequence[Sample], target: str, start_ns: int,
     until = [s for s in own if end_ns is None or s.t_ns <= end_ns]
     name = "attempts" if counter == "started" else f"{counter}_attempts"
     if not before or not until:
-        return Verdict(name, False, None, "attempts", budget,
-                       f"No attempt counter of {target} was sampled before the window: "
-                       f"nothing to count from ({len(own)} samples in all).")
+        return not_judged(name, f"no attempt counter of {target} sampled before the window",
+                          f"No attempt counter of {target} was sampled before the window: "
+                          f"nothing to count from ({len(own)} samples in all).",
+                          unit="attempts", bound=budget)
     sent = getattr(until[-1], counter) - getattr(before[-1], counter)
     ended = 0
     if counter == "failed":

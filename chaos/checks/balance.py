@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 from chaos.checks.chi2 import chi2_sf
 from chaos.checks.selection import anchor, as_history, count_text, describe_window, in_window
-from chaos.checks.verdict import Verdict, explain
+from chaos.checks.verdict import Verdict, explain, not_judged
 from chaos.history import Event, History, Rpc
 
 # Cochran's rule: the chi-square approximation is trusted when every expected count is
@@ -47,7 +47,8 @@ def balance_exact(
     the business of errors()); an OK RPC with no backend id, or one served by a backend
     not listed, breaks its round. A trailing partial round must follow the rotation
     too. figure = the number of complete rounds that follow the rotation, up to the
-    first bad one. Fails on a bad round or with fewer than `min_rounds` complete rounds.
+    first bad one. Fails on a bad round (the headline names it); with fewer than
+    `min_rounds` complete rounds and none bad it is *not judged*.
     """
     h = as_history(history)
     window = in_window(h.rpcs, start_ns, end_ns)
@@ -70,8 +71,10 @@ def balance_exact(
         # changes state, e.g. a keepalive ping timing out while the machine stalled in the
         # second before the round.
         culprits = ((round_rpcs[0].start_ns - RESTART_LOOKBACK_NS, round_rpcs[-1].end_ns),)
+        got = " ".join(str(r.backend) for r in round_rpcs)
+        shown = f"round {bad + 1} of {-(-len(ok) // n)} out of rotation ({got})"
         return Verdict("balance_exact", False, good_rounds, "rounds", min_rounds, explanation, ">=", data,
-                       culprits=culprits)
+                       culprits=culprits, shown=shown)
     passed = rounds >= min_rounds
     if n:
         left = f", and {len(ok) % n} more in that order" if len(ok) % n else ""
@@ -81,9 +84,13 @@ def balance_exact(
         )
     else:
         paragraph = f"No OK RPC started {where}{skipped}, so there is no round to check."
-    if not passed:
-        paragraph += f" At least {min_rounds} complete rounds were needed."
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
+    if not passed:
+        # Every round seen kept the rotation: there were just too few to tell.
+        paragraph += f" At least {min_rounds} complete rounds were needed."
+        return not_judged("balance_exact", f"{rounds} complete round(s) of OK RPCs; "
+                          f"{min_rounds} needed", explain(paragraph, h, around), unit="rounds",
+                          bound=min_rounds, comparison=">=", figure=rounds)
     return Verdict("balance_exact", passed, rounds, "rounds", min_rounds, explain(paragraph, h, around), ">=", data)
 
 
@@ -127,7 +134,15 @@ def balance_chi2(
     )
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
     data = {"counts": dict(counts), "unexpected": dict(unexpected), "chi2": statistic, "df": len(names) - 1}
-    return Verdict("balance_chi2", not problems, p, "p", alpha, explain(paragraph, h, around), ">=", data)
+    starved = expected > 0 and any(counts[b] == 0 for b in names)
+    if problems and p is None and not unexpected and not starved:
+        # No p-value and nothing wrong seen: too few RPCs for the test to say anything.
+        return not_judged("balance_chi2", "; ".join(problems), explain(paragraph, h, around),
+                          unit="p", bound=alpha, comparison=">=")
+    # A failure the p-value does not show (a backend with none, a stranger) is named.
+    shown = "; ".join(problems) if problems and (p is None or p >= alpha) else ""
+    return Verdict("balance_chi2", not problems, p, "p", alpha, explain(paragraph, h, around), ">=", data,
+                   shown=shown)
 
 
 def _backend_names(backends: Sequence[str] | None, ok: list[Rpc]) -> list[str]:
@@ -212,7 +227,7 @@ def share(
 ) -> Verdict:
     """``target``'s OK RPCs started in the window as a fraction of an even share (the OK
     RPCs on ``backends``, divided by their number). figure = that fraction; passes when it
-    is at least ``min_share`` (a requirement). Fails with no OK RPC in the window."""
+    is at least ``min_share`` (a requirement). Not judged with no OK RPC in the window."""
     h = as_history(history)
     ok = [r for r in in_window(h.rpcs, start_ns, end_ns) if r.ok and r.backend in backends]
     counts = Counter({b: 0 for b in backends})
@@ -228,5 +243,9 @@ def share(
            if figure is not None else "no RPC to share out.")
     )
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
+    if figure is None:
+        return not_judged("share", "no OK RPC in the window to share out",
+                          explain(paragraph, h, around), unit="of an even share",
+                          bound=min_share, comparison=">=")
     return Verdict("share", passed, figure, "of an even share", min_share,
                    explain(paragraph, h, around), ">=", {"counts": dict(counts)})

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chaos.checks.selection import anchor, as_history, by_backend, count_text, describe_rpc, describe_window, in_window
-from chaos.checks.verdict import Verdict, explain, ms
+from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.history import Event, History, Rpc
 
 
@@ -30,8 +30,8 @@ def drain_time(
 
     Counts RPCs with backend == target that started at or after `after_ns`, whatever
     their outcome. figure = last such start - after_ns in ms, 0 if there is none.
-    Fails over `bound_ms`, or when fewer than `min_rpcs` RPCs (on any backend) started
-    after the flip: with no traffic, a drain proves nothing.
+    Fails over `bound_ms`; *not judged* when fewer than `min_rpcs` RPCs (on any backend)
+    started after the flip: with no traffic, a drain proves nothing.
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
@@ -43,7 +43,9 @@ def drain_time(
             f"Only {len(later)} RPCs started after the health flip of {target} (at least {min_rpcs} needed): "
             f"with no traffic, the drain cannot be seen. Is the load running across the flip?"
         )
-        return Verdict("drain_time", False, None, "ms", bound_ms, explain(paragraph, h, after_ns))
+        return not_judged("drain_time", f"{len(later)} RPC(s) started after the health flip; "
+                          f"{min_rpcs} needed to see a drain", explain(paragraph, h, after_ns),
+                          bound=bound_ms)
     if not on_target:
         paragraph = (
             f"No RPC started on {target} after its health flip: drained at once (0 ms, bound {bound_ms:g} ms). "
@@ -73,7 +75,7 @@ def no_traffic_to(
 ) -> Verdict:
     """No RPC that started in [start_ns, end_ns) was served by `target`.
 
-    figure = the number that were (bound 0). Fails also when fewer than `min_rpcs` RPCs
+    figure = the number that were (bound 0). *Not judged* when fewer than `min_rpcs` RPCs
     started in the window at all: an idle window says nothing about routing.
     """
     h = as_history(history)
@@ -86,7 +88,9 @@ def no_traffic_to(
             f"Only {len(window)} RPCs started {where} (at least {min_rpcs} needed): "
             f"an idle window says nothing about traffic to {target}."
         )
-        return Verdict("no_traffic_to", False, len(hits), "rpcs", 0, explain(paragraph, h, origin))
+        return not_judged("no_traffic_to", f"{len(window)} RPC(s) started in the window; "
+                          f"{min_rpcs} needed", explain(paragraph, h, origin), unit="rpcs",
+                          bound=0, figure=len(hits))
     if not hits:
         paragraph = (
             f"None of the {len(window)} RPCs that started {where} was served by {target} "

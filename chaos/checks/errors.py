@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from chaos.checks.selection import anchor, as_history, count_text, describe_rpc, describe_window, in_window
-from chaos.checks.verdict import Verdict, explain
+from chaos.checks.verdict import Verdict, explain, not_judged
 from chaos.history import Event, History, Rpc
 
 FIRST_FAILURES = 5  # how many failures an explanation lists one by one
@@ -31,9 +31,10 @@ def errors(
 
     `codes` restricts the count to those status codes (e.g. {"UNAVAILABLE"}); None
     counts every non-OK code. `unanswered` counts only the failures no backend answered
-    (no backend id: the client failed them itself, or the connection died). Passes when the count <= budget and at least `min_rpcs`
-    RPCs started in the window (an idle window shows no errors and proves nothing;
-    pass min_rpcs=0 to accept it).
+    (no backend id: the client failed them itself, or the connection died). Passes when the
+    count <= budget; with fewer than `min_rpcs` RPCs started in the window it is *not
+    judged* (an idle window shows no errors and proves nothing; pass min_rpcs=0 to accept
+    it).
     """
     tally = _tally(as_history(history), start_ns, end_ns, codes, unanswered)
     figure = len(tally.failed)
@@ -53,8 +54,9 @@ def error_rate(
 ) -> Verdict:
     """The fraction of RPCs started in the window that failed (see errors()), against `max_ratio`.
 
-    Passes when the ratio <= max_ratio and at least `min_rpcs` RPCs started in the
-    window; an empty window has no ratio (figure None) and passes only if min_rpcs=0.
+    Passes when the ratio <= max_ratio; with fewer than `min_rpcs` RPCs started in the
+    window it is *not judged*; an empty window has no ratio (figure None) and passes only
+    if min_rpcs=0.
     """
     tally = _tally(as_history(history), start_ns, end_ns, codes)
     figure = len(tally.failed) / len(tally.window) if tally.window else None
@@ -88,6 +90,12 @@ class _Tally:
         highlight = [r.id for r in self.failed[:FIRST_FAILURES]]
         paragraph = self._paragraph(by_code, min_rpcs, against, origin, origin_name)
         culprits = tuple((r.start_ns, r.end_ns) for r in self.failed)
+        if not self.busy_enough(min_rpcs):
+            # An idle window shows no errors and proves nothing, either way.
+            return not_judged(name, f"{len(self.window)} RPC(s) started in the window; "
+                              f"{min_rpcs} needed", explain(paragraph, self.history, around,
+                                                             highlight), unit=unit, bound=bound,
+                              figure=figure)
         return Verdict(name, passed, figure, unit, bound, explain(paragraph, self.history, around, highlight),
                        data=data, culprits=culprits)
 

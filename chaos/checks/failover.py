@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from chaos.checks.selection import as_history, by_backend, count_text, describe_rpc
-from chaos.checks.verdict import Verdict, explain, ms
+from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.history import Event, History, Rpc
 
 
@@ -42,19 +42,27 @@ def failover_time(
     last_bad = bad[-1] if bad else None
     if not later:
         paragraph = (
-            f"No RPC started at or after the fault on {target}, so failover cannot be measured: "
-            f"is the load running across the fault? ({len(h.rpcs)} RPCs in the history.)"
+            f"No RPC started at or after the fault on {target}, so failover cannot be measured "
+            f"({len(h.rpcs)} RPCs in the history)."
         )
-        return _verdict("failover_time", False, None, bound_ms, explain(paragraph, h, after_ns))
+        return not_judged("failover_time", "no RPC started after the fault",
+                          explain(paragraph, h, after_ns), bound=bound_ms)
     # The earliest candidate instant (the fault, or an RPC start) after which all is well.
     first_good = later[0] if last_bad is None else next((r for r in later if r.start_ns > last_bad.start_ns), None)
     if first_good is None:
+        observed = ms(later[-1].start_ns - after_ns)
         paragraph = (
-            f"The client never failed over from {target}: the last bad RPC, "
-            f"{describe_rpc(last_bad, after_ns, 'the fault')}, is also the last RPC started. "
-            f"{_bad_summary(bad, target)}."
+            f"The client never failed over from {target} within the {observed / 1000:.1f} s "
+            f"observed: the last bad RPC, {describe_rpc(last_bad, after_ns, 'the fault')}, is also "
+            f"the last RPC started. {_bad_summary(bad, target)}."
         )
-        return _verdict("failover_time", False, None, bound_ms, explain(paragraph, h, last_bad.start_ns, [last_bad.id]))
+        explanation = explain(paragraph, h, last_bad.start_ns, [last_bad.id])
+        if observed <= bound_ms:
+            return not_judged("failover_time", f"RPCs were started for only {observed:.0f} ms "
+                              f"after the fault, all bad; {bound_ms:g} ms needed to judge",
+                              explanation, bound=bound_ms)
+        return _verdict("failover_time", False, None, bound_ms, explanation,
+                        shown=f"never within the {observed / 1000:.1f} s observed")
     t_ns = after_ns if last_bad is None else first_good.start_ns
     figure = ms(t_ns - after_ns)
     passed = figure <= bound_ms
@@ -86,36 +94,78 @@ def recovery_time(
     target: str | None,
     after_ns: int,
     bound_ms: float,
+    *,
+    idle: Iterable[tuple[int, int]] = (),
 ) -> Verdict:
     """Time from the fault being cleared (`after_ns`) until `target` serves again
     (`target` None: until any backend does, for a fleet-wide outage).
 
     figure = start of the first OK RPC served by `target` that started at or after
-    `after_ns`, minus `after_ns`, in ms. Fails when there is none, or over `bound_ms`.
+    `after_ns`, minus `after_ns`, in ms. Fails over `bound_ms`, or when there is none —
+    but only on evidence: a miss is judged when the client kept sending through the bound,
+    i.e. at least `evidence_rpcs()` RPCs (two rounds over the backends seen) started from
+    `after_ns + bound_ms` on (until the late first one). With fewer — the load stopped, or
+    was `idle` (intervals the load was paused on purpose, e.g. a fuzz schedule's idle gap)
+    — the verdict is *not judged*: the client had no chance to show it was back.
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
     first = next((r for r in later if r.ok and (r.backend == target or target is None)),
                  None)
-    target = target or "the fleet"
-    if first is None:
+    name = target or "the fleet"
+    due_ns = after_ns + int(bound_ms * 1e6)
+    # A miss is judged only if the client was sending when the bound ran out.
+    until = first.start_ns if first is not None else None
+    witnesses = [r for r in later if r.start_ns >= due_ns and (until is None or r.start_ns < until)
+                 and not _in_any(r.start_ns, idle)]
+    if first is not None:
+        figure = ms(first.start_ns - after_ns)
+        passed = first.start_ns <= due_ns
+        before = [r for r in later if r.start_ns < first.start_ns]
         paragraph = (
-            f"{target} did not serve again: none of the {len(later)} RPCs that started after the fault "
-            f"was cleared succeeded on it (they went to: {count_text(by_backend(later))}; "
-            f"codes: {count_text(Counter(r.code for r in later))})."
+            f"{name} served again {figure:.3f} ms after the fault was cleared, "
+            f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms: the first OK RPC on "
+            f"it was {describe_rpc(first, after_ns, 'the clear')}; {len(before)} RPCs started "
+            f"before it ({count_text(by_backend(before))})"
+            + ("." if passed else f", {len(witnesses)} of them after the bound had run out.")
         )
-        return _verdict("recovery_time", False, None, bound_ms, explain(paragraph, h, after_ns))
-    figure = ms(first.start_ns - after_ns)
-    passed = figure <= bound_ms
-    before = [r for r in later if r.start_ns < first.start_ns]
-    paragraph = (
-        f"{target} served again {figure:.3f} ms after the fault was cleared, "
-        f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms: the first OK RPC on it was "
-        f"{describe_rpc(first, after_ns, 'the clear')}; {len(before)} RPCs started before it "
-        f"({count_text(by_backend(before))})."
-    )
-    return _verdict("recovery_time", passed, figure, bound_ms, explain(paragraph, h, first.start_ns, [first.id]),
-                    span=(after_ns, first.start_ns))
+        explanation = explain(paragraph, h, first.start_ns, [first.id])
+        span = (after_ns, first.start_ns)
+        if passed:
+            return _verdict("recovery_time", True, figure, bound_ms, explanation, span=span)
+        shown = ""
+    else:
+        observed = ms((later[-1].start_ns if later else after_ns) - after_ns)
+        paragraph = (
+            f"{name} did not serve again within the {observed / 1000:.1f} s observed: none of the "
+            f"{len(later)} RPCs that started after the fault was cleared succeeded on it (they went "
+            f"to: {count_text(by_backend(later))}; codes: {count_text(Counter(r.code for r in later))})."
+        )
+        explanation = explain(paragraph, h, after_ns)
+        shown = f"never within the {observed / 1000:.1f} s observed"
+        figure, span = None, None
+    needed = evidence_rpcs(h, target)
+    if len(witnesses) < needed:
+        reason = (f"{len(witnesses)} RPC(s) started between the end of the bound and "
+                  f"{'the first RPC on ' + name if first is not None else 'the end of the history'}"
+                  f"; {needed} needed to judge that {name} was not serving")
+        return not_judged("recovery_time", reason, explanation, bound=bound_ms)
+    return _verdict("recovery_time", False, figure, bound_ms, explanation, span=span, shown=shown)
+
+
+def evidence_rpcs(history: History, target: str | None) -> int:
+    """How many RPCs a client must start after a bound ran out for "it did not come back
+    in time" to be evidence: two rounds over the backends seen in the history (a client
+    that spreads gives a backend that is back one RPC a round), or two RPCs when any
+    backend will do."""
+    if target is None:
+        return 2
+    seen = {r.backend for r in history.rpcs if r.backend is not None} | {target}
+    return 2 * len(seen)
+
+
+def _in_any(t_ns: int, intervals: Iterable[tuple[int, int]]) -> bool:
+    return any(start <= t_ns < end for start, end in intervals)
 
 
 def _bad_summary(bad: list[Rpc], target: str) -> str:
@@ -128,5 +178,5 @@ def _bad_summary(bad: list[Rpc], target: str) -> str:
 
 
 def _verdict(name: str, passed: bool, figure: float | None, bound_ms: float, explanation: str,
-             span: tuple[int, int] | None = None) -> Verdict:
-    return Verdict(name, passed, figure, "ms", bound_ms, explanation, span=span)
+             span: tuple[int, int] | None = None, shown: str = "") -> Verdict:
+    return Verdict(name, passed, figure, "ms", bound_ms, explanation, span=span, shown=shown)

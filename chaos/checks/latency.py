@@ -14,7 +14,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from chaos.checks.selection import anchor, as_history, describe_rpc, describe_window, in_window
-from chaos.checks.verdict import Verdict, explain, ms
+from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.history import NO_BACKEND, Event, History, Rpc
 
 OVERALL = "overall"  # the key of the all-backends row in percentiles()
@@ -68,7 +68,8 @@ def latency(
     `backend` None means all backends; `only_ok` leaves out failed RPCs (a fast
     UNAVAILABLE would flatter the figure, a deadline would dominate it). Passes when the
     figure <= `bound_ms` (required) and at least `min_rpcs` RPCs were measured; with
-    none the figure is None, and the verdict passes only if min_rpcs=0.
+    fewer the verdict is *not judged* (figure None), unless min_rpcs=0 accepts an empty
+    window.
 
     `at_least=True` turns the bound into a floor (figure >= bound_ms): a scenario uses it
     to show that an injected latency is really in force.
@@ -91,7 +92,10 @@ def latency(
         enough = len(chosen) >= min_rpcs
         need = "" if enough else f" (at least {min_rpcs} needed)"
         paragraph = f"{len(chosen)} {what}: no latency to measure{need}."
-        return Verdict("latency", enough, None, "ms", bound_ms, explain(paragraph, h, origin), comparison)
+        if enough:  # min_rpcs=0: an empty window was declared acceptable
+            return Verdict("latency", True, None, "ms", bound_ms, explain(paragraph, h, origin), comparison)
+        return not_judged("latency", f"{len(chosen)} {what}; at least {min_rpcs} needed",
+                          explain(paragraph, h, origin), bound=bound_ms, comparison=comparison)
     counted, counted_text = chosen, ""
     if counted_from_ns is not None:
         # The same RPCs, their clocks started no earlier than the instant given.

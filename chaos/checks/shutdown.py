@@ -22,7 +22,8 @@ def shutdown_notice(stop_ns: int, not_serving_ns: int | None, closed_ns: int | N
     if closed_ns is None:
         text = ("The listener never stopped accepting connections after the stop signal, "
                 "within the watch: the server did not shut down.")
-        return Verdict("shutdown_notice", False, None, "ms", bound_ms, text, ">=")
+        return Verdict("shutdown_notice", False, None, "ms", bound_ms, text, ">=",
+                       shown="the listener never closed within the watch")
     closed_after = ms(closed_ns - stop_ns)
     if not_serving_ns is None or not_serving_ns > closed_ns:
         text = (f"The server closed its listener {closed_after:.0f} ms after the stop signal "
@@ -31,7 +32,8 @@ def shutdown_notice(stop_ns: int, not_serving_ns: int | None, closed_ns: int | N
                    f" (NOT_SERVING came {ms(not_serving_ns - closed_ns):.0f} ms after the close)")
                 + ": health-checking clients learned of the shutdown from refused connections "
                   "and failed RPCs, not from the health service.")
-        return Verdict("shutdown_notice", False, None, "ms", bound_ms, text, ">=")
+        return Verdict("shutdown_notice", False, None, "ms", bound_ms, text, ">=",
+                       shown="no NOT_SERVING before the listener closed")
     figure = ms(closed_ns - not_serving_ns)
     passed = figure >= bound_ms
     text = (f"NOT_SERVING {ms(not_serving_ns - stop_ns):.0f} ms after the stop signal, the "

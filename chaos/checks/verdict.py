@@ -37,6 +37,14 @@ class Verdict:
     should not). `inconclusive` and `stall_ms` are set by the judge, never by a check: a
     missed bound that the runner's own stall explains. `advice` names the client or
     server settings that answer a failure (chaos/advice.py).
+
+    `not_judged` is set by a check whose history holds too little evidence to decide
+    either way (no load after the fault was cleared, fewer RPCs than the rule needs): it
+    says what was missing. Such a verdict is never a pass (``passed`` is False) and never
+    a fail: it is counted and shown (see :func:`not_judged`). `shown` replaces the figure
+    in the headline when a number cannot say what failed ("never within the 7.0 s
+    observed", "round 11 of 20 out of rotation"): a failed headline always states what
+    broke the bound.
     """
 
     name: str
@@ -52,14 +60,35 @@ class Verdict:
     inconclusive: bool = False
     stall_ms: float | None = None
     advice: str = ""
+    not_judged: str = ""
+    shown: str = ""
 
     def __bool__(self) -> bool:
         return self.passed
 
     @property
     def outcome(self) -> str:
-        """"pass", "fail" or "inconclusive"."""
-        return "pass" if self.passed else "inconclusive" if self.inconclusive else "fail"
+        """"pass", "fail", "inconclusive" or "not judged"."""
+        if self.passed:
+            return "pass"
+        if self.not_judged:
+            return "not judged"
+        return "inconclusive" if self.inconclusive else "fail"
+
+    @property
+    def failed(self) -> bool:
+        """A red: it did not pass, and neither a stall nor missing evidence explains it."""
+        return self.outcome == "fail"
+
+    def breaks_bound(self) -> bool:
+        """Whether the figure the headline states is one that breaks the bound (what a
+        failed headline must state: a reader takes "10 rounds (bound >= 1 rounds)" for a
+        pass)."""
+        if self.shown:
+            return True
+        if self.figure is None or self.bound is None:
+            return False
+        return self.figure < self.bound if self.comparison == ">=" else self.figure > self.bound
 
     @property
     def headline(self) -> str:
@@ -70,8 +99,17 @@ class Verdict:
         figure = "n/a" if self.figure is None else f"{self.figure:.6g}{unit}"
         figure = f"{self.unit} {figure}" if named else figure
         bound = "" if self.bound is None else f" (bound {self.comparison} {self.bound:.6g}{unit})"
-        stalled = f" — runner stalled {self.stall_ms:.0f} ms" if self.inconclusive else ""
+        if self.not_judged:
+            return f"NOT JUDGED {self.name}: {self.not_judged}{bound}"
+        if self.shown:
+            figure = self.shown
+        stalled = f" — {self.stall_text()}" if self.inconclusive else ""
         return f"{self.outcome.upper()} {self.name}: {figure}{bound}{stalled}"
+
+    def stall_text(self) -> str:
+        """What the judge found that explains the miss (the runner's stall by default)."""
+        cause = self.data.get("stall_cause") if isinstance(self.data, dict) else None
+        return cause or f"runner stalled {self.stall_ms:.0f} ms"
 
     def __str__(self) -> str:
         text = self.explanation + (f"\n\n{self.advice}" if self.advice else "")
@@ -81,6 +119,17 @@ class Verdict:
     def to_dict(self) -> dict:
         """A JSON-serialisable form, for artifacts."""
         return asdict(self)
+
+
+def not_judged(name: str, reason: str, explanation: str, *, unit: str = "ms",
+               bound: float | None = None, comparison: str = "<=",
+               figure: float | None = None) -> Verdict:
+    """A verdict that could not be judged: the history lacks the evidence ``reason`` names
+    (e.g. "only 10 ms of load after the clear; 2000 ms needed"). Never a pass, never a
+    fail, never bent by the judge; a scenario that meets one is rerun like an inconclusive
+    one, and the fuzzer counts it per rule."""
+    return Verdict(name, False, figure, unit, bound, explanation, comparison,
+                   not_judged=reason)
 
 
 def explain(paragraph: str, history: History, around_ns: int, highlight: Iterable[int] = ()) -> str:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -74,6 +75,9 @@ class Result:
     failures: int = 0
     inconclusive: int = 0
     errors: int = 0
+    # Rules a judged run's history held too little evidence for (rule -> runs): counted
+    # and shown, never a pass, never a fail (chaos/fuzz/oracle.py).
+    not_judged: Counter = field(default_factory=Counter)
     shrink_steps: int = 0
     rule: str | None = None
     first: Finding | None = None
@@ -189,9 +193,11 @@ class Campaign:
             self._not_judged(run)
             return None
         self._errors_in_a_row = 0
+        r.not_judged.update(run.not_judged)
         if run.outcome != FAIL:
             r.passed += 1
-            self._line(run, "pass")
+            unjudged = f" (not judged: {', '.join(run.not_judged)})" if run.not_judged else ""
+            self._line(run, "pass" + unjudged)
             return False
         r.failures += 1
         if r.rule is None:

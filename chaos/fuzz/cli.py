@@ -180,12 +180,16 @@ class Rig:
         self.url = toxiproxy_url
 
     def __enter__(self):
-        from chaos.stall import monitor
+        from chaos.starvation import monitor
         from chaos.toxiproxy_control import ToxiproxyServer
         from fleet.controller import Fleet
 
+        # The runner's stalls and the CPU waits of the fleet and the proxy (a verdict
+        # depends on each of them getting a CPU: chaos/judge.py).
         self.stalls = monitor()
         self.toxiproxy = ToxiproxyServer("url" if self.url else None, url=self.url).start()
+        if self.toxiproxy.pid:
+            self.stalls.watch(f"toxiproxy (pid {self.toxiproxy.pid})", self.toxiproxy.pid)
         try:
             self.fleet = Fleet(self.setup.size, proxies=self.toxiproxy.control(),
                                service=self.setup.target).start()
@@ -198,6 +202,8 @@ class Rig:
         try:
             self.fleet.close()
         finally:
+            if self.toxiproxy.pid:
+                self.stalls.unwatch(self.toxiproxy.pid)
             self.toxiproxy.stop()
 
 
@@ -302,7 +308,9 @@ class Command:
                  f"  {result.examples} examples in {result.seconds:.0f} s "
                  f"({result.examples_per_minute:.1f} a minute), failures {result.failures}, "
                  f"shrink steps {result.shrink_steps}, inconclusive {result.inconclusive}, "
-                 f"errors {result.errors}; seed {result.seed}"]
+                 f"errors {result.errors}; seed {result.seed}",
+                 f"  rules not judged (too little evidence; neither passed nor failed): "
+                 f"{results.not_judged_text(result)}"]
         if result.minimal is not None:
             smallest = result.minimal
             lines += [f"  first failure after {result.first.at_s:.1f} s; the smallest schedule "
@@ -372,18 +380,25 @@ class Command:
     def _replayed(self, number: int, run, note: str = "") -> str:
         """Print one replayed run's line; its outcome as counted ("fail RULE", "pass", ...)."""
         what = run.outcome if run.outcome != FAIL else f"fail {run.rule}"
+        expected = self.args.schedule.found.get("rule")
+        if run.outcome == "pass" and expected in run.not_judged:
+            # The rule the schedule failed had too little evidence this time: not a pass.
+            what = f"not judged {expected}"
+        unjudged = f" (not judged: {', '.join(run.not_judged)})" if run.not_judged else ""
         self.say(f"replay {number}/{self.args.times}: {what.upper()} ({run.seconds:.1f} s; "
-                 f"{run.ranks_text()}) {run.headline()}{note}", always=True)
+                 f"{run.ranks_text()}) {run.headline()}{unjudged}{note}", always=True)
         return what
 
     def _replay_summary(self, directory: Path, outcomes: list[str], expected: str | None,
                         reruns: int) -> int:
         failed = [o for o in outcomes if o.startswith("fail")]
         same = [o for o in failed if expected is None or o == f"fail {expected}"]
+        unjudged = sum(o.startswith("not judged") for o in outcomes)
         line = (f"grpc-chaos fuzz: reproduced {len(same)}/{len(outcomes)}"
                 + (f" ({expected})" if expected else "")
                 + (f"; other failures {len(failed) - len(same)}" if len(failed) > len(same) else "")
                 + f"; passed {outcomes.count('pass')}, inconclusive {outcomes.count(INCONCLUSIVE)}"
+                + (f", not judged {unjudged}" if unjudged else "")
                 + f", errors {outcomes.count(ERROR)}"
                 + (f" ({reruns} inconclusive run(s) run again)" if reruns else "")
                 + f"; load average {results.load_average()}")
@@ -395,7 +410,8 @@ class Command:
         _point_latest(directory)
         if failed:
             return EXIT_FAIL
-        return EXIT_INCONCLUSIVE if INCONCLUSIVE in outcomes and "pass" not in outcomes else PASS
+        unknown = INCONCLUSIVE in outcomes or unjudged
+        return EXIT_INCONCLUSIVE if unknown and "pass" not in outcomes else PASS
 
 
 def save_to_corpus(corpus: Path, schedule: Schedule, rule: str | None, profile: str) -> Path:

@@ -77,8 +77,13 @@ class Run:
         """The first rule that failed (oracle.RULES order), None unless failed."""
         return oracle.failed_rule(self.verdicts) if self.failed else None
 
+    @property
+    def not_judged(self) -> list[str]:
+        """The rules this run's history held too little evidence to judge."""
+        return [v.name for v in self.verdicts if v.not_judged]
+
     def headline(self) -> str:
-        bad = [v.headline for v in self.verdicts if not v.passed]
+        bad = [v.headline for v in self.verdicts if not v.passed and not v.not_judged]
         if self.problems:
             bad += [f"ERROR {p}" for p in self.problems]
         return "; ".join(bad) or "every rule held"
@@ -252,7 +257,9 @@ class Executor:
                                  deadline_ms=run.schedule.load.deadline_ms,
                                  spreads=self.spreads, since_ns=run.since_ns)
         run.verdicts = [judge(v, self.stalls) for v in oracle.judge_history(run.history, context)]
-        if any(not v.passed and not v.inconclusive for v in run.verdicts):
+        # A rule not judged (too little evidence) decides nothing: the run is judged by
+        # the others, and the campaign counts it.
+        if any(v.failed for v in run.verdicts):
             run.outcome = FAIL
         elif any(v.inconclusive for v in run.verdicts):
             run.outcome = INCONCLUSIVE

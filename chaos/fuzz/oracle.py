@@ -35,6 +35,12 @@ could have bent), so chaos.judge turns a miss the machine explains into *inconcl
 
 Times are measured from the fault's ``in_force_ns`` (detection) and ``end_ns`` (recovery),
 never from the schedule's plan. RPCs that ended before the warm-up mark are not judged.
+
+A rule whose situation happened but whose history holds too little evidence — nothing in
+flight at a break, no RPC while a backend was known down, the load idle (or ended) when a
+recovery was due — is *not judged*: counted and shown by the campaign, never a pass, never
+a fail. A rule whose situation never happened (no fleet-wide outage for fails_fast) holds
+vacuously and says so.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from chaos.checks import recovery_time
-from chaos.checks.verdict import Verdict, explain, ms
+from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.fuzz.kinds import BREAK, DETECTION, DRAIN, EJECT, FLAKY, HANG, UNPUBLISHED, WEATHER
 from chaos.fuzz.model import FOREVER, Service, Window, idle_gaps, windows
 from chaos.history import MARK, History, Rpc
@@ -130,6 +136,13 @@ class _Rules:
                 started.append(r)
         return [self._in_flight_verdict(in_flight), self._started_verdict(started)]
 
+    def _held_to_succeed(self, r: Rpc) -> bool:
+        """Whether rpc_succeeds would judge ``r`` (started outside every blind window, a
+        backend could serve throughout, in flight at no down fault)."""
+        return (not any(s <= r.start_ns < e for s, e in (w.blind for w in self.down))
+                and bool(self.s.servers_throughout(r.start_ns, r.end_ns))
+                and not any(w.caught(r.start_ns, r.end_ns) for w in self.down))
+
     def _excused_in_flight(self, w: Window) -> bool:
         if w.dirty:
             return True  # replies were being split: it may have been committed
@@ -140,6 +153,12 @@ class _Rules:
 
     def _in_flight_verdict(self, found: list[tuple[Rpc, Window]]) -> Verdict:
         name = "in_flight_succeeds"
+        caught = sum(1 for r in self.rpcs if any(w.caught(r.start_ns, r.end_ns) for w in self.down))
+        if not found and self.down and not caught:
+            return not_judged(name, f"no RPC was in flight when any of the {len(self.down)} "
+                              f"down fault(s) began", "Nothing was in flight when a backend "
+                              "went down (the load was idle then): nothing to replay.",
+                              unit="rpcs", bound=0)
         if not found:
             text = (f"Every RPC in flight when a backend went down, while another could "
                     f"serve, succeeded ({len(self.down)} down fault(s) in the history).")
@@ -156,6 +175,10 @@ class _Rules:
 
     def _started_verdict(self, found: list[Rpc]) -> Verdict:
         name = "rpc_succeeds"
+        if not found and not any(self._held_to_succeed(r) for r in self.rpcs):
+            return not_judged(name, "no RPC started outside the blind windows while a backend "
+                              "could serve throughout", "No RPC was in a position the rule "
+                              "judges.", unit="rpcs", bound=0)
         if not found:
             text = ("Every RPC started outside the blind windows while a backend could serve "
                     "throughout succeeded.")
@@ -173,6 +196,7 @@ class _Rules:
         name = "routed_away"
         hits: list[tuple[Rpc, Window]] = []
         lag = int(PICK_LAG_MS * 1e6)
+        judged = 0  # windows in which RPCs were started: what the rule has seen
         for w in self.down:
             start, end = w.known_down
             # Not for a backend failing every call: outlier detection re-admits an ejected
@@ -184,9 +208,18 @@ class _Rules:
             # in, after its first 1 s ejection ended.)
             if w.target is None or w.family == EJECT or start >= end - lag:
                 continue
+            judged += any(start <= r.start_ns < end - lag for r in self.rpcs)
             hits += [(r, w) for r in self.rpcs if r.backend == w.target
                      and start <= r.start_ns < end - lag
                      and self._sent_there_while_down(r, w, end)]
+        if not hits and not judged:
+            windows_seen = [w for w in self.down if w.target is not None and w.family != EJECT
+                            and w.known_down[0] < w.known_down[1] - lag]
+            if windows_seen:
+                return not_judged(name, f"no RPC started while a backend was known down "
+                                  f"({len(windows_seen)} such window(s); the load was idle)",
+                                  "The client sent nothing while a backend was known down.",
+                                  unit="rpcs", bound=0)
         if not hits:
             return Verdict(name, True, 0, "rpcs", 0,
                            "No RPC started on a backend known to be down (each fault in force "
@@ -222,6 +255,10 @@ class _Rules:
                 and ms(r.latency_ns) > need]
         if not slow:
             judged = sum(1 for r in self.rpcs if any(s <= r.start_ns < e for s, e in periods))
+            if periods and not judged:
+                return not_judged(name, "no RPC started while every backend was known down",
+                                  "The fleet was down as a whole, but the client sent nothing "
+                                  "then (the load was idle).", unit="rpcs", bound=0)
             text = (f"{judged} RPC(s) started while every backend was known down; none took "
                     f"longer than fail_fast_ms ({need:g} ms)." if periods else
                     "The fleet was never down as a whole (by breaks or drains) long enough "
@@ -255,6 +292,8 @@ class _Rules:
         name = "deadline_kept"
         limit = self.c.deadline_ms + DEADLINE_MARGIN_MS
         late = [r for r in self.rpcs if ms(r.latency_ns) > limit]
+        if not self.rpcs:
+            return not_judged(name, "no RPC in the history", "No RPC to time.", bound=limit)
         if not late:
             longest = max((ms(r.latency_ns) for r in self.rpcs), default=0.0)
             return Verdict(name, True, round(longest, 3), "ms", limit,
@@ -272,6 +311,9 @@ class _Rules:
     def answers_correct(self) -> Verdict:
         name = "answers_correct"
         wrong = [r for r in self.rpcs if r.code == "DATA_LOSS"]
+        if not any(r.ok for r in self.rpcs) and not wrong:
+            return not_judged(name, "no answer in the history", "No RPC was answered.",
+                              unit="rpcs", bound=0)
         if not wrong:
             return Verdict(name, True, 0, "rpcs", 0, "Every answer was the right one.")
         paragraph = (f"{len(wrong)} answer(s) were wrong (DATA_LOSS). The first: "
@@ -285,10 +327,13 @@ class _Rules:
     def liveness(self) -> list[Verdict]:
         bound = self.c.requirements.recovery_ms
         if any(w.end_ns == FOREVER for w in self.s.faults):
-            return [Verdict("recovers", True, None, "ms", bound,
-                            "A fault was never reverted: recovery is not judged.")]
+            return [not_judged("recovers", "a fault was never reverted",
+                               "A fault was never reverted: there is no recovery to time.",
+                               bound=bound)]
         due = _due(self.s, self.gaps, self.c.spreads)
-        return [_renamed(recovery_time(self.h, backend, after, bound),
+        # An idle gap is the schedule's pause, not the client's: RPCs are evidence only
+        # where the load was running (recovery_time's rule; else *not judged*).
+        return [_renamed(recovery_time(self.h, backend, after, bound, idle=self.gaps),
                          "recovers" if backend is None else "rejoins")
                 for backend, after in due.items()]
 
@@ -376,6 +421,7 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple
 
 
 def failed_rule(verdicts: list[Verdict]) -> str | None:
-    """The name of the first rule (in RULES order) that failed, or None."""
-    failed = {v.name for v in verdicts if not v.passed and not v.inconclusive}
+    """The name of the first rule (in RULES order) that failed, or None (inconclusive and
+    not-judged rules never count)."""
+    failed = {v.name for v in verdicts if v.failed}
     return next((name for name in RULES if name in failed), None)

@@ -80,7 +80,7 @@ def failure(schedule: Schedule, run, title: str) -> str:
     """The schedule, who #1, #2... were, and each failed verdict in full."""
     lines = [title, _indent(schedule.text(), 2), f"  ranks in that run: {run.ranks_text()}"]
     for verdict in run.verdicts:
-        if not verdict.passed:
+        if verdict.failed:
             lines.append(_indent(str(verdict), 2))
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ def write_artifacts(directory: Path, finding: Finding) -> None:
 
 
 def _headline(finding: Finding) -> str:
-    failed = [v.headline for v in finding.run.verdicts if not v.passed]
+    failed = [v.headline for v in finding.run.verdicts if v.failed]
     return "; ".join(failed) or "failed"
 
 
@@ -68,7 +68,8 @@ def _finding(finding: Finding | None) -> dict | None:
     return {"at_s": round(finding.at_s, 3), "schedule": finding.schedule.to_json(),
             "summary": finding.schedule.summary(), "ranks": finding.run.ranks,
             "run_s": round(finding.run.seconds, 3),
-            "failed": [v.to_dict() for v in finding.run.verdicts if not v.passed]}
+            "failed": [v.to_dict() for v in finding.run.verdicts if v.failed],
+            "not_judged": finding.run.not_judged}
 
 
 def _result(r: Result) -> dict:
@@ -76,6 +77,7 @@ def _result(r: Result) -> dict:
         "stopped": r.stopped, "seconds": round(r.seconds, 3), "seed": r.seed,
         "examples": r.examples, "passed": r.passed, "failures": r.failures,
         "inconclusive": r.inconclusive, "errors": r.errors, "shrink_steps": r.shrink_steps,
+        "not_judged": dict(r.not_judged.most_common()),
         "examples_per_minute": round(r.examples_per_minute, 2),
         "run_s_median": _median(r.run_seconds), "rule": r.rule,
         "first_failure_s": None if r.first is None else round(r.first.at_s, 3),
@@ -112,6 +114,8 @@ def summary(doc: dict, result: Result, directory: Path) -> str:
              f"- examples {res['examples']} ({res['examples_per_minute']} a minute), "
              f"failures {res['failures']}, shrink steps {res['shrink_steps']}, inconclusive "
              f"{res['inconclusive']}, errors {res['errors']}",
+             f"- rules not judged (too little evidence in a run's history; neither passed "
+             f"nor failed): {not_judged_text(result)}",
              f"- load average {meta['host']['load_average']} at the start, "
              f"{meta.get('load_average_end')} at the end"]
     if result.minimal is not None:
@@ -128,6 +132,12 @@ def summary(doc: dict, result: Result, directory: Path) -> str:
         lines += ["", "Also seen failing (other rules, not shrunk):"]
         lines += [f"- {rule}: {f.schedule.summary()}" for rule, f in result.also.items()]
     return "\n".join(lines) + "\n"
+
+
+def not_judged_text(result: Result) -> str:
+    """E.g. "rejoins 3, fails_fast 1 (in 4 runs)", or "none"."""
+    counts = result.not_judged.most_common()
+    return ", ".join(f"{rule} {n}" for rule, n in counts) or "none"
 
 
 def verdict(result: Result) -> str:

@@ -4,7 +4,9 @@
 requirements and stall monitor, records it in the scenario's history (so its artifacts
 hold the run), and expects every oracle rule: a rule that does not hold fails the scenario
 with its verdict (chaos.expect: judged against the runner's stalls, with the settings that
-answer it). scenarios/test_fuzz_corpus.py runs every saved schedule this way.
+answer it). A rule the run gave too little evidence is *not judged*: recorded, and — for
+the rule the schedule was saved for — the scenario is rerun like an inconclusive one.
+scenarios/test_fuzz_corpus.py runs every saved schedule this way.
 """
 
 from __future__ import annotations
@@ -46,13 +48,19 @@ def run_scenario(chaos, schedule: Schedule) -> None:
     run = executor.run(schedule, history=chaos.history)
     if run.problems:
         raise RuntimeError("the schedule could not run: " + "; ".join(run.problems))
+    saved_for = schedule.found.get("rule")
     for verdict in run.verdicts:
-        if verdict.passed:
+        if verdict.passed or (verdict.not_judged and verdict.name != saved_for):
+            # A rule this run gave too little evidence is shown in the artifacts; only the
+            # rule the schedule was saved for must be judged (else the run is rerun).
             chaos.check(verdict)
     for verdict in run.verdicts:
-        if not verdict.passed:
+        if not verdict.passed and not verdict.not_judged:
             chaos.expect(verdict, answers=ANSWERS.get(verdict.name, ()),
                          requirement=_requirement(verdict.name))
+    for verdict in run.verdicts:
+        if verdict.not_judged and verdict.name == saved_for:
+            chaos.expect(verdict)
 
 
 def _requirement(rule: str) -> str | None:

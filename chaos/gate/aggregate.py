@@ -54,6 +54,11 @@ def reason_of(record: dict) -> str:
 
 def describe(verdict: dict) -> str:
     """A verdict as "errors: 10 rpcs (bound <= 0 rpcs)" (dimensionless: "p 0.02")."""
+    headline = verdict.get("headline")
+    if headline and f"{verdict['name']}: " in headline:
+        # The verdict's own headline (what failed, in words where no figure says it),
+        # without its outcome word: the page shows the outcome beside it.
+        return headline[headline.index(f"{verdict['name']}: "):]
     unit = verdict.get("unit") or ""
     named = unit in ("p", "ratio")
     figure = verdict.get("figure")

@@ -47,21 +47,30 @@ def test_failover_is_zero_when_nothing_went_wrong_after_the_fault():
 
 
 def test_failover_fails_when_the_last_rpc_is_bad():
+    rows = [(0, "b1"), (10, "b2", "UNAVAILABLE"), (20, "b1"), (1300, "b1", "DEADLINE_EXCEEDED")]
+    v = failover_time(make_history(rows), "b2", at(5), bound_ms=1000)
+    assert v.failed and v.figure is None
+    assert "never failed over" in v.explanation and "#4 (DEADLINE_EXCEEDED on b1" in v.explanation
+    assert v.headline.startswith("FAIL failover_time: never within the 1.3 s observed")
+
+
+def test_failover_with_bad_rpcs_observed_for_less_than_the_bound_is_not_judged():
+    # The load stopped 25 ms after the fault: a client that fails over in 1 s had no chance.
     rows = [(0, "b1"), (10, "b2", "UNAVAILABLE"), (20, "b1"), (30, "b1", "DEADLINE_EXCEEDED")]
     v = failover_time(make_history(rows), "b2", at(5), bound_ms=1000)
-    assert not v and v.figure is None
-    assert "never failed over" in v.explanation and "#4 (DEADLINE_EXCEEDED on b1" in v.explanation
+    assert not v.passed and not v.failed and v.outcome == "not judged"
+    assert v.headline.startswith("NOT JUDGED failover_time: RPCs were started for only 25 ms")
 
 
-def test_failover_fails_with_no_rpc_after_the_fault():
+def test_failover_with_no_rpc_after_the_fault_is_not_judged():
     v = failover_time(make_history([(0, "b1"), (10, "b2")]), "b2", at(11), bound_ms=1000)
-    assert not v and v.figure is None
+    assert not v and v.outcome == "not judged" and v.figure is None
     assert "No RPC started at or after the fault" in v.explanation
 
 
 def test_failover_on_an_empty_history_does_not_raise():
     v = failover_time([], "b2", T0, bound_ms=1000)
-    assert not v and "No RPC started" in v.explanation
+    assert not v and v.outcome == "not judged" and "No RPC started" in v.explanation
 
 
 def test_failover_ignores_rpcs_in_flight_when_the_fault_struck():
@@ -118,6 +127,8 @@ def test_failover_matches_its_definition(rows, after):
     v = failover_time(rpcs, "b2", at(after), bound_ms=10**9)
     if expected is None:
         assert not v.passed and v.figure is None
+        # Never failed over, but never observed for the (huge) bound either.
+        assert v.outcome == "not judged"
     else:
         assert v.passed and v.figure == (expected - at(after)) / 1e6
 
@@ -133,17 +144,52 @@ def test_recovery_measures_to_the_first_ok_rpc_on_the_target():
     assert "#4 (OK on b2" in v.explanation and "end   kill b2" in v.explanation
 
 
+# Two rounds over b1..b3 after the bound: the evidence a miss is judged on.
+ROUNDS_AFTER = [(t, b) for t in range(1100, 1160, 10) for b in ("b1", "b3")]
+
+
 def test_recovery_over_the_bound_fails():
+    rows = [(0, "b1"), (31, "b1"), (32, "b1"), (33, "b1"), (34, "b1"), (35, "b2")]
+    v = recovery_time(make_history(rows), "b2", at(5), bound_ms=20)
+    assert v.failed and v.figure == 30.0
+    assert v.headline.startswith("FAIL recovery_time: 30 ms (bound <= 20 ms)")
+
+
+def test_recovery_over_the_bound_with_no_load_after_the_bound_is_not_judged():
+    # The first RPC after an idle stretch went to b2: it may have been back long before.
     rows = [(0, "b1"), (35, "b2")]
     v = recovery_time(make_history(rows), "b2", at(5), bound_ms=29.9)
-    assert not v and v.figure == 30.0
+    assert v.outcome == "not judged"
+    assert "0 RPC(s) started between the end of the bound and the first RPC on b2" in v.headline
 
 
 def test_recovery_fails_when_the_target_never_serves():
-    rows = [(0, "b1"), (10, "b2", "UNAVAILABLE"), (20, "b3")]
+    rows = [(0, "b1"), (10, "b2", "UNAVAILABLE"), (20, "b3")] + ROUNDS_AFTER
     v = recovery_time(make_history(rows), "b2", at(5), bound_ms=1000)
-    assert not v and v.figure is None
+    assert v.failed and v.figure is None
     assert "did not serve again" in v.explanation and "UNAVAILABLE 1" in v.explanation
+    assert v.headline.startswith("FAIL recovery_time: never within the 1.1 s observed")
+
+
+def test_recovery_with_load_that_stopped_before_the_bound_is_not_judged():
+    # The fuzzer's false red: an idle gap began 10 ms after the clear and the run ended.
+    rows = [(0, "b1")] + [(5 + i, ("b1", "b3")[i % 2]) for i in range(10)]
+    v = recovery_time(make_history(rows), "b2", at(5), bound_ms=2000)
+    assert v.outcome == "not judged" and not v.passed
+    assert "0 RPC(s) started between the end of the bound and the end of the history" in v.headline
+
+
+def test_recovery_needs_two_rounds_of_rpcs_after_the_bound():
+    rows = [(0, "b1"), (10, "b2", "UNAVAILABLE")] + ROUNDS_AFTER[:5]  # b1..b3: 6 needed
+    assert recovery_time(make_history(rows), "b2", at(5), bound_ms=1000).outcome == "not judged"
+    rows += ROUNDS_AFTER[5:6]
+    assert recovery_time(make_history(rows), "b2", at(5), bound_ms=1000).failed
+
+
+def test_recovery_does_not_count_rpcs_in_idle_intervals_as_evidence():
+    rows = [(0, "b1"), (10, "b2", "UNAVAILABLE")] + ROUNDS_AFTER
+    v = recovery_time(make_history(rows), "b2", at(5), bound_ms=1000, idle=[(at(1000), at(2000))])
+    assert v.outcome == "not judged"
 
 
 def test_recovery_ignores_ok_rpcs_on_the_target_started_before_the_clear():
@@ -159,4 +205,4 @@ def test_recovery_at_the_exact_clear_instant_is_zero():
 
 def test_recovery_on_empty_input_does_not_raise():
     v = recovery_time([], "b2", T0, bound_ms=10)
-    assert not v and "none of the 0 RPCs" in v.explanation
+    assert not v and v.outcome == "not judged" and "none of the 0 RPCs" in v.explanation
