@@ -151,7 +151,9 @@ CATALOGUE: dict[str, Knob] = {
         "The first wait before reconnecting to a backend that went away",
         _read_option("grpc.initial_reconnect_backoff_ms")),
     "grpc.min_reconnect_backoff_ms": Knob(
-        "The floor of the reconnect backoff",
+        "Despite its name, grpc-core's minimum connect timeout (default 20 s): a connection "
+        "attempt, TLS handshake included, is abandoned after this long, so a small value "
+        "fails handshakes on a busy machine",
         _read_option("grpc.min_reconnect_backoff_ms")),
     "grpc.max_reconnect_backoff_ms": Knob(
         "The longest wait between reconnection attempts: after a long outage a backend is "

@@ -88,6 +88,7 @@ class Scenario:
         self._samplers: list[AttemptSampler] = []
         self._channel_ids: dict[int, int | None] = {}
         self._extra_fleets: list[Fleet] = []
+        self._settle_ids: list[int] = []  # history ids settle() drew, never an RPC's
 
     # ------------------------------------------------------------------ fleets
 
@@ -236,12 +237,14 @@ class Scenario:
         taken. Both waits are bounded by the load's deadline, whatever the profile does."""
         load.wait_for(30, timeout=load.deadline_s + 10)
         # Ids are drawn in order by every RPC of the history, so every id below this one
-        # belongs to an RPC already sent.
+        # belongs to an RPC already sent — but for the ids earlier settles drew this way.
         last = self.history.next_id()
-        load.wait_until(lambda: sum(r.id < last for r in self.history.rpcs) >= last - 1,
+        self._settle_ids.append(last)
+        sent = last - len(self._settle_ids)
+        load.wait_until(lambda: sum(r.id < last for r in self.history.rpcs) >= sent,
                         load.deadline_s + 10, what,
                         progress=lambda: f"{sum(r.id < last for r in self.history.rpcs)} of "
-                                         f"{last - 1} ended")
+                                         f"{sent} ended")
         return self.history.mark(what)
 
     def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...],

@@ -9,9 +9,14 @@ properties the rollout scenarios depend on:
     ready        the first RPC after health says SERVING answers within 500 ms
     truthful     while health says SERVING, the RPC answers OK and as [rpc.expect] says
     uncommitted  the response headers arrive with the answer, not 10 ms or more before it
-    keepalive    a client pinging an idle connection every 0.5 s (grpc-core: 1 s) for 5 s
+    keepalive    a client pinging an idle connection every 0.5 s (grpc-core: 1 s) for 7 s
                  gets no GOAWAY too_many_pings
-    max_age      an idle connection is ended (GOAWAY) within 1 s: clients re-resolve DNS
+    max_age      an idle connection is ended by its age (GOAWAY, not too_many_pings)
+                 within 6 s: clients re-resolve DNS
+    health_streams  clients reconnecting - 16 connections at a time, each opening a health
+                 Watch (the stream client-side health checking keeps open), reading its
+                 first answer and closing, 10 rounds - leave the server answering: every
+                 Watch gets its answer and the RPC answers after as it did before
     drains       on the stop signal: health NOT_SERVING first, the listener still open 100
                  ms later, every call in flight answered OK, exit status 0
 
@@ -51,12 +56,13 @@ from fleet.waiting import wait_until  # noqa: E402
 EXAMPLES = pathlib.Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 BACKEND_ID = "b2"  # examples/health-lies breaks this one
-PROPERTIES = ("ready", "truthful", "uncommitted", "keepalive", "max_age", "drains")
+PROPERTIES = ("ready", "truthful", "uncommitted", "health_streams", "keepalive", "max_age",
+              "drains")
 EXPECTED_BROKEN = {
     "plain": set(), "good": set(), "go-good": set(),
     "exit-on-sigterm": {"drains"}, "no-drain": {"drains"}, "health-never-flips": {"drains"},
     # Strict ping enforcement only shows on connections that live past ~3 s of idleness,
-    # which a 500 ms max age never allows: that example has no max age either (README).
+    # which a short max age would hide: that example has no max age either (README).
     "strict-keepalive": {"keepalive", "max_age"},
     "no-max-connection-age": {"max_age"}, "health-lies": {"truthful"},
     "early-headers": {"uncommitted"}, "serving-too-early": {"ready"},
@@ -64,10 +70,16 @@ EXPECTED_BROKEN = {
 # Bounds: each is loose where it only tells "slow machine" from "broken".
 READY_RPC_S = 0.5            # a warm server answers in ~20 ms; a cold cache takes 1.5 s
 EARLY_HEADERS_S = 0.010      # the lookup takes 20 ms; headers sent with the answer: < 1 ms
-IDLE_WATCH_S = 5.0           # grpc's default enforcement ends an idle connection at ~3 s
-MAX_AGE_S = 1.0              # the examples' max age is 500 ms (+10 % jitter)
+MAX_AGE_S = 6.0              # the examples' max age is 5 s (+-10 % jitter) + 0.5 s margin
+IDLE_WATCH_S = 7.0           # past MAX_AGE_S; grpc's default enforcement ends one at ~3 s
 DRAIN_OPEN_S = 0.1           # NOT_SERVING must precede the listener's close by this much
 LOAD_THREADS = 8             # calls kept in flight while the stop signal arrives
+# A reconnect wave: health-check streams opening while others close. grpcio-health-checking's
+# HealthServicer (1.85.1) on a thread-pool server froze within the first two rounds, 5 runs of
+# 5 (examples/common/inventory_server.py, Health); a sound server: ~0.05 s a round.
+WATCH_CLIENTS = 16
+WATCH_ROUNDS = 10
+WATCH_TIMEOUT_S = 5.0        # a Watch's first answer comes in milliseconds (load: < 1 s)
 # The clients' keepalive of chaos/profiles/recommended.json.
 KEEPALIVE_OPTIONS = [("grpc.keepalive_time_ms", 500), ("grpc.http2.ping_timeout_ms", 500),
                      ("grpc.keepalive_permit_without_calls", 1),
@@ -218,6 +230,54 @@ def check_answers(backend: Backend, report: Report) -> None:
     report.holds["uncommitted"] = median_early < EARLY_HEADERS_S
 
 
+def check_health_streams(backend: Backend, report: Report) -> None:
+    """Rounds of WATCH_CLIENTS connections, each opening a Watch, reading its first answer
+    and closing while the next ones open; then one RPC. Stops at the first round a Watch
+    got no answer (a server that froze answers nothing more)."""
+    service = backend.target.health_service
+    with backend.channel() as channel:
+        before = call(backend, channel, 9_999)
+
+    def one_watch(answers: list) -> None:
+        # Its own connection (a local subchannel pool), as a client reconnecting has, and
+        # gRPC's own connect timeout: CLIENT_OPTIONS' 50 ms backoff floor is also the
+        # deadline of a connection attempt, which a TLS handshake on a busy machine misses.
+        with grpc.secure_channel(backend.address, backend.credentials,
+                                 [("grpc.use_local_subchannel_pool", 1)]) as channel:
+            stream = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=service), timeout=WATCH_TIMEOUT_S)
+            try:
+                answers.append(health_pb2.HealthCheckResponse.ServingStatus.Name(
+                    next(stream).status))
+            except grpc.RpcError as exc:
+                answers.append(f"{exc.code().name} {exc.details()}")
+            stream.cancel()
+
+    rounds_ok, last = 0, []
+    started = time.monotonic()
+    for _ in range(WATCH_ROUNDS):
+        last = []
+        threads = [threading.Thread(target=one_watch, args=(last,))
+                   for _ in range(WATCH_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WATCH_TIMEOUT_S + 5)
+        if last.count("SERVING") != WATCH_CLIENTS:
+            break
+        rounds_ok += 1
+    elapsed = time.monotonic() - started
+    with backend.channel() as channel:
+        after = call(backend, channel, 10_000)
+    answers: dict[str, int] = {}
+    for answer in last:
+        answers[answer] = answers.get(answer, 0) + 1
+    report.figures["health_streams"] = {
+        "rounds_ok": f"{rounds_ok}/{WATCH_ROUNDS}", "last_round": answers,
+        "s": round(elapsed, 2), "rpc_before": before.code, "rpc_after": after.code}
+    report.holds["health_streams"] = rounds_ok == WATCH_ROUNDS and after.code == before.code
+
+
 def start_keepalive_probe(backend: Backend) -> subprocess.Popen:
     # grpc-core gives the reason of a GOAWAY only in its log, so the probe client runs in a
     # child process whose stderr is read.
@@ -254,7 +314,8 @@ def finish_keepalive_probe(probe: subprocess.Popen, report: Report) -> None:
     report.figures["idle_connection_ended_s"] = ended
     report.figures["too_many_pings"] = "too_many_pings" in err
     report.holds["keepalive"] = "too_many_pings" not in err and out.strip() != ""
-    report.holds["max_age"] = ended is not None and ended < MAX_AGE_S
+    report.holds["max_age"] = (ended is not None and ended < MAX_AGE_S
+                               and "too_many_pings" not in err)
 
 
 def check_stop(backend: Backend, report: Report) -> None:
@@ -339,6 +400,7 @@ def check(directory: pathlib.Path, pki: PKI) -> Report:
         probe = None
         try:
             check_answers(backend, report)
+            check_health_streams(backend, report)
             probe = start_keepalive_probe(backend)
             finish_keepalive_probe(probe, report)
             check_stop(backend, report)

@@ -240,7 +240,6 @@ def _probe_client(chaos):
         "loadBalancingConfig": [{"round_robin": {}}],
         "healthCheckConfig": {"serviceName": chaos.fleet.health_services[-1]}},
         "channel_options": {"grpc.initial_reconnect_backoff_ms": 100,
-                            "grpc.min_reconnect_backoff_ms": 100,
                             "grpc.max_reconnect_backoff_ms": 200}})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import chaos.stall
+import chaos.starvation
 from chaos.fuzz import render
 from chaos.fuzz.cli import main
 from chaos.fuzz.executor import RERUNS
@@ -94,6 +95,10 @@ def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
     stalled = chaos.stall.StallMonitor()
     stalled.record(0, 1 << 61, "planted")
     monkeypatch.setattr(chaos.stall, "_monitor", stalled)
+    # The command asks chaos.starvation.monitor() (the runner's stalls and the fleet's CPU
+    # waits), which an earlier test may have built around the real runner monitor.
+    monkeypatch.setattr(chaos.starvation, "_monitor", chaos.starvation.Stalls(
+        stalled, chaos.starvation.StarvationMonitor()))
     path = DRAIN.save(tmp_path / "drain.json")
     code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "1")
     assert code == 2, out  # only inconclusive: never "reproduced", never "passed"

@@ -219,6 +219,20 @@ def test_a_situation_the_client_never_lets_happen_is_a_staging_verdict_not_a_tim
     assert "TimeoutError" not in output and "Traceback" not in output
 
 
+SETTLE_TWICE = """
+def test_settle_twice(chaos):
+    load = chaos.load(concurrency=4)
+    chaos.warm_up(load)
+    chaos.settle(load, "first")
+    chaos.settle(load, "second")  # drew a second id no RPC has: it must not wait for it
+"""
+
+
+def test_a_scenario_may_settle_its_load_more_than_once(pytester):
+    pytester.makepyfile(test_settle=SETTLE_TWICE)
+    _run(pytester).assert_outcomes(passed=1)
+
+
 SPREAD = """
 from chaos import checks
 

@@ -15,6 +15,9 @@ needs of a server::
               x-backend-id trailer
     keepalive clients may ping every 0.5 s, also with no call open
     max age   GOAWAY at 5 s (2 s grace), so clients reconnect and re-resolve DNS
+    health    grpc.health.v1 Check and Watch (the stream clients health-check on) from a
+              servicer that never holds a lock while it sends (Health, below: the stock
+              grpcio-health-checking one can freeze the server for good)
     SIGTERM   health NOT_SERVING -> --drain-ms for clients to move away -> server.stop
               (listener closed, GOAWAY; in-flight RPCs get --grace-ms) -> exit 0
 
@@ -46,7 +49,7 @@ if __name__ == "__main__":  # the server process only: importing this module cha
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 PROTO_ROOT = pathlib.Path(__file__).resolve().parent / "protos"
 PROTO = "shop/v1/inventory.proto"
@@ -121,6 +124,113 @@ class Inventory:
                                   stock=len(request.sku))
 
 
+# Why not grpc_health.v1.health.HealthServicer (grpcio-health-checking 1.85.1), the stock
+# servicer most Python teams add: on a thread-pool server it can freeze the server for good.
+# A grpcio sync server handles every event of every call on ONE thread (grpc/_server.py
+# _serve): a message sent from a handler is done only once that thread has seen its
+# completion, and the callbacks registered with context.add_callback (run when a call
+# ends) run on that thread too. The stock Watch sends its first answer while holding the
+# servicer's lock, and the callback that ends another Watch takes the same lock. When a
+# health-check stream starts while another one ends - a client reconnecting while its old
+# connection is torn down: after a pause (SIGSTOP/SIGCONT, a GC or VM stall), at a max
+# connection age turnover, in a wave of reconnects - the event thread waits for the lock
+# and the Watch waits for the event thread, forever. The process still accepts
+# connections, answers pings (gRPC's core does that) and had said SERVING on the new
+# stream, so clients keep sending it RPCs and each waits for its deadline (issue 17 #1:
+# test_hang's SIGSTOP scenario: 571 RPCs DEADLINE_EXCEEDED after SIGCONT, the backend
+# serving nothing more; examples/good/README.md has the figures). The rule this servicer follows: never hold a lock across a call
+# that waits for gRPC (a send, on a sync server) when gRPC's event thread may need that
+# lock; a callback run by gRPC only flips flags and edits sets.
+class Health(health_pb2_grpc.HealthServicer):
+    """grpc.health.v1 for a thread-pool server: the stock servicer's API (set,
+    enter_graceful_shutdown, Check, Watch) without its deadlock.
+
+    Watch is non-blocking (grpcio's ``experimental_non_blocking``, as the stock servicer):
+    it holds no thread while the stream stays open. Each stream sends the newest status
+    whenever it changes, one send at a time per stream, read at send time, so statuses
+    never arrive out of order and a skipped intermediate one is never the last word."""
+
+    def __init__(self):
+        # Guards the statuses and the open streams; never held while sending.
+        self._lock = threading.Lock()
+        self._status = {"": health_pb2.HealthCheckResponse.SERVING}
+        self._streams: dict[str, set[_HealthStream]] = {}
+        self._frozen = False  # after enter_graceful_shutdown: NOT_SERVING for good
+
+    def status(self, service: str):
+        with self._lock:
+            return self._status.get(service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN)
+
+    def set(self, service: str, status) -> None:
+        with self._lock:
+            if self._frozen:
+                return
+            self._status[service] = status
+            streams = list(self._streams.get(service, ()))
+        for stream in streams:  # outside the lock: each send waits for gRPC's event thread
+            stream.update()
+
+    def enter_graceful_shutdown(self) -> None:
+        with self._lock:
+            if self._frozen:
+                return
+            self._frozen = True
+            for service in self._status:
+                self._status[service] = health_pb2.HealthCheckResponse.NOT_SERVING
+            streams = [s for per_service in self._streams.values() for s in per_service]
+        for stream in streams:
+            stream.update()
+
+    def Check(self, request, context):  # noqa: N802 (gRPC's method name)
+        with self._lock:
+            status = self._status.get(request.service)
+        if status is None:
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            return health_pb2.HealthCheckResponse()
+        return health_pb2.HealthCheckResponse(status=status)
+
+    def Watch(self, request, context, send_response_callback=None):  # noqa: N802
+        if send_response_callback is None:  # grpcio has passed one since 1.20
+            context.abort(grpc.StatusCode.INTERNAL, "this server does not stream health")
+        stream = _HealthStream(self, request.service, send_response_callback)
+        with self._lock:
+            self._streams.setdefault(request.service, set()).add(stream)
+        # Runs on gRPC's event thread when the call ends: flags and sets only, no send.
+        if not context.add_callback(lambda: self._forget(stream)):
+            self._forget(stream)  # the call already ended
+            return
+        stream.update()  # the first answer: the status now
+
+    Watch.experimental_non_blocking = True  # grpcio hands Watch a send callback
+
+    def _forget(self, stream: "_HealthStream") -> None:
+        stream.ended = True
+        with self._lock:
+            self._streams.get(stream.service, set()).discard(stream)
+
+
+class _HealthStream:
+    """One open Watch: sends the service's newest status when it differs from the last sent."""
+
+    def __init__(self, health: Health, service: str, send):
+        self.health = health
+        self.service = service
+        self.send = send
+        self.ended = False
+        self._sent = None
+        # One send at a time on this stream, in order. Held across the send, so gRPC's
+        # event thread must never take it: _forget (run there) does not.
+        self._sending = threading.Lock()
+
+    def update(self) -> None:
+        with self._sending:
+            status = self.health.status(self.service)
+            if self.ended or status == self._sent:
+                return
+            self._sent = status
+            self.send(health_pb2.HealthCheckResponse(status=status))
+
+
 def server_options(args: argparse.Namespace) -> list[tuple[str, int]]:
     # SO_REUSEPORT off: a restarted backend must fail loudly on a port a stale process
     # still holds, not share it silently (DESIGN.md).
@@ -173,7 +283,7 @@ def serve(args: argparse.Namespace) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS),
                          options=server_options(args))
     services.add_InventoryServicer_to_server(Inventory(args, messages, cache_ready), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = Health()  # not grpc_health's HealthServicer: see Health
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if args.reflection:
         from grpc_reflection.v1alpha import reflection
