@@ -316,7 +316,7 @@ def test_cli_check_valid_profiles_exits_0(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         "recommended: ok (policy round_robin (under outlier_detection_experimental), "
-        "9 channel options)",
+        "8 channel options)",
         f"{seed}: ok (policy round_robin (legacy loadBalancingPolicy), 0 channel options)"]
 
 
