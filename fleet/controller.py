@@ -42,7 +42,7 @@ from proto import control_pb2, control_pb2_grpc
 
 MAX_SIZE = 200  # published addresses are .11 to .210 of one /24
 FIRST_HOST = 11
-# A backend answers its first RPC ~100 ms after spawn (DESIGN.md); a busy 2-core machine
+# A backend answers its first RPC ~100 ms after spawn (docs/grpc-facts.md); a busy 2-core machine
 # starting ten of them at once needs seconds, so the default deadline is generous, and grows
 # with the fleet (40 backends took 7-10 s to start here at load average 7-23).
 START_TIMEOUT_S = 30.0

@@ -56,7 +56,7 @@ GREETER_SERVICE = "greeter.Greeter"
 MAX_NAME_BYTES = 1024
 EXIT_USAGE = 2
 
-# DESIGN.md, "Facts measured here": grpc servers set SO_REUSEPORT by default, so a restarted
+# docs/grpc-facts.md: grpc servers set SO_REUSEPORT by default, so a restarted
 # backend could silently share its port with a stale (paused) one; and clients using
 # keepalive (the recommended profile pings every 500 ms) get GOAWAY too_many_pings unless
 # the server permits pings, also without calls, and never counts strikes.
@@ -330,7 +330,7 @@ class Backend:
         options = list(BASE_SERVER_OPTIONS)
         if self.options.max_connection_age_ms:
             # Forces clients to reconnect (and so to re-resolve DNS) at this age; see
-            # DESIGN.md on DNS re-resolution.
+            # docs/grpc-facts.md on DNS re-resolution.
             options += [("grpc.max_connection_age_ms", self.options.max_connection_age_ms),
                         ("grpc.max_connection_age_grace_ms", 1000)]
         return options

@@ -1,4 +1,4 @@
-"""Claims: statements of the design (DESIGN.md, "Facts measured here") reproduced as named,
+"""Claims: statements of the design (docs/grpc-facts.md) reproduced as named,
 runnable scenarios. Each uses the client settings the claim is about, whatever --profile
 says, so every claim is checked under every profile run."""
 

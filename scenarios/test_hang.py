@@ -2,7 +2,7 @@
 
 Nothing breaks — no FIN, no RST, no refused connect — so round robin keeps sending it RPCs
 and health checking (a stream on the same hung connection) sees nothing. Only a keepalive
-ping with a deadline (``grpc.http2.ping_timeout_ms``, DESIGN.md) notices, closes the
+ping with a deadline (``grpc.http2.ping_timeout_ms``, docs/grpc-facts.md) notices, closes the
 connection and so fails the RPCs stuck on it with UNAVAILABLE; the backend never sent their
 headers, so they are not committed and a retry policy replays them on another backend.
 Without keepalive they wait for their own deadline: DEADLINE_EXCEEDED.
@@ -57,8 +57,8 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
 
     Bound: hang_detection_ms (2500 ms) — keepalive closes the hung connection at most 1.5 s
     after the hang began (pings at least 1 s apart in grpc-core, + the 500 ms ping timeout;
-    DESIGN.md's "under 1 s" is the usual case, not the worst), + 1 s of margin for the
-    replay; measured 0.57-1.94 s. error_budget (0): the backend sends headers only with its
+    under 1 s is the usual case, not the worst: docs/grpc-facts.md), + 1 s of margin for
+    the replay; measured 0.57-1.94 s. error_budget (0): the backend sends headers only with its
     answer, so a stuck RPC is not committed and the retry policy replays it. recovery_ms
     (2000 ms) to come back: on SIGCONT the pending handshake completes; at worst the next
     reconnect attempt is a max reconnect backoff (1 s recommended, +20 % jitter) away, or an

@@ -24,7 +24,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
 
     Bound: drain_ms (50 ms) from the backend confirming NOT_SERVING — client-side health
     checking streams the status (Health.Watch) and the picker drops the backend as soon as
-    the update arrives, a few ms on loopback (DESIGN.md). recovery_ms (2000 ms) for the way
+    the update arrives, a few ms on loopback (docs/grpc-facts.md). recovery_ms (2000 ms) for the way
     back: the update is as fast; the rest covers the first RPC to be picked.
     """
     load = chaos.load(concurrency=8)

@@ -14,7 +14,7 @@ import pytest
 
 from proto import greeter_pb2, greeter_pb2_grpc
 
-# DESIGN.md: grpc servers set SO_REUSEPORT by default, so a port could be silently
+# docs/grpc-facts.md: grpc servers set SO_REUSEPORT by default, so a port could be silently
 # shared with a stale server; tests must never share ports.
 SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
 

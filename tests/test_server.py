@@ -228,7 +228,7 @@ def _start(argv) -> tuple[subprocess.Popen, dict]:
     process = subprocess.Popen([sys.executable, "-m", "fleet.server", *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL)
-    try:  # ready ~100 ms after spawn (DESIGN.md); 30 s is for a busy machine
+    try:  # ready ~100 ms after spawn (docs/grpc-facts.md); 30 s is for a busy machine
         line = _read_line(process.stdout, time.monotonic() + 30)
     except TimeoutError as err:
         process.kill()

@@ -40,7 +40,7 @@ from chaos.load import GreeterRpc
 from chaos.requirements import DEFAULTS, Requirements
 from fleet.lifeline import check_interrupt
 
-# A fresh channel answers within ~10-100 ms on loopback (DESIGN.md); a busy machine, or a
+# A fresh channel answers within ~10-100 ms on loopback (docs/grpc-facts.md); a busy machine, or a
 # fleet just reset, is given far more. A client that never answers is a baseline failure.
 WARM_UP_S = 10.0
 # After the liveness bound an RPC started right at it must still be seen to end.

@@ -59,7 +59,7 @@ DETECTION = {BREAK: "failover_ms", HANG: "hang_detection_ms", DRAIN: "drain_ms",
 PROCESS, CONTROL, PROXY, DNS = "process", "control", "proxy", "dns"
 
 # How long a kind may keep its target busy after its planned end: a kill, terminate or
-# drain is reverted by a restart (a backend answers ~100 ms after spawn, DESIGN.md; up to
+# drain is reverted by a restart (a backend answers ~100 ms after spawn, docs/grpc-facts.md; up to
 # ~1 s on a busy machine), a terminate takes the server's drain (300 ms) and grace (1 s) to
 # be in force. Faults on one backend that need the same thing may not overlap within it.
 RESTART_SLACK_MS = 1500

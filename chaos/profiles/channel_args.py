@@ -58,7 +58,7 @@ _TABLE = [
     # (its default is INT_MAX = off); values under 1 ms are raised to 1 ms.
     _int("grpc.keepalive_time_ms", INT_MAX, "ms", floor=1,
          default_text="off (INT_MAX) for clients"),
-    # 20 s when keepalive is on (chttp2 kDefaultKeepaliveTimeout); DESIGN.md: the ping
+    # 20 s when keepalive is on (chttp2 kDefaultKeepaliveTimeout); docs/grpc-facts.md: the ping
     # deadline in this grpcio is grpc.http2.ping_timeout_ms.
     _int("grpc.keepalive_timeout_ms", 20_000, "ms"),
     # Defined in chttp2's internal.h (GRPC_ARG_PING_TIMEOUT_MS): 1 minute when keepalive
@@ -74,7 +74,7 @@ _TABLE = [
     _int("grpc.initial_reconnect_backoff_ms", 1_000, "ms", floor=100),
     _int("grpc.min_reconnect_backoff_ms", 20_000, "ms", floor=100),
     _int("grpc.max_reconnect_backoff_ms", 120_000, "ms", floor=100),
-    # DNS resolver: re-resolve at most every 30 s (DESIGN.md, measured).
+    # DNS resolver: re-resolve at most every 30 s (docs/grpc-facts.md).
     _int("grpc.dns_min_time_between_resolutions_ms", 30_000, "ms"),
     _int("grpc.dns_ares_query_timeout", 120_000, "ms"),
     _bool("grpc.dns_enable_srv_queries", 0),

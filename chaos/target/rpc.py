@@ -36,7 +36,7 @@ from chaos.target.template import fill, json_object, uses_rpc
 
 KEYS = ("method", "request", "deadline_s", "protos", "import_paths", "reflection", "expect")
 # The deadline of one call: a loopback RPC takes ~1 ms; 2 s is what a client facing a
-# hang must survive (hang detection <= 1.5 s, DESIGN.md) while still failing a stuck call.
+# hang must survive (hang detection <= 1.5 s, docs/grpc-facts.md) while still failing a stuck call.
 DEFAULT_DEADLINE_S = 2.0
 METHOD_SHAPE = re.compile(r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*/[A-Za-z_]\w*\Z")
 METHOD_HINT = "package.Service/Method, e.g. 'helloworld.Greeter/SayHello'"

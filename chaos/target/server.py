@@ -35,7 +35,7 @@ KEYS = ("command", "env", "cwd", "ready", "start_timeout_s", "stop_signal", "sto
 # "line" (the JSON ready line of fleet/server.py) is internal: the built-in Greeter's only.
 READY_CHOICES = ("health", "rpc")
 # Defaults (the format in chaos/target/__init__.py): a backend that answers its first RPC
-# ~100 ms after spawn on this machine (DESIGN.md) is well within 20 s, which leaves room
+# ~100 ms after spawn on this machine (docs/grpc-facts.md) is well within 20 s, which leaves room
 # for servers with slow start-up (JVMs, caches); SIGTERM then 10 s is what a scheduler
 # does (Kubernetes' default grace is 30 s; 10 s keeps a stuck stop from stalling a run).
 DEFAULT_READY = "rpc"

@@ -59,7 +59,7 @@ EXIT_USAGE = 2
 # Handlers mostly wait (lookup, warm-up), so threads, not cores, bound the calls in flight:
 # 64 is well above the 8-16 in flight a grpc-chaos load spreads over a fleet.
 WORKERS = 64
-# gRPC clients ping at most once a second (grpc-core's floor, DESIGN.md); accepting pings
+# gRPC clients ping at most once a second (grpc-core's floor, docs/grpc-facts.md); accepting pings
 # half as far apart leaves room for timer jitter, so a well-behaved client never earns a
 # strike.
 MIN_PING_INTERVAL_MS = 500
@@ -233,7 +233,7 @@ class _HealthStream:
 
 def server_options(args: argparse.Namespace) -> list[tuple[str, int]]:
     # SO_REUSEPORT off: a restarted backend must fail loudly on a port a stale process
-    # still holds, not share it silently (DESIGN.md).
+    # still holds, not share it silently (docs/grpc-facts.md).
     options = [("grpc.so_reuseport", 0)]
     if not args.grpc_default_keepalive:
         options += [("grpc.keepalive_permit_without_calls", 1),
