@@ -54,7 +54,7 @@ def judge(verdict: Verdict, stalls: StallQueries | None) -> Verdict:
     """The verdict, made inconclusive when a stall of the runner or a CPU wait of a process
     it depends on explains its failure (``stalls``: a chaos.stall.StallMonitor or a
     chaos.starvation.Stalls)."""
-    if verdict.passed or stalls is None or getattr(verdict, "not_judged", ""):
+    if verdict.passed or stalls is None or verdict.not_judged:
         return verdict
     if verdict.span is not None and verdict.comparison == "<=" and verdict.figure is not None \
             and verdict.bound is not None:

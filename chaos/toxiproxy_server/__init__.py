@@ -2,7 +2,7 @@
 
 Run it with ``python -m chaos.toxiproxy_server`` or ``grpc-chaos-toxiproxy`` (flags in
 ``flags.py``; user documentation in docs/toxiproxy-server.md). It follows
-shared/toxiproxy-spec.md, which was checked against the real server. Map of the package:
+docs/toxiproxy-api.md, which was checked against the real server. Map of the package:
 
     __main__          process: flags, logging, signals, --parent-watch, --ready-line
     app               the server: proxies, toxics and HTTP API in one event loop
