@@ -80,14 +80,14 @@ examples: system-deps
 RUNS ?= 20
 BURNERS ?= 2
 campaign: $(STAMP)
-	$(BIN)/python -m chaos.campaign --runs $(RUNS) --burners $(BURNERS) $(PYTEST_ARGS)
+	$(BIN)/python -m chaos.gate.campaign --runs $(RUNS) --burners $(BURNERS) $(PYTEST_ARGS)
 
 # The resilience matrix in the README: every scenario under every shipped profile, 3 times.
 matrix: $(STAMP)
-	$(BIN)/python -m chaos.matrix --readme README.md
+	$(BIN)/python -m chaos.gate.matrix --readme README.md
 
 proto: $(STAMP)
-	$(BIN)/python -m proto.generate
+	$(BIN)/python proto/generate.py
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

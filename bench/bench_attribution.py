@@ -6,7 +6,7 @@ A 3-backend Greeter fleet behind the embedded Toxiproxy (or TOXIPROXY_URL), the
 recommended profile's grpc.aio channel, a closed-loop load. For each number of RPCs in
 flight it runs ``--rpcs`` RPCs (after a warm-up) three times — steadily, with a kill -9 and
 restart of one backend mid-run, with a health flip (NOT_SERVING, then SERVING) of another —
-and holds chaos.attribution's answer for every RPC against the ``x-backend-id`` the backend
+and holds chaos.observe.attribution's answer for every RPC against the ``x-backend-id`` the backend
 sent (the truth here). It prints, for RPCs whose answer named a backend: exact (same
 backend), mismatched (another backend: a bug), unattributed (attribution said unknown);
 for RPCs whose answer named none (failures no backend answered): what attribution said;
@@ -29,11 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chaos import profiles  # noqa: E402
-from chaos.attribution import Attribution  # noqa: E402
+from chaos.observe.attribution import Attribution  # noqa: E402
 from chaos.faults import Health, Kill, Nemesis  # noqa: E402
 from chaos.history import History  # noqa: E402
 from chaos.load import Load  # noqa: E402
-from chaos.toxiproxy_control import ToxiproxyServer  # noqa: E402
+from chaos.toxiproxy_server.control import ToxiproxyServer  # noqa: E402
 from fleet.controller import Fleet  # noqa: E402
 
 WARM_RPCS = 500  # as bench_load.py: connections made, caches hot, before measuring

@@ -26,7 +26,7 @@ from chaos import profiles  # noqa: E402
 from chaos.faults import Health, Kill, Latency, Nemesis, Pause  # noqa: E402
 from chaos.history import History  # noqa: E402
 from chaos.load import Load  # noqa: E402
-from chaos.toxiproxy_control import ToxiproxyServer  # noqa: E402
+from chaos.toxiproxy_server.control import ToxiproxyServer  # noqa: E402
 from fleet.controller import Fleet  # noqa: E402
 
 

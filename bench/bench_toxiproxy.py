@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.toxiproxy_control import ToxiproxyServer  # noqa: E402
+from chaos.toxiproxy_server.control import ToxiproxyServer  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 MESSAGE = b"m" * 64  # a small request, as in an RPC

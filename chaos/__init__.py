@@ -27,8 +27,8 @@ _EXPORTS = {
     "Scenario": ("chaos.scenario", "Scenario"),
     "Profile": ("chaos.profiles", "Profile"),
     "load_profile": ("chaos.profiles", "load"),
-    "ToxiproxyServer": ("chaos.toxiproxy_control", "ToxiproxyServer"),
-    "ProxyControl": ("chaos.toxiproxy_control", "ProxyControl"),
+    "ToxiproxyServer": ("chaos.toxiproxy_server.control", "ToxiproxyServer"),
+    "ProxyControl": ("chaos.toxiproxy_server.control", "ProxyControl"),
 }
 
 __all__ = sorted(_EXPORTS)

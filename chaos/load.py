@@ -11,18 +11,18 @@
     load.stop() ------------------------>  no new RPCs; in-flight ones finish (deadline);
                                            channel closed; thread joined
 
-The RPC is the target's (chaos/target/: any unary method, request from JSON, a correct
+The RPC is the target's (chaos/targets/: any unary method, request from JSON, a correct
 answer's fields) or the built-in Greeter's SayHello (:class:`GreeterRpc`). The backend id
 comes from the identity key of the response metadata (headers or trailers; the fleet's
 backends send ``x-backend-id`` in the trailers, in the answer's batch, and with a failure),
 so failed calls that a backend answered are attributed too; for a server that names
-nothing, an attributor (chaos/attribution.py) names it from gRPC's own accounting. A
+nothing, an attributor (chaos/observe/attribution.py) names it from gRPC's own accounting. A
 wrong answer (not the echo; a field not as expected) is recorded as DATA_LOSS (faults such
 as slicer must never alter bytes).
 
 The load loop also measures its own lag (a tick every ``LAG_TICK_S``; how late it ran) into
 a StallMonitor when given one: RPC times are stamped by this loop, so when it could not run,
-what it measured includes its own absence (chaos/judge.py).
+what it measured includes its own absence (chaos/verdicts/judge.py).
 
 Limits: one channel per Load (one client). After a failed RPC a closed-loop worker pauses
 ``failure_pause_s`` (1 ms) so that a fleet that fails fast does not spin a core and flood
@@ -40,11 +40,11 @@ from typing import Callable
 import grpc
 import grpc.aio
 
-from chaos.channelz import track_new_channel
+from chaos.observe.channelz import track_new_channel
 from chaos.history import History, Rpc
 from chaos.outcomes import StagingTimeout
-from fleet.waiting import wait_until
-from proto import greeter_pb2
+from fleet.procs.waiting import wait_until
+from fleet.protos import greeter_pb2
 
 BACKEND_ID_KEY = "x-backend-id"
 # The load loop's own lag is sampled every 10 ms: fine enough for bounds of 50 ms and up.
@@ -76,12 +76,12 @@ class Load:
         # What to call: a target's RpcSpec, or the built-in Greeter's SayHello.
         self.rpc = rpc or GreeterRpc(payload_bytes)
         self.identity_key = identity_key
-        # Names the backend of an RPC whose answer does not (chaos/attribution.py): told of
+        # Names the backend of an RPC whose answer does not (chaos/observe/attribution.py): told of
         # each call right before it is made and right after it ended, in the load's loop.
         self.attribution = attribution
         self.max_in_flight = max_in_flight
         self.failure_pause_s = failure_pause_s
-        self.stalls = stalls  # a chaos.stall.StallMonitor, or None
+        self.stalls = stalls  # a chaos.observe.stall.StallMonitor, or None
         self.channelz_id: int | None = None  # the channel's id in channelz, once started
         self.completed = 0
         self.skipped = 0
@@ -262,7 +262,7 @@ def backend_of(metadata, key: str | None = BACKEND_ID_KEY) -> str | None:
 
 
 class GreeterRpc:
-    """The built-in Greeter's RPC in the shape of a target's RpcSpec (chaos/target/):
+    """The built-in Greeter's RPC in the shape of a target's RpcSpec (chaos/targets/):
     SayHello named ``r<rpc id>`` (+ ``payload_bytes`` of padding, to make requests and
     replies of a chosen size), answered correctly only by the exact echo."""
 

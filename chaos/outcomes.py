@@ -2,7 +2,7 @@
 
     ScenarioFailed        a verdict did not pass: the property does not hold (red)
     ScenarioInconclusive  a verdict missed its bound while the runner itself stalled enough
-                          to explain it (chaos/judge.py): rerun; never a pass
+                          to explain it (chaos/verdicts/judge.py): rerun; never a pass
     NotApplicable         the scenario's property presumes something this client or target
                           does not have (e.g. a client that spreads RPCs): said with what is
                           missing and how to provide it — never a silent pass
@@ -49,7 +49,7 @@ class StagingTimeout(TimeoutError):
     """A scenario could not stage its situation because of what the client did: ``what``
     was awaited from ``start_ns`` to ``end_ns`` (the history's clock) and got as far as
     ``progress`` says. ``answers`` names the client settings that shape it (keys of
-    chaos/advice.py). A TimeoutError, so code that waits and copes keeps working; the
+    chaos/verdicts/advice.py). A TimeoutError, so code that waits and copes keeps working; the
     plugin turns one a scenario lets escape into a failed verdict."""
 
     def __init__(self, what: str, timeout_s: float, start_ns: int, end_ns: int,

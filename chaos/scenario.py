@@ -9,12 +9,12 @@ A scenario (the ``chaos`` fixture) drives load, injects faults and asks checks::
         load.wait_for(2000, timeout=10)
         chaos.expect(checks.errors(chaos.history, start_ns=..., budget=0))
 
-Bounds come from ``chaos.requirements`` (defaults or the user's SLOs, never the profile).
-:meth:`expect` judges a failed verdict against the runner's own stalls (chaos/judge.py):
+Bounds come from ``chaos.verdicts.requirements`` (defaults or the user's SLOs, never the profile).
+:meth:`expect` judges a failed verdict against the runner's own stalls (chaos/verdicts/judge.py):
 a miss the stall explains is *inconclusive* (rerun by the plugin), never a pass; a real
-failure names the settings that answer it (chaos/advice.py).
+failure names the settings that answer it (chaos/verdicts/advice.py).
 
-What the client does with several backends is observed in warm-up (chaos/client_shape.py),
+What the client does with several backends is observed in warm-up (chaos/observe/client_shape.py),
 never read from its config; a scenario whose property presumes a spreading client says
 *not applicable* for one that is not (:meth:`require_spread`).
 
@@ -34,21 +34,23 @@ from typing import Any
 from collections.abc import Mapping
 from dataclasses import replace
 
-from chaos import advice, checks, client_shape
-from chaos.attribution import Attribution
-from chaos.channelz import AttemptSampler, subchannel_counts, track_new_channel
+from chaos import checks
+from chaos.verdicts import advice
+from chaos.observe import client_shape
+from chaos.observe.attribution import Attribution
+from chaos.observe.channelz import AttemptSampler, subchannel_counts, track_new_channel
 from chaos.checks import Verdict
-from chaos.client_shape import Shape
+from chaos.observe.client_shape import Shape
 from chaos.faults import Nemesis, SlowHandler
 from chaos.history import Event, History, Rpc, clock_anchor
-from chaos.judge import judge
+from chaos.verdicts.judge import judge
 from chaos.load import GreeterRpc, Load, backend_of
 from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive, StagingTimeout
 from chaos.profiles import Profile
-from chaos.requirements import DEFAULTS, Requirements
-from chaos.stall import StallMonitor
+from chaos.verdicts.requirements import DEFAULTS, Requirements
+from chaos.observe.stall import StallMonitor
 from fleet.controller import Fleet
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 
 __all__ = ["Scenario", "ScenarioFailed", "ScenarioInconclusive", "NotApplicable"]
 
@@ -67,10 +69,10 @@ class Scenario:
     def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path, *,
                  requirements: Requirements = DEFAULTS, stalls: StallMonitor | None = None,
                  shape: Shape | None = None, target=None):
-        from chaos.target import builtin
+        from chaos.targets import builtin
 
         self.fleet = fleet
-        # The service under test (chaos/target/): what the backends run, the RPC to call.
+        # The service under test (chaos/targets/): what the backends run, the RPC to call.
         self.target = target or builtin()
         self.profile = profile
         self.proxies = proxies
@@ -130,7 +132,7 @@ class Scenario:
                     **options)
         if load.identity_key is None:
             # The server names no backend: gRPC's own per-backend accounting does, per RPC
-            # (chaos/attribution.py; an RPC it cannot place exactly stays unattributed).
+            # (chaos/observe/attribution.py; an RPC it cannot place exactly stays unattributed).
             load.attribution = Attribution(lambda: load.channelz_id, PublishedIds(fleet))
         self._loads.append(load)
         return load.start()
@@ -152,7 +154,7 @@ class Scenario:
     def attempts(self, client, fleet: Fleet | None = None) -> AttemptSampler:
         """Sample the attempts a client — a Load, or a channel from :meth:`channel` — sends
         to each backend (first attempts and retries, from gRPC's channelz) until the
-        scenario ends (chaos/channelz.py)."""
+        scenario ends (chaos/observe/channelz.py)."""
         channelz_id = (client.channelz_id if isinstance(client, Load)
                        else self._channel_ids.get(id(client)))
         if channelz_id is None:
@@ -167,7 +169,7 @@ class Scenario:
 
         Warm means every backend in ``backends`` (default: all running ones) answered an
         RPC OK since now — or, for a client observed to send everything to one backend,
-        that it kept doing so (chaos/client_shape.py). A client known from the preflight
+        that it kept doing so (chaos/observe/client_shape.py). A client known from the preflight
         to use one backend (``shape``) is warm at its first OK RPC.
         """
         since = self.history.now()
@@ -371,8 +373,8 @@ class Scenario:
         end the scenario: inconclusive (the stall explains the miss) or failed.
 
         ``answers`` names the client settings that answer this check in this situation
-        (keys of chaos/advice.py's catalogue), ``requirement`` the requirement its bound
-        is (chaos/requirements.py): a failure then says what this profile has for each
+        (keys of chaos/verdicts/advice.py's catalogue), ``requirement`` the requirement its bound
+        is (chaos/verdicts/requirements.py): a failure then says what this profile has for each
         and where the bound comes from.
         """
         __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing

@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/check_examples.py [EXAMPLE_DIR ...]    (default: every one)
 
-Each example is started from its grpc-chaos.toml (chaos.target) as backend b2 on
+Each example is started from its grpc-chaos.toml (chaos.targets) as backend b2 on
 127.0.0.1, with certificates from a fresh fleet PKI, and measured on the server-side
 properties the rollout scenarios depend on:
 
@@ -48,10 +48,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from chaos import target as targets  # noqa: E402
+from chaos import targets as targets  # noqa: E402
 from fleet.pki import PKI  # noqa: E402
 from fleet.ports import pids_listening  # noqa: E402
-from fleet.waiting import wait_until  # noqa: E402
+from fleet.procs.waiting import wait_until  # noqa: E402
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent
 HOST = "127.0.0.1"

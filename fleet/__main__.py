@@ -156,7 +156,7 @@ def up(args: argparse.Namespace) -> int:
         try:
             server = None
             if not args.no_proxies:
-                from chaos.toxiproxy_control import ToxiproxyServer
+                from chaos.toxiproxy_server.control import ToxiproxyServer
 
                 url = args.toxiproxy_url
                 server = stack.enter_context(ToxiproxyServer("url" if url else None, url=url))

@@ -12,9 +12,9 @@ Every published address has the same port P, as instances behind one name do in
 production. Each backend is a ``python -m fleet.server`` process with its own certificate
 (SANs: the fleet name, localhost, its published IP) and a control port on 127.0.0.1.
 
-Processes die with this one (lifeline pipe + PR_SET_PDEATHSIG, see fleet/lifeline.py), and
-a reaper (fleet/reaper.py) removes what is left if this process is SIGKILLed. Every wait is
-for a condition with a deadline (fleet/waiting.py).
+Processes die with this one (lifeline pipe + PR_SET_PDEATHSIG, see fleet/procs/lifeline.py), and
+a reaper (fleet/procs/reaper.py) removes what is left if this process is SIGKILLed. Every wait is
+for a condition with a deadline (fleet/procs/waiting.py).
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from typing import Protocol
 
 import grpc
 
-from fleet import launch, lifeline, ports, reaper
+from fleet import launch, ports
+from fleet.procs import lifeline, reaper
 from fleet.dns import DnsServer
 from fleet.pki import FLEET_NAME, PKI, CertFiles
-from fleet.waiting import wait_until
-from proto import control_pb2, control_pb2_grpc
+from fleet.procs.waiting import wait_until
+from fleet.protos import control_pb2, control_pb2_grpc
 
 MAX_SIZE = 200  # published addresses are .11 to .210 of one /24
 FIRST_HOST = 11
@@ -50,7 +51,7 @@ START_TIMEOUT_PER_BACKEND_S = 1.0
 CONTROL_TIMEOUT_S = 5.0
 PORT_TRIES = 20
 
-# The fleets of this process that are started and not closed: what chaos/starvation.py
+# The fleets of this process that are started and not closed: what chaos/observe/starvation.py
 # watches (a plain set under a lock: it is read from the monitor's thread).
 _running: set[Fleet] = set()
 _running_lock = threading.Lock()
@@ -74,7 +75,7 @@ class Unsupported(FleetError):
 
 
 class ProxyControl(Protocol):
-    """What the fleet needs of Toxiproxy (chaos/toxiproxy_control.py provides it)."""
+    """What the fleet needs of Toxiproxy (chaos/toxiproxy_server/control.py provides it)."""
 
     def create(self, name: str, listen: str, upstream: str, enabled: bool = True) -> str: ...
 
@@ -143,7 +144,7 @@ class Fleet:
     """Start, fault and stop a fleet of TLS backends behind one DNS name.
 
     The backends run the built-in Greeter (``service`` None) or a target's server command
-    (``service``, a chaos.target.Target: fleet/launch.py starts, readies and stops it).
+    (``service``, a chaos.targets.Target: fleet/launch.py starts, readies and stops it).
     Use as a context manager (``with Fleet(3) as fleet: ...``) or call start()/close().
     Process faults (kill, pause, ...) act on the local processes; health flips, application
     faults and live certificate swaps need the Control service (the built-in Greeter has it;
@@ -179,7 +180,7 @@ class Fleet:
             raise ValueError(f"fleet net {self.net} is not on loopback (127.0.0.0/8)")
         self.proxies = proxies
         if start_timeout is None and self.service is not None:
-            # The target's own start_timeout_s (chaos/target/): each backend is awaited
+            # The target's own start_timeout_s (chaos/targets/): each backend is awaited
             # from its own start, so the fleet's size does not add to it.
             start_timeout = self.service.server.start_timeout_s
         self.start_timeout = (start_timeout if start_timeout is not None

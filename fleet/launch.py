@@ -1,7 +1,7 @@
 """How one backend process is started, known to be ready, and stopped — for any server.
 
 A fleet runs N copies of one server command: the built-in Greeter (``python -m
-fleet.server``) or the user's own (a target file's ``server.command``, chaos/target/)::
+fleet.server``) or the user's own (a target file's ``server.command``, chaos/targets/)::
 
     argv with placeholders filled ({host} {port} {cert} {key} {ca} {client_ca} {id}
     {workdir} {control})
@@ -35,7 +35,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 
 # Sets PR_SET_PDEATHSIG on itself (it survives execve), checks that the parent is still the
 # one that started it, and becomes the command: a server that knows nothing of grpc-chaos

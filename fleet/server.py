@@ -46,8 +46,9 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from fleet import lifeline, ports
-from proto import control_pb2, control_pb2_grpc, greeter_pb2
+from fleet import ports
+from fleet.procs import lifeline
+from fleet.protos import control_pb2, control_pb2_grpc, greeter_pb2
 
 BACKEND_ID_KEY = "x-backend-id"
 GREETER_SERVICE = "greeter.Greeter"

@@ -1,16 +1,20 @@
 """Regenerate the Python modules of proto/*.proto, or check that the committed ones are current.
 
-    python -m proto.generate          # write proto/*_pb2.py and proto/*_pb2_grpc.py
-    python -m proto.generate --check  # exit 1 (naming the stale files) if they differ
+    python proto/generate.py          # write fleet/protos/*_pb2.py and *_pb2_grpc.py
+    python proto/generate.py --check  # exit 1 (naming the stale files) if they differ
 
-Generation runs from the repository root with ``-I .`` so the generated modules import each
-other as ``proto.<name>_pb2`` (package-relative), not as top-level modules.
+``proto/`` holds the sources only and is not a Python package: an installed top-level
+``proto`` would shadow (or be overwritten by) proto-plus, whose import name is ``proto``.
+The generated modules live in the ``fleet.protos`` package, so they are compiled as if the
+sources were ``fleet/protos/*.proto``: they import each other as ``fleet.protos.<name>_pb2``
+and register under those file names in protobuf's default pool.
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import shutil
 import sys
 import tempfile
 
@@ -18,20 +22,28 @@ from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
+PACKAGE = pathlib.Path("fleet", "protos")
+OUT_DIR = ROOT / PACKAGE
 
 
 def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
-    """Compile every proto/*.proto into out_dir/proto/; returns the files written."""
-    sources = sorted(p.relative_to(ROOT).as_posix() for p in PROTO_DIR.glob("*.proto"))
-    (out_dir / "proto").mkdir(parents=True, exist_ok=True)
-    args = ["protoc", f"-I{ROOT}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
-            *sources]
-    if protoc.main(args) != 0:
-        raise SystemExit(f"protoc failed on {', '.join(sources)}")
-    return sorted((out_dir / "proto").glob("*_pb2*.py"))
+    """Compile every proto/*.proto into out_dir/fleet/protos/; returns the files written."""
+    with tempfile.TemporaryDirectory(prefix="grpc-chaos-proto-") as tmp:
+        staged = pathlib.Path(tmp) / PACKAGE
+        staged.mkdir(parents=True)
+        sources = []
+        for source in sorted(PROTO_DIR.glob("*.proto")):
+            shutil.copy(source, staged / source.name)
+            sources.append((PACKAGE / source.name).as_posix())
+        (out_dir / PACKAGE).mkdir(parents=True, exist_ok=True)
+        args = ["protoc", f"-I{tmp}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
+                *sources]
+        if protoc.main(args) != 0:
+            raise SystemExit(f"protoc failed on {', '.join(sources)}")
+    return sorted((out_dir / PACKAGE).glob("*_pb2*.py"))
 
 
-def stale_files(committed_dir: pathlib.Path = PROTO_DIR) -> list[str]:
+def stale_files(committed_dir: pathlib.Path = OUT_DIR) -> list[str]:
     """Names of generated modules in ``committed_dir`` that are missing, extra or different
     from a fresh build of proto/*.proto."""
     with tempfile.TemporaryDirectory(prefix="grpc-chaos-proto-") as tmp:
@@ -42,7 +54,7 @@ def stale_files(committed_dir: pathlib.Path = PROTO_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proto.generate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python proto/generate.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if the committed modules are stale")
@@ -51,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         stale = stale_files()
         if stale:
             print("stale generated modules: " + ", ".join(stale)
-                  + " (run: python -m proto.generate)", file=sys.stderr)
+                  + " (run: python proto/generate.py)", file=sys.stderr)
             return 1
         return 0
-    for stale in PROTO_DIR.glob("*_pb2*.py"):
+    for stale in OUT_DIR.glob("*_pb2*.py"):
         stale.unlink()
     for written in generate(ROOT):
         print(written.relative_to(ROOT))

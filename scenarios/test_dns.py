@@ -24,7 +24,7 @@ pytestmark = pytest.mark.dns
 MAX_AGE_MS = 500
 chaos_fleet = {"max_connection_age_ms": MAX_AGE_MS}
 
-# The bounds are requirements (chaos/requirements.py): dns_reresolution_ms (1500 ms) for
+# The bounds are requirements (chaos/verdicts/requirements.py): dns_reresolution_ms (1500 ms) for
 # the client to ask DNS again after a broken connection — it may, at most once per
 # grpc.dns_min_time_between_resolutions_ms (1000 ms in the recommended profile, 30 s by
 # default), so 0-1000 ms plus margin; dns_apply_ms (250 ms) from that answer to the last

@@ -26,7 +26,7 @@ def test_fuzz_corpus_schedule_keeps_every_oracle_rule(chaos, path):
     RPCs sent after its detection bound succeed while a backend could serve, none starts on
     a backend known down, outages fail fast, the client serves again after the last fault.
 
-    Bound: each rule's requirement (chaos/requirements.py): failover_ms, hang_detection_ms,
+    Bound: each rule's requirement (chaos/verdicts/requirements.py): failover_ms, hang_detection_ms,
     drain_ms, ejection_ms for detection; fail_fast_ms; recovery_ms; 0 failed RPCs a client
     could have avoided; the deadline + 250 ms for any RPC.
     """

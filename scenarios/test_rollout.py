@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from chaos import checks, grpc_log
+from chaos import checks
+from chaos.observe import grpc_log
 from chaos.checks import Verdict
 from chaos.faults import ScaleIn, ScaleOut, Terminate
-from chaos.server_watch import HealthWatch, ListenerWatch
+from chaos.observe.server_watch import HealthWatch, ListenerWatch
 
 pytestmark = pytest.mark.rollout
 

@@ -12,7 +12,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 
 # docs/grpc-facts.md: grpc servers set SO_REUSEPORT by default, so a port could be silently
 # shared with a stale server; tests must never share ports.

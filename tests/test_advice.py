@@ -2,8 +2,9 @@
 
 import pytest
 
-from chaos import advice, profiles
-from chaos.requirements import DEFAULTS
+from chaos import profiles
+from chaos.verdicts import advice
+from chaos.verdicts.requirements import DEFAULTS
 
 
 def test_unset_options_show_grpc_s_default_and_set_ones_their_value():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chaos.artifacts import artifact_dir, safe_name
+from chaos.run.artifacts import artifact_dir, safe_name
 
 HOSTILE = ["../x", "..", ".", "/etc/passwd", "a/../../b", "\x00nul", "é/ü", "~root",
            "-rf", ".hidden", "a" * 500, "x:y*z?<>|", "back\\slash", "", " ", "\ud800"]

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from chaos import profiles
-from chaos.attribution import DIRTY_SEGMENT, MAYBE_RETRIED, Attribution
+from chaos.observe.attribution import DIRTY_SEGMENT, MAYBE_RETRIED, Attribution
 from chaos.history import History
 from chaos.load import Load
 from fleet.controller import Fleet

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from chaos import profiles
-from chaos.channelz import AttemptSampler, track_new_channel
+from chaos.observe.channelz import AttemptSampler, track_new_channel
 from chaos.faults import Kill, Nemesis
 from chaos.history import History
 from chaos.load import Load
-from chaos.toxiproxy_control import ToxiproxyServer
+from chaos.toxiproxy_server.control import ToxiproxyServer
 from fleet.controller import Fleet
 from fleet.stand_in import StandIn
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

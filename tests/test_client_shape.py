@@ -1,6 +1,6 @@
 """The client's spread is observed from its RPCs, never read from its config."""
 
-from chaos.client_shape import SINGLE_MIN_RPCS, SINGLE_MIN_S, observe
+from chaos.observe.client_shape import SINGLE_MIN_RPCS, SINGLE_MIN_S, observe
 from chaos.history import Rpc
 
 S = 1_000_000_000

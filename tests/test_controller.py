@@ -15,12 +15,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chaos.toxiproxy_control import _read_line
+from chaos.toxiproxy_server.control import _read_line
 from fleet import client
 from fleet.controller import Fleet, FleetError, _proc_state
 from fleet.pki import FLEET_NAME
-from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.procs.waiting import wait_until
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import backend_of
 
 NET = "127.0.201.0/24"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import matrix
+from chaos.gate import matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -182,7 +182,7 @@ def test_every_flawed_example_is_listed():
 def test_a_flawed_server_fails_the_scenario_that_names_its_flaw(example, tmp_path_factory,
                                                                 monkeypatch):
     # Run as a CI job that quiets gRPC's log would: some flaws show only in that log
-    # (chaos/grpc_log.py), and a quiet log must never turn their scenario green.
+    # (chaos/observe/grpc_log.py), and a quiet log must never turn their scenario green.
     monkeypatch.setenv("GRPC_VERBOSITY", "NONE")
     node, check = FLAWED[example]
     cells = _target_cells(example, [f"scenarios/{node}"],

@@ -20,8 +20,8 @@ from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
 from fleet.dns import EDNS_UDP_SIZE, MAX_RECORDS, MAX_TCP_CONNECTIONS, DnsServer
 from fleet.pki import FLEET_NAME
-from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.procs.waiting import wait_until
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import greeter_server, no_thread_leaks  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")

@@ -12,8 +12,8 @@ from chaos.history import History
 from fleet import client
 from fleet.controller import Fleet, _proc_state
 from fleet.pki import FLEET_NAME
-from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.procs.waiting import wait_until
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import target
+from chaos import targets as target
 from fleet.controller import Fleet, FleetError, Unsupported
 from tests.helpers import descendants
 

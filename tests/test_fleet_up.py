@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from chaos.toxiproxy_control import ProxyControl
+from chaos.toxiproxy_server.control import ProxyControl
 from fleet import client, ports
 from fleet.controller import _proc_state
-from fleet.waiting import wait_until
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.procs.waiting import wait_until
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import backend_of
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-import chaos.stall
-import chaos.starvation
+import chaos.observe.stall
+import chaos.observe.starvation
 from chaos.fuzz import render
 from chaos.fuzz.cli import main
 from chaos.fuzz.executor import RERUNS
@@ -92,13 +92,13 @@ def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
         tmp_path, capsys, monkeypatch):
     # The runner "stalled" throughout (a stall planted in the process-wide monitor the
     # command uses): every routed_away miss is then put down to the machine, inconclusive.
-    stalled = chaos.stall.StallMonitor()
+    stalled = chaos.observe.stall.StallMonitor()
     stalled.record(0, 1 << 61, "planted")
-    monkeypatch.setattr(chaos.stall, "_monitor", stalled)
-    # The command asks chaos.starvation.monitor() (the runner's stalls and the fleet's CPU
+    monkeypatch.setattr(chaos.observe.stall, "_monitor", stalled)
+    # The command asks chaos.observe.starvation.monitor() (the runner's stalls and the fleet's CPU
     # waits), which an earlier test may have built around the real runner monitor.
-    monkeypatch.setattr(chaos.starvation, "_monitor", chaos.starvation.Stalls(
-        stalled, chaos.starvation.StarvationMonitor()))
+    monkeypatch.setattr(chaos.observe.starvation, "_monitor", chaos.observe.starvation.Stalls(
+        stalled, chaos.observe.starvation.StarvationMonitor()))
     path = DRAIN.save(tmp_path / "drain.json")
     code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "1")
     assert code == 2, out  # only inconclusive: never "reproduced", never "passed"

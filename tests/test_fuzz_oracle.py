@@ -10,8 +10,8 @@ from chaos.checks.verdict import Verdict
 from chaos.fuzz.model import IDLE, REVERT
 from chaos.fuzz.oracle import Context, failed_rule, judge_history, liveness_targets
 from chaos.history import Event, History, Rpc
-from chaos.judge import judge
-from chaos.stall import StallMonitor
+from chaos.verdicts.judge import judge
+from chaos.observe.stall import StallMonitor
 
 MS = 1_000_000
 BACKENDS = ("b1", "b2", "b3")

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos import profiles, results as records_module
+from chaos import profiles
+from chaos.run import results as records_module
 from chaos.gate import aggregate, exits, results_file
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 from tests.chromium import Chromium, open_page, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,7 +434,7 @@ def test_ctrl_c_dropped_while_pytest_starts_still_stops_the_gate(work):
 
 
 def test_matrix_and_report_are_views_of_the_run_directory(failing, capsys, tmp_path):
-    from chaos import matrix, report
+    from chaos.gate import matrix, report
 
     _, directory = failing
     readme = tmp_path / "README.md"

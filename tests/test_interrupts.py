@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM stop the gate, the fuzzer and the campaign even where Python drops
-the KeyboardInterrupt their handler raises (fleet.lifeline)."""
+the KeyboardInterrupt their handler raises (fleet.procs.lifeline)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from fleet import lifeline
+from fleet.procs import lifeline
 
 
 # The drop is the point: pytest reports the dropped exception as unraisable.

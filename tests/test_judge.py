@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from chaos.checks import Verdict
-from chaos.judge import STALL_EXPLAINS_MS, judge
-from chaos.stall import RUN_QUEUE, StallMonitor
-from chaos.starvation import Stalls, StarvationMonitor
+from chaos.verdicts.judge import STALL_EXPLAINS_MS, judge
+from chaos.observe.stall import RUN_QUEUE, StallMonitor
+from chaos.observe.starvation import Stalls, StarvationMonitor
 
 MS = 1_000_000
 
@@ -92,8 +92,8 @@ def test_without_a_monitor_nothing_is_inconclusive():
 
 
 # --------------------------------------------------------------- CPU waits of the fleet
-# The starvation monitor (chaos/starvation.py) keeps a process's wait for a CPU as a Stall
-# of source RUN_QUEUE named after the process; chaos.starvation.Stalls joins them to the
+# The starvation monitor (chaos/observe/starvation.py) keeps a process's wait for a CPU as a Stall
+# of source RUN_QUEUE named after the process; chaos.observe.starvation.Stalls joins them to the
 # runner's own stalls. tests/test_starvation.py measures them on real starved processes.
 
 B2 = "backend b2 (pid 4711)"

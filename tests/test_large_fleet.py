@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from chaos.toxiproxy_control import ToxiproxyServer
+from chaos.toxiproxy_server.control import ToxiproxyServer
 from fleet import client
 from fleet.controller import Fleet
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import backend_of
 
 SIZE = 40

@@ -1,6 +1,6 @@
 """The matrix and the figures report as views of run directories (chaos/gate/aggregate.py,
-chaos/matrix.py, chaos/report.py), on run directories written here from records shaped
-as the plugin writes them (chaos/results.py). tests/test_gate.py reads real ones."""
+chaos/gate/matrix.py, chaos/gate/report.py), on run directories written here from records shaped
+as the plugin writes them (chaos/run/results.py). tests/test_gate.py reads real ones."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import matrix, report
+from chaos.gate import matrix, report
 from chaos.gate import aggregate, results_file
 from chaos.gate.aggregate import Cell, combine
 

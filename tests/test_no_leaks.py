@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fleet.controller import _proc_state
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 from tests.helpers import descendants as _children
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def test_an_interrupted_or_killed_run_leaves_nothing(sig, tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
-    """The zero-flake campaign (chaos/campaign.py) runs CPU burners and a pytest beside
+    """The zero-flake campaign (chaos/gate/campaign.py) runs CPU burners and a pytest beside
     them: stopped (SIGTERM, or Ctrl-C even when it was started as a background job, with
     SIGINT ignored) or killed -9, none of them — burners, pytest, its fleet — survives."""
     temp = tmp_path / "tmp"
@@ -67,9 +67,9 @@ def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
     run = subprocess.Popen(
         [sys.executable, "-c", "import signal, runpy, sys; "
          "signal.signal(signal.SIGINT, signal.SIG_IGN); "
-         "sys.argv = ['chaos.campaign', '--runs', '3', '--burners', '2', '--out', sys.argv[1],"
+         "sys.argv = ['chaos.gate.campaign', '--runs', '3', '--burners', '2', '--out', sys.argv[1],"
          " '--', '-k', 'test_kill_under_load_loses_no_rpc']; "
-         "runpy.run_module('chaos.campaign', run_name='__main__')", str(tmp_path / "out")],
+         "runpy.run_module('chaos.gate.campaign', run_name='__main__')", str(tmp_path / "out")],
         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "TMPDIR": str(temp)})
     try:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fleet.pki import CLIENT_KINDS, FLEET_NAME, PKI, RENEWED, SERVER_KINDS, CertFiles
-from proto import greeter_pb2, greeter_pb2_grpc
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import greeter_server, no_thread_leaks  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("no_thread_leaks")

@@ -6,7 +6,7 @@ import pytest
 
 from chaos.faults import Latency, Nemesis, ProxyDown
 from chaos.history import History
-from chaos.toxiproxy_control import ToxiproxyServer
+from chaos.toxiproxy_server.control import ToxiproxyServer
 from fleet.controller import Fleet
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chaos import requirements
-from chaos.requirements import DEFAULTS, DOCS, UNITS, RequirementsError
+from chaos.verdicts import requirements
+from chaos.verdicts.requirements import DEFAULTS, DOCS, UNITS, RequirementsError
 
 
 def test_every_requirement_is_documented_with_its_unit():

@@ -14,11 +14,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chaos.toxiproxy_control import _read_line
+from chaos.toxiproxy_server.control import _read_line
 from fleet.controller import Fleet
 from fleet.pki import FLEET_NAME, PKI
 from fleet.server import MAX_NAME_BYTES
-from proto import control_pb2, control_pb2_grpc, greeter_pb2, greeter_pb2_grpc
+from fleet.protos import control_pb2, control_pb2_grpc, greeter_pb2, greeter_pb2_grpc
 
 
 @pytest.fixture(scope="module")

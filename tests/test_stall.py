@@ -7,8 +7,8 @@ import os
 import subprocess
 import time
 
-from chaos.stall import MIN_STALL_NS, RUN_QUEUE, Stall, StallMonitor
-from chaos.starvation import Stalls, StarvationMonitor
+from chaos.observe.stall import MIN_STALL_NS, RUN_QUEUE, Stall, StallMonitor
+from chaos.observe.starvation import Stalls, StarvationMonitor
 
 
 def test_a_real_stop_of_the_process_is_measured_as_a_stall_of_about_its_length():

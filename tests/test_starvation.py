@@ -2,8 +2,8 @@
 
 A child is starved for real: pinned to one CPU next to two busy loops, at the idle
 scheduling class, so each time it wakes it waits for the CPU. Its waits are read from
-/proc by the same code the plugin runs (chaos/starvation.py), and judged as a scenario's
-verdicts are (chaos/judge.py).
+/proc by the same code the plugin runs (chaos/observe/starvation.py), and judged as a scenario's
+verdicts are (chaos/verdicts/judge.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pytest
 
 from chaos.checks import Verdict
-from chaos.judge import judge
-from chaos.stall import RUN_QUEUE, StallMonitor
-from chaos.starvation import (
+from chaos.verdicts.judge import judge
+from chaos.observe.stall import RUN_QUEUE, StallMonitor
+from chaos.observe.starvation import (
     SchedstatFiles,
     Stalls,
     StarvationMonitor,
@@ -30,7 +30,7 @@ from chaos.starvation import (
     group_members,
     threads,
 )
-from fleet.waiting import wait_until
+from fleet.procs.waiting import wait_until
 
 pytest_plugins = ["pytester"]
 

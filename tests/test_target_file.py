@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos import target
-from chaos.requirements import DEFAULTS
-from chaos.target import PLACEHOLDERS, TargetError
+from chaos import targets as target
+from chaos.verdicts.requirements import DEFAULTS
+from chaos.targets import PLACEHOLDERS, TargetError
 
 HELLO_PROTO = """syntax = "proto3";
 package helloworld;

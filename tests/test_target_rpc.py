@@ -15,12 +15,12 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha.reflection_pb2 import (ServerReflectionRequest,
                                                     ServerReflectionResponse)
 
-from chaos import target
-from chaos.target import TargetError
-from proto import greeter_pb2, greeter_pb2_grpc
+from chaos import targets as target
+from chaos.targets import TargetError
+from fleet.protos import greeter_pb2, greeter_pb2_grpc
 from tests.helpers import Greeter, greeter_server, serving
 
-PROJECT_PROTO = Path(greeter_pb2.__file__).with_name("greeter.proto")
+PROJECT_PROTO = Path(__file__).resolve().parent.parent / "proto" / "greeter.proto"
 # Generous for a loopback call on a busy machine; the calls answer in milliseconds.
 CALL_TIMEOUT_S = 10.0
 

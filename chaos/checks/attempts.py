@@ -2,7 +2,7 @@
 
 An RPC that a retry policy replays shows as one OK RPC in the history; the backend that
 failed its first attempt is invisible there. These checks read gRPC's per-subchannel
-attempt counters over time (chaos/channelz.py samples them)::
+attempt counters over time (chaos/observe/channelz.py samples them)::
 
     fault in force at after_ns                T: attempts stop for quiet_ms
     ----|--a--a-a--a---a--a-----a---------------|..............................|
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chaos.checks.verdict import Verdict, not_judged, ms
-from chaos.channelz import Sample
+from chaos.observe.channelz import Sample
 
 BUCKET_NS = 250_000_000  # the explanation counts attempts per quarter second
 

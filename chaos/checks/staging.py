@@ -24,7 +24,7 @@ def staging(history: History | Iterable[Rpc | Event], what: str, start_ns: int, 
             progress: str = "") -> Verdict:
     """A failed verdict: ``what`` was awaited from ``start_ns`` to ``end_ns`` and not
     reached; ``progress`` says how far it got ("12 of 30 refused"). Its culprit is the wait
-    itself, so a runner stall over half of it makes it inconclusive (chaos/judge.py)."""
+    itself, so a runner stall over half of it makes it inconclusive (chaos/verdicts/judge.py)."""
     h = as_history(history)
     waited = ms(end_ns - start_ns)
     got = f" — got {progress}" if progress else ""

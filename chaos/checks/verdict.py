@@ -30,13 +30,13 @@ class Verdict:
     time) or ">=" (figure must reach it, e.g. a p-value). `data` holds JSON-native
     extras for reports (counts by code, percentiles, ...).
 
-    What a busy machine could have bent (chaos/judge.py reads these; checks only say
+    What a busy machine could have bent (chaos/verdicts/judge.py reads these; checks only say
     what they measured): `span` is the interval of the history whose length *is* a time
     figure (fault in force -> decisive instant), and `culprits` the intervals of the
     failing items of a count (each failed RPC's lifetime, each RPC that went where it
     should not). `inconclusive` and `stall_ms` are set by the judge, never by a check: a
     missed bound that the runner's own stall explains. `advice` names the client or
-    server settings that answer a failure (chaos/advice.py).
+    server settings that answer a failure (chaos/verdicts/advice.py).
 
     `not_judged` is set by a check whose history holds too little evidence to decide
     either way (no load after the fault was cleared, fewer RPCs than the rule needs): it

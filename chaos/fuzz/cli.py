@@ -37,14 +37,14 @@ from chaos.fuzz.schedule import Schedule, ScheduleError
 from chaos.fuzz.strategy import MAX_FAULTS, schedules
 from chaos.gate.exits import FAIL as EXIT_FAIL, INCONCLUSIVE as EXIT_INCONCLUSIVE
 from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
-from chaos.toxiproxy_control import ServerStartError
+from chaos.toxiproxy_server.control import ServerStartError
 from fleet.controller import FleetError
-from fleet.lifeline import interrupts
+from fleet.procs.lifeline import interrupts
 
 DEFAULT_OUTPUT = "chaos-fuzz"
 DEFAULT_CORPUS = Path("scenarios") / "fuzz_corpus"
 DEFAULT_TIMES = 10
-MIN_FLEET, MAX_FLEET = 2, 200  # a failover needs a survivor (as chaos/plugin.py)
+MIN_FLEET, MAX_FLEET = 2, 200  # a failover needs a survivor (as chaos/run/plugin.py)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
@@ -180,12 +180,12 @@ class Rig:
         self.url = toxiproxy_url
 
     def __enter__(self):
-        from chaos.starvation import monitor
-        from chaos.toxiproxy_control import ToxiproxyServer
+        from chaos.observe.starvation import monitor
+        from chaos.toxiproxy_server.control import ToxiproxyServer
         from fleet.controller import Fleet
 
         # The runner's stalls and the CPU waits of the fleet and the proxy (a verdict
-        # depends on each of them getting a CPU: chaos/judge.py).
+        # depends on each of them getting a CPU: chaos/verdicts/judge.py).
         self.stalls = monitor()
         self.toxiproxy = ToxiproxyServer("url" if self.url else None, url=self.url).start()
         if self.toxiproxy.pid:
@@ -229,7 +229,7 @@ class Command:
         except GateError as exc:
             raise UsageError(str(exc)) from None
         # Ctrl-C and SIGTERM stop the campaign (exit 130), also where SIGINT came in ignored
-        # (nohup, a background job): fleet.lifeline.interrupts.
+        # (nohup, a background job): fleet.procs.lifeline.interrupts.
         try:
             with interrupts():
                 if self.args.replay is not None:
@@ -245,7 +245,7 @@ class Command:
     # ------------------------------------------------------------------ search
 
     def _fuzz(self, directory: Path) -> int:
-        from chaos import preflight
+        from chaos.run import preflight
 
         setup, args = self.setup, self.args
         started, load_start = time.time(), results.load_average()
@@ -342,7 +342,7 @@ class Command:
     # ------------------------------------------------------------------ replay
 
     def _replay(self, directory: Path) -> int:
-        from chaos import preflight
+        from chaos.run import preflight
 
         setup, args, schedule = self.setup, self.args, self.args.schedule
         expected = schedule.found.get("rule")
@@ -451,7 +451,7 @@ def _point_latest(directory: Path) -> None:
 
 
 def _digest(profile) -> str:
-    from chaos.results import profile_digest
+    from chaos.run.results import profile_digest
 
     return profile_digest(profile)
 

@@ -12,13 +12,13 @@
           that was out of service has served again (or recovery_ms + a margin)
       --> stop the load, undo what is left, reset the fleet (~30-250 ms)
       --> the oracle's verdicts (chaos/fuzz/oracle.py), each judged against the runner's
-          stalls (chaos/judge.py): pass, fail, or inconclusive (rerun it)
+          stalls (chaos/verdicts/judge.py): pass, fail, or inconclusive (rerun it)
 
 Offsets are the plan; the history holds what happened (a restart under load may start the
 next action late), and the oracle reads only the history.
 
 The scheduler runs in the calling thread, not a thread of its own: a backend restarted by
-a revert is spawned with PR_SET_PDEATHSIG (fleet/lifeline.py), which follows the *thread*
+a revert is spawned with PR_SET_PDEATHSIG (fleet/procs/lifeline.py), which follows the *thread*
 that spawned it — a backend restarted from a short-lived thread dies with that thread.
 """
 
@@ -35,10 +35,10 @@ from chaos.fuzz.load_shape import ShapedLoad
 from chaos.fuzz.model import REVERT
 from chaos.fuzz.schedule import ALL, Schedule
 from chaos.history import History
-from chaos.judge import judge
+from chaos.verdicts.judge import judge
 from chaos.load import GreeterRpc
-from chaos.requirements import DEFAULTS, Requirements
-from fleet.lifeline import check_interrupt
+from chaos.verdicts.requirements import DEFAULTS, Requirements
+from fleet.procs.lifeline import check_interrupt
 
 # A fresh channel answers within ~10-100 ms on loopback (docs/grpc-facts.md); a busy machine, or a
 # fleet just reset, is given far more. A client that never answers is a baseline failure.
@@ -96,7 +96,7 @@ class Executor:
     """Runs schedules on one running fleet with one profile's client.
 
     ``spreads``: whether the client was observed to spread RPCs over the backends (the
-    preflight says; chaos/client_shape.py). ``stalls``: the runner's stall monitor.
+    preflight says; chaos/observe/client_shape.py). ``stalls``: the runner's stall monitor.
     """
 
     def __init__(self, fleet, profile, *, requirements: Requirements = DEFAULTS,
@@ -113,7 +113,7 @@ class Executor:
     def run(self, schedule: Schedule, history: History | None = None) -> Run:
         """Run ``schedule`` once (recording into ``history``, a new one by default), reset
         the fleet, judge."""
-        check_interrupt()  # a Ctrl-C dropped during the last example (fleet.lifeline)
+        check_interrupt()  # a Ctrl-C dropped during the last example (fleet.procs.lifeline)
         started = time.monotonic()
         history = history if history is not None else History()
         nemesis = Nemesis(self.fleet, history, self.fleet.proxies)
@@ -161,7 +161,7 @@ class Executor:
                           deadline_s=schedule.load.deadline_ms / 1000, stalls=self.stalls,
                           **options)
         if load.identity_key is None:
-            from chaos.attribution import Attribution
+            from chaos.observe.attribution import Attribution
             from chaos.scenario import PublishedIds
 
             load.attribution = Attribution(lambda: load.channelz_id, PublishedIds(self.fleet))

@@ -50,7 +50,7 @@ WEATHER = "weather"        # serves (slower, in pieces): nothing may fail
 UNTRUSTED = "untrusted"    # serves its open connections; a new one fails its handshake
 UNPUBLISHED = "unpublished"  # DNS no longer names it; a client drops it when it re-resolves
 
-# Families of DOWN, each with its detection bound (chaos/requirements.py) ---------------
+# Families of DOWN, each with its detection bound (chaos/verdicts/requirements.py) ---------------
 BREAK, HANG, DRAIN, EJECT = "break", "hang", "drain", "eject"
 DETECTION = {BREAK: "failover_ms", HANG: "hang_detection_ms", DRAIN: "drain_ms",
              EJECT: "ejection_ms"}

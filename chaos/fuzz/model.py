@@ -41,7 +41,7 @@ from chaos.fuzz import kinds
 from chaos.fuzz.kinds import (BREAK, DETECTION, DOWN, DRAIN, EJECT, HANG, UNPUBLISHED,
                               UNTRUSTED)
 from chaos.history import Event
-from chaos.requirements import Requirements
+from chaos.verdicts.requirements import Requirements
 
 FOREVER = 1 << 62  # the end of a fault never reverted
 IDLE = "load:idle"  # the event of an idle gap of the load (chaos/fuzz/load_shape.py)

@@ -2,7 +2,7 @@
 history with the model of which backend could serve when (chaos/fuzz/model.py).
 
 Every rule is a Verdict (figure, bound, explanation, and the intervals a runner stall
-could have bent), so chaos.judge turns a miss the machine explains into *inconclusive*:
+could have bent), so chaos.verdicts.judge turns a miss the machine explains into *inconclusive*:
 
   safety
     in_flight_succeeds  an RPC in flight when a backend went down (a break, a hang, a
@@ -53,7 +53,7 @@ from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.fuzz.kinds import BREAK, DETECTION, DRAIN, EJECT, FLAKY, HANG, UNPUBLISHED, WEATHER
 from chaos.fuzz.model import FOREVER, Service, Window, idle_gaps, windows
 from chaos.history import MARK, History, Rpc
-from chaos.requirements import DEFAULTS, Requirements
+from chaos.verdicts.requirements import DEFAULTS, Requirements
 
 # A deadline is enforced by gRPC's own timer; on a loaded 2-core machine the answer reaches
 # the load loop tens of ms late. A quarter second is "small" next to deadlines of seconds

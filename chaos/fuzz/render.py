@@ -34,7 +34,7 @@ def {name}(chaos):
 
 {text}
 
-    Bound: each rule's own requirement (chaos/requirements.py): failover_ms, drain_ms,
+    Bound: each rule's own requirement (chaos/verdicts/requirements.py): failover_ms, drain_ms,
     hang_detection_ms, ejection_ms, fail_fast_ms, recovery_ms; 0 failed RPCs that a client
     could have avoided. Found failing {under}: {headline}.
     """

@@ -16,7 +16,7 @@ from chaos.fuzz.executor import Executor
 from chaos.fuzz.schedule import Schedule
 from chaos.outcomes import NotApplicable
 
-# What the settings that answer each rule are called in chaos/advice.py's catalogue.
+# What the settings that answer each rule are called in chaos/verdicts/advice.py's catalogue.
 ANSWERS = {
     "in_flight_succeeds": ("retryPolicy", "grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms"),
     "rpc_succeeds": ("retryPolicy", "outlierDetection", "healthCheckConfig"),

@@ -1,8 +1,8 @@
 """The one aggregation of scenario records: cells of the matrix, figures, the run's verdict.
 
 Every view — the gate's progress lines, summary.md, report.html, results.json,
-``python -m chaos.matrix``, ``python -m chaos.report`` and the baseline comparison —
-reads records (chaos/results.py, one per scenario × profile × repeat) through here, so a
+``python -m chaos.gate.matrix``, ``python -m chaos.gate.report`` and the baseline comparison —
+reads records (chaos/run/results.py, one per scenario × profile × repeat) through here, so a
 cell, a figure or the verdict means the same everywhere.
 
     records --cells()-----> (scenario, profile) -> Cell   pass / FAIL / flaky (k/N) / ...

@@ -28,14 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-from chaos import profiles as profiles_module, requirements as requirements_module
-from chaos import results as records_module
+from chaos import profiles as profiles_module
+from chaos.verdicts import requirements as requirements_module
+from chaos.run import results as records_module
 from chaos.gate import (aggregate, baseline as baseline_module, exits, junit, results_file,
                         rundir, selection as selection_module, summary_md)
 from chaos.gate.exits import GateError
 from chaos.gate.progress import Progress
 from chaos.gate.pytest_run import Options, PytestRun
-from fleet.lifeline import check_interrupt, interrupts
+from fleet.procs.lifeline import check_interrupt, interrupts
 
 DEFAULT_OUTPUT = "chaos-runs"
 POLL_S = 0.25  # how often progress is read from the results files (and the bar redrawn)
@@ -140,8 +141,8 @@ def load_profiles(names: list[str]) -> list:
 
 def load_target(path: str | None):
     """The service under test as the plugin will find it: --target, else grpc-chaos.toml
-    in the working directory, else the built-in Greeter (chaos/target/)."""
-    from chaos import target
+    in the working directory, else the built-in Greeter (chaos/targets/)."""
+    from chaos import targets as target
 
     found = path or target.find(Path.cwd())
     try:
@@ -195,7 +196,7 @@ class Gate:
                           f"{self.selection.describe()}"
                           + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else ""))
         # Ctrl-C and SIGTERM mean "stop and keep what was written", also where SIGINT came
-        # in ignored (fleet.lifeline.interrupts).
+        # in ignored (fleet.procs.lifeline.interrupts).
         with interrupts():
             try:
                 for repeat in range(1, self.args.repeat + 1):

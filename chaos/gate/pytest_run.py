@@ -11,7 +11,7 @@ process. Its outputs go to the run directory::
 
 The child runs in its own session (a Ctrl-C at the terminal reaches the gate only, which
 passes exactly one SIGINT on: pytest then tears its fleets down) and dies with the gate
-(PR_SET_PDEATHSIG), and its fleets with it (fleet/lifeline.py).
+(PR_SET_PDEATHSIG), and its fleets with it (fleet/procs/lifeline.py).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from chaos.gate import plan
 from chaos.gate.selection import Selection
-from fleet.lifeline import _set_pdeathsig
+from fleet.procs.lifeline import set_pdeathsig
 
 REPEAT_ENV = "GRPC_CHAOS_REPEAT"  # the child's repeat number (1..N), for scenarios to read
 # After SIGINT pytest tears down the module's fleet and the session's Toxiproxy: seconds
@@ -96,7 +96,7 @@ class PytestRun:
             self._process = subprocess.Popen(
                 self.command(options), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=lambda: _set_pdeathsig(signal.SIGKILL))
+                preexec_fn=lambda: set_pdeathsig(signal.SIGKILL))
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the child to end; True when it has."""

@@ -5,7 +5,7 @@ fetched. From the top::
 
     the verdict in one line (PASS / FAIL / INCONCLUSIVE with counts), what it judged
       (target, profiles with their hashes, requirements) and when, where, with what
-    What to change: each failure with the settings that answer it (chaos/advice.py)
+    What to change: each failure with the settings that answer it (chaos/verdicts/advice.py)
     Regressions against the baseline, when there is one
     The matrix scenario x profile (each cell links to its scenario)
     Every scenario, failures first: its property and bound in words, each profile's

@@ -6,7 +6,7 @@ The schema is documented in docs/gate.md; in short::
      "run":     {id, started, ended, duration_s, interrupted, exit_code, verdict, counts,
                  host, versions, command, target, profiles [{name, source, sha256}],
                  requirements, selection, repeat, pytest_runs, baseline},
-     "results": [one record per scenario x profile x repeat (chaos/results.py) + "repeat",
+     "results": [one record per scenario x profile x repeat (chaos/run/results.py) + "repeat",
                  paths relative to the run directory],
      "matrix":  [{scenario, profile, outcome, label, reason, failed, runs}],
      "figures": [{scenario, profile, check, unit, bound, comparison, runs, passed, values,
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from chaos import results as records_module
+from chaos.run import results as records_module
 from chaos.gate import aggregate
 from chaos.gate.exits import GateError
 

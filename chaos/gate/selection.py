@@ -1,6 +1,6 @@
 """Which scenarios a gate runs: paths, fault families, a marker expression, ``-k``.
 
-Families are the plugin's pytest markers (chaos/plugin.py FAMILIES); ``--family kill,hang``
+Families are the plugin's pytest markers (chaos/run/plugin.py FAMILIES); ``--family kill,hang``
 becomes ``-m "(kill or hang)"``, and/ed with a ``-m`` expression of the user's. pytest
 accepts a marker it does not know in ``-m`` and silently selects nothing, so every name
 in the expression is checked here first, and a typo is an error that names it.
@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.gate.exits import GateError
-from chaos.plugin import FAMILIES
+from chaos.run.plugin import FAMILIES
 
-# Markers a scenario may carry besides its family (chaos/plugin.py registers "detects";
+# Markers a scenario may carry besides its family (chaos/run/plugin.py registers "detects";
 # the rest are pytest's own).
 OTHER_MARKERS = ("detects", "parametrize", "skip", "skipif", "xfail", "usefixtures",
                  "filterwarnings", "timeout")
 _KEYWORDS = {"and", "or", "not"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-CATALOGUE = Path(__file__).resolve().parent.parent.parent / "scenarios"
+# The catalogue's folder: scenarios/ in a clone, chaos/catalogue/ in an installed wheel.
+CATALOGUE = Path(__file__).resolve().parents[1] / "catalogue"
+if not CATALOGUE.is_dir():  # a clone, or an editable install: pyproject maps it to scenarios/
+    CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 @dataclass(frozen=True)

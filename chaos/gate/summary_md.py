@@ -47,7 +47,7 @@ def headline(run: dict) -> str:
 
 
 def advice_markdown(text: str) -> list[str]:
-    """A failure's advice (chaos/advice.py's text) as nested Markdown list lines."""
+    """A failure's advice (chaos/verdicts/advice.py's text) as nested Markdown list lines."""
     lines = []
     for raw in text.splitlines():
         stripped = raw.strip()

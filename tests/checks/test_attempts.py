@@ -1,6 +1,6 @@
-"""Attempt checks on gRPC's per-subchannel counters (samples as chaos/channelz.py takes them)."""
+"""Attempt checks on gRPC's per-subchannel counters (samples as chaos/observe/channelz.py takes them)."""
 
-from chaos.channelz import Sample
+from chaos.observe.channelz import Sample
 from chaos.checks import attempts, ejection_time
 
 MS = 1_000_000

@@ -1,6 +1,6 @@
 """Fixtures of the Toxiproxy compatibility suite.
 
-The suite runs against whichever server chaos.toxiproxy_control selects: TOXIPROXY_URL
+The suite runs against whichever server chaos.toxiproxy_server.control selects: TOXIPROXY_URL
 (e.g. a real toxiproxy-server 2.12), else a toxiproxy-server on PATH, else the embedded
 server. Tests of behaviour where the embedded server deliberately differs (a 400 where
 the reference crashes) are marked ``embedded_only``. Proxies are named with a per-test
@@ -18,7 +18,7 @@ import re
 import pytest
 import requests
 
-from chaos.toxiproxy_control import ProxyControl, ToxiproxyError, ToxiproxyServer
+from chaos.toxiproxy_server.control import ProxyControl, ToxiproxyError, ToxiproxyServer
 from toxiproxy_testkit import Upstream
 
 _counter = itertools.count()

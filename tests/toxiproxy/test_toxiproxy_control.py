@@ -1,4 +1,4 @@
-"""chaos.toxiproxy_control: choosing and starting servers, and proxy control through it."""
+"""chaos.toxiproxy_server.control: choosing and starting servers, and proxy control through it."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos import toxiproxy_control
-from chaos.toxiproxy_control import (ProxyControl, ServerStartError, ToxiproxyError,
+from chaos.toxiproxy_server import control as toxiproxy_control
+from chaos.toxiproxy_server.control import (ProxyControl, ServerStartError, ToxiproxyError,
                                      ToxiproxyServer, select_kind, toxiproxy_python)
 from toxiproxy_testkit import LATE_S, connect, refused, round_trip, wait_for
 
@@ -89,7 +89,7 @@ def test_url_server_that_does_not_answer_fails_clearly_and_at_once():
 
 _PARENT = """
 import json, sys
-from chaos.toxiproxy_control import ToxiproxyServer
+from chaos.toxiproxy_server.control import ToxiproxyServer
 server = ToxiproxyServer(sys.argv[1], binary=sys.argv[2] or None).start()
 print(json.dumps({"pid": server.pid, "url": server.url}), flush=True)
 sys.stdin.read()

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 import chaos.toxiproxy_server.__main__ as server_main
-from chaos import toxiproxy_control
-from chaos.toxiproxy_control import ToxiproxyServer
+from chaos.toxiproxy_server import control as toxiproxy_control
+from chaos.toxiproxy_server.control import ToxiproxyServer
 from toxiproxy_testkit import connect, read_until_closed, round_trip, wait_for
 
 ROOT = Path(toxiproxy_control.__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from toxiproxy.exceptions import NotFound, ProxyExists
 
-from chaos.toxiproxy_control import toxiproxy_python
+from chaos.toxiproxy_server.control import toxiproxy_python
 from toxiproxy_testkit import EARLY_S, LATE_S, connect, refused, round_trip
 
 

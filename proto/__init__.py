@@ -1,1 +1,0 @@
-"""Protocol definitions (greeter.proto, control.proto) and their generated modules."""
