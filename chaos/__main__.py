@@ -2,6 +2,7 @@
 
     grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
     grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
+    grpc-chaos fleet up ... a fleet for people and other tools, until Ctrl-C (chaos/fleet_up.py)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 COMMANDS = {
     "gate": "the pre-release resilience gate: run scenarios, judge, report",
     "fuzz": "search fault schedules for one the client fails; shrink it, replay it",
+    "fleet": "fleet up: start a fleet (TLS backends, proxies, DNS) for other tools",
 }
 USAGE = 4  # chaos/gate/exits.py: a usage error
 
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from chaos.fuzz.cli import main as fuzz
 
         return fuzz(argv[1:], prog="grpc-chaos fuzz")
+    if argv[0] == "fleet":
+        from chaos.fleet_up import main as fleet
+
+        return fleet(argv[1:], prog="grpc-chaos fleet")
     from chaos.gate.cli import main as gate
 
     return gate(argv[1:])

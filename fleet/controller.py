@@ -37,9 +37,11 @@ import grpc
 from fleet import launch, ports
 from fleet.procs import lifeline, reaper
 from fleet.dns import DnsServer
+from fleet.handle import BackendHandle
 from fleet.pki import FLEET_NAME, PKI, CertFiles
 from fleet.procs.waiting import wait_until
 from fleet.protos import control_pb2, control_pb2_grpc
+from fleet.spec import ServiceSpec
 
 MAX_SIZE = 200  # published addresses are .11 to .210 of one /24
 FIRST_HOST = 11
@@ -143,8 +145,9 @@ def default_net() -> ipaddress.IPv4Network:
 class Fleet:
     """Start, fault and stop a fleet of TLS backends behind one DNS name.
 
-    The backends run the built-in Greeter (``service`` None) or a target's server command
-    (``service``, a chaos.targets.Target: fleet/launch.py starts, readies and stops it).
+    The backends run the built-in Greeter (``service`` None) or a service's server command
+    (``service``, a :class:`fleet.spec.ServiceSpec` such as grpc-chaos's target files:
+    fleet/launch.py starts, readies and stops it).
     Use as a context manager (``with Fleet(3) as fleet: ...``) or call start()/close().
     Process faults (kill, pause, ...) act on the local processes; health flips, application
     faults and live certificate swaps need the Control service (the built-in Greeter has it;
@@ -155,7 +158,7 @@ class Fleet:
                  health: bool = True, max_connection_age_ms: int | None = None,
                  net: str | None = None, proxies: ProxyControl | None = None,
                  name: str = FLEET_NAME, start_timeout: float | None = None,
-                 service=None):
+                 service: ServiceSpec | None = None):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
         self.service = None if service is None or getattr(service, "builtin", False) \
@@ -453,6 +456,10 @@ class Fleet:
         group = self.service is not None
         return [(f"backend {b.id} (pid {b.pid})", b.pid, group)
                 for b in list(self.backends) if b.process is not None]
+
+    def __getitem__(self, backend_id: str) -> BackendHandle:
+        """A handle on one backend: ``fleet["b2"].kill()``, ``fleet["b1"].stats()``."""
+        return BackendHandle(self, backend_id)
 
     def backend(self, backend_id: str) -> Backend:
         for backend in self.backends:

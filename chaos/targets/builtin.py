@@ -13,13 +13,13 @@ from pathlib import Path
 
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
-import chaos
 from chaos.targets import rpc
 from chaos.targets.model import Target
 from chaos.targets.server import ServerSpec
 
 SOURCE = "built-in Greeter"
-PROJECT = Path(chaos.__file__).resolve().parent.parent
+# Where the built-in server is started from: the folder that holds chaos/ and fleet/.
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _greeter_descriptors() -> list[FileDescriptorProto]:
