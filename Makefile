@@ -75,16 +75,16 @@ chromium: system-deps
 examples: system-deps
 	$(MAKE) -C examples/go-good
 
-# The zero-flake campaign (README, "Verdicts under load"): the scenario suite RUNS times in
+# The zero-flake campaign (docs/reliability.md): the scenario suite RUNS times in
 # a row, with BURNERS busy-loop processes beside it; every run's artifacts are kept.
 RUNS ?= 20
 BURNERS ?= 2
 campaign: $(STAMP)
 	$(BIN)/python -m chaos.gate.campaign --runs $(RUNS) --burners $(BURNERS) $(PYTEST_ARGS)
 
-# The resilience matrix in the README: every scenario under every shipped profile, 3 times.
+# The resilience matrix (docs/matrix.md): every scenario under every shipped profile, 3 times.
 matrix: $(STAMP)
-	$(BIN)/python -m chaos.gate.matrix --readme README.md
+	$(BIN)/python -m chaos.gate.matrix --readme docs/matrix.md
 
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py

@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Exit codes: 0 pass, 1 fail (or flaky, or regressed with "
                        "--fail-on-regression), 2 inconclusive, 4 usage or configuration "
-                       "error, 130 interrupted. README.md, 'Pre-release gate', has more.")
+                       "error, 130 interrupted. docs/gate.md has more.")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="scenario files or directories (default: the shipped catalogue)")
     p.add_argument("--profile", action="append", dest="profiles", metavar="P",

@@ -1,4 +1,4 @@
-"""The gate's exit codes (documented in README.md, "Pre-release gate") and its one error.
+"""The gate's exit codes (documented in docs/gate.md) and its one error.
 
     0  PASS          every selected scenario passed (not applicable ones are listed, not failed)
     1  FAIL          a scenario failed or errored, was flaky across repeats, or a figure

@@ -1,8 +1,8 @@
 """The resilience matrix: every scenario under every profile, a view of gate run directories.
 
     python -m chaos.gate.matrix [--profiles pick_first,naive,recommended,outlier] [--repeat 3]
-                           [--readme README.md] [--output chaos-runs] [-- gate arguments]
-    python -m chaos.gate.matrix --run chaos-runs/latest [--run DIR ...] [--readme README.md]
+                           [--readme docs/matrix.md] [--output chaos-runs] [-- gate arguments]
+    python -m chaos.gate.matrix --run chaos-runs/latest [--run DIR ...] [--readme docs/matrix.md]
 
 Without ``--run`` it runs the gate (``grpc-chaos gate --profile ... --repeat 3``; one run
 directory under --output) and shows that run; with ``--run`` it shows runs already made
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.readme is not None and not args.readme.is_file():
-            raise GateError(f"no README {args.readme} to write the matrix into")
+            raise GateError(f"no file {args.readme} to write the matrix into")
         if args.run:
             directories = [rundir.resolve(spec, Path(args.output)) for spec in args.run]
         else:

@@ -16,7 +16,7 @@ NOT_RUN = Cell("—", "", 0, 0)
 
 
 def matrix_table(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
-    """One row per scenario, one column per profile (the README's resilience matrix)."""
+    """One row per scenario, one column per profile (docs/matrix.md)."""
     scenarios = sorted({scenario for scenario, _ in matrix})
     rows = ["| scenario | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
     for scenario in scenarios:

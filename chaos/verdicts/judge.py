@@ -43,7 +43,7 @@ from chaos.observe.stall import RUN_QUEUE, Stall, StallQueries, union_ns
 # this much stall. The shortest client timer the shipped profiles set is the 500 ms
 # keepalive ping timeout: a stall of ~half of it, added to a ping already under way and to
 # the same stall on the backend's side of a starved machine, can make that timer fire
-# (measured: see README, "Verdicts under load"). Ordinary scheduling noise on a loaded
+# (measured: docs/reliability.md, "Verdicts under load"). Ordinary scheduling noise on a loaded
 # 2-core machine stays far below (stalls of 4-40 ms with four CPU burners).
 STALL_EXPLAINS_MS = 200.0
 # How many of the stalled processes a headline names (the largest shares first).
