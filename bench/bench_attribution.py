@@ -29,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chaos import profiles  # noqa: E402
-from chaos.observe.attribution import Attribution  # noqa: E402
 from chaos.faults import Health, Kill, Nemesis  # noqa: E402
 from chaos.history import History  # noqa: E402
 from chaos.load import Load  # noqa: E402
+from chaos.observe.attribution import Attribution  # noqa: E402
 from chaos.toxiproxy_server.control import ToxiproxyServer  # noqa: E402
 from fleet.controller import Fleet  # noqa: E402
 
@@ -45,13 +45,13 @@ class Run:
     rpcs: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0  # this process's CPU in the window: the client (backends and proxy
-                        # are other processes), steadier than RPC/s on a shared machine
+    # are other processes), steadier than RPC/s on a shared machine
     exact: int = 0
     mismatched: list = field(default_factory=list)
     unattributed: int = 0
     unnamed: Counter = field(default_factory=Counter)  # the answer named no backend
-    why: Counter = field(default_factory=Counter)      # reasons of the unattributed
-    reads: float = 0.0                                 # channelz subchannel reads per RPC
+    why: Counter = field(default_factory=Counter)  # reasons of the unattributed
+    reads: float = 0.0  # channelz subchannel reads per RPC
 
     @property
     def rate(self) -> float:
@@ -80,8 +80,7 @@ def health_flip(load: Load, nemesis: Nemesis, rpcs: int) -> None:
     nemesis.undo(flipped)
 
 
-FAULTS = {"steady": steady, "kill -9 b2 + restart": kill_and_restart,
-          "health flip b1": health_flip}
+FAULTS = {"steady": steady, "kill -9 b2 + restart": kill_and_restart, "health flip b1": health_flip}
 
 
 def measure(fleet: Fleet, proxies, concurrency: int, rpcs: int, fault, attribute: bool) -> Run:
@@ -127,16 +126,20 @@ def compare(run: Run, window, attribution: Attribution) -> None:
 
 def report(concurrency: int, name: str, run: Run) -> None:
     named = run.exact + len(run.mismatched) + run.unattributed
-    print(f"{concurrency:>9} {name:<22} {run.rpcs:>6} {run.exact:>6} {len(run.mismatched):>5} "
-          f"{run.unattributed:>5}  {run.exact / named:8.2%}  {run.rate:6.0f}  "
-          f"{run.cpu_ms:6.2f}  {run.reads:5.2f}")
+    print(
+        f"{concurrency:>9} {name:<22} {run.rpcs:>6} {run.exact:>6} {len(run.mismatched):>5} "
+        f"{run.unattributed:>5}  {run.exact / named:8.2%}  {run.rate:6.0f}  "
+        f"{run.cpu_ms:6.2f}  {run.reads:5.2f}"
+    )
     for why, count in run.why.most_common():
         print(f"{'':>33}unattributed {count}: {why}")
     for what, count in run.unnamed.most_common():
         print(f"{'':>33}answer named no backend {count}: {what}")
     for rpc, said, why in run.mismatched[:5]:
-        print(f"{'':>33}MISMATCH rpc {rpc.id} {rpc.code}: header {rpc.backend}, "
-              f"attribution {said} ({why})")
+        print(
+            f"{'':>33}MISMATCH rpc {rpc.id} {rpc.code}: header {rpc.backend}, "
+            f"attribution {said} ({why})"
+        )
 
 
 def main() -> None:
@@ -145,12 +148,18 @@ def main() -> None:
     parser.add_argument("--concurrency", default="16,64")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
-    with ToxiproxyServer() as server, \
-            Fleet(3, net="127.0.218.0/24", proxies=server.control()) as fleet:
-        print(f"toxiproxy: {server.kind} {server.url}; {args.rpcs} RPCs per run after "
-              f"{WARM_RPCS} warm-up; agreement = exact / RPCs whose answer named a backend")
-        print(f"{'in flight':>9} {'run':<22} {'RPCs':>6} {'exact':>6} {'wrong':>5} "
-              f"{'unatt':>5}  {'agreement':>8}  {'RPC/s':>6}  {'CPU ms/RPC':>6}  reads/RPC")
+    with (
+        ToxiproxyServer() as server,
+        Fleet(3, net="127.0.218.0/24", proxies=server.control()) as fleet,
+    ):
+        print(
+            f"toxiproxy: {server.kind} {server.url}; {args.rpcs} RPCs per run after "
+            f"{WARM_RPCS} warm-up; agreement = exact / RPCs whose answer named a backend"
+        )
+        print(
+            f"{'in flight':>9} {'run':<22} {'RPCs':>6} {'exact':>6} {'wrong':>5} "
+            f"{'unatt':>5}  {'agreement':>8}  {'RPC/s':>6}  {'CPU ms/RPC':>6}  reads/RPC"
+        )
         costs = []
         for concurrency in levels:
             # The cost: the same steady load without attribution, measured on both sides of
@@ -167,10 +176,12 @@ def main() -> None:
         for concurrency, run, plain in costs:
             rate = sum(p.rate for p in plain) / len(plain)
             cpu = sum(p.cpu_ms for p in plain) / len(plain)
-            print(f"{concurrency:>9} in flight: {run.rate:.0f} RPC/s against {rate:.0f} "
-                  f"({run.rate / rate:.0%}; without: {', '.join(f'{p.rate:.0f}' for p in plain)}); "
-                  f"client CPU {run.cpu_ms:.2f} ms/RPC against {cpu:.2f} "
-                  f"(+{run.cpu_ms - cpu:.2f} ms for {run.reads:.2f} channelz reads)")
+            print(
+                f"{concurrency:>9} in flight: {run.rate:.0f} RPC/s against {rate:.0f} "
+                f"({run.rate / rate:.0%}; without: {', '.join(f'{p.rate:.0f}' for p in plain)}); "
+                f"client CPU {run.cpu_ms:.2f} ms/RPC against {cpu:.2f} "
+                f"(+{run.cpu_ms - cpu:.2f} ms for {run.reads:.2f} channelz reads)"
+            )
 
 
 if __name__ == "__main__":

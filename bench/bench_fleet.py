@@ -46,8 +46,10 @@ def main() -> None:
     args = parser.parse_args()
     for size in (3, 10):
         times = start_times(size, args.runs)
-        print(f"start {size:>2}-backend fleet: median {statistics.median(times):.3f} s, "
-              f"min {min(times):.3f} s, max {max(times):.3f} s ({args.runs} runs)")
+        print(
+            f"start {size:>2}-backend fleet: median {statistics.median(times):.3f} s, "
+            f"min {min(times):.3f} s, max {max(times):.3f} s ({args.runs} runs)"
+        )
     with Fleet(3, net="127.0.250.0/24") as fleet:
         pid = fleet.backends[0].pid
         rss = _kib(pid, "VmRSS", "status")

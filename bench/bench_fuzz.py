@@ -25,8 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = ROOT / "tests" / "profiles"
-DEFAULT_PROFILES = ["naive"] + [str(BROKEN / f"{name}.json") for name in (
-    "no-retry-policy", "no-health-check")]
+DEFAULT_PROFILES = ["naive"] + [
+    str(BROKEN / f"{name}.json") for name in ("no-retry-policy", "no-health-check")
+]
 
 
 def fuzz(*argv: str) -> None:
@@ -42,37 +43,68 @@ def latest(output: Path, name: str) -> dict | None:
 def campaign(profile: str, args) -> dict:
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    fuzz("--budget", args.budget, "--profile", profile, "--seed", str(args.seed),
-         "--no-database", "--no-corpus", "--quiet", "--output", str(args.output))
+    fuzz(
+        "--budget",
+        args.budget,
+        "--profile",
+        profile,
+        "--seed",
+        str(args.seed),
+        "--no-database",
+        "--no-corpus",
+        "--quiet",
+        "--output",
+        str(args.output),
+    )
     doc = latest(args.output, "fuzz.json") or {"result": {}}
-    row = {"profile": Path(profile).stem, "wall_s": time.monotonic() - started,
-           "load": (load_before, os.getloadavg()[0]), **doc["result"],
-           "directory": str((args.output / "latest").resolve())}
+    row = {
+        "profile": Path(profile).stem,
+        "wall_s": time.monotonic() - started,
+        "load": (load_before, os.getloadavg()[0]),
+        **doc["result"],
+        "directory": str((args.output / "latest").resolve()),
+    }
     minimal = Path(row["directory"]) / "minimal.json"
     if args.replays and row.get("minimal") and minimal.exists():
-        fuzz("--replay", str(minimal), "--times", str(args.replays), "--profile", profile,
-             "--quiet", "--output", str(args.output))
+        fuzz(
+            "--replay",
+            str(minimal),
+            "--times",
+            str(args.replays),
+            "--profile",
+            profile,
+            "--quiet",
+            "--output",
+            str(args.output),
+        )
         replay = latest(args.output, "replay.json") or {}
         row["replayed"] = f"{replay.get('reproduced', 0)}/{replay.get('times', 0)}"
     return row
 
 
 def show(rows: list[dict]) -> None:
-    print("\nprofile                 examples  /min  first s  minimal s  rule                 "
-          "smallest schedule                  replays  load avg")
+    print(
+        "\nprofile                 examples  /min  first s  minimal s  rule                 "
+        "smallest schedule                  replays  load avg"
+    )
     for r in rows:
         first = "-" if r.get("first_failure_s") is None else f"{r['first_failure_s']:.1f}"
         smallest = "-" if r.get("minimal_s") is None else f"{r['minimal_s']:.1f}"
         schedule = (r.get("minimal") or {}).get("summary") or (
-            "no fault: the preflight failed" if r.get("stopped") == "preflight" else "none found")
-        print(f"{r['profile']:<23} {r.get('examples', 0):>8} {r.get('examples_per_minute', 0):>5.1f}"
-              f" {first:>8} {smallest:>10}  {str(r.get('rule') or '-'):<20} {schedule:<34} "
-              f"{r.get('replayed', '-'):>7}  {r['load'][0]:.1f}->{r['load'][1]:.1f}")
+            "no fault: the preflight failed" if r.get("stopped") == "preflight" else "none found"
+        )
+        print(
+            f"{r['profile']:<23} {r.get('examples', 0):>8} {r.get('examples_per_minute', 0):>5.1f}"
+            f" {first:>8} {smallest:>10}  {str(r.get('rule') or '-'):<20} {schedule:<34} "
+            f"{r.get('replayed', '-'):>7}  {r['load'][0]:.1f}->{r['load'][1]:.1f}"
+        )
         minimal = (r.get("minimal") or {}).get("schedule")
         if minimal:
             for fault in minimal["faults"]:
-                print(f"{'':<25}{fault['kind']} #{fault['target']} at {fault['at_ms']} ms for "
-                      f"{fault['for_ms']} ms {fault['params'] or ''}; load {minimal['load']}")
+                print(
+                    f"{'':<25}{fault['kind']} #{fault['target']} at {fault['at_ms']} ms for "
+                    f"{fault['for_ms']} ms {fault['params'] or ''}; load {minimal['load']}"
+                )
 
 
 def main() -> None:

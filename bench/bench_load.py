@@ -32,12 +32,12 @@ from fleet.controller import Fleet  # noqa: E402
 
 def rate(fleet: Fleet, concurrency: int, seconds: float) -> float:
     profile, info, history = profiles.load("recommended"), fleet.info(), History()
-    with Load(lambda: profile.channel(info, aio=True), history,
-              concurrency=concurrency) as load:
+    with Load(lambda: profile.channel(info, aio=True), history, concurrency=concurrency) as load:
         load.wait_for(500, timeout=30)  # warm: connections made, caches hot
         before, started = load.completed, time.perf_counter()
-        load.wait_until(lambda: time.perf_counter() - started >= seconds, seconds + 5,
-                        "the measuring window")
+        load.wait_until(
+            lambda: time.perf_counter() - started >= seconds, seconds + 5, "the measuring window"
+        )
         done, elapsed = load.completed - before, time.perf_counter() - started
     failed = sum(not r.ok for r in history.rpcs)
     if failed:
@@ -74,16 +74,22 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     with ToxiproxyServer() as server:
         print(f"toxiproxy: {server.kind} {server.url}")
-        with Fleet(3, net="127.0.251.0/24") as direct, \
-                Fleet(3, net="127.0.252.0/24", proxies=server.control()) as proxied:
+        with (
+            Fleet(3, net="127.0.251.0/24") as direct,
+            Fleet(3, net="127.0.252.0/24", proxies=server.control()) as proxied,
+        ):
             print(f"{'in flight':>10} {'direct RPC/s':>14} {'via proxies RPC/s':>18}")
             for level in levels:
-                print(f"{level:>10} {rate(direct, level, args.seconds):>14.0f} "
-                      f"{rate(proxied, level, args.seconds):>18.0f}")
+                print(
+                    f"{level:>10} {rate(direct, level, args.seconds):>14.0f} "
+                    f"{rate(proxied, level, args.seconds):>18.0f}"
+                )
             print("fleet reset after faults (ms, median of 3):")
             for name, times in reset_times(proxied, server.control()).items():
-                print(f"  {name:<22} {statistics.median(times):8.1f}  "
-                      f"(min {min(times):.1f}, max {max(times):.1f})")
+                print(
+                    f"  {name:<22} {statistics.median(times):8.1f}  "
+                    f"(min {min(times):.1f}, max {max(times):.1f})"
+                )
 
 
 if __name__ == "__main__":

@@ -33,16 +33,20 @@ ROUNDS = 3
 def main() -> int:
     spec = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "chaos-runs" / rundir.LATEST)
     if not Path(spec).exists():
-        print(f"no run at {spec}: running the gate over the catalogue once to make one",
-              flush=True)
-        subprocess.run([sys.executable, "-m", "chaos", "gate", "--quiet", "--output",
-                        str(Path(spec).parent)], cwd=ROOT, check=False)
+        print(f"no run at {spec}: running the gate over the catalogue once to make one", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "chaos", "gate", "--quiet", "--output", str(Path(spec).parent)],
+            cwd=ROOT,
+            check=False,
+        )
     run = results_file.read(Path(spec).resolve())
     records = run.records
     histories = [Path(r["artifacts"]) / "history.jsonl" for r in records if r.get("artifacts")]
     lines = sum(sum(1 for _ in open(h)) for h in histories if h.is_file())
-    print(f"run {run.directory.name}: {len(records)} scenario runs, "
-          f"{sum(h.is_file() for h in histories)} plots, {lines} history records")
+    print(
+        f"run {run.directory.name}: {len(records)} scenario runs, "
+        f"{sum(h.is_file() for h in histories)} plots, {lines} history records"
+    )
     print(f"importing the report code (matplotlib): {IMPORT_S:.2f} s")
     best = None
     for _ in range(ROUNDS):
@@ -51,12 +55,16 @@ def main() -> int:
         path = report_html.write(run)
         wall, after = time.perf_counter() - wall, os.times()
         cpu = sum(after[:4]) - sum(before[:4])  # this process and its plot workers
-        print(f"report.html {path.stat().st_size / 1e6:.1f} MB in {wall:.2f} s "
-              f"(CPU {cpu:.2f} s over {os.cpu_count()} cores; load average {load:.2f})")
+        print(
+            f"report.html {path.stat().st_size / 1e6:.1f} MB in {wall:.2f} s "
+            f"(CPU {cpu:.2f} s over {os.cpu_count()} cores; load average {load:.2f})"
+        )
         best = wall if best is None else min(best, wall)
     total = best + IMPORT_S
-    print(f"best: {best:.2f} s (+ {IMPORT_S:.2f} s import = {total:.2f} s); goal < {GOAL_S:g} s:"
-          f" {'met' if total < GOAL_S else 'NOT met'}")
+    print(
+        f"best: {best:.2f} s (+ {IMPORT_S:.2f} s import = {total:.2f} s); goal < {GOAL_S:g} s:"
+        f" {'met' if total < GOAL_S else 'NOT met'}"
+    )
     return 0
 
 

@@ -33,6 +33,7 @@ BLOCK = 1 << 20  # the bulk sender writes 1 MiB at a time
 
 # --------------------------------------------------------- upstream servers (own process)
 
+
 def _echo(conn: socket.socket) -> None:
     with conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -85,6 +86,7 @@ def upstreams(ready, stop) -> None:
 
 # ------------------------------------------------------------------------ measurements
 
+
 def _connect(address: str) -> socket.socket:
     host, port = address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=30)
@@ -128,9 +130,13 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def measure(label: str, echo: str, sink: str, args) -> dict:
     samples = round_trips(echo, args.round_trips)
-    return {"label": label, "rps": len(samples) / sum(samples),
-            "p50": statistics.median(samples), "p99": percentile(samples, 0.99),
-            "mbps": bulk(sink, args.bulk_mb)}
+    return {
+        "label": label,
+        "rps": len(samples) / sum(samples),
+        "p50": statistics.median(samples),
+        "p99": percentile(samples, 0.99),
+        "mbps": bulk(sink, args.bulk_mb),
+    }
 
 
 def through(server: ToxiproxyServer, label: str, echo: str, sink: str, args) -> dict:
@@ -142,13 +148,22 @@ def through(server: ToxiproxyServer, label: str, echo: str, sink: str, args) -> 
 
 def report(rows: list[dict]) -> None:
     direct = rows[0]
-    print(f"{'path':<28}{'round trips/s':>15}{'p50 µs':>9}{'p99 µs':>9}"
-          f"{'+p50 µs':>9}{'+p99 µs':>9}{'bulk MB/s':>11}")
+    print(
+        f"{'path':<28}{'round trips/s':>15}{'p50 µs':>9}{'p99 µs':>9}"
+        f"{'+p50 µs':>9}{'+p99 µs':>9}{'bulk MB/s':>11}"
+    )
     for row in rows:
-        added = "" if row is direct else (
-            f"{(row['p50'] - direct['p50']) * 1e6:>9.0f}{(row['p99'] - direct['p99']) * 1e6:>9.0f}")
-        print(f"{row['label']:<28}{row['rps']:>15,.0f}{row['p50'] * 1e6:>9.0f}"
-              f"{row['p99'] * 1e6:>9.0f}{added or ' ' * 18}{row['mbps']:>11,.0f}")
+        added = (
+            ""
+            if row is direct
+            else (
+                f"{(row['p50'] - direct['p50']) * 1e6:>9.0f}{(row['p99'] - direct['p99']) * 1e6:>9.0f}"
+            )
+        )
+        print(
+            f"{row['label']:<28}{row['rps']:>15,.0f}{row['p50'] * 1e6:>9.0f}"
+            f"{row['p99'] * 1e6:>9.0f}{added or ' ' * 18}{row['mbps']:>11,.0f}"
+        )
 
 
 def main() -> int:

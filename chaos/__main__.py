@@ -1,8 +1,8 @@
 """``python -m chaos <command>`` and the ``grpc-chaos`` console script.
 
-    grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
-    grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
-    grpc-chaos fleet up ... a fleet for people and other tools, until Ctrl-C (chaos/fleet_up.py)
+grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
+grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
+grpc-chaos fleet up ... a fleet for people and other tools, until Ctrl-C (chaos/fleet_up.py)
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ USAGE = 4  # chaos/gate/exits.py: a usage error
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: grpc-chaos COMMAND [ARGS]\n\ncommands:\n" + "\n".join(
-            f"  {name:<6} {what}" for name, what in COMMANDS.items()))
+        print(
+            "usage: grpc-chaos COMMAND [ARGS]\n\ncommands:\n"
+            + "\n".join(f"  {name:<6} {what}" for name, what in COMMANDS.items())
+        )
         return 0 if argv else USAGE
     if argv[0] not in COMMANDS:
-        print(f"grpc-chaos: error: unknown command {argv[0]!r}; commands: "
-              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"grpc-chaos: error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return USAGE
     # Imported on use: each command pulls in grpc and its own modules.
     if argv[0] == "fuzz":

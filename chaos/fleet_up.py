@@ -65,18 +65,21 @@ def _size(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None, prog: str = "grpc-chaos fleet") -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start a fleet and keep it up until SIGINT/SIGTERM")
     up.add_argument("--size", type=_size, default=3, help=f"backends, 1..{MAX_SIZE} (3)")
     up.add_argument("--mtls", action="store_true", help="backends require client certificates")
-    up.add_argument("--workdir", help="keep PKI and logs here (default: a temporary directory "
-                                      "removed at exit)")
+    up.add_argument(
+        "--workdir", help="keep PKI and logs here (default: a temporary directory removed at exit)"
+    )
     proxies = up.add_mutually_exclusive_group()
     proxies.add_argument("--toxiproxy-url", help="use this running Toxiproxy server")
-    proxies.add_argument("--no-proxies", action="store_true",
-                         help="publish the backends directly, without Toxiproxy")
+    proxies.add_argument(
+        "--no-proxies", action="store_true", help="publish the backends directly, without Toxiproxy"
+    )
     return parser.parse_args(argv)
 
 
@@ -123,8 +126,12 @@ class BackendWatcher:
                     try:
                         self._collect(fd, backend)
                     except Exception as exc:  # keep watching the others
-                        print(f"fleet up: error: could not collect backend {backend.id} "
-                              f"(pid {backend.pid}): {exc}", file=self._out, flush=True)
+                        print(
+                            f"fleet up: error: could not collect backend {backend.id} "
+                            f"(pid {backend.pid}): {exc}",
+                            file=self._out,
+                            flush=True,
+                        )
 
     def _collect(self, pidfd: int, backend: Backend) -> None:
         # WNOWAIT: read how it ended but leave the zombie to Fleet.reap, the one place that
@@ -159,8 +166,12 @@ def up(args: argparse.Namespace) -> int:
             if not args.no_proxies:
                 url = args.toxiproxy_url
                 server = stack.enter_context(ToxiproxyServer("url" if url else None, url=url))
-            fleet = Fleet(args.size, mtls=args.mtls, workdir=args.workdir,
-                          proxies=server.control() if server else None)
+            fleet = Fleet(
+                args.size,
+                mtls=args.mtls,
+                workdir=args.workdir,
+                proxies=server.control() if server else None,
+            )
             stack.callback(fleet.close)
             fleet.start()
         except Exception as exc:  # one line for people, no traceback

@@ -107,7 +107,9 @@ class History:
             elif isinstance(record, Event):
                 history.add_event(record)
             else:
-                raise TypeError(f"a history holds Rpc and Event records, not {type(record).__name__}: {record!r}")
+                raise TypeError(
+                    f"a history holds Rpc and Event records, not {type(record).__name__}: {record!r}"
+                )
         return history
 
     def now(self) -> int:
@@ -218,7 +220,9 @@ class History:
             if event.detail.get("label") == label:
                 return event.start_ns
         known = sorted({str(e.detail.get("label")) for e in marks})
-        raise KeyError(f"no mark {label!r} in this history; marks are: {', '.join(known) or 'none'}")
+        raise KeyError(
+            f"no mark {label!r} in this history; marks are: {', '.join(known) or 'none'}"
+        )
 
     def window(self, start_ns: int | None = None, end_ns: int | None = None) -> list[Rpc]:
         """The RPCs that *started* in [start_ns, end_ns); None leaves a side open."""
@@ -228,7 +232,9 @@ class History:
         """Counts by code, by backend and by event kind, and the time span covered."""
         rpcs, events = self.rpcs, self.events
         starts = [r.start_ns for r in rpcs] + [e.start_ns for e in events]
-        ends = [r.end_ns for r in rpcs] + [e.start_ns if e.end_ns is None else e.end_ns for e in events]
+        ends = [r.end_ns for r in rpcs] + [
+            e.start_ns if e.end_ns is None else e.end_ns for e in events
+        ]
         first, last = (min(starts), max(ends)) if starts else (None, None)
         ok = sum(r.ok for r in rpcs)
         return {
@@ -258,7 +264,9 @@ class History:
         than `limit` entries fall in the window, events and the RPCs whose ids are in
         `highlight` are kept first, then the RPCs nearest to `around_ns`.
         """
-        return format_timeline(self.rpcs, self.events, around_ns, before_ns, after_ns, limit, highlight)
+        return format_timeline(
+            self.rpcs, self.events, around_ns, before_ns, after_ns, limit, highlight
+        )
 
     # -- JSON lines ------------------------------------------------------------------
 
@@ -321,13 +329,14 @@ def wall_time(t_ns: int, anchor: tuple[int, int]) -> str:
     """A history time (monotonic ns) as UTC wall-clock time, ISO 8601 with microseconds."""
     wall_ns = anchor[1] + (t_ns - anchor[0])
     seconds, rest = divmod(wall_ns, 1_000_000_000)
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-            + f".{rest // 1000:06d}Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
 def started_in(rpc: Rpc, start_ns: int | None, end_ns: int | None) -> bool:
     """Whether the RPC started in [start_ns, end_ns); None leaves a side open."""
-    return (start_ns is None or rpc.start_ns >= start_ns) and (end_ns is None or rpc.start_ns < end_ns)
+    return (start_ns is None or rpc.start_ns >= start_ns) and (
+        end_ns is None or rpc.start_ns < end_ns
+    )
 
 
 def _check_json(kind: str, detail: dict) -> None:
@@ -381,7 +390,10 @@ def format_timeline(
     """History.timeline() for plain lists of records (see there)."""
     lo, hi = around_ns - before_ns, around_ns + after_ns
     marked = set(highlight)
-    entries = [*_event_entries(events, lo, hi, around_ns), *_rpc_entries(rpcs, lo, hi, around_ns, marked)]
+    entries = [
+        *_event_entries(events, lo, hi, around_ns),
+        *_rpc_entries(rpcs, lo, hi, around_ns, marked),
+    ]
     # Keep events and highlighted RPCs first, then the RPCs nearest to the point.
     entries.sort(key=lambda e: (e.rank, e.distance))
     shown = sorted(entries[: max(limit, 0)], key=lambda e: (e.t_ns, e.rank))
@@ -407,7 +419,9 @@ def _offset(t_ns: int, around_ns: int) -> str:
     return f"{(t_ns - around_ns) / 1e6:+.3f}"
 
 
-def _rpc_entries(rpcs: Iterable[Rpc], lo: int, hi: int, around: int, marked: set[int]) -> Iterator[_Entry]:
+def _rpc_entries(
+    rpcs: Iterable[Rpc], lo: int, hi: int, around: int, marked: set[int]
+) -> Iterator[_Entry]:
     for r in rpcs:
         if r.start_ns > hi or r.end_ns < lo:  # not in flight at any point of the interval
             continue
@@ -426,18 +440,38 @@ def _event_entries(events: Iterable[Event], lo: int, hi: int, around: int) -> It
         if e.start_ns > hi or (e.end_ns is not None and e.end_ns < lo):
             continue
         if e.kind == MARK:
-            yield _Entry(e.start_ns, 0, abs(e.start_ns - around), f"  {_offset(e.start_ns, around):>12}  mark {e.detail.get('label')!r}")
+            yield _Entry(
+                e.start_ns,
+                0,
+                abs(e.start_ns - around),
+                f"  {_offset(e.start_ns, around):>12}  mark {e.detail.get('label')!r}",
+            )
             continue
         name = f"{e.kind} {e.target or 'fleet-wide'}"
         params = f" {json.dumps(e.detail, ensure_ascii=False)}" if e.detail else ""
         still = "  (still active)" if e.end_ns is None else ""
-        yield _Entry(e.start_ns, 0, abs(e.start_ns - around), f"  {_offset(e.start_ns, around):>12}  begin {name}{params}{still}")
+        yield _Entry(
+            e.start_ns,
+            0,
+            abs(e.start_ns - around),
+            f"  {_offset(e.start_ns, around):>12}  begin {name}{params}{still}",
+        )
         if e.in_force_ns is not None and lo <= e.in_force_ns <= hi and e.in_force_ns != e.start_ns:
             took = f"{(e.in_force_ns - e.start_ns) / 1e6:.3f} ms after it began"
-            yield _Entry(e.in_force_ns, 0, abs(e.in_force_ns - around), f"  {_offset(e.in_force_ns, around):>12}  in force {name} ({took})")
+            yield _Entry(
+                e.in_force_ns,
+                0,
+                abs(e.in_force_ns - around),
+                f"  {_offset(e.in_force_ns, around):>12}  in force {name} ({took})",
+            )
         if e.end_ns is not None and lo <= e.end_ns <= hi:
             lasted = f"lasted {(e.end_ns - e.start_ns) / 1e6:.3f} ms"
-            yield _Entry(e.end_ns, 0, abs(e.end_ns - around), f"  {_offset(e.end_ns, around):>12}  end   {name} ({lasted})")
+            yield _Entry(
+                e.end_ns,
+                0,
+                abs(e.end_ns - around),
+                f"  {_offset(e.end_ns, around):>12}  end   {name} ({lasted})",
+            )
 
 
 def _clip(text: str, width: int = 80) -> str:

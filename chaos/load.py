@@ -35,13 +35,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 import grpc.aio
 
-from chaos.observe.channelz import track_new_channel
 from chaos.history import History, Rpc
+from chaos.observe.channelz import track_new_channel
 from chaos.outcomes import StagingTimeout
 from fleet.procs.waiting import wait_until
 from fleet.protos import greeter_pb2
@@ -55,11 +55,22 @@ class Load:
     """Background RPC load: closed loop (``concurrency`` in flight) or open loop
     (``rate`` RPC/s). Use as a context manager, or start()/stop()."""
 
-    def __init__(self, make_channel: Callable[[], grpc.aio.Channel], history: History, *,
-                 concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
-                 payload_bytes: int = 0, max_in_flight: int = 1024,
-                 failure_pause_s: float = 0.001, stalls=None, rpc=None,
-                 identity_key: str | None = BACKEND_ID_KEY, attribution=None):
+    def __init__(
+        self,
+        make_channel: Callable[[], grpc.aio.Channel],
+        history: History,
+        *,
+        concurrency: int = 8,
+        rate: float | None = None,
+        deadline_s: float = 2.0,
+        payload_bytes: int = 0,
+        max_in_flight: int = 1024,
+        failure_pause_s: float = 0.001,
+        stalls=None,
+        rpc=None,
+        identity_key: str | None = BACKEND_ID_KEY,
+        attribution=None,
+    ):
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency} must be at least 1")
         if rate is not None and not rate > 0:
@@ -94,13 +105,13 @@ class Load:
 
     # ------------------------------------------------------------------ control
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "Load":
+    def start(self) -> Load:
         if self._thread is not None:
             raise RuntimeError("this Load was started already; make a new one")
         self._thread = threading.Thread(target=self._run, name="chaos-load", daemon=True)
@@ -130,12 +141,23 @@ class Load:
         their deadline): running out is a StagingTimeout saying how many did."""
         before = self.completed
         target = before + count
-        self.wait_until(lambda: self.completed >= target, timeout, f"{count} more RPCs completed",
-                        progress=lambda: f"{self.completed - before} of {count} completed",
-                        answers=answers)
+        self.wait_until(
+            lambda: self.completed >= target,
+            timeout,
+            f"{count} more RPCs completed",
+            progress=lambda: f"{self.completed - before} of {count} completed",
+            answers=answers,
+        )
 
-    def wait_until(self, condition: Callable[[], object], timeout: float, what: str, *,
-                   progress: Callable[[], str] | None = None, answers: tuple[str, ...] = ()):
+    def wait_until(
+        self,
+        condition: Callable[[], object],
+        timeout: float,
+        what: str,
+        *,
+        progress: Callable[[], str] | None = None,
+        answers: tuple[str, ...] = (),
+    ):
         """Wait for a condition while the load runs; fails early if the load thread died.
 
         The condition is one the client's behaviour brings about while the load runs, so
@@ -147,8 +169,14 @@ class Load:
             value = wait_until(lambda: self._error or condition(), timeout, what)
         except TimeoutError:
             self._raise_if_failed()
-            raise StagingTimeout(what, timeout, started, time.monotonic_ns(),
-                                 progress() if progress else "", tuple(answers)) from None
+            raise StagingTimeout(
+                what,
+                timeout,
+                started,
+                time.monotonic_ns(),
+                progress() if progress else "",
+                tuple(answers),
+            ) from None
         self._raise_if_failed()
         return value
 
@@ -227,7 +255,8 @@ class Load:
             # The id may come in the headers or in the trailers (the fleet's backends send
             # it in the trailers, with the answer, in one batch).
             metadata = tuple(await pending.initial_metadata() or ()) + tuple(
-                await pending.trailing_metadata() or ())
+                await pending.trailing_metadata() or ()
+            )
             code = "OK"
             wrong = self.rpc.check_response(data, rid)
             if wrong:

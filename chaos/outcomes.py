@@ -1,17 +1,17 @@
 """How a scenario ends when it does not pass: failed, inconclusive, or not applicable.
 
-    ScenarioFailed        a verdict did not pass: the property does not hold (red)
-    ScenarioInconclusive  a verdict missed its bound while the runner itself stalled enough
-                          to explain it (chaos/verdicts/judge.py): rerun; never a pass
-    NotApplicable         the scenario's property presumes something this client or target
-                          does not have (e.g. a client that spreads RPCs): said with what is
-                          missing and how to provide it — never a silent pass
-    PreflightFailed       the client under test never reached a healthy backend at all: one
-                          verdict for the whole run instead of a timeout in every scenario
-    StagingTimeout        a wait for what the client brings about (RPCs ending, calls
-                          reaching a backend) ran out: the plugin turns it into a failed
-                          *staging* verdict (what was awaited, how far it got, the
-                          timeline, the settings that answer it) — never a bare timeout
+ScenarioFailed        a verdict did not pass: the property does not hold (red)
+ScenarioInconclusive  a verdict missed its bound while the runner itself stalled enough
+                      to explain it (chaos/verdicts/judge.py): rerun; never a pass
+NotApplicable         the scenario's property presumes something this client or target
+                      does not have (e.g. a client that spreads RPCs): said with what is
+                      missing and how to provide it — never a silent pass
+PreflightFailed       the client under test never reached a healthy backend at all: one
+                      verdict for the whole run instead of a timeout in every scenario
+StagingTimeout        a wait for what the client brings about (RPCs ending, calls
+                      reaching a backend) ran out: the plugin turns it into a failed
+                      *staging* verdict (what was awaited, how far it got, the
+                      timeline, the settings that answer it) — never a bare timeout
 """
 
 from __future__ import annotations
@@ -52,10 +52,18 @@ class StagingTimeout(TimeoutError):
     chaos/verdicts/advice.py). A TimeoutError, so code that waits and copes keeps working; the
     plugin turns one a scenario lets escape into a failed verdict."""
 
-    def __init__(self, what: str, timeout_s: float, start_ns: int, end_ns: int,
-                 progress: str = "", answers: tuple[str, ...] = ()):
-        super().__init__(f"{what} not reached within {timeout_s:g} s"
-                         + (f" ({progress})" if progress else ""))
+    def __init__(
+        self,
+        what: str,
+        timeout_s: float,
+        start_ns: int,
+        end_ns: int,
+        progress: str = "",
+        answers: tuple[str, ...] = (),
+    ):
+        super().__init__(
+            f"{what} not reached within {timeout_s:g} s" + (f" ({progress})" if progress else "")
+        )
         self.what = what
         self.timeout_s = timeout_s
         self.start_ns = start_ns

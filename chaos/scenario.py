@@ -27,28 +27,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-
-from collections.abc import Mapping
-from dataclasses import replace
-
 from chaos import checks
-from chaos.verdicts import advice
+from chaos.checks import Verdict
+from chaos.faults import Nemesis, SlowHandler
+from chaos.history import Event, History, Rpc, clock_anchor
+from chaos.load import GreeterRpc, Load, backend_of
 from chaos.observe import client_shape
 from chaos.observe.attribution import Attribution
 from chaos.observe.channelz import AttemptSampler, subchannel_counts, track_new_channel
-from chaos.checks import Verdict
 from chaos.observe.client_shape import Shape
-from chaos.faults import Nemesis, SlowHandler
-from chaos.history import Event, History, Rpc, clock_anchor
-from chaos.verdicts.judge import judge
-from chaos.load import GreeterRpc, Load, backend_of
+from chaos.observe.stall import StallMonitor
 from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive, StagingTimeout
 from chaos.profiles import Profile
+from chaos.verdicts import advice
+from chaos.verdicts.judge import judge
 from chaos.verdicts.requirements import DEFAULTS, Requirements
-from chaos.observe.stall import StallMonitor
 from fleet.controller import Fleet
 from fleet.procs.waiting import wait_until
 
@@ -66,9 +64,18 @@ class Scenario:
     ``stalls`` the runner's stall monitor (without one no verdict is ever inconclusive).
     """
 
-    def __init__(self, fleet: Fleet, profile: Profile, proxies, artifacts: Path, *,
-                 requirements: Requirements = DEFAULTS, stalls: StallMonitor | None = None,
-                 shape: Shape | None = None, target=None):
+    def __init__(
+        self,
+        fleet: Fleet,
+        profile: Profile,
+        proxies,
+        artifacts: Path,
+        *,
+        requirements: Requirements = DEFAULTS,
+        stalls: StallMonitor | None = None,
+        shape: Shape | None = None,
+        target=None,
+    ):
         from chaos.targets import builtin
 
         self.fleet = fleet
@@ -108,8 +115,9 @@ class Scenario:
 
     # ------------------------------------------------------------------ client side
 
-    def channel(self, aio: bool = False, fleet: Fleet | None = None,
-                profile: Profile | None = None):
+    def channel(
+        self, aio: bool = False, fleet: Fleet | None = None, profile: Profile | None = None
+    ):
         """A new channel (a new client) configured by the profile under test, or by
         ``profile``, to the scenario's fleet or to ``fleet``."""
         with track_new_channel() as channelz_id:
@@ -117,19 +125,32 @@ class Scenario:
         self._channel_ids[id(channel)] = channelz_id()
         return channel
 
-    def load(self, *, concurrency: int = 8, rate: float | None = None, deadline_s: float = 2.0,
-             fleet: Fleet | None = None, profile: Profile | None = None,
-             **options: Any) -> Load:
+    def load(
+        self,
+        *,
+        concurrency: int = 8,
+        rate: float | None = None,
+        deadline_s: float = 2.0,
+        fleet: Fleet | None = None,
+        profile: Profile | None = None,
+        **options: Any,
+    ) -> Load:
         """Start background load on a new aio channel (to the scenario's fleet, or to
         ``fleet``; configured by the profile under test, or by ``profile``); stopped when
         the scenario ends."""
         fleet = fleet or self.fleet
         info = fleet.info()
         client_profile = profile or self.profile
-        load = Load(lambda: client_profile.channel(info, aio=True), self.history,
-                    concurrency=concurrency, rate=rate, deadline_s=deadline_s,
-                    stalls=self.stalls, **self._rpc_options(options.pop("payload_bytes", 0)),
-                    **options)
+        load = Load(
+            lambda: client_profile.channel(info, aio=True),
+            self.history,
+            concurrency=concurrency,
+            rate=rate,
+            deadline_s=deadline_s,
+            stalls=self.stalls,
+            **self._rpc_options(options.pop("payload_bytes", 0)),
+            **options,
+        )
         if load.identity_key is None:
             # The server names no backend: gRPC's own per-backend accounting does, per RPC
             # (chaos/observe/attribution.py; an RPC it cannot place exactly stays unattributed).
@@ -155,16 +176,22 @@ class Scenario:
         """Sample the attempts a client — a Load, or a channel from :meth:`channel` — sends
         to each backend (first attempts and retries, from gRPC's channelz) until the
         scenario ends (chaos/observe/channelz.py)."""
-        channelz_id = (client.channelz_id if isinstance(client, Load)
-                       else self._channel_ids.get(id(client)))
+        channelz_id = (
+            client.channelz_id if isinstance(client, Load) else self._channel_ids.get(id(client))
+        )
         if channelz_id is None:
             raise RuntimeError("that client's channel was not found in channelz")
         sampler = AttemptSampler(channelz_id, PublishedIds(fleet or self.fleet)).start()
         self._samplers.append(sampler)
         return sampler
 
-    def warm_up(self, load: Load, backends: list[str] | None = None,
-                timeout: float = WARM_UP_TIMEOUT_S, profile: Profile | None = None) -> int:
+    def warm_up(
+        self,
+        load: Load,
+        backends: list[str] | None = None,
+        timeout: float = WARM_UP_TIMEOUT_S,
+        profile: Profile | None = None,
+    ) -> int:
         """Wait until the client is warm, and observe how it spreads; returns the instant.
 
         Warm means every backend in ``backends`` (default: all running ones) answered an
@@ -179,11 +206,15 @@ class Scenario:
             load.wait_until(lambda: self._served_since(since), timeout, "a first OK RPC")
         else:
             shape = load.wait_until(
-                lambda: client_shape.observe(self.history.window(since), since, wanted,
-                                             self.history.now()),
-                timeout, f"OK RPCs from each of {sorted(wanted)}",
-                progress=lambda: "OK RPCs from " + (
-                    ", ".join(sorted(self._served_since(since))) or "none"))
+                lambda: client_shape.observe(
+                    self.history.window(since), since, wanted, self.history.now()
+                ),
+                timeout,
+                f"OK RPCs from each of {sorted(wanted)}",
+                progress=lambda: (
+                    "OK RPCs from " + (", ".join(sorted(self._served_since(since))) or "none")
+                ),
+            )
             if profile is None or profile is self.profile:
                 self.shape = self.shape or shape
         return self.history.mark("warm")
@@ -192,19 +223,28 @@ class Scenario:
         """Say *not applicable* unless the client under test was observed to spread RPCs
         over the backends (in the run's preflight, or in this scenario's warm-up)."""
         if self.shape is None:
-            raise RuntimeError("require_spread() needs an observation: call warm_up() first "
-                               "(under the plugin the preflight observes the client)")
+            raise RuntimeError(
+                "require_spread() needs an observation: call warm_up() first "
+                "(under the plugin the preflight observes the client)"
+            )
         if not self.shape.spreads:
             raise NotApplicable(
                 f"{what} needs a client that spreads RPCs over the backends; this client "
                 f"{self.shape.describe()}. A load-balancing policy such as round_robin "
-                f"makes it spread.")
+                f"makes it spread."
+            )
 
     def _served_since(self, since_ns: int) -> set[str]:
         return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
 
-    def hold_rpcs_on(self, target: str, delay_ms: int, at_least: int = 1,
-                     fleet: Fleet | None = None, nemesis: Nemesis | None = None):
+    def hold_rpcs_on(
+        self,
+        target: str,
+        delay_ms: int,
+        at_least: int = 1,
+        fleet: Fleet | None = None,
+        nemesis: Nemesis | None = None,
+    ):
         """Make ``target``'s handlers take ``delay_ms`` and wait until ``at_least`` RPCs are
         asleep in them; returns the injected fault (undone with the rest at the end).
 
@@ -221,14 +261,21 @@ class Scenario:
         held = nemesis.inject(SlowHandler(target, delay_ms=delay_ms))
         started = time.monotonic_ns()
         try:
-            wait_until(lambda: fleet.stats(target)["in_flight"] >= at_least, 5,
-                       f"{at_least} RPCs held on {target}")
+            wait_until(
+                lambda: fleet.stats(target)["in_flight"] >= at_least,
+                5,
+                f"{at_least} RPCs held on {target}",
+            )
         except TimeoutError:
             # RPCs reach the victim only if the client sends it some: a client that keeps
             # away from it cannot be staged (a staging verdict, chaos/outcomes.py).
-            raise StagingTimeout(f"{at_least} RPCs held on {target}", 5, started,
-                                 time.monotonic_ns(),
-                                 f"{fleet.stats(target)['in_flight']} in flight on it") from None
+            raise StagingTimeout(
+                f"{at_least} RPCs held on {target}",
+                5,
+                started,
+                time.monotonic_ns(),
+                f"{fleet.stats(target)['in_flight']} in flight on it",
+            ) from None
         return held
 
     def settle(self, load: Load, what: str = "the RPCs sent into the fault have ended") -> int:
@@ -243,28 +290,43 @@ class Scenario:
         last = self.history.next_id()
         self._settle_ids.append(last)
         sent = last - len(self._settle_ids)
-        load.wait_until(lambda: sum(r.id < last for r in self.history.rpcs) >= sent,
-                        load.deadline_s + 10, what,
-                        progress=lambda: f"{sum(r.id < last for r in self.history.rpcs)} of "
-                                         f"{sent} ended")
+        load.wait_until(
+            lambda: sum(r.id < last for r in self.history.rpcs) >= sent,
+            load.deadline_s + 10,
+            what,
+            progress=lambda: f"{sum(r.id < last for r in self.history.rpcs)} of {sent} ended",
+        )
         return self.history.mark(what)
 
-    def expect_silent_fault_hidden(self, since_ns: int, answers: tuple[str, ...],
-                                   fault: Event | None = None) -> None:
+    def expect_silent_fault_hidden(
+        self, since_ns: int, answers: tuple[str, ...], fault: Event | None = None
+    ) -> None:
         """A fault that breaks nothing visibly (a hang, a dead backend behind a proxy that
         keeps the connection open) costs nothing: no RPC since ``since_ns`` waited for its
         deadline, none failed, none took longer than the hang detection bound — counted
         from ``fault``'s in-force instant for RPCs sent before it (held on the victim by
         hold_rpcs_on: the wait until the fault struck was the scenario's)."""
         need = self.requirements
-        self.expect(checks.errors(self.history, start_ns=since_ns, codes="DEADLINE_EXCEEDED"),
-                    answers=answers)
-        self.expect(checks.errors(self.history, start_ns=since_ns, budget=need.error_budget),
-                    answers=answers, requirement="error_budget")
-        self.expect(checks.latency(self.history, percentile=100,
-                                   bound_ms=need.hang_detection_ms, start_ns=since_ns,
-                                   counted_from_ns=fault.in_force_ns if fault else None),
-                    answers=answers, requirement="hang_detection_ms")
+        self.expect(
+            checks.errors(self.history, start_ns=since_ns, codes="DEADLINE_EXCEEDED"),
+            answers=answers,
+        )
+        self.expect(
+            checks.errors(self.history, start_ns=since_ns, budget=need.error_budget),
+            answers=answers,
+            requirement="error_budget",
+        )
+        self.expect(
+            checks.latency(
+                self.history,
+                percentile=100,
+                bound_ms=need.hang_detection_ms,
+                start_ns=since_ns,
+                counted_from_ns=fault.in_force_ns if fault else None,
+            ),
+            answers=answers,
+            requirement="hang_detection_ms",
+        )
 
     def busiest(self, since_ns: int) -> str:
         """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).
@@ -334,13 +396,13 @@ class Scenario:
             rid = self.history.next_id()
             # A server that names no backend: one call at a time, so the backend whose
             # succeeded-count rose by one during it is the one that answered it.
-            before = (subchannel_counts(channelz_id) if key is None and channelz_id
-                      else None)
+            before = subchannel_counts(channelz_id) if key is None and channelz_id else None
             start = time.monotonic_ns()
             future = method.future(rpc.request_bytes(rid), timeout=timeout)
             error = future.exception()
             metadata = tuple(future.initial_metadata() or ()) + tuple(
-                future.trailing_metadata() or ())
+                future.trailing_metadata() or ()
+            )
             backend = backend_of(metadata, key)
             if before is not None and error is None:
                 backend = _answered_by(before, subchannel_counts(channelz_id), names)
@@ -367,8 +429,12 @@ class Scenario:
         self.verdicts.append(verdict)
         return verdict
 
-    def expect(self, verdict: Verdict, answers: tuple[str, ...] | list[str] = (),
-               requirement: str | None = None) -> Verdict:
+    def expect(
+        self,
+        verdict: Verdict,
+        answers: tuple[str, ...] | list[str] = (),
+        requirement: str | None = None,
+    ) -> Verdict:
         """Record a verdict; if it did not pass, judge it against the runner's stalls and
         end the scenario: inconclusive (the stall explains the miss) or failed.
 
@@ -380,8 +446,10 @@ class Scenario:
         __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing
         if not verdict.passed and not verdict.not_judged:
             verdict = judge(verdict, self.stalls)
-            verdict = replace(verdict, advice=advice.explain(
-                self.profile, answers, self.requirements, requirement))
+            verdict = replace(
+                verdict,
+                advice=advice.explain(self.profile, answers, self.requirements, requirement),
+            )
         self.check(verdict)
         if not verdict.passed:
             self.decisive = verdict
@@ -420,24 +488,36 @@ class Scenario:
     def write_artifacts(self) -> None:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.history.to_jsonl(self.artifacts / "history.jsonl", self.clock_anchor)
-        (self.artifacts / "verdicts.json").write_text(json.dumps(
-            [v.to_dict() for v in self.verdicts], indent=2))
+        (self.artifacts / "verdicts.json").write_text(
+            json.dumps([v.to_dict() for v in self.verdicts], indent=2)
+        )
         if self._samplers:
             with open(self.artifacts / "attempts.jsonl", "w") as out:
                 for number, sampler in enumerate(self._samplers):
                     for s in sampler.samples:
-                        out.write(json.dumps({"client": number, "t_ns": s.t_ns,
-                                              "backend": s.backend, "started": s.started,
-                                              "succeeded": s.succeeded, "failed": s.failed,
-                                              "state": s.state}) + "\n")
-        summary = {"profile": self.profile.name, "reset_ms": self.reset_ms,
-                   "shape": None if self.shape is None else self.shape.describe(),
-                   "requirements": self.requirements.to_dict(),
-                   "clock_anchor": {"monotonic_ns": self.clock_anchor[0],
-                                    "wall_ns": self.clock_anchor[1]},
-                   **self.history.summary()}
-        (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2,
-                                                                default=str))
+                        out.write(
+                            json.dumps(
+                                {
+                                    "client": number,
+                                    "t_ns": s.t_ns,
+                                    "backend": s.backend,
+                                    "started": s.started,
+                                    "succeeded": s.succeeded,
+                                    "failed": s.failed,
+                                    "state": s.state,
+                                }
+                            )
+                            + "\n"
+                        )
+        summary = {
+            "profile": self.profile.name,
+            "reset_ms": self.reset_ms,
+            "shape": None if self.shape is None else self.shape.describe(),
+            "requirements": self.requirements.to_dict(),
+            "clock_anchor": {"monotonic_ns": self.clock_anchor[0], "wall_ns": self.clock_anchor[1]},
+            **self.history.summary(),
+        }
+        (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 
 class PublishedIds(Mapping):
@@ -462,8 +542,14 @@ class PublishedIds(Mapping):
 
 def _answered_by(before: dict, after: dict, names: dict[str, str]) -> str | None:
     """The backend whose subchannel counted exactly one more success, if exactly one did."""
-    grew = [address for address, sample in after.items()
-            if sample.succeeded - getattr(before.get(address), "succeeded", 0) == 1]
-    others = [address for address, sample in after.items()
-              if sample.succeeded != getattr(before.get(address), "succeeded", 0)]
+    grew = [
+        address
+        for address, sample in after.items()
+        if sample.succeeded - getattr(before.get(address), "succeeded", 0) == 1
+    ]
+    others = [
+        address
+        for address, sample in after.items()
+        if sample.succeeded != getattr(before.get(address), "succeeded", 0)
+    ]
     return names.get(grew[0]) if len(grew) == 1 and len(others) == 1 else None

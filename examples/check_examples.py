@@ -56,39 +56,58 @@ from fleet.procs.waiting import wait_until  # noqa: E402
 EXAMPLES = pathlib.Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 BACKEND_ID = "b2"  # examples/health-lies breaks this one
-PROPERTIES = ("ready", "truthful", "uncommitted", "health_streams", "keepalive", "max_age",
-              "drains")
+PROPERTIES = (
+    "ready",
+    "truthful",
+    "uncommitted",
+    "health_streams",
+    "keepalive",
+    "max_age",
+    "drains",
+)
 EXPECTED_BROKEN = {
-    "plain": set(), "good": set(), "go-good": set(),
-    "exit-on-sigterm": {"drains"}, "no-drain": {"drains"}, "health-never-flips": {"drains"},
+    "plain": set(),
+    "good": set(),
+    "go-good": set(),
+    "exit-on-sigterm": {"drains"},
+    "no-drain": {"drains"},
+    "health-never-flips": {"drains"},
     # Strict ping enforcement only shows on connections that live past ~3 s of idleness,
     # which a short max age would hide: that example has no max age either (README).
     "strict-keepalive": {"keepalive", "max_age"},
-    "no-max-connection-age": {"max_age"}, "health-lies": {"truthful"},
-    "early-headers": {"uncommitted"}, "serving-too-early": {"ready"},
+    "no-max-connection-age": {"max_age"},
+    "health-lies": {"truthful"},
+    "early-headers": {"uncommitted"},
+    "serving-too-early": {"ready"},
 }
 # Bounds: each is loose where it only tells "slow machine" from "broken".
-READY_RPC_S = 0.5            # a warm server answers in ~20 ms; a cold cache takes 1.5 s
-EARLY_HEADERS_S = 0.010      # the lookup takes 20 ms; headers sent with the answer: < 1 ms
-MAX_AGE_S = 6.0              # the examples' max age is 5 s (+-10 % jitter) + 0.5 s margin
-IDLE_WATCH_S = 7.0           # past MAX_AGE_S; grpc's default enforcement ends one at ~3 s
-DRAIN_OPEN_S = 0.1           # NOT_SERVING must precede the listener's close by this much
-LOAD_THREADS = 8             # calls kept in flight while the stop signal arrives
+READY_RPC_S = 0.5  # a warm server answers in ~20 ms; a cold cache takes 1.5 s
+EARLY_HEADERS_S = 0.010  # the lookup takes 20 ms; headers sent with the answer: < 1 ms
+MAX_AGE_S = 6.0  # the examples' max age is 5 s (+-10 % jitter) + 0.5 s margin
+IDLE_WATCH_S = 7.0  # past MAX_AGE_S; grpc's default enforcement ends one at ~3 s
+DRAIN_OPEN_S = 0.1  # NOT_SERVING must precede the listener's close by this much
+LOAD_THREADS = 8  # calls kept in flight while the stop signal arrives
 # A reconnect wave: health-check streams opening while others close. grpcio-health-checking's
 # HealthServicer (1.85.1) on a thread-pool server froze within the first two rounds, 5 runs of
 # 5 (examples/common/inventory_server.py, Health); a sound server: ~0.05 s a round.
 WATCH_CLIENTS = 16
 WATCH_ROUNDS = 10
-WATCH_TIMEOUT_S = 5.0        # a Watch's first answer comes in milliseconds (load: < 1 s)
+WATCH_TIMEOUT_S = 5.0  # a Watch's first answer comes in milliseconds (load: < 1 s)
 # The clients' keepalive of chaos/profiles/recommended.json.
-KEEPALIVE_OPTIONS = [("grpc.keepalive_time_ms", 500), ("grpc.http2.ping_timeout_ms", 500),
-                     ("grpc.keepalive_permit_without_calls", 1),
-                     ("grpc.http2.max_pings_without_data", 0)]
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 500),
+    ("grpc.http2.ping_timeout_ms", 500),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 # Every outcome as the server gave it (no retries), and a server that starts listening is
 # seen at once (grpc's first reconnect backoff is 1 s; recommended.json uses 100 ms).
-CLIENT_OPTIONS = [("grpc.enable_retries", 0), ("grpc.initial_reconnect_backoff_ms", 50),
-                  ("grpc.min_reconnect_backoff_ms", 50),
-                  ("grpc.max_reconnect_backoff_ms", 100)]
+CLIENT_OPTIONS = [
+    ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 100),
+]
 
 
 @dataclass
@@ -104,8 +123,9 @@ class Report:
             return True, f"broken: {sorted(broken) or 'none'} (no expectation for this name)"
         if broken == expected:
             return True, f"as its README says (broken: {sorted(broken) or 'none'})"
-        return False, (f"broken {sorted(broken) or 'none'}, "
-                       f"README says {sorted(expected) or 'none'}")
+        return False, (
+            f"broken {sorted(broken) or 'none'}, README says {sorted(expected) or 'none'}"
+        )
 
 
 class Backend:
@@ -115,24 +135,36 @@ class Backend:
         self.target = target
         self.port = free_port()
         cert = pki.server_cert(BACKEND_ID, HOST)
-        argv = target.server.argv({
-            "host": HOST, "port": self.port, "cert": cert.cert, "key": cert.key,
-            "ca": pki.ca_cert, "client_ca": pki.ca_cert, "id": BACKEND_ID,
-            "workdir": workdir})
+        argv = target.server.argv(
+            {
+                "host": HOST,
+                "port": self.port,
+                "cert": cert.cert,
+                "key": cert.key,
+                "ca": pki.ca_cert,
+                "client_ca": pki.ca_cert,
+                "id": BACKEND_ID,
+                "workdir": workdir,
+            }
+        )
         self.log_path = workdir / "server.log"
         with open(self.log_path, "wb") as log:
             self.started = time.monotonic()
             self.process = subprocess.Popen(
-                argv, cwd=target.server.cwd, env={**os.environ, **target.server.env},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                argv,
+                cwd=target.server.cwd,
+                env={**os.environ, **target.server.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         ca = pki.ca_cert.read_bytes()
         self.credentials = grpc.ssl_channel_credentials(ca)
         self.address = f"{HOST}:{self.port}"
         self.ca_path = pki.ca_cert
 
     def channel(self, options=()) -> grpc.Channel:
-        return grpc.secure_channel(self.address, self.credentials,
-                                   list(options) + CLIENT_OPTIONS)
+        return grpc.secure_channel(self.address, self.credentials, list(options) + CLIENT_OPTIONS)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]
@@ -160,7 +192,8 @@ def free_port() -> int:
 def health_status(channel: grpc.Channel, service: str, timeout: float = 0.5) -> str:
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        )
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     except grpc.RpcError as exc:
         return exc.code().name
@@ -169,9 +202,11 @@ def health_status(channel: grpc.Channel, service: str, timeout: float = 0.5) -> 
 def wait_serving(backend: Backend, channel: grpc.Channel) -> float:
     def serving():
         if backend.process.poll() is not None:
-            raise RuntimeError(f"exited {backend.process.returncode} before serving:\n"
-                               + backend.log_tail())
+            raise RuntimeError(
+                f"exited {backend.process.returncode} before serving:\n" + backend.log_tail()
+            )
         return health_status(channel, backend.target.health_service) == "SERVING"
+
     wait_until(serving, backend.target.server.start_timeout_s, "health SERVING")
     return time.monotonic() - backend.started
 
@@ -200,14 +235,24 @@ def call(backend: Backend, channel: grpc.Channel, rpc_id: int) -> Call:
     try:
         answers = list(stream)
         code, details = "OK", ""
-        problem = (rpc.check_response(answers[0], rpc_id) if len(answers) == 1
-                   else f"{len(answers)} answers to a unary call")
+        problem = (
+            rpc.check_response(answers[0], rpc_id)
+            if len(answers) == 1
+            else f"{len(answers)} answers to a unary call"
+        )
     except grpc.RpcError as exc:
         code, problem, details = exc.code().name, None, exc.details() or ""
     metadata = dict(headers or ()) | dict(stream.trailing_metadata() or ())
     key = backend.target.identity_header
-    return Call(code, start, time.monotonic(), headers_at,
-                metadata.get(key) if key else None, problem, details)
+    return Call(
+        code,
+        start,
+        time.monotonic(),
+        headers_at,
+        metadata.get(key) if key else None,
+        problem,
+        details,
+    )
 
 
 def check_answers(backend: Backend, report: Report) -> None:
@@ -224,7 +269,8 @@ def check_answers(backend: Backend, report: Report) -> None:
     report.figures["answer"] = f"{last.code} {last.problem or last.details or ''}".strip()
     report.figures["identity"] = last.identity
     report.holds["truthful"] = status == "SERVING" and all(
-        c.code == "OK" and c.problem is None for c in calls)
+        c.code == "OK" and c.problem is None for c in calls
+    )
     median_early = sorted(c.end - c.headers_at for c in calls)[len(calls) // 2]
     report.figures["headers_before_answer_ms"] = round(median_early * 1000, 1)
     report.holds["uncommitted"] = median_early < EARLY_HEADERS_S
@@ -242,13 +288,16 @@ def check_health_streams(backend: Backend, report: Report) -> None:
         # Its own connection (a local subchannel pool), as a client reconnecting has, and
         # gRPC's own connect timeout: CLIENT_OPTIONS' 50 ms backoff floor is also the
         # deadline of a connection attempt, which a TLS handshake on a busy machine misses.
-        with grpc.secure_channel(backend.address, backend.credentials,
-                                 [("grpc.use_local_subchannel_pool", 1)]) as channel:
+        with grpc.secure_channel(
+            backend.address, backend.credentials, [("grpc.use_local_subchannel_pool", 1)]
+        ) as channel:
             stream = health_pb2_grpc.HealthStub(channel).Watch(
-                health_pb2.HealthCheckRequest(service=service), timeout=WATCH_TIMEOUT_S)
+                health_pb2.HealthCheckRequest(service=service), timeout=WATCH_TIMEOUT_S
+            )
             try:
-                answers.append(health_pb2.HealthCheckResponse.ServingStatus.Name(
-                    next(stream).status))
+                answers.append(
+                    health_pb2.HealthCheckResponse.ServingStatus.Name(next(stream).status)
+                )
             except grpc.RpcError as exc:
                 answers.append(f"{exc.code().name} {exc.details()}")
             stream.cancel()
@@ -257,8 +306,7 @@ def check_health_streams(backend: Backend, report: Report) -> None:
     started = time.monotonic()
     for _ in range(WATCH_ROUNDS):
         last = []
-        threads = [threading.Thread(target=one_watch, args=(last,))
-                   for _ in range(WATCH_CLIENTS)]
+        threads = [threading.Thread(target=one_watch, args=(last,)) for _ in range(WATCH_CLIENTS)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -273,8 +321,12 @@ def check_health_streams(backend: Backend, report: Report) -> None:
     for answer in last:
         answers[answer] = answers.get(answer, 0) + 1
     report.figures["health_streams"] = {
-        "rounds_ok": f"{rounds_ok}/{WATCH_ROUNDS}", "last_round": answers,
-        "s": round(elapsed, 2), "rpc_before": before.code, "rpc_after": after.code}
+        "rounds_ok": f"{rounds_ok}/{WATCH_ROUNDS}",
+        "last_round": answers,
+        "s": round(elapsed, 2),
+        "rpc_before": before.code,
+        "rpc_after": after.code,
+    }
     report.holds["health_streams"] = rounds_ok == WATCH_ROUNDS and after.code == before.code
 
 
@@ -282,16 +334,26 @@ def start_keepalive_probe(backend: Backend) -> subprocess.Popen:
     # grpc-core gives the reason of a GOAWAY only in its log, so the probe client runs in a
     # child process whose stderr is read.
     return subprocess.Popen(
-        [sys.executable, __file__, "--keepalive-probe", backend.address,
-         str(backend.ca_path), str(IDLE_WATCH_S)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "GRPC_VERBOSITY": "ERROR"})
+        [
+            sys.executable,
+            __file__,
+            "--keepalive-probe",
+            backend.address,
+            str(backend.ca_path),
+            str(IDLE_WATCH_S),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GRPC_VERBOSITY": "ERROR"},
+    )
 
 
 def keepalive_probe(address: str, ca_path: str, idle_s: float) -> None:
     """(Child) One call, then idle with keepalive pings; print when the connection ended."""
-    channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(
-        pathlib.Path(ca_path).read_bytes()), KEEPALIVE_OPTIONS)
+    channel = grpc.secure_channel(
+        address, grpc.ssl_channel_credentials(pathlib.Path(ca_path).read_bytes()), KEEPALIVE_OPTIONS
+    )
     states: list[tuple[float, str]] = []
     channel.subscribe(lambda s: states.append((time.monotonic(), s.name)), try_to_connect=True)
     health_status(channel, "", timeout=5)
@@ -314,8 +376,9 @@ def finish_keepalive_probe(probe: subprocess.Popen, report: Report) -> None:
     report.figures["idle_connection_ended_s"] = ended
     report.figures["too_many_pings"] = "too_many_pings" in err
     report.holds["keepalive"] = "too_many_pings" not in err and out.strip() != ""
-    report.holds["max_age"] = (ended is not None and ended < MAX_AGE_S
-                               and "too_many_pings" not in err)
+    report.holds["max_age"] = (
+        ended is not None and ended < MAX_AGE_S and "too_many_pings" not in err
+    )
 
 
 def check_stop(backend: Backend, report: Report) -> None:
@@ -339,8 +402,12 @@ def check_stop(backend: Backend, report: Report) -> None:
         for _ in range(20_000):
             if done.is_set():
                 return
-            health.append((time.monotonic(), health_status(
-                health_channel, backend.target.health_service, timeout=0.2)))
+            health.append(
+                (
+                    time.monotonic(),
+                    health_status(health_channel, backend.target.health_service, timeout=0.2),
+                )
+            )
             done.wait(0.005)
 
     def watch_listener():
@@ -365,13 +432,13 @@ def check_stop(backend: Backend, report: Report) -> None:
             thread.join(30)
         channel.close()
         health_channel.close()
-    summarize_stop(report, signalled, exited, calls, health, closed,
-                   backend.process.returncode)
+    summarize_stop(report, signalled, exited, calls, health, closed, backend.process.returncode)
 
 
 def summarize_stop(report, signalled, exited, calls, health, closed, returncode) -> None:
     def ms(t):
         return None if t is None else round((t - signalled) * 1000)
+
     not_serving = next((t for t, s in health if t >= signalled and s == "NOT_SERVING"), None)
     closed_at = closed[0] if closed and closed[0] <= exited + 1 else None
     in_flight = [c for c in calls if c.start < signalled < c.end]
@@ -382,12 +449,20 @@ def summarize_stop(report, signalled, exited, calls, health, closed, returncode)
     # A call in flight must end as the calls before the signal did (OK, or for a broken
     # backend its usual failure), not as the shutdown makes it.
     usual = {(c.code, c.details) for c in calls if c.end < signalled}
-    report.figures.update(not_serving_ms=ms(not_serving), listener_closed_ms=ms(closed_at),
-                          exit_ms=ms(exited), in_flight_at_signal=outcomes)
+    report.figures.update(
+        not_serving_ms=ms(not_serving),
+        listener_closed_ms=ms(closed_at),
+        exit_ms=ms(exited),
+        in_flight_at_signal=outcomes,
+    )
     report.holds["drains"] = (
-        not_serving is not None and closed_at is not None
-        and closed_at - not_serving >= DRAIN_OPEN_S and bool(in_flight)
-        and all((c.code, c.details) in usual for c in in_flight) and returncode == 0)
+        not_serving is not None
+        and closed_at is not None
+        and closed_at - not_serving >= DRAIN_OPEN_S
+        and bool(in_flight)
+        and all((c.code, c.details) in usual for c in in_flight)
+        and returncode == 0
+    )
 
 
 def check(directory: pathlib.Path, pki: PKI) -> Report:
@@ -417,24 +492,32 @@ def main(argv: list[str]) -> int:
         keepalive_probe(argv[1], argv[2], float(argv[3]))
         return 0
     directories = [pathlib.Path(a) for a in argv] or sorted(
-        p.parent for p in EXAMPLES.glob("*/grpc-chaos.toml"))
+        p.parent for p in EXAMPLES.glob("*/grpc-chaos.toml")
+    )
     failed = 0
     with tempfile.TemporaryDirectory(prefix="check-examples-pki-") as pki_dir:
         pki = PKI(pathlib.Path(pki_dir) / "pki")
         for directory in directories:
             try:
                 report = check(directory, pki)
-            except (targets.TargetError, ValueError, RuntimeError, TimeoutError,
-                    grpc.RpcError) as exc:
+            except (
+                targets.TargetError,
+                ValueError,
+                RuntimeError,
+                TimeoutError,
+                grpc.RpcError,
+            ) as exc:
                 failed += 1
                 print(f"FAIL {directory.name}: {str(exc).strip()}", flush=True)
                 continue
             ok, why = report.verdict()
             failed += not ok
-            holds = " ".join(f"{p}={'yes' if report.holds.get(p) else 'NO'}"
-                             for p in PROPERTIES)
-            print(f"{'ok  ' if ok else 'FAIL'} {report.name}: {why}\n     {holds}\n"
-                  f"     {json.dumps(report.figures)}", flush=True)
+            holds = " ".join(f"{p}={'yes' if report.holds.get(p) else 'NO'}" for p in PROPERTIES)
+            print(
+                f"{'ok  ' if ok else 'FAIL'} {report.name}: {why}\n     {holds}\n"
+                f"     {json.dumps(report.figures)}",
+                flush=True,
+            )
     return 1 if failed else 0
 
 

@@ -13,8 +13,9 @@ so the same call serves a fleet started here and one described by a file.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -28,13 +29,16 @@ def credentials(fleet: Mapping[str, Any], client_cert: bool = False) -> grpc.Cha
     """TLS credentials trusting the fleet CA, with the fleet's client certificate if asked."""
     if client_cert:
         return grpc.ssl_channel_credentials(
-            root_certificates=_read(fleet["ca"]), private_key=_read(fleet["client_key"]),
-            certificate_chain=_read(fleet["client_cert"]))
+            root_certificates=_read(fleet["ca"]),
+            private_key=_read(fleet["client_key"]),
+            certificate_chain=_read(fleet["client_cert"]),
+        )
     return grpc.ssl_channel_credentials(root_certificates=_read(fleet["ca"]))
 
 
-def channel_options(service_config: Mapping | None = None,
-                    options: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+def channel_options(
+    service_config: Mapping | None = None, options: Sequence[tuple[str, Any]] = ()
+) -> list[tuple[str, Any]]:
     """Channel arguments: the service config as JSON, then the caller's options.
 
     Every channel gets its own subchannel pool: by default gRPC shares connections between
@@ -48,13 +52,21 @@ def channel_options(service_config: Mapping | None = None,
     return merged
 
 
-def channel(fleet: Mapping[str, Any], *, service_config: Mapping | None = None,
-            options: Sequence[tuple[str, Any]] = (), client_cert: bool = False,
-            aio: bool = False) -> grpc.Channel | grpc.aio.Channel:
+def channel(
+    fleet: Mapping[str, Any],
+    *,
+    service_config: Mapping | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+    client_cert: bool = False,
+    aio: bool = False,
+) -> grpc.Channel | grpc.aio.Channel:
     """A secure channel (sync, or grpc.aio with ``aio=True``) to the fleet's DNS target."""
     make = grpc.aio.secure_channel if aio else grpc.secure_channel
-    return make(fleet["target"], credentials(fleet, client_cert),
-                options=channel_options(service_config, options))
+    return make(
+        fleet["target"],
+        credentials(fleet, client_cert),
+        options=channel_options(service_config, options),
+    )
 
 
 ROUND_ROBIN = {"loadBalancingConfig": [{"round_robin": {}}]}

@@ -19,6 +19,7 @@ for a condition with a deadline (fleet/procs/waiting.py).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -35,10 +36,10 @@ from typing import Protocol
 import grpc
 
 from fleet import launch, ports
-from fleet.procs import lifeline, reaper
 from fleet.dns import DnsServer
 from fleet.handle import BackendHandle
 from fleet.pki import FLEET_NAME, PKI, CertFiles
+from fleet.procs import lifeline, reaper
 from fleet.procs.waiting import wait_until
 from fleet.protos import control_pb2, control_pb2_grpc
 from fleet.spec import ServiceSpec
@@ -99,20 +100,20 @@ class Backend:
     """One backend process and where it is reached."""
 
     id: str
-    published: str          # HOST:P as DNS publishes it (the proxy's listen when proxied)
-    listen: str             # what the process binds (== published when not proxied)
-    cert: CertFiles         # its good certificate, restored by reset()
-    log: Path               # its stderr
+    published: str  # HOST:P as DNS publishes it (the proxy's listen when proxied)
+    listen: str  # what the process binds (== published when not proxied)
+    cert: CertFiles  # its good certificate, restored by reset()
+    log: Path  # its stderr
     proxy: str | None = None
     pid: int = 0
     control: str = ""
-    process: "object | None" = field(default=None, repr=False)
+    process: object | None = field(default=None, repr=False)
     paused: bool = False
     channel: grpc.Channel | None = field(default=None, repr=False)
-    ready: "launch.ReadyLine | None" = field(default=None, repr=False)
+    ready: launch.ReadyLine | None = field(default=None, repr=False)
     cert_kind: str = "good"  # what it serves: a server without live swap restarts with it
     workdir: Path | None = None
-    last_stop: "launch.Stopped | None" = None
+    last_stop: launch.Stopped | None = None
 
     @property
     def ip(self) -> str:
@@ -122,8 +123,7 @@ class Backend:
         return self.process is not None and self.process.poll() is None
 
     def to_json(self) -> dict:
-        info = {"id": self.id, "pid": self.pid, "address": self.published,
-                "control": self.control}
+        info = {"id": self.id, "pid": self.pid, "address": self.published, "control": self.control}
         if self.proxy:
             info["proxy"] = self.proxy
             info["upstream"] = self.listen
@@ -154,25 +154,36 @@ class Fleet:
     a target declares it), and raise Unsupported without it.
     """
 
-    def __init__(self, size: int = 3, *, mtls: bool = False, workdir: Path | None = None,
-                 health: bool = True, max_connection_age_ms: int | None = None,
-                 net: str | None = None, proxies: ProxyControl | None = None,
-                 name: str = FLEET_NAME, start_timeout: float | None = None,
-                 service: ServiceSpec | None = None):
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        mtls: bool = False,
+        workdir: Path | None = None,
+        health: bool = True,
+        max_connection_age_ms: int | None = None,
+        net: str | None = None,
+        proxies: ProxyControl | None = None,
+        name: str = FLEET_NAME,
+        start_timeout: float | None = None,
+        service: ServiceSpec | None = None,
+    ):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
-        self.service = None if service is None or getattr(service, "builtin", False) \
-            else service
+        self.service = None if service is None or getattr(service, "builtin", False) else service
         builtin = self.service is None
         if not builtin and (not health or max_connection_age_ms):
             raise Unsupported(
                 f"the target {service.name} is started as its command says: it cannot be "
                 f"started {'without its health service' if not health else 'with a max connection age of our choosing'} "
-                f"(only the built-in Greeter has such options)")
+                f"(only the built-in Greeter has such options)"
+            )
         if not builtin and mtls and not service.server.mtls:
-            raise Unsupported(f"the target {service.name} does not require client "
-                              f"certificates: set server.mtls = true and pass {{client_ca}} "
-                              f"in server.command")
+            raise Unsupported(
+                f"the target {service.name} does not require client "
+                f"certificates: set server.mtls = true and pass {{client_ca}} "
+                f"in server.command"
+            )
         self.size = size
         self.mtls = mtls or (not builtin and service.server.mtls)
         self.health = health
@@ -186,8 +197,11 @@ class Fleet:
             # The target's own start_timeout_s (chaos/targets/): each backend is awaited
             # from its own start, so the fleet's size does not add to it.
             start_timeout = self.service.server.start_timeout_s
-        self.start_timeout = (start_timeout if start_timeout is not None
-                              else START_TIMEOUT_S + START_TIMEOUT_PER_BACKEND_S * size)
+        self.start_timeout = (
+            start_timeout
+            if start_timeout is not None
+            else START_TIMEOUT_S + START_TIMEOUT_PER_BACKEND_S * size
+        )
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else None
         self.port = 0
@@ -198,13 +212,13 @@ class Fleet:
 
     # ------------------------------------------------------------------ life cycle
 
-    def __enter__(self) -> "Fleet":
+    def __enter__(self) -> Fleet:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self) -> "Fleet":
+    def start(self) -> Fleet:
         """Make the PKI, start every backend in parallel, publish them, start DNS."""
         try:
             self._start()
@@ -231,8 +245,7 @@ class Fleet:
         if self.proxies is not None:
             for backend in self.backends:
                 self.proxies.create(backend.proxy, backend.published, backend.listen)
-        self.dns = DnsServer({self.name: [b.ip for b in self.backends]},
-                             host=self.dns_host).start()
+        self.dns = DnsServer({self.name: [b.ip for b in self.backends]}, host=self.dns_host).start()
         with _running_lock:
             _running.add(self)
 
@@ -246,8 +259,10 @@ class Fleet:
         return str(self.net.network_address + 1)
 
     def _published_ips(self, count: int | None = None) -> list[str]:
-        return [str(self.net.network_address + FIRST_HOST + i)
-                for i in range(self.size if count is None else count)]
+        return [
+            str(self.net.network_address + FIRST_HOST + i)
+            for i in range(self.size if count is None else count)
+        ]
 
     def _pick_port(self) -> int:
         """A port free on every published address (the kernel picks, we check the rest)."""
@@ -258,8 +273,7 @@ class Fleet:
                 port = probe.getsockname()[1]
             if all(_port_free(ip, port) for ip in ips[1:]):
                 return port
-        raise FleetError(f"no port is free on all of {ips[0]}..{ips[-1]} "
-                         f"after {PORT_TRIES} tries")
+        raise FleetError(f"no port is free on all of {ips[0]}..{ips[-1]} after {PORT_TRIES} tries")
 
     def _plan(self, index: int) -> Backend:
         backend_id = f"b{index + 1}"
@@ -267,11 +281,13 @@ class Fleet:
         published = f"{ip}:{self.port}"
         proxied = self.proxies is not None
         return Backend(
-            id=backend_id, published=published,
+            id=backend_id,
+            published=published,
             listen="127.0.0.1:0" if proxied else published,
             cert=self.pki.server_cert(backend_id, ip),
             log=self.workdir / f"{backend_id}.log",
-            proxy=f"{self.name}-{self.port}-{backend_id}" if proxied else None)
+            proxy=f"{self.name}-{self.port}-{backend_id}" if proxied else None,
+        )
 
     @property
     def has_control(self) -> bool:
@@ -281,9 +297,21 @@ class Fleet:
     def _spawn(self, backend: Backend) -> None:
         cert = self.pki.server_cert(backend.id, backend.ip, backend.cert_kind)
         if self.service is None:
-            argv = [sys.executable, "-m", "fleet.server", "--id", backend.id,
-                    "--listen", backend.listen, "--cert", str(cert.cert),
-                    "--key", str(cert.key), "--parent-pid", str(os.getpid())]
+            argv = [
+                sys.executable,
+                "-m",
+                "fleet.server",
+                "--id",
+                backend.id,
+                "--listen",
+                backend.listen,
+                "--cert",
+                str(cert.cert),
+                "--key",
+                str(cert.key),
+                "--parent-pid",
+                str(os.getpid()),
+            ]
             if self.mtls:
                 argv += ["--client-ca", str(self.pki.ca_cert)]
             if not self.health:
@@ -295,11 +323,17 @@ class Fleet:
         else:
             argv = self.service.server.argv(self._placeholders(backend, cert))
             try:
-                process = launch.spawn(argv, backend.log, dict(self.service.server.env),
-                                       self.service.server.cwd, pipe_stdout=False)
+                process = launch.spawn(
+                    argv,
+                    backend.log,
+                    dict(self.service.server.env),
+                    self.service.server.cwd,
+                    pipe_stdout=False,
+                )
             except OSError as error:
-                raise FleetError(f"backend {backend.id}: cannot start {argv[0]!r}: "
-                                 f"{error.strerror}") from None
+                raise FleetError(
+                    f"backend {backend.id}: cannot start {argv[0]!r}: {error.strerror}"
+                ) from None
         reaper.register_pid(process.pid)
         backend.process, backend.pid, backend.paused = process, process.pid, False
         backend.ready = launch.ReadyLine(process) if self.service is None else None
@@ -315,10 +349,17 @@ class Fleet:
             backend.workdir = self.workdir / backend.id
             backend.workdir.mkdir(exist_ok=True)
         host, port = backend.listen.rsplit(":", 1)
-        return {"host": host, "port": port, "cert": str(cert.cert), "key": str(cert.key),
-                "ca": str(self.pki.ca_cert), "client_ca": str(self.pki.ca_cert),
-                "id": backend.id, "workdir": str(backend.workdir),
-                "control": backend.control}
+        return {
+            "host": host,
+            "port": port,
+            "cert": str(cert.cert),
+            "key": str(cert.key),
+            "ca": str(self.pki.ca_cert),
+            "client_ca": str(self.pki.ca_cert),
+            "id": backend.id,
+            "workdir": str(backend.workdir),
+            "control": backend.control,
+        }
 
     def _await_ready(self, backend: Backend, deadline: float) -> None:
         if self.service is None:
@@ -346,19 +387,24 @@ class Fleet:
             else:
                 probe = lambda: launch.probe_health(channel, self.service.health_service)  # noqa: E731
             try:
-                launch.await_ready(backend.process, f"{server.ready} probe answering",
-                                   probe, deadline, backend.log)
+                launch.await_ready(
+                    backend.process, f"{server.ready} probe answering", probe, deadline, backend.log
+                )
                 named = self.service.health_service
                 if named and server.ready == "rpc" and backend.cert_kind == "good":
                     launch.await_ready(
-                        backend.process, f"its health service knowing {named!r} ([health] "
-                        f"service)", lambda: launch.probe_health_known(channel, named),
-                        deadline, backend.log)
+                        backend.process,
+                        f"its health service knowing {named!r} ([health] service)",
+                        lambda: launch.probe_health_known(channel, named),
+                        deadline,
+                        backend.log,
+                    )
             except launch.LaunchError as error:
                 self._reap(backend)
-                raise FleetError(f"backend {backend.id} ({' '.join(server.command[:3])}"
-                                 f"{' ...' if len(server.command) > 3 else ''}): {error}") \
-                    from None
+                raise FleetError(
+                    f"backend {backend.id} ({' '.join(server.command[:3])}"
+                    f"{' ...' if len(server.command) > 3 else ''}): {error}"
+                ) from None
 
     def _resolve_rpc(self, backend: Backend) -> None:
         """A target whose message types come from its servers' reflection service learns
@@ -368,8 +414,11 @@ class Fleet:
             return
         with self.direct_channel(backend) as channel:
             try:
-                wait_until(lambda: _resolved(rpc, channel), self.start_timeout,
-                           f"{backend.id}'s reflection service answering")
+                wait_until(
+                    lambda: _resolved(rpc, channel),
+                    self.start_timeout,
+                    f"{backend.id}'s reflection service answering",
+                )
             except (TimeoutError, ValueError) as error:  # a TargetError is a ValueError
                 raise FleetError(f"backend {backend.id}: {error}") from None
 
@@ -378,16 +427,21 @@ class Fleet:
         readiness probes and diagnostics, never for the client under test."""
         from fleet import client
 
-        options = [("grpc.ssl_target_name_override", self.name),
-                   ("grpc.use_local_subchannel_pool", 1)]
-        return grpc.secure_channel(backend.listen, client.credentials(self.info_paths(),
-                                                                      self.mtls),
-                                   options=options)
+        options = [
+            ("grpc.ssl_target_name_override", self.name),
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        return grpc.secure_channel(
+            backend.listen, client.credentials(self.info_paths(), self.mtls), options=options
+        )
 
     def info_paths(self) -> dict:
         """The CA and client certificate paths, as client.credentials() reads them."""
-        return {"ca": str(self.pki.ca_cert), "client_cert": str(self.client.cert),
-                "client_key": str(self.client.key)}
+        return {
+            "ca": str(self.pki.ca_cert),
+            "client_cert": str(self.client.cert),
+            "client_key": str(self.client.key),
+        }
 
     def close(self) -> None:
         """Stop everything this fleet started; safe to call twice and after a failed start."""
@@ -454,8 +508,11 @@ class Fleet:
         its pid, and whether the rest of its process group is part of it (a target's
         server may fork workers; the built-in Greeter does not). Safe from any thread."""
         group = self.service is not None
-        return [(f"backend {b.id} (pid {b.pid})", b.pid, group)
-                for b in list(self.backends) if b.process is not None]
+        return [
+            (f"backend {b.id} (pid {b.pid})", b.pid, group)
+            for b in list(self.backends)
+            if b.process is not None
+        ]
 
     def __getitem__(self, backend_id: str) -> BackendHandle:
         """A handle on one backend: ``fleet["b2"].kill()``, ``fleet["b1"].stats()``."""
@@ -470,7 +527,8 @@ class Fleet:
     def info(self) -> dict:
         """The fleet as JSON-able data (what ``python -m fleet up`` prints); absolute paths."""
         return {
-            "target": self.target, "authority": self.authority,
+            "target": self.target,
+            "authority": self.authority,
             "ca": str(self.pki.ca_cert.resolve()),
             "client_cert": str(self.client.cert.resolve()),
             "client_key": str(self.client.key.resolve()),
@@ -491,8 +549,10 @@ class Fleet:
         try:
             backend.process.wait(timeout=timeout)
         except Exception:
-            raise FleetError(f"backend {backend_id} (pid {backend.pid}) still runs "
-                             f"{timeout:g} s after {signal.Signals(sig).name}") from None
+            raise FleetError(
+                f"backend {backend_id} (pid {backend.pid}) still runs "
+                f"{timeout:g} s after {signal.Signals(sig).name}"
+            ) from None
         self._reap(backend)
 
     @property
@@ -519,16 +579,18 @@ class Fleet:
         """SIGSTOP: the process hangs with its sockets open (a hung backend)."""
         backend = self._running(backend_id)
         launch.signal_group(backend.pid, signal.SIGSTOP)
-        wait_until(lambda: _proc_state(backend.pid) in ("T", "t"), 5.0,
-                   f"backend {backend_id} stopped")
+        wait_until(
+            lambda: _proc_state(backend.pid) in ("T", "t"), 5.0, f"backend {backend_id} stopped"
+        )
         backend.paused = True
 
     def resume(self, backend_id: str) -> None:
         """SIGCONT a paused backend."""
         backend = self._running(backend_id)
         launch.signal_group(backend.pid, signal.SIGCONT)
-        wait_until(lambda: _proc_state(backend.pid) not in ("T", "t"), 5.0,
-                   f"backend {backend_id} resumed")
+        wait_until(
+            lambda: _proc_state(backend.pid) not in ("T", "t"), 5.0, f"backend {backend_id} resumed"
+        )
         backend.paused = False
 
     def restart(self, backend_id: str, timeout: float | None = None) -> None:
@@ -540,8 +602,9 @@ class Fleet:
         self._spawn(backend)
         self._await_ready(backend, time.monotonic() + (timeout or self.start_timeout))
 
-    def drain(self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000,
-              wait: bool = True) -> None:
+    def drain(
+        self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000, wait: bool = True
+    ) -> None:
         """Graceful drain: NOT_SERVING (set when this returns with ``wait=False``), wait
         ``wait_ms``, stop with ``grace_ms``; with ``wait`` (default) returns once it exited."""
         backend = self._running(backend_id)
@@ -593,8 +656,10 @@ class Fleet:
             raise FleetError(f"the fleet has {index} backends already, the most it can have")
         backend = self._plan(index)
         if not _port_free(backend.ip, self.port):
-            raise FleetError(f"port {self.port} on {backend.ip} is taken: "
-                             f"{ports.describe_taken(backend.ip, self.port)}")
+            raise FleetError(
+                f"port {self.port} on {backend.ip} is taken: "
+                f"{ports.describe_taken(backend.ip, self.port)}"
+            )
         self.backends.append(backend)
         try:
             self._spawn(backend)
@@ -634,8 +699,9 @@ class Fleet:
         backend = self._running(backend_id)
         services = self.health_services if service is None else (service,)
         for name in services:
-            self._call(backend, "SetHealth", control_pb2.SetHealthRequest(service=name,
-                                                                          status=status))
+            self._call(
+                backend, "SetHealth", control_pb2.SetHealthRequest(service=name, status=status)
+            )
 
     def set_certificate(self, backend_id: str, kind: str = "good") -> CertFiles:
         """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections:
@@ -645,29 +711,48 @@ class Fleet:
         cert = self.pki.server_cert(backend.id, backend.ip, kind)
         backend.cert_kind = kind
         if self.has_control:
-            self._call(self._running(backend_id), "SetCertificate",
-                       control_pb2.SetCertificateRequest(cert_chain_pem=cert.cert_pem(),
-                                                         private_key_pem=cert.key_pem()))
+            self._call(
+                self._running(backend_id),
+                "SetCertificate",
+                control_pb2.SetCertificateRequest(
+                    cert_chain_pem=cert.cert_pem(), private_key_pem=cert.key_pem()
+                ),
+            )
         else:
             self.restart(backend_id)
         return cert
 
-    def app_fault(self, backend_id: str, code: str | None = None, *, fraction: float = 0.0,
-                  next_n: int = 0, delay_ms: int = 0, details: str = "") -> None:
+    def app_fault(
+        self,
+        backend_id: str,
+        code: str | None = None,
+        *,
+        fraction: float = 0.0,
+        next_n: int = 0,
+        delay_ms: int = 0,
+        details: str = "",
+    ) -> None:
         """Fail a fraction or the next N SayHello calls with ``code``, and/or delay them."""
         backend = self._running(backend_id)
         if code and not fraction and not next_n:
             fraction = 1.0  # a code alone means "fail every call"
-        self._call(backend, "SetAppFault", control_pb2.AppFault(
-            code=code or "", fraction=fraction, next_n=next_n, delay_ms=delay_ms,
-            details=details))
+        self._call(
+            backend,
+            "SetAppFault",
+            control_pb2.AppFault(
+                code=code or "",
+                fraction=fraction,
+                next_n=next_n,
+                delay_ms=delay_ms,
+                details=details,
+            ),
+        )
 
     def stats(self, backend_id: str) -> dict:
         """Calls served by the backend, by status code, and in flight now."""
         backend = self._running(backend_id)
         reply = self._call(backend, "GetStats", control_pb2.Empty())
-        return {"calls": reply.calls, "by_code": dict(reply.by_code),
-                "in_flight": reply.in_flight}
+        return {"calls": reply.calls, "by_code": dict(reply.by_code), "in_flight": reply.in_flight}
 
     def reset(self) -> None:
         """Back to baseline: every backend running, unpaused, SERVING, good cert, no app fault,
@@ -709,24 +794,27 @@ class Fleet:
     def _running(self, backend_id: str) -> Backend:
         backend = self.backend(backend_id)
         if not backend.alive():
-            raise FleetError(f"backend {backend_id} is not running (killed or drained); "
-                             f"restart it first")
+            raise FleetError(
+                f"backend {backend_id} is not running (killed or drained); restart it first"
+            )
         return backend
 
     def _call(self, backend: Backend, method: str, request):
         if not self.has_control:
-            raise Unsupported(f"{method} needs grpc-chaos's Control service, which the "
-                              f"target {self.service.name} does not serve "
-                              f"(server.control = false)")
+            raise Unsupported(
+                f"{method} needs grpc-chaos's Control service, which the "
+                f"target {self.service.name} does not serve "
+                f"(server.control = false)"
+            )
         if backend.paused:
             raise FleetError(f"backend {backend.id} is paused (SIGSTOP); resume it first")
         stub = control_pb2_grpc.ControlStub(backend.channel)
         try:
-            return getattr(stub, method)(request, timeout=CONTROL_TIMEOUT_S,
-                                         wait_for_ready=True)
+            return getattr(stub, method)(request, timeout=CONTROL_TIMEOUT_S, wait_for_ready=True)
         except grpc.RpcError as exc:
-            raise FleetError(f"backend {backend.id}: {method} failed: "
-                             f"{exc.code().name}: {exc.details()}") from None
+            raise FleetError(
+                f"backend {backend.id}: {method} failed: {exc.code().name}: {exc.details()}"
+            ) from None
 
 
 def _resolved(rpc, channel) -> bool:
@@ -757,10 +845,8 @@ def _port_free(ip: str, port: int) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _proc_state(pid: int) -> str:

@@ -51,8 +51,14 @@ from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 from fleet.dns_serving import MAX_MESSAGE, MAX_TCP_CONNECTIONS, ServingLoop, bind_both
 
-__all__ = ["DnsQuery", "DnsServer", "EDNS_UDP_SIZE", "MAX_RECORDS", "MAX_TCP_CONNECTIONS",
-           "TCP_IDLE_TIMEOUT_S"]
+__all__ = [
+    "DnsQuery",
+    "DnsServer",
+    "EDNS_UDP_SIZE",
+    "MAX_RECORDS",
+    "MAX_TCP_CONNECTIONS",
+    "TCP_IDLE_TIMEOUT_S",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +112,14 @@ class DnsServer:
     once started and is kept by ``stop`` so ``restart`` comes back at the same address.
     """
 
-    def __init__(self, records: dict[str, list[str]] | None = None, host: str = "127.0.0.1",
-                 port: int = 0, ttl: int = 1, tcp_idle_timeout: float = TCP_IDLE_TIMEOUT_S):
+    def __init__(
+        self,
+        records: dict[str, list[str]] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ttl: int = 1,
+        tcp_idle_timeout: float = TCP_IDLE_TIMEOUT_S,
+    ):
         self._host = _check_loopback(host)
         self._port = _check_port(port)
         self.ttl = _check_ttl(ttl)
@@ -149,8 +161,9 @@ class DnsServer:
             udp, tcp = bind_both(self.host, self.port)
             self._port = udp.getsockname()[1]
             self._loop = ServingLoop(self, udp, tcp)
-            self._thread = threading.Thread(target=self._loop.run, name=f"dns-{self.address}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop.run, name=f"dns-{self.address}", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -166,8 +179,11 @@ class DnsServer:
             self._loop.wake()
             self._thread.join(_JOIN_TIMEOUT_S)
             if self._thread.is_alive():
-                log.error("DNS server %s: serving thread did not stop within %s s",
-                          self.address, _JOIN_TIMEOUT_S)
+                log.error(
+                    "DNS server %s: serving thread did not stop within %s s",
+                    self.address,
+                    _JOIN_TIMEOUT_S,
+                )
             self._loop.close()
             self._loop = self._thread = None
 
@@ -216,7 +232,9 @@ class DnsServer:
             if ips is None:
                 raise ValueError(f"cannot remove {ip}: {name} has no records (NXDOMAIN)")
             if ip not in ips:
-                raise ValueError(f"{ip} is not a record of {name} (records: {', '.join(ips) or 'none'})")
+                raise ValueError(
+                    f"{ip} is not a record of {name} (records: {', '.join(ips) or 'none'})"
+                )
             ips.remove(ip)
 
     def set_nxdomain(self, name: str) -> None:
@@ -240,7 +258,9 @@ class DnsServer:
             recent = self._since(since_ns)
         return [q for q in recent if wanted is None or q.name == wanted]
 
-    def wait_for_query(self, name: str, since_ns: int, timeout: float, qtype: str = "A") -> DnsQuery:
+    def wait_for_query(
+        self, name: str, since_ns: int, timeout: float, qtype: str = "A"
+    ) -> DnsQuery:
         """The first ``qtype`` query for ``name`` received at or after ``since_ns``.
 
         Waits for it up to ``timeout`` seconds; raises TimeoutError saying what did arrive.
@@ -248,16 +268,20 @@ class DnsServer:
         name, qtype = _normalize_name(name), qtype.upper()
 
         def first_match() -> DnsQuery | None:
-            return next((q for q in self._since(since_ns) if q.name == name and q.qtype == qtype), None)
+            return next(
+                (q for q in self._since(since_ns) if q.name == name and q.qtype == qtype), None
+            )
 
         with self._changed:
             found = self._changed.wait_for(first_match, timeout)
             if found is not None:
                 return found
             seen = [f"{q.qtype} {q.name}" for q in self._since(since_ns)]
-        raise TimeoutError(f"no {qtype} query for {name} reached DNS server {self.address} within "
-                           f"{timeout} s (since t={since_ns} ns); queries in that time: "
-                           f"{seen[-10:] if seen else 'none'}{' (last 10)' if len(seen) > 10 else ''}")
+        raise TimeoutError(
+            f"no {qtype} query for {name} reached DNS server {self.address} within "
+            f"{timeout} s (since t={since_ns} ns); queries in that time: "
+            f"{seen[-10:] if seen else 'none'}{' (last 10)' if len(seen) > 10 else ''}"
+        )
 
     def _since(self, since_ns: int) -> list[DnsQuery]:
         """Queries at or after since_ns, oldest first; walks back from the newest so a
@@ -280,14 +304,22 @@ class DnsServer:
         try:
             request = DNSRecord.parse(data)
         except DNSError as error:
-            log.warning("DNS server %s: dropped a malformed %s message: %s",
-                        self.address, transport.upper(), error)
+            log.warning(
+                "DNS server %s: dropped a malformed %s message: %s",
+                self.address,
+                transport.upper(),
+                error,
+            )
             return None
         reply, query, limit = self._reply(request, t_ns)
         packed, truncated = _fit(reply, limit if transport == "udp" else MAX_MESSAGE)
         if query is not None:
-            query = dataclasses.replace(query, transport=transport, truncated=truncated,
-                                        answers=() if truncated else query.answers)
+            query = dataclasses.replace(
+                query,
+                transport=transport,
+                truncated=truncated,
+                answers=() if truncated else query.answers,
+            )
             with self._changed:
                 self._log.append(query)
                 self._changed.notify_all()
@@ -345,10 +377,14 @@ def _check_loopback(host: str) -> str:
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        raise ValueError(f"DNS host {host!r} must be an IPv4 loopback address such as 127.0.0.1") from None
+        raise ValueError(
+            f"DNS host {host!r} must be an IPv4 loopback address such as 127.0.0.1"
+        ) from None
     if not address.is_loopback:
-        raise ValueError(f"DNS host {host} is not loopback: the fleet DNS server binds only "
-                         f"127.0.0.0/8 so it never answers anyone else")
+        raise ValueError(
+            f"DNS host {host} is not loopback: the fleet DNS server binds only "
+            f"127.0.0.0/8 so it never answers anyone else"
+        )
     return host
 
 
@@ -377,8 +413,10 @@ def _normalize_name(name: str) -> str:
     normal = name.lower().rstrip(".") if name != "." else ""
     labels = normal.split(".")
     if not normal or len(normal) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"{name!r} is not a DNS name (labels of letters, digits, '-', '_', "
-                         f"1-63 characters each, 253 in all)")
+        raise ValueError(
+            f"{name!r} is not a DNS name (labels of letters, digits, '-', '_', "
+            f"1-63 characters each, 253 in all)"
+        )
     return normal
 
 
@@ -386,7 +424,9 @@ def _check_ipv4(ip: str) -> str:
     try:
         return str(ipaddress.IPv4Address(ip))
     except ValueError:
-        raise ValueError(f"{ip!r} is not an IPv4 address (the server answers A records only)") from None
+        raise ValueError(
+            f"{ip!r} is not an IPv4 address (the server answers A records only)"
+        ) from None
 
 
 def _check_ips(ips: list[str], name: str) -> list[str]:
@@ -399,5 +439,7 @@ def _check_ips(ips: list[str], name: str) -> list[str]:
 
 def _check_count(count: int, name: str) -> None:
     if count > MAX_RECORDS:
-        raise ValueError(f"{count} addresses for {name}: at most {MAX_RECORDS} fit one DNS "
-                         f"answer (65535 bytes over TCP)")
+        raise ValueError(
+            f"{count} addresses for {name}: at most {MAX_RECORDS} fit one DNS "
+            f"answer (65535 bytes over TCP)"
+        )

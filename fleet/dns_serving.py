@@ -88,8 +88,9 @@ class ServingLoop:
                 else:
                     self._serve_connection(self._connections[key.fileobj], mask)
             except Exception:  # one bad query must not silence the fleet's DNS
-                log.exception("DNS server %s: failed to serve %s", self._server.address,
-                              key.fileobj)
+                log.exception(
+                    "DNS server %s: failed to serve %s", self._server.address, key.fileobj
+                )
                 if key.fileobj in self._connections:
                     self._drop(self._connections[key.fileobj])
         return True
@@ -121,8 +122,13 @@ class ServingLoop:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         if len(self._connections) >= MAX_TCP_CONNECTIONS:
-            log.warning("DNS server %s: closed a TCP connection from %s: %d are open, the most "
-                        "it serves at once", self._server.address, peer, MAX_TCP_CONNECTIONS)
+            log.warning(
+                "DNS server %s: closed a TCP connection from %s: %d are open, the most "
+                "it serves at once",
+                self._server.address,
+                peer,
+                MAX_TCP_CONNECTIONS,
+            )
             sock.close()
             return
         sock.setblocking(False)
@@ -209,8 +215,8 @@ class _TcpConnection:
         if length == 0:  # no DNS message is empty: the stream is not DNS
             self.done = True
             return None
-        query = bytes(self.inbox[2:2 + length])
-        del self.inbox[:2 + length]
+        query = bytes(self.inbox[2 : 2 + length])
+        del self.inbox[: 2 + length]
         self.deadline = time.monotonic() + self.idle_timeout
         return query
 
@@ -260,9 +266,12 @@ def bind_both(host: str, port: int) -> tuple[socket.socket, socket.socket]:
             udp.close()
             if error.errno != errno.EADDRINUSE:
                 raise
-    raise OSError(errno.EADDRINUSE, f"no port on {host} was free for both UDP and TCP in "
-                  f"{PORT_TRIES} tries; the DNS server needs one port for both (free some "
-                  f"ports on {host})")
+    raise OSError(
+        errno.EADDRINUSE,
+        f"no port on {host} was free for both UDP and TCP in "
+        f"{PORT_TRIES} tries; the DNS server needs one port for both (free some "
+        f"ports on {host})",
+    )
 
 
 def _bind(host: str, port: int, kind: int) -> socket.socket:
@@ -287,10 +296,14 @@ def _bind(host: str, port: int, kind: int) -> socket.socket:
             raise
         owners = ports.pids_listening(host, port, protocol=protocol)
         owner = owners[0] if owners else None
-        holder = ("another socket (owner not found)" if owner is None
-                  else f"pid {owner}{' (this process)' if owner == os.getpid() else ''}")
-        raise OSError(errno.EADDRINUSE, f"{protocol.upper()} port {port} on {host} is taken by "
-                      f"{holder}; the DNS server cannot serve there") from None
+        holder = (
+            "another socket (owner not found)"
+            if owner is None
+            else f"pid {owner}{' (this process)' if owner == os.getpid() else ''}"
+        )
+        raise OSError(
+            errno.EADDRINUSE,
+            f"{protocol.upper()} port {port} on {host} is taken by "
+            f"{holder}; the DNS server cannot serve there",
+        ) from None
     return sock
-
-

@@ -63,10 +63,18 @@ class BackendHandle:
     def set_certificate(self, kind: str = "good") -> CertFiles:
         return self.fleet.set_certificate(self.id, kind)
 
-    def app_fault(self, code: str | None = None, *, fraction: float = 0.0, next_n: int = 0,
-                  delay_ms: int = 0, details: str = "") -> None:
-        self.fleet.app_fault(self.id, code, fraction=fraction, next_n=next_n,
-                             delay_ms=delay_ms, details=details)
+    def app_fault(
+        self,
+        code: str | None = None,
+        *,
+        fraction: float = 0.0,
+        next_n: int = 0,
+        delay_ms: int = 0,
+        details: str = "",
+    ) -> None:
+        self.fleet.app_fault(
+            self.id, code, fraction=fraction, next_n=next_n, delay_ms=delay_ms, details=details
+        )
 
     def drain(self, wait_ms: int = 500, grace_ms: int = 1000) -> None:
         self.fleet.drain(self.id, wait_ms, grace_ms)

@@ -21,6 +21,7 @@ the tail of its log; nothing is left running (the caller reaps on error).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,24 +70,37 @@ class Stopped:
 
     def describe(self, signal_name: str, grace_s: float) -> str:
         if self.forced:
-            return (f"still running {grace_s:g} s after {signal_name}: killed (SIGKILL); a "
-                    f"server should drain and exit within its grace")
-        how = (f"signal {signal.Signals(-self.returncode).name}" if self.returncode and
-               self.returncode < 0 else f"exit code {self.returncode}")
+            return (
+                f"still running {grace_s:g} s after {signal_name}: killed (SIGKILL); a "
+                f"server should drain and exit within its grace"
+            )
+        how = (
+            f"signal {signal.Signals(-self.returncode).name}"
+            if self.returncode and self.returncode < 0
+            else f"exit code {self.returncode}"
+        )
         return f"exited after {self.seconds:.2f} s ({how})"
 
 
-def spawn(argv: list[str], log: Path, env: dict[str, str] | None, cwd: Path | None,
-          pipe_stdout: bool) -> subprocess.Popen:
+def spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None, cwd: Path | None, pipe_stdout: bool
+) -> subprocess.Popen:
     """Start ``argv`` through the trampoline, in its own session; stdout to a pipe (for a
     ready line) or, like stderr, to ``log``."""
     command = [sys.executable, "-c", TRAMPOLINE, str(os.getpid()), *argv]
     with open(log, "ab") as out:
         return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL if not pipe_stdout else subprocess.PIPE,
-            stdout=subprocess.PIPE if pipe_stdout else out, stderr=out,
-            env={**os.environ, **(env or {})}, cwd=cwd, text=pipe_stdout,
-            bufsize=1 if pipe_stdout else -1, start_new_session=True, close_fds=True)
+            command,
+            stdin=subprocess.DEVNULL if not pipe_stdout else subprocess.PIPE,
+            stdout=subprocess.PIPE if pipe_stdout else out,
+            stderr=out,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            text=pipe_stdout,
+            bufsize=1 if pipe_stdout else -1,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 class ReadyLine:
@@ -122,14 +136,18 @@ def probe_health(channel: grpc.Channel, service: str) -> bool:
     does not answer yet)."""
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S)
+            health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S
+        )
     except grpc.RpcError as error:
         if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
             raise LaunchError(
                 f"its health service answers {error.code().name} for service {service!r}"
-                + (" (it serves no health service: use ready = \"rpc\")"
-                   if error.code() is grpc.StatusCode.UNIMPLEMENTED else
-                   " (set health.service to a name it registers)")) from None
+                + (
+                    ' (it serves no health service: use ready = "rpc")'
+                    if error.code() is grpc.StatusCode.UNIMPLEMENTED
+                    else " (set health.service to a name it registers)"
+                )
+            ) from None
         return False
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -142,13 +160,15 @@ def probe_health_known(channel: grpc.Channel, service: str) -> bool:
     that is the target file's."""
     try:
         health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S)
+            health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_S
+        )
     except grpc.RpcError as error:
         if error.code() is grpc.StatusCode.UNIMPLEMENTED:
             raise LaunchError(
                 f"[health] service = {service!r}, but it serves no health service "
                 f"(grpc.health.v1 Check: UNIMPLEMENTED): serve grpc.health.v1, or remove "
-                f"[health] service from the target file") from None
+                f"[health] service from the target file"
+            ) from None
         return False
     return True
 
@@ -172,8 +192,9 @@ def probe_rpc(channel: grpc.Channel, rpc) -> bool:
         data = call(rpc.request_bytes(0), timeout=min(rpc.deadline_s, PROBE_TIMEOUT_S * 5))
     except grpc.RpcError as error:
         if error.code() is grpc.StatusCode.UNIMPLEMENTED:
-            raise LaunchError(f"it does not serve {rpc.method}: UNIMPLEMENTED "
-                              f"({error.details()})") from None
+            raise LaunchError(
+                f"it does not serve {rpc.method}: UNIMPLEMENTED ({error.details()})"
+            ) from None
         return False
     problem = rpc.check_response(data, 0)
     if problem:
@@ -181,22 +202,26 @@ def probe_rpc(channel: grpc.Channel, rpc) -> bool:
     return True
 
 
-def await_ready(process: subprocess.Popen, how: str, probe, deadline: float,
-                log: Path) -> None:
+def await_ready(process: subprocess.Popen, how: str, probe, deadline: float, log: Path) -> None:
     """Wait until ``probe()`` is true, the process dies, or the deadline passes."""
     waited_from = time.monotonic()
+
     def ready() -> bool:
         if process.poll() is not None:
-            raise LaunchError(f"exited with {_status(process.returncode)} before it was "
-                              f"ready: {tail(log) or 'no output'}")
+            raise LaunchError(
+                f"exited with {_status(process.returncode)} before it was "
+                f"ready: {tail(log) or 'no output'}"
+            )
         return probe()
 
     try:
         wait_until(ready, max(0.0, deadline - time.monotonic()), how)
     except TimeoutError:
-        raise LaunchError(f"not ready ({how}) within its start timeout "
-                          f"(waited {time.monotonic() - waited_from:.1f} s): "
-                          f"{tail(log) or 'no output'}") from None
+        raise LaunchError(
+            f"not ready ({how}) within its start timeout "
+            f"(waited {time.monotonic() - waited_from:.1f} s): "
+            f"{tail(log) or 'no output'}"
+        ) from None
 
 
 def stop(process: subprocess.Popen, sig: int, grace_s: float) -> Stopped:
@@ -222,10 +247,8 @@ def signal_group(pid: int, sig: int) -> None:
     except ProcessLookupError:
         pass
     except PermissionError:  # not a group leader any more: signal the process itself
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _status(returncode: int | None) -> str:

@@ -116,7 +116,9 @@ class PKI:
         _check_safe_name(backend_id, "backend_id")
         ip = str(_parse_ip(ip))
         stem = f"server-{backend_id}-{ip.replace(':', '_')}-{kind}"
-        return self._cached(stem, kind, lambda signer: self._issue_server(backend_id, ip, kind, signer))
+        return self._cached(
+            stem, kind, lambda signer: self._issue_server(backend_id, ip, kind, signer)
+        )
 
     def client_cert(self, name: str = "client", kind: str = "good") -> CertFiles:
         """A client certificate for mTLS (clientAuth EKU); other_ca = signed by the other CA."""
@@ -132,17 +134,20 @@ class PKI:
             sans = [x509.DNSName(WRONG_NAME)]
             common_name = WRONG_NAME
         else:
-            sans = [x509.DNSName(self.name), x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address(ip))]
+            sans = [
+                x509.DNSName(self.name),
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address(ip)),
+            ]
             common_name = self.name
         subject = _name(common_name, f"backend {backend_id}")
-        return _issue_leaf(subject, sans, ExtendedKeyUsageOID.SERVER_AUTH, signer,
-                           *_validity(kind))
+        return _issue_leaf(subject, sans, ExtendedKeyUsageOID.SERVER_AUTH, signer, *_validity(kind))
 
     def _issue_client(self, name: str, kind: str, signer: _Signer | None):
         subject = _name(name, "grpc-chaos client")
-        return _issue_leaf(subject, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH,
-                           signer, *_validity(kind))
+        return _issue_leaf(
+            subject, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH, signer, *_validity(kind)
+        )
 
     def _signer_for(self, kind: str) -> _Signer | None:
         """The CA that signs a certificate of this kind; None means self-signed."""
@@ -174,13 +179,17 @@ class PKI:
         cert_path, key_path = self.directory / f"{stem}.pem", self.directory / f"{stem}.key"
         with self._lock():
             try:
-                return _Signer(x509.load_pem_x509_certificate(cert_path.read_bytes()),
-                               serialization.load_pem_private_key(key_path.read_bytes(), None))
+                return _Signer(
+                    x509.load_pem_x509_certificate(cert_path.read_bytes()),
+                    serialization.load_pem_private_key(key_path.read_bytes(), None),
+                )
             except FileNotFoundError:
                 pass  # first use of this directory (or half made): make a new CA
             except ValueError as error:
-                raise ValueError(f"{cert_path} or {key_path} is not a valid PEM certificate/key "
-                                 f"({error}); delete {self.directory} to start a new PKI") from None
+                raise ValueError(
+                    f"{cert_path} or {key_path} is not a valid PEM certificate/key "
+                    f"({error}); delete {self.directory} to start a new PKI"
+                ) from None
             cert, key = _make_ca(common_name)
             _write_key(key_path, key)
             _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -191,7 +200,9 @@ class PKI:
             self.directory.mkdir(mode=0o700, parents=True)
         except FileExistsError:
             if not self.directory.is_dir():
-                raise NotADirectoryError(f"PKI directory {self.directory} exists and is not a directory")
+                raise NotADirectoryError(
+                    f"PKI directory {self.directory} exists and is not a directory"
+                )
             return
         os.chmod(self.directory, 0o700)  # mkdir's mode is filtered by the umask
 
@@ -211,15 +222,17 @@ class PKI:
 
 
 def _name(common_name: str, unit: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "grpc-chaos"),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "grpc-chaos"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _validity(kind: str) -> tuple[datetime.datetime, datetime.datetime]:
@@ -267,10 +280,12 @@ def _make_ca(common_name: str):
     now = _now()
     builder = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE).not_valid_after(now + _CA_LIFETIME)
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(handshakes=False, certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -285,10 +300,12 @@ def _issue_leaf(subject, sans, eku, signer: _Signer | None, not_before, not_afte
     signing_key = key if signer is None else signer.key
     builder = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(issuer_name)
+        .subject_name(subject)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before).not_valid_after(not_after)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # A self-signed leaf must be allowed to sign certificates (itself): without
         # keyCertSign BoringSSL does not see it as self-signed and reports "unable to
@@ -301,24 +318,32 @@ def _issue_leaf(subject, sans, eku, signer: _Signer | None, not_before, not_afte
     if signer is not None:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()),
-            critical=False)
+            critical=False,
+        )
     return builder.sign(signing_key, hashes.SHA256()), key
 
 
 def _key_usage(handshakes: bool, certificates: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=handshakes, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=certificates,
+        digital_signature=handshakes,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=certificates,
         crl_sign=certificates,
-        encipher_only=False, decipher_only=False)
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 # -- files ----------------------------------------------------------------------------
 
 
 def _write_key(path: pathlib.Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     _write_atomic(path, pem, 0o600)
 
 
@@ -344,17 +369,23 @@ def _write_atomic(path: pathlib.Path, data: bytes, mode: int) -> None:
 
 def _check_kind(kind: str, valid: tuple[str, ...], what: str) -> None:
     if kind not in valid:
-        raise ValueError(f"unknown {what} certificate kind {kind!r}; valid kinds: {', '.join(valid)}")
+        raise ValueError(
+            f"unknown {what} certificate kind {kind!r}; valid kinds: {', '.join(valid)}"
+        )
 
 
 def _check_safe_name(value: str, what: str) -> None:
     if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
-        raise ValueError(f"{what} {value!r} must be 1-64 characters of letters, digits, '_', '.', '-' "
-                         "(it becomes part of a file name)")
+        raise ValueError(
+            f"{what} {value!r} must be 1-64 characters of letters, digits, '_', '.', '-' "
+            "(it becomes part of a file name)"
+        )
 
 
 def _parse_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(ip)
     except ValueError:
-        raise ValueError(f"ip {ip!r} is not an IP address (the certificate names it as a SAN)") from None
+        raise ValueError(
+            f"ip {ip!r} is not an IP address (the certificate names it as a SAN)"
+        ) from None

@@ -20,8 +20,9 @@ def _wanted(host: str, port: int) -> set[str]:
     """
     ipv4, any4 = socket.inet_aton(host), bytes(4)
     mapped = "0" * 16 + _word(b"\0\0\xff\xff")
-    return {f"{text}:{port:04X}" for text in (
-        _word(ipv4), _word(any4), mapped + _word(ipv4), "0" * 32)}
+    return {
+        f"{text}:{port:04X}" for text in (_word(ipv4), _word(any4), mapped + _word(ipv4), "0" * 32)
+    }
 
 
 def _listening_inodes(host: str, port: int, protocol: str) -> set[str]:

@@ -124,7 +124,8 @@ class CertificateStore:
 
     def _config(self, cert_pem: bytes, key_pem: bytes) -> grpc.ServerCertificateConfiguration:
         return grpc.ssl_server_certificate_configuration(
-            [(key_pem, cert_pem)], root_certificates=self._client_ca)
+            [(key_pem, cert_pem)], root_certificates=self._client_ca
+        )
 
     def replace(self, cert_pem: bytes, key_pem: bytes) -> None:
         config = self._config(cert_pem, key_pem)
@@ -138,8 +139,8 @@ class CertificateStore:
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
-            self.initial, self.fetch,
-            require_client_authentication=self._client_ca is not None)
+            self.initial, self.fetch, require_client_authentication=self._client_ca is not None
+        )
 
 
 def check_pem_pair(cert_pem: bytes, key_pem: bytes) -> None:
@@ -183,8 +184,10 @@ class Greeter:
 
     def handler(self) -> grpc.GenericRpcHandler:
         method = grpc.unary_unary_rpc_method_handler(
-            self.say_hello, request_deserializer=_decode_hello,
-            response_serializer=greeter_pb2.HelloReply.SerializeToString)
+            self.say_hello,
+            request_deserializer=_decode_hello,
+            response_serializer=greeter_pb2.HelloReply.SerializeToString,
+        )
         return grpc.method_handlers_generic_handler(GREETER_SERVICE, {"SayHello": method})
 
     async def say_hello(self, request, context: grpc.aio.ServicerContext):
@@ -203,8 +206,9 @@ class Greeter:
                 # Failures are Trailers-Only, as most services answer them: no headers, so
                 # the call is not committed and a client's retry policy may replay it
                 # (gRFC A6); the backend id travels in the trailers instead.
-                await context.abort(code, details,
-                                    trailing_metadata=((BACKEND_ID_KEY, self.backend_id),))
+                await context.abort(
+                    code, details, trailing_metadata=((BACKEND_ID_KEY, self.backend_id),)
+                )
             # The id travels in the trailers, so headers, answer and trailers leave in ONE
             # batch (grpc.aio sends a unary answer's headers with it when none were sent
             # before): until then the call is not committed, so an RPC in flight on a
@@ -237,17 +241,21 @@ def _invalid_name(request) -> str:
 class Control(control_pb2_grpc.ControlServicer):
     """The control service: every fault the fleet stages inside this process."""
 
-    def __init__(self, backend: "Backend"):
+    def __init__(self, backend: Backend):
         self.backend = backend
 
     async def SetHealth(self, request, context):
         names = health_pb2.HealthCheckResponse.ServingStatus.keys()
         if request.status not in names:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"unknown status {request.status!r}; one of {', '.join(names)}")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown status {request.status!r}; one of {', '.join(names)}",
+            )
         if self.backend.health is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                "this backend runs without the health service (--no-health)")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this backend runs without the health service (--no-health)",
+            )
         status = health_pb2.HealthCheckResponse.ServingStatus.Value(request.status)
         await self.backend.health.set(request.service, status)
         return control_pb2.Empty()
@@ -276,8 +284,9 @@ class Control(control_pb2_grpc.ControlServicer):
 
     async def GetStats(self, request, context):
         counters = self.backend.greeter.counters
-        return control_pb2.Stats(calls=counters.calls, by_code=counters.by_code,
-                                 in_flight=counters.in_flight)
+        return control_pb2.Stats(
+            calls=counters.calls, by_code=counters.by_code, in_flight=counters.in_flight
+        )
 
 
 def _app_fault(request: control_pb2.AppFault) -> AppFault:
@@ -286,14 +295,21 @@ def _app_fault(request: control_pb2.AppFault) -> AppFault:
     try:
         code = grpc.StatusCode[request.code]
     except KeyError:
-        raise ValueError(f"unknown status code {request.code!r}; one of "
-                         + ", ".join(c.name for c in grpc.StatusCode)) from None
+        raise ValueError(
+            f"unknown status code {request.code!r}; one of "
+            + ", ".join(c.name for c in grpc.StatusCode)
+        ) from None
     if code is grpc.StatusCode.OK:
         raise ValueError("OK is not a failure; send an empty code to clear the fault")
     if not 0.0 <= request.fraction <= 1.0:
         raise ValueError(f"fraction {request.fraction} is not within 0..1")
-    return AppFault(code=code, fraction=request.fraction, next_n=request.next_n,
-                    delay_ms=request.delay_ms, details=request.details)
+    return AppFault(
+        code=code,
+        fraction=request.fraction,
+        next_n=request.next_n,
+        delay_ms=request.delay_ms,
+        details=request.details,
+    )
 
 
 # --------------------------------------------------------------------------- process
@@ -332,8 +348,10 @@ class Backend:
         if self.options.max_connection_age_ms:
             # Forces clients to reconnect (and so to re-resolve DNS) at this age; see
             # docs/grpc-facts.md on DNS re-resolution.
-            options += [("grpc.max_connection_age_ms", self.options.max_connection_age_ms),
-                        ("grpc.max_connection_age_grace_ms", 1000)]
+            options += [
+                ("grpc.max_connection_age_ms", self.options.max_connection_age_ms),
+                ("grpc.max_connection_age_grace_ms", 1000),
+            ]
         return options
 
     async def start(self) -> tuple[str, str]:
@@ -356,7 +374,8 @@ class Backend:
             if self.health is not None:
                 await self.health.enter_graceful_shutdown()
             self._drain_task = asyncio.get_running_loop().create_task(
-                self._stop_after(wait_s, grace_s))
+                self._stop_after(wait_s, grace_s)
+            )
 
     async def _stop_after(self, wait_s: float, grace_s: float) -> None:
         await asyncio.sleep(wait_s)  # the drain window itself, not a wait for a condition
@@ -368,8 +387,7 @@ class Backend:
         self.stopped.set()
 
 
-def _bind(server: grpc.aio.Server, address: str,
-          credentials: grpc.ServerCredentials | None) -> str:
+def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> str:
     host, port = split_host_port(address)
     try:
         if credentials is None:
@@ -379,8 +397,7 @@ def _bind(server: grpc.aio.Server, address: str,
     except RuntimeError:
         bound = 0
     if not bound:
-        raise UsageError(ports.describe_taken(host, port) if port
-                         else f"cannot bind {address}")
+        raise UsageError(ports.describe_taken(host, port) if port else f"cannot bind {address}")
     return f"{host}:{bound}"
 
 
@@ -404,26 +421,45 @@ def _read(path: str, what: str) -> bytes:
 
 
 def parse_args(argv: list[str] | None) -> Options:
-    parser = _Parser(prog="python -m fleet.server",
-                     description="One TLS Greeter backend of a grpc-chaos fleet.")
+    parser = _Parser(
+        prog="python -m fleet.server", description="One TLS Greeter backend of a grpc-chaos fleet."
+    )
     parser.add_argument("--id", required=True, help="backend id, sent as x-backend-id")
     parser.add_argument("--listen", required=True, help="serving address HOST:PORT (TLS)")
-    parser.add_argument("--control", default="127.0.0.1:0",
-                        help="control service address, loopback only (default 127.0.0.1:0)")
+    parser.add_argument(
+        "--control",
+        default="127.0.0.1:0",
+        help="control service address, loopback only (default 127.0.0.1:0)",
+    )
     parser.add_argument("--cert", required=True, help="server certificate chain, PEM")
     parser.add_argument("--key", required=True, help="server private key, PEM")
     parser.add_argument("--client-ca", help="require client certificates from this CA (mTLS)")
-    parser.add_argument("--no-health", action="store_true",
-                        help="do not serve grpc.health.v1 (clients then count it healthy)")
-    parser.add_argument("--max-connection-age-ms", type=int,
-                        help="GOAWAY connections at this age (makes clients re-resolve)")
-    parser.add_argument("--term-drain-ms", type=int, default=300,
-                        help="on SIGTERM, NOT_SERVING this long before the listener closes "
-                             "(default 300: clients that health-check move away in ms)")
-    parser.add_argument("--term-grace-ms", type=int, default=1000,
-                        help="grace for in-flight RPCs on SIGTERM (default 1000)")
-    parser.add_argument("--parent-pid", type=int,
-                        help="exit when this process (the parent, holding stdin) ends")
+    parser.add_argument(
+        "--no-health",
+        action="store_true",
+        help="do not serve grpc.health.v1 (clients then count it healthy)",
+    )
+    parser.add_argument(
+        "--max-connection-age-ms",
+        type=int,
+        help="GOAWAY connections at this age (makes clients re-resolve)",
+    )
+    parser.add_argument(
+        "--term-drain-ms",
+        type=int,
+        default=300,
+        help="on SIGTERM, NOT_SERVING this long before the listener closes "
+        "(default 300: clients that health-check move away in ms)",
+    )
+    parser.add_argument(
+        "--term-grace-ms",
+        type=int,
+        default=1000,
+        help="grace for in-flight RPCs on SIGTERM (default 1000)",
+    )
+    parser.add_argument(
+        "--parent-pid", type=int, help="exit when this process (the parent, holding stdin) ends"
+    )
     args = parser.parse_args(argv)
     split_host_port(args.listen)
     control_host, _ = split_host_port(args.control)
@@ -437,12 +473,18 @@ def parse_args(argv: list[str] | None) -> Options:
     except ValueError as exc:
         raise UsageError(f"{args.cert} / {args.key}: {exc}") from None
     return Options(
-        backend_id=args.id, listen=args.listen, control=args.control,
-        cert_pem=cert_pem, key_pem=key_pem,
+        backend_id=args.id,
+        listen=args.listen,
+        control=args.control,
+        cert_pem=cert_pem,
+        key_pem=key_pem,
         client_ca=_read(args.client_ca, "client CA") if args.client_ca else None,
-        health=not args.no_health, max_connection_age_ms=args.max_connection_age_ms,
-        term_drain_s=args.term_drain_ms / 1000, term_grace_s=args.term_grace_ms / 1000,
-        parent_pid=args.parent_pid)
+        health=not args.no_health,
+        max_connection_age_ms=args.max_connection_age_ms,
+        term_drain_s=args.term_drain_ms / 1000,
+        term_grace_s=args.term_grace_ms / 1000,
+        parent_pid=args.parent_pid,
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -456,10 +498,23 @@ async def serve(options: Options) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(
-            sig, lambda: loop.create_task(backend.start_drain(options.term_drain_s,
-                                                              options.term_grace_s)))
-    print(json.dumps({"ready": True, "id": options.backend_id, "pid": os.getpid(),
-                      "address": address, "control": control}), flush=True)
+            sig,
+            lambda: loop.create_task(
+                backend.start_drain(options.term_drain_s, options.term_grace_s)
+            ),
+        )
+    print(
+        json.dumps(
+            {
+                "ready": True,
+                "id": options.backend_id,
+                "pid": os.getpid(),
+                "address": address,
+                "control": control,
+            }
+        ),
+        flush=True,
+    )
     await backend.stopped.wait()
 
 

@@ -37,11 +37,12 @@ class StandIn:
         self._arrivals: list[int] = []
         self._changed = threading.Condition()
         self._wake = socket.socketpair()
-        self._thread = threading.Thread(target=self._serve, name=f"stand-in-{self.address}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name=f"stand-in-{self.address}", daemon=True
+        )
         self._thread.start()
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self) -> StandIn:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -72,14 +73,16 @@ class StandIn:
 
     def wait_for_arrival(self, since_ns: int, timeout: float) -> int:
         """The first arrival at or after ``since_ns``, waiting up to ``timeout`` seconds."""
+
         def first() -> int | None:
             return next((t for t in self._arrivals if t >= since_ns), None)
 
         with self._changed:
             found = self._changed.wait_for(first, timeout)
         if found is None:
-            raise TimeoutError(f"no connection attempt reached the stand-in {self.address} "
-                               f"within {timeout:g} s")
+            raise TimeoutError(
+                f"no connection attempt reached the stand-in {self.address} within {timeout:g} s"
+            )
         return found
 
     def close(self) -> None:

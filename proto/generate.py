@@ -36,8 +36,13 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
             shutil.copy(source, staged / source.name)
             sources.append((PACKAGE / source.name).as_posix())
         (out_dir / PACKAGE).mkdir(parents=True, exist_ok=True)
-        args = ["protoc", f"-I{tmp}", f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
-                *sources]
+        args = [
+            "protoc",
+            f"-I{tmp}",
+            f"--python_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            *sources,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit(f"protoc failed on {', '.join(sources)}")
     return sorted((out_dir / PACKAGE).glob("*_pb2*.py"))
@@ -54,16 +59,24 @@ def stale_files(committed_dir: pathlib.Path = OUT_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python proto/generate.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the committed modules are stale")
+    parser = argparse.ArgumentParser(
+        prog="python proto/generate.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the committed modules are stale",
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = stale_files()
         if stale:
-            print("stale generated modules: " + ", ".join(stale)
-                  + " (run: python proto/generate.py)", file=sys.stderr)
+            print(
+                "stale generated modules: " + ", ".join(stale) + " (run: python proto/generate.py)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     for stale in OUT_DIR.glob("*_pb2*.py"):

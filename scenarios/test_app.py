@@ -45,12 +45,23 @@ def test_backend_failing_every_call_is_ejected(chaos):
     fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
     need = chaos.requirements
     done = fault.in_force_ns + int((need.ejection_ms + QUIET_MS) * 1e6)
-    load.wait_until(lambda: chaos.history.now() >= done, need.ejection_ms / 1000 + 5,
-                    "the ejection bound and a quiet period passed")
+    load.wait_until(
+        lambda: chaos.history.now() >= done,
+        need.ejection_ms / 1000 + 5,
+        "the ejection bound and a quiet period passed",
+    )
     sampler.mark()
-    chaos.expect(checks.ejection_time(sampler.samples, target, after_ns=fault.in_force_ns,
-                                      bound_ms=need.ejection_ms, quiet_ms=QUIET_MS),
-                 answers=("outlierDetection", "round_robin"), requirement="ejection_ms")
+    chaos.expect(
+        checks.ejection_time(
+            sampler.samples,
+            target,
+            after_ns=fault.in_force_ns,
+            bound_ms=need.ejection_ms,
+            quiet_ms=QUIET_MS,
+        ),
+        answers=("outlierDetection", "round_robin"),
+        requirement="ejection_ms",
+    )
 
 
 # How long the backend fails before it recovers: long enough for outlier detection to
@@ -77,15 +88,26 @@ def test_ejected_backend_that_recovers_is_readmitted(chaos):
     target = chaos.busiest(warm)
     fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
     failing_until = fault.in_force_ns + int(FAILING_S * 1e9)
-    load.wait_until(lambda: chaos.history.now() >= failing_until, FAILING_S + 5,
-                    f"{target} failing calls for {FAILING_S:g} s")
+    load.wait_until(
+        lambda: chaos.history.now() >= failing_until,
+        FAILING_S + 5,
+        f"{target} failing calls for {FAILING_S:g} s",
+    )
     cleared = chaos.nemesis.undo(fault).end_ns
     need = chaos.requirements
-    chaos.wait_for(load, lambda: chaos.served_since(target, cleared),
-                   need.readmission_ms / 1000 + 5, f"{target} serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=cleared,
-                                      bound_ms=need.readmission_ms),
-                 answers=("outlierDetection",), requirement="readmission_ms")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, cleared),
+        need.readmission_ms / 1000 + 5,
+        f"{target} serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=cleared, bound_ms=need.readmission_ms
+        ),
+        answers=("outlierDetection",),
+        requirement="readmission_ms",
+    )
 
 
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
@@ -103,6 +125,7 @@ def test_backend_failing_every_call_is_hidden_by_retries(chaos):
     warm = chaos.warm_up(load)
     load.wait_for(30, timeout=10)
     target = chaos.busiest(warm)
+
     def refused() -> int:
         return chaos.fleet.stats(target)["by_code"].get("UNAVAILABLE", 0)
 
@@ -110,12 +133,18 @@ def test_backend_failing_every_call_is_hidden_by_retries(chaos):
     chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
     # The client's retries bring the refusals: with backoffs of seconds, or a backend
     # ejected for minutes, they never come, and the scenario fails on these settings.
-    load.wait_until(lambda: refused() >= before + 30, 10, f"30 calls refused by {target}",
-                    progress=lambda: f"{refused() - before} refused",
-                    answers=("retryPolicy", "outlierDetection"))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm,
-                               budget=chaos.requirements.error_budget),
-                 answers=("retryPolicy",), requirement="error_budget")
+    load.wait_until(
+        lambda: refused() >= before + 30,
+        10,
+        f"30 calls refused by {target}",
+        progress=lambda: f"{refused() - before} refused",
+        answers=("retryPolicy", "outlierDetection"),
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=chaos.requirements.error_budget),
+        answers=("retryPolicy",),
+        requirement="error_budget",
+    )
 
 
 def test_failures_on_every_backend_never_eject_them_all(chaos):
@@ -132,14 +161,21 @@ def test_failures_on_every_backend_never_eject_them_all(chaos):
     """
     load = chaos.load(concurrency=16)
     chaos.warm_up(load)
-    faults = [chaos.nemesis.inject(AppError(b, "UNAVAILABLE", fraction=FAIL_EVERYWHERE))
-              for b in chaos.fleet.ids]
+    faults = [
+        chaos.nemesis.inject(AppError(b, "UNAVAILABLE", fraction=FAIL_EVERYWHERE))
+        for b in chaos.fleet.ids
+    ]
     start = faults[0].start_ns
     # Outlier detection decides at the end of each interval: 3 s hold several of them.
-    load.wait_until(lambda: chaos.history.now() >= faults[-1].in_force_ns + 3_000_000_000,
-                    10, "three seconds of failures")
-    chaos.expect(checks.errors(chaos.history, start_ns=start, unanswered=True, budget=0),
-                 answers=("outlierDetection",))
+    load.wait_until(
+        lambda: chaos.history.now() >= faults[-1].in_force_ns + 3_000_000_000,
+        10,
+        "three seconds of failures",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=start, unanswered=True, budget=0),
+        answers=("outlierDetection",),
+    )
     chaos.check(checks.error_rate(chaos.history, start_ns=start, max_ratio=1.0))
 
 
@@ -157,17 +193,36 @@ def test_slow_handler_shows_in_that_backends_latency(chaos):
     load = chaos.load(concurrency=12)
     chaos.warm_up(load)
     slow = chaos.nemesis.inject(SlowHandler("b2", delay_ms=200))
-    load.wait_until(lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40, 20,
-                    "40 RPCs answered by the slow handler",
-                    progress=lambda: f"{chaos.count_ok('b2', slow.in_force_ns)} answered",
-                    answers=("outlierDetection", "round_robin"))
+    load.wait_until(
+        lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40,
+        20,
+        "40 RPCs answered by the slow handler",
+        progress=lambda: f"{chaos.count_ok('b2', slow.in_force_ns)} answered",
+        answers=("outlierDetection", "round_robin"),
+    )
     need = chaos.requirements
-    chaos.expect(checks.latency(chaos.history, backend="b2", percentile=50, bound_ms=200,
-                                at_least=True, start_ns=slow.in_force_ns))
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend="b2",
+            percentile=50,
+            bound_ms=200,
+            at_least=True,
+            start_ns=slow.in_force_ns,
+        )
+    )
     for fast in ("b1", "b3"):
-        chaos.expect(checks.latency(chaos.history, backend=fast, percentile=90,
-                                    bound_ms=need.healthy_latency_ms,
-                                    start_ns=slow.in_force_ns),
-                     requirement="healthy_latency_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=slow.in_force_ns,
-                               budget=need.error_budget), requirement="error_budget")
+        chaos.expect(
+            checks.latency(
+                chaos.history,
+                backend=fast,
+                percentile=90,
+                bound_ms=need.healthy_latency_ms,
+                start_ns=slow.in_force_ns,
+            ),
+            requirement="healthy_latency_ms",
+        )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=slow.in_force_ns, budget=need.error_budget),
+        requirement="error_budget",
+    )

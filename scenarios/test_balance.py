@@ -23,8 +23,9 @@ def test_load_is_spread_over_every_backend(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=warm),
-                 answers=("round_robin",))
+    chaos.expect(
+        checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=warm), answers=("round_robin",)
+    )
 
 
 @pytest.mark.detects(pick_first="balance_exact")
@@ -40,8 +41,10 @@ def test_round_robin_is_exact_on_a_warm_channel(chaos):
         warm = chaos.history.mark("warm")
         for _ in range(60):
             call()
-    chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
-                 answers=("round_robin",))
+    chaos.expect(
+        checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
+        answers=("round_robin",),
+    )
 
 
 def test_returning_backend_gets_its_share_again(chaos):
@@ -60,13 +63,21 @@ def test_returning_backend_gets_its_share_again(chaos):
     chaos.nemesis.timed(Kill("b2"), 1.0)
     restarted = chaos.history.events[-1].end_ns
     need = chaos.requirements
-    chaos.wait_for(load, lambda: chaos.served_since("b2", restarted),
-                   need.recovery_ms / 1000 + 5, "b2 serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target="b2", after_ns=restarted,
-                                      bound_ms=need.recovery_ms),
-                 answers=("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
-                 requirement="recovery_ms")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since("b2", restarted),
+        need.recovery_ms / 1000 + 5,
+        "b2 serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target="b2", after_ns=restarted, bound_ms=need.recovery_ms
+        ),
+        answers=("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
+        requirement="recovery_ms",
+    )
     back = chaos.history.mark("b2 back")
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=back),
-                 answers=("round_robin",))
+    chaos.expect(
+        checks.balance_chi2(chaos.history, chaos.fleet.ids, start_ns=back), answers=("round_robin",)
+    )

@@ -15,8 +15,9 @@ ROUND_ROBIN = {"loadBalancingConfig": [{"round_robin": {}}]}
 
 
 def _profile(name: str, service_config=None, **options) -> profiles.Profile:
-    return profiles.parse({"name": name, "service_config": service_config,
-                           "channel_options": options})
+    return profiles.parse(
+        {"name": name, "service_config": service_config, "channel_options": options}
+    )
 
 
 def test_claim_the_default_policy_is_pick_first(chaos):
@@ -64,8 +65,7 @@ def test_claim_the_health_service_drains_a_backend(chaos):
     chaos.warm_up(load)
     flip = chaos.nemesis.inject(Health("b2"))
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.drain_time(chaos.history, target="b2", after_ns=flip.start_ns,
-                                   bound_ms=50))
+    chaos.expect(checks.drain_time(chaos.history, target="b2", after_ns=flip.start_ns, bound_ms=50))
 
 
 def test_claim_keepalive_without_ping_timeout_does_not_catch_a_hang(chaos):
@@ -79,18 +79,25 @@ def test_claim_keepalive_without_ping_timeout_does_not_catch_a_hang(chaos):
     keepalive periods: had keepalive_timeout_ms worked, the backend would have been out
     after ~1 s.
     """
-    keepalive = {"grpc.keepalive_time_ms": 500, "grpc.keepalive_timeout_ms": 500,
-                 "grpc.keepalive_permit_without_calls": 1,
-                 "grpc.http2.max_pings_without_data": 0}
-    load = chaos.load(concurrency=6, deadline_s=0.5,
-                      profile=_profile("keepalive only", ROUND_ROBIN, **keepalive))
+    keepalive = {
+        "grpc.keepalive_time_ms": 500,
+        "grpc.keepalive_timeout_ms": 500,
+        "grpc.keepalive_permit_without_calls": 1,
+        "grpc.http2.max_pings_without_data": 0,
+    }
+    load = chaos.load(
+        concurrency=6, deadline_s=0.5, profile=_profile("keepalive only", ROUND_ROBIN, **keepalive)
+    )
     chaos.warm_up(load)
     pause = chaos.nemesis.inject(Pause("b2"))
     late = pause.start_ns + 2_500_000_000
-    load.wait_until(lambda: any(r.start_ns >= late and r.code == "DEADLINE_EXCEEDED"
-                                for r in chaos.history.window(late)), 5,
-                    "an RPC started 2.5 s after the pause ending in DEADLINE_EXCEEDED")
-    stuck = checks.errors(chaos.history, start_ns=late, codes=["DEADLINE_EXCEEDED"],
-                          budget=0)
+    load.wait_until(
+        lambda: any(
+            r.start_ns >= late and r.code == "DEADLINE_EXCEEDED" for r in chaos.history.window(late)
+        ),
+        5,
+        "an RPC started 2.5 s after the pause ending in DEADLINE_EXCEEDED",
+    )
+    stuck = checks.errors(chaos.history, start_ns=late, codes=["DEADLINE_EXCEEDED"], budget=0)
     assert not stuck.passed, "keepalive without a ping timeout caught the hang: claim broken"
     chaos.check(stuck)

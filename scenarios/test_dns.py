@@ -53,49 +53,81 @@ def wait_for_query(fleet, since_ns: int, timeout_s: float):
         return None
 
 
-def reresolution_time(history, fleet, query, after_ns: int, bound_ms: float,
-                      cause: str) -> Verdict:
+def reresolution_time(history, fleet, query, after_ns: int, bound_ms: float, cause: str) -> Verdict:
     """Time from ``after_ns`` (``cause``) to the client's next A query for the fleet name."""
     if query is None:
-        paragraph = (f"The client did not re-resolve {fleet.name} within {bound_ms:g} ms after "
-                     f"{cause}: the DNS server received no A query for it.")
-        return Verdict("reresolution_time", False, None, "ms", bound_ms,
-                       explain(paragraph, history, after_ns))
+        paragraph = (
+            f"The client did not re-resolve {fleet.name} within {bound_ms:g} ms after "
+            f"{cause}: the DNS server received no A query for it."
+        )
+        return Verdict(
+            "reresolution_time", False, None, "ms", bound_ms, explain(paragraph, history, after_ns)
+        )
     figure = (query.t_ns - after_ns) / 1e6
     passed = figure <= bound_ms
-    answer = ("truncated over UDP (the client asked again over TCP)" if query.truncated
-              else ", ".join(query.answers) or "empty")
-    paragraph = (f"The client re-resolved {fleet.name} {figure:.3f} ms after {cause}, "
-                 f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms; the answer "
-                 f"was {answer}.")
-    return Verdict("reresolution_time", passed, figure, "ms", bound_ms,
-                   explain(paragraph, history, query.t_ns), span=(after_ns, query.t_ns))
+    answer = (
+        "truncated over UDP (the client asked again over TCP)"
+        if query.truncated
+        else ", ".join(query.answers) or "empty"
+    )
+    paragraph = (
+        f"The client re-resolved {fleet.name} {figure:.3f} ms after {cause}, "
+        f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms; the answer "
+        f"was {answer}."
+    )
+    return Verdict(
+        "reresolution_time",
+        passed,
+        figure,
+        "ms",
+        bound_ms,
+        explain(paragraph, history, query.t_ns),
+        span=(after_ns, query.t_ns),
+    )
 
 
 def no_queries(history, fleet, start_ns: int, end_ns: int, what: str) -> Verdict:
     """No A query for the fleet name reached the DNS server in [start_ns, end_ns)."""
-    queries = [q for q in fleet.dns.queries(fleet.name, since_ns=start_ns)
-               if q.qtype == "A" and q.t_ns < end_ns]
+    queries = [
+        q
+        for q in fleet.dns.queries(fleet.name, since_ns=start_ns)
+        if q.qtype == "A" and q.t_ns < end_ns
+    ]
     times = ", ".join(f"+{(q.t_ns - start_ns) / 1e6:.3f} ms" for q in queries)
-    paragraph = (f"{len(queries)} A queries for {fleet.name} in the "
-                 f"{(end_ns - start_ns) / 1e6:.3f} ms {what}"
-                 + (f", at {times}." if queries else ": the client did not re-resolve."))
-    return Verdict("dns_queries", not queries, len(queries), "queries", 0,
-                   explain(paragraph, history, start_ns))
-
+    paragraph = (
+        f"{len(queries)} A queries for {fleet.name} in the "
+        f"{(end_ns - start_ns) / 1e6:.3f} ms {what}"
+        + (f", at {times}." if queries else ": the client did not re-resolve.")
+    )
+    return Verdict(
+        "dns_queries",
+        not queries,
+        len(queries),
+        "queries",
+        0,
+        explain(paragraph, history, start_ns),
+    )
 
 
 def failed_with(history, rpcs: list[Rpc], code: str, reason: str) -> Verdict:
     """Every one of ``rpcs`` failed with ``code`` and details containing ``reason``."""
     wrong = [r for r in rpcs if r.code != code or reason not in r.details]
     origin = rpcs[0].start_ns if rpcs else history.now()
-    paragraph = (f"{len(rpcs) - len(wrong)} of the {len(rpcs)} RPCs failed with {code} "
-                 f"naming \"{reason}\"")
+    paragraph = (
+        f'{len(rpcs) - len(wrong)} of the {len(rpcs)} RPCs failed with {code} naming "{reason}"'
+    )
     if wrong:
-        paragraph += "; not so: " + "; ".join(describe_rpc(r, origin, "the first call")
-                                             for r in wrong[:3])
-    return Verdict("failure_reason", bool(rpcs) and not wrong, len(wrong), "rpcs", 0,
-                   explain(paragraph + ".", history, origin, [r.id for r in wrong[:3]]))
+        paragraph += "; not so: " + "; ".join(
+            describe_rpc(r, origin, "the first call") for r in wrong[:3]
+        )
+    return Verdict(
+        "failure_reason",
+        bool(rpcs) and not wrong,
+        len(wrong),
+        "rpcs",
+        0,
+        explain(paragraph + ".", history, origin, [r.id for r in wrong[:3]]),
+    )
 
 
 # ------------------------------------------------------------------------------ scenarios
@@ -104,8 +136,9 @@ def failed_with(history, rpcs: list[Rpc], code: str, reason: str) -> Verdict:
 # Its premise is a server that never ends connections itself (only the built-in Greeter can
 # be started so): then nothing but a broken connection makes the client ask DNS again.
 @pytest.mark.needs("variants")
-@pytest.mark.detects(naive="reresolution_time", pick_first="reresolution_time",
-                      outlier="reresolution_time")
+@pytest.mark.detects(
+    naive="reresolution_time", pick_first="reresolution_time", outlier="reresolution_time"
+)
 def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_resolve(chaos):
     """Property: removing the busiest backend's DNS record changes nothing by itself — the
     client does not ask DNS again and keeps sending it RPCs; when that backend's
@@ -131,26 +164,50 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
         load.wait_for(200, timeout=10)
         target = chaos.busiest(warm)
         removed = nemesis.inject(DnsRemove(target))
-        load.wait_until(lambda: chaos.count_ok(target, removed.in_force_ns) >= 50, 10,
-                        f"{target} still served after its record was removed")
+        load.wait_until(
+            lambda: chaos.count_ok(target, removed.in_force_ns) >= 50,
+            10,
+            f"{target} still served after its record was removed",
+        )
         seen = chaos.history.mark(f"{target} still served")
-        chaos.expect(no_queries(chaos.history, fleet, removed.in_force_ns, seen,
-                                f"after {target}'s record was removed while it kept serving"))
+        chaos.expect(
+            no_queries(
+                chaos.history,
+                fleet,
+                removed.in_force_ns,
+                seen,
+                f"after {target}'s record was removed while it kept serving",
+            )
+        )
         held = chaos.hold_rpcs_on(target, 1000, at_least=2, fleet=fleet, nemesis=nemesis)
         cut = nemesis.inject(CutConnections(target))
         nemesis.undo(held)
         need = chaos.requirements
         query = wait_for_query(fleet, cut.start_ns, need.dns_reresolution_ms / 1000)
-        chaos.expect(reresolution_time(chaos.history, fleet, query, cut.in_force_ns,
-                                       need.dns_reresolution_ms,
-                                       f"{target}'s connections broke"),
-                     answers=DNS, requirement="dns_reresolution_ms")
+        chaos.expect(
+            reresolution_time(
+                chaos.history,
+                fleet,
+                query,
+                cut.in_force_ns,
+                need.dns_reresolution_ms,
+                f"{target}'s connections broke",
+            ),
+            answers=DNS,
+            requirement="dns_reresolution_ms",
+        )
         load.wait_for(300, timeout=10)
-        chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=query.t_ns,
-                                       bound_ms=need.dns_apply_ms),
-                     requirement="dns_apply_ms")
-        chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                     answers=("retryPolicy",), requirement="error_budget")
+        chaos.expect(
+            checks.drain_time(
+                chaos.history, target=target, after_ns=query.t_ns, bound_ms=need.dns_apply_ms
+            ),
+            requirement="dns_apply_ms",
+        )
+        chaos.expect(
+            checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+            answers=("retryPolicy",),
+            requirement="error_budget",
+        )
     finally:
         nemesis.undo_all()
 
@@ -176,16 +233,33 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     added = chaos.nemesis.undo(removed)
     need = chaos.requirements
     # The recovery_time verdict below says what happened if b3 never served.
-    chaos.wait_for(load, lambda: chaos.served_since("b3", added.end_ns),
-                   need.dns_join_ms / 1000 + 2, "b3 serving after its record was added")
-    chaos.check(reresolution_time(chaos.history, chaos.fleet,
-                                  wait_for_query(chaos.fleet, added.end_ns, 0),
-                                  added.end_ns, need.dns_join_ms, "b3's record was added"))
-    chaos.expect(checks.recovery_time(chaos.history, target="b3", after_ns=added.end_ns,
-                                      bound_ms=need.dns_join_ms),
-                 answers=DNS + ("round_robin",), requirement="dns_join_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 requirement="error_budget")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since("b3", added.end_ns),
+        need.dns_join_ms / 1000 + 2,
+        "b3 serving after its record was added",
+    )
+    chaos.check(
+        reresolution_time(
+            chaos.history,
+            chaos.fleet,
+            wait_for_query(chaos.fleet, added.end_ns, 0),
+            added.end_ns,
+            need.dns_join_ms,
+            "b3's record was added",
+        )
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target="b3", after_ns=added.end_ns, bound_ms=need.dns_join_ms
+        ),
+        answers=DNS + ("round_robin",),
+        requirement="dns_join_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        requirement="error_budget",
+    )
 
 
 def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(chaos):
@@ -211,13 +285,26 @@ def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(ch
                 call(tolerate=True, timeout=5.0)
             fresh = call.records
         settled = outage.start_ns + OUTAGE_WINDOW_MS * 1_000_000
-        load.wait_until(lambda: all(chaos.served_since(b, settled) for b in used), 10,
-                        f"{', '.join(used)} serving {OUTAGE_WINDOW_MS} ms into the outage")
+        load.wait_until(
+            lambda: all(chaos.served_since(b, settled) for b in used),
+            10,
+            f"{', '.join(used)} serving {OUTAGE_WINDOW_MS} ms into the outage",
+        )
     chaos.expect(failed_with(chaos.history, fresh, "UNAVAILABLE", "Could not contact DNS servers"))
-    chaos.expect(checks.latency(fresh, percentile=100, bound_ms=chaos.requirements.fail_fast_ms,
-                                only_ok=False, min_rpcs=CALLS),
-                 answers=("waitForReady",), requirement="fail_fast_ms")
+    chaos.expect(
+        checks.latency(
+            fresh,
+            percentile=100,
+            bound_ms=chaos.requirements.fail_fast_ms,
+            only_ok=False,
+            min_rpcs=CALLS,
+        ),
+        answers=("waitForReady",),
+        requirement="fail_fast_ms",
+    )
     fresh_ids = {r.id for r in fresh}
     running = [r for r in chaos.history.rpcs if r.id not in fresh_ids]
-    chaos.expect(checks.errors(running, start_ns=warm, budget=chaos.requirements.error_budget),
-                 requirement="error_budget")
+    chaos.expect(
+        checks.errors(running, start_ns=warm, budget=chaos.requirements.error_budget),
+        requirement="error_budget",
+    )

@@ -19,10 +19,13 @@ from chaos.faults import Blackhole, Pause
 
 pytestmark = pytest.mark.hang
 
-KEEPALIVE = ("grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms",
-             "grpc.http2.max_pings_without_data", "retryPolicy")
-BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms",
-           "outlierDetection")
+KEEPALIVE = (
+    "grpc.keepalive_time_ms",
+    "grpc.http2.ping_timeout_ms",
+    "grpc.http2.max_pings_without_data",
+    "retryPolicy",
+)
+BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms", "outlierDetection")
 
 # Open-loop load: RPCs keep being sent at this rate whatever is stuck, so the hang always
 # has RPCs to catch and the survivors keep answering (a third of it goes to the victim).
@@ -40,8 +43,9 @@ HOLD_MS = 1000
 
 
 def _warm_load(chaos):
-    load = chaos.load(rate=RATE, deadline_s=max(DEADLINE_S,
-                                                chaos.requirements.hang_detection_ms / 1000 + 0.5))
+    load = chaos.load(
+        rate=RATE, deadline_s=max(DEADLINE_S, chaos.requirements.hang_detection_ms / 1000 + 0.5)
+    )
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
     return load, warm
@@ -84,20 +88,33 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
     resume = chaos.history.mark("SIGCONT")
     chaos.nemesis.undo(hang)
     chaos.nemesis.undo(hold)
-    chaos.wait_for(load, lambda: chaos.served_since(target, resume),
-                   need.recovery_ms / 1000 + 5, f"{target} serving again")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, resume),
+        need.recovery_ms / 1000 + 5,
+        f"{target} serving again",
+    )
     # The end of the scenario: the load stops and every RPC it sent ends (answered, or
     # failed at its deadline), so the errors check sees the whole scenario, also the RPCs
     # still waiting on the backend at this point.
     load.stop()
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=KEEPALIVE, requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=KEEPALIVE,
+        requirement="error_budget",
+    )
     # RPCs sent to the frozen backend would be answered now, after SIGCONT, as its own.
-    chaos.expect(checks.no_traffic_to(chaos.history, target=target, start_ns=settled,
-                                      end_ns=resume), answers=KEEPALIVE)
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=resume,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
+    chaos.expect(
+        checks.no_traffic_to(chaos.history, target=target, start_ns=settled, end_ns=resume),
+        answers=KEEPALIVE,
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=resume, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
 
 
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
@@ -123,23 +140,42 @@ def test_blackholed_backend_is_out_within_keepalive_bound_and_comes_back(chaos):
     hole = chaos.nemesis.inject(Blackhole(target))
     chaos.settle(load)
     need = chaos.requirements
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, codes="DEADLINE_EXCEEDED"),
-                 answers=KEEPALIVE)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=KEEPALIVE, requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, codes="DEADLINE_EXCEEDED"), answers=KEEPALIVE
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=KEEPALIVE,
+        requirement="error_budget",
+    )
     load.wait_for(300, timeout=10)
     removed = chaos.nemesis.undo(hole).end_ns
-    chaos.wait_for(load, lambda: chaos.served_since(target, removed),
-                   need.recovery_ms / 1000 + 5, f"{target} serving again")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, removed),
+        need.recovery_ms / 1000 + 5,
+        f"{target} serving again",
+    )
     # Any RPC still in the blackhole at its removal ended after it: now all are recorded.
-    chaos.expect(checks.latency(chaos.history, percentile=100,
-                                bound_ms=need.hang_detection_ms, start_ns=warm),
-                 answers=KEEPALIVE, requirement="hang_detection_ms")
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=removed,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=KEEPALIVE, requirement="error_budget")
+    chaos.expect(
+        checks.latency(
+            chaos.history, percentile=100, bound_ms=need.hang_detection_ms, start_ns=warm
+        ),
+        answers=KEEPALIVE,
+        requirement="hang_detection_ms",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=removed, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=KEEPALIVE,
+        requirement="error_budget",
+    )
 
 
 # Before the hang the client is quiet this long, so that no ping it sent while busy is
@@ -188,8 +224,13 @@ def test_backend_hung_while_the_client_is_idle_is_out_before_its_next_rpc(chaos)
         for _ in range(IDLE_CALLS):
             call(tolerate=True, timeout=IDLE_DEADLINE_S)
         sampler.mark()
-        chaos.expect(checks.attempts(sampler.samples, target, start_ns=resumed),
-                     answers=KEEPALIVE[:-1] + ("grpc.keepalive_permit_without_calls",),
-                     requirement="hang_detection_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=resumed, budget=need.error_budget),
-                 answers=KEEPALIVE, requirement="error_budget")
+        chaos.expect(
+            checks.attempts(sampler.samples, target, start_ns=resumed),
+            answers=KEEPALIVE[:-1] + ("grpc.keepalive_permit_without_calls",),
+            requirement="hang_detection_ms",
+        )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=resumed, budget=need.error_budget),
+        answers=KEEPALIVE,
+        requirement="error_budget",
+    )

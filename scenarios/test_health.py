@@ -34,18 +34,32 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     flip = chaos.nemesis.inject(Health(target))
     load.wait_for(1500, timeout=20)
     need = chaos.requirements
-    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=flip.in_force_ns,
-                                   bound_ms=need.drain_ms),
-                 answers=HEALTH, requirement="drain_ms")
+    chaos.expect(
+        checks.drain_time(
+            chaos.history, target=target, after_ns=flip.in_force_ns, bound_ms=need.drain_ms
+        ),
+        answers=HEALTH,
+        requirement="drain_ms",
+    )
     back = chaos.nemesis.undo(flip)
-    chaos.wait_for(load, lambda: chaos.served_since(target, back.end_ns),
-                   need.recovery_ms / 1000 + 5, f"{target} serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=back.end_ns,
-                                      bound_ms=need.recovery_ms),
-                 answers=HEALTH, requirement="recovery_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=flip.start_ns,
-                               budget=need.error_budget),
-                 answers=HEALTH, requirement="error_budget")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, back.end_ns),
+        need.recovery_ms / 1000 + 5,
+        f"{target} serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=back.end_ns, bound_ms=need.recovery_ms
+        ),
+        answers=HEALTH,
+        requirement="recovery_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=flip.start_ns, budget=need.error_budget),
+        answers=HEALTH,
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.needs("control")
@@ -69,14 +83,26 @@ def test_every_backend_not_serving_fails_fast(chaos):
     load.wait_until(lambda: chaos.history.now() > drained, 5, "the drain bound passed")
     load.wait_for(40, timeout=20)
     for backend in chaos.fleet.ids:
-        chaos.expect(checks.no_traffic_to(chaos.history, target=backend, start_ns=drained),
-                     answers=HEALTH, requirement="drain_ms")
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=need.fail_fast_ms,
-                                only_ok=False, start_ns=drained),
-                 answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=drained, codes=["DEADLINE_EXCEEDED"],
-                               budget=0),
-                 answers=("waitForReady",))
+        chaos.expect(
+            checks.no_traffic_to(chaos.history, target=backend, start_ns=drained),
+            answers=HEALTH,
+            requirement="drain_ms",
+        )
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            percentile=100,
+            bound_ms=need.fail_fast_ms,
+            only_ok=False,
+            start_ns=drained,
+        ),
+        answers=("waitForReady", "retryPolicy"),
+        requirement="fail_fast_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=drained, codes=["DEADLINE_EXCEEDED"], budget=0),
+        answers=("waitForReady",),
+    )
 
 
 @pytest.mark.needs("control")
@@ -103,11 +129,18 @@ def test_graceful_drain_loses_no_rpc(chaos):
     chaos.fleet.wait_exit(target, timeout=10)
     load.wait_for(500, timeout=20)
     need = chaos.requirements
-    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=drain.in_force_ns,
-                                   bound_ms=need.drain_ms),
-                 answers=HEALTH, requirement="drain_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=("healthCheckConfig", "retryPolicy"), requirement="error_budget")
+    chaos.expect(
+        checks.drain_time(
+            chaos.history, target=target, after_ns=drain.in_force_ns, bound_ms=need.drain_ms
+        ),
+        answers=HEALTH,
+        requirement="drain_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=("healthCheckConfig", "retryPolicy"),
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.needs("variants")
@@ -122,9 +155,10 @@ def test_server_without_health_service_counts_as_healthy(chaos):
     load = chaos.load(concurrency=8, fleet=fleet)
     warm = chaos.warm_up(load, backends=fleet.ids)
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm,
-                               budget=chaos.requirements.error_budget),
-                 requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=chaos.requirements.error_budget),
+        requirement="error_budget",
+    )
 
 
 HEALTH_PROBE_CALLS = 5
@@ -147,17 +181,23 @@ def test_every_backend_that_says_serving_answers_its_rpc(chaos):
             status = health_status(channel, service)
             if status != "SERVING":
                 continue
-            outcomes = [direct_call(channel, chaos.target_rpc(), n)
-                        for n in range(HEALTH_PROBE_CALLS)]
+            outcomes = [
+                direct_call(channel, chaos.target_rpc(), n) for n in range(HEALTH_PROBE_CALLS)
+            ]
             wrong = [o for o in outcomes if o is not None]
             if wrong:
                 liars[backend.id] = wrong[0]
-    text = (f"{len(liars)} backend(s) say SERVING for {service!r} but fail the RPC: "
-            + "; ".join(f"{b}: {why}" for b, why in liars.items())
-            if liars else f"every backend saying SERVING for {service!r} answered "
-                          f"{HEALTH_PROBE_CALLS} RPCs correctly")
-    chaos.expect(Verdict("health_truth", not liars, len(liars), "backends", 0, text + "."),
-                 answers=("server.health_truth",))
+    text = (
+        f"{len(liars)} backend(s) say SERVING for {service!r} but fail the RPC: "
+        + "; ".join(f"{b}: {why}" for b, why in liars.items())
+        if liars
+        else f"every backend saying SERVING for {service!r} answered "
+        f"{HEALTH_PROBE_CALLS} RPCs correctly"
+    )
+    chaos.expect(
+        Verdict("health_truth", not liars, len(liars), "backends", 0, text + "."),
+        answers=("server.health_truth",),
+    )
 
 
 def health_status(channel, service: str) -> str:
@@ -165,7 +205,8 @@ def health_status(channel, service: str) -> str:
 
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=5)
+            health_pb2.HealthCheckRequest(service=service), timeout=5
+        )
     except grpc.RpcError as error:
         return error.code().name
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

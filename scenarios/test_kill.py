@@ -13,8 +13,11 @@ from fleet.stand_in import StandIn
 pytestmark = pytest.mark.kill
 
 RETRIES = ("retryPolicy",)
-BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.min_reconnect_backoff_ms",
-           "grpc.max_reconnect_backoff_ms")
+BACKOFF = (
+    "grpc.initial_reconnect_backoff_ms",
+    "grpc.min_reconnect_backoff_ms",
+    "grpc.max_reconnect_backoff_ms",
+)
 
 
 @pytest.mark.detects(pick_first="balance_exact")
@@ -33,11 +36,16 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
         warm = chaos.history.mark("warm")
         for _ in range(30):
             call()
-        chaos.expect(checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
-                     answers=("round_robin",))
+        chaos.expect(
+            checks.balance_exact(chaos.history, chaos.fleet.ids, start_ns=warm),
+            answers=("round_robin",),
+        )
         kill = chaos.nemesis.inject(Kill("b2"))
-        chaos.wait_until(lambda: all(call(tolerate=True) not in (None, "b2")
-                                     for _ in range(3)), 10, "b2 out of rotation")
+        chaos.wait_until(
+            lambda: all(call(tolerate=True) not in (None, "b2") for _ in range(3)),
+            10,
+            "b2 out of rotation",
+        )
         after = chaos.history.mark("b2 out")
         for _ in range(30):
             call()
@@ -45,10 +53,15 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
         # Shared by both survivors — not necessarily in exact rotation: round_robin rebuilds
         # its picker (restarting the rotation) whenever the dead backend's subchannel
         # changes state while it retries the connection.
-        chaos.expect(checks.balance_chi2(chaos.history, ["b1", "b3"], start_ns=after),
-                     answers=("round_robin",))
-        chaos.check(checks.failover_time(chaos.history, target="b2", after_ns=kill.in_force_ns,
-                                         bound_ms=10_000))
+        chaos.expect(
+            checks.balance_chi2(chaos.history, ["b1", "b3"], start_ns=after),
+            answers=("round_robin",),
+        )
+        chaos.check(
+            checks.failover_time(
+                chaos.history, target="b2", after_ns=kill.in_force_ns, bound_ms=10_000
+            )
+        )
 
 
 @pytest.mark.detects(naive="errors", pick_first="errors")
@@ -70,11 +83,18 @@ def test_kill_under_load_loses_no_rpc(chaos):
     kill = chaos.nemesis.inject(Kill(target))
     load.wait_for(1500, timeout=20)
     need = chaos.requirements
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=RETRIES, requirement="error_budget")
-    chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=kill.in_force_ns,
-                                      bound_ms=need.failover_ms),
-                 answers=RETRIES, requirement="failover_ms")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=RETRIES,
+        requirement="error_budget",
+    )
+    chaos.expect(
+        checks.failover_time(
+            chaos.history, target=target, after_ns=kill.in_force_ns, bound_ms=need.failover_ms
+        ),
+        answers=RETRIES,
+        requirement="failover_ms",
+    )
 
 
 def test_all_backends_killed_fail_fast_then_recover(chaos):
@@ -95,8 +115,12 @@ def test_all_backends_killed_fail_fast_then_recover(chaos):
     down = outage[-1].in_force_ns
     # 200 RPCs into the outage — fewer if they do not fail fast: after a deadline and a
     # second every RPC sent at the start has ended either way, and the checks judge them.
-    chaos.wait_for(load, lambda: len(chaos.history.window(down)) >= 200, load.deadline_s + 1,
-                   "200 RPCs sent into the outage")
+    chaos.wait_for(
+        load,
+        lambda: len(chaos.history.window(down)) >= 200,
+        load.deadline_s + 1,
+        "200 RPCs sent into the outage",
+    )
     for kill in reversed(outage):
         chaos.nemesis.undo(kill)
     restarted = chaos.history.now()
@@ -104,17 +128,41 @@ def test_all_backends_killed_fail_fast_then_recover(chaos):
     # waits for a backend) are judged once they have, never left out.
     chaos.settle(load, "the RPCs sent into the outage have ended")
     need = chaos.requirements
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=need.fail_fast_ms,
-                                only_ok=False, start_ns=down, end_ns=outage[0].end_ns),
-                 answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=down, end_ns=outage[0].end_ns,
-                               codes=["DEADLINE_EXCEEDED"], budget=0),
-                 answers=("waitForReady", "retryPolicy"))
-    chaos.wait_for(load, lambda: any(r.ok for r in chaos.history.window(restarted)),
-                   need.recovery_ms / 1000 + 10, "an RPC answered after the restart")
-    chaos.expect(checks.recovery_time(chaos.history, target=None, after_ns=restarted,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            percentile=100,
+            bound_ms=need.fail_fast_ms,
+            only_ok=False,
+            start_ns=down,
+            end_ns=outage[0].end_ns,
+        ),
+        answers=("waitForReady", "retryPolicy"),
+        requirement="fail_fast_ms",
+    )
+    chaos.expect(
+        checks.errors(
+            chaos.history,
+            start_ns=down,
+            end_ns=outage[0].end_ns,
+            codes=["DEADLINE_EXCEEDED"],
+            budget=0,
+        ),
+        answers=("waitForReady", "retryPolicy"),
+    )
+    chaos.wait_for(
+        load,
+        lambda: any(r.ok for r in chaos.history.window(restarted)),
+        need.recovery_ms / 1000 + 10,
+        "an RPC answered after the restart",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=None, after_ns=restarted, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
 
 
 @pytest.mark.detects(naive="errors")
@@ -136,13 +184,24 @@ def test_restarted_backend_rejoins_the_rotation(chaos):
     chaos.hold_rpcs_on("b2", delay_ms=20)
     restart = chaos.nemesis.inject(Restart("b2"))
     need = chaos.requirements
-    chaos.wait_for(load, lambda: chaos.served_since("b2", restart.end_ns),
-                   need.recovery_ms / 1000 + 10, "b2 serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target="b2", after_ns=restart.end_ns,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=RETRIES, requirement="error_budget")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since("b2", restart.end_ns),
+        need.recovery_ms / 1000 + 10,
+        "b2 serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target="b2", after_ns=restart.end_ns, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=RETRIES,
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.detects(naive="recovery_time")
@@ -172,12 +231,19 @@ def test_backend_back_after_a_long_outage_rejoins_within_the_recovery_bound(chao
         # The outage itself (the fault's duration), not a wait for a condition.
         time.sleep(max(0.0, (long_enough - time.monotonic_ns()) / 1e9))
         attempt = stand_in.wait_for_arrival(long_enough, timeout=need.long_outage_s * 3 + 10)
-        chaos.history.mark(f"client attempt {(attempt - kill.in_force_ns) / 1e6:.0f} ms "
-                           f"into the outage")
+        chaos.history.mark(
+            f"client attempt {(attempt - kill.in_force_ns) / 1e6:.0f} ms into the outage"
+        )
         chaos.fleet.repoint("b2")
         back = chaos.history.mark("b2 back")
-    chaos.wait_for(load, lambda: chaos.served_since("b2", back), need.recovery_ms / 1000 + 10,
-                   "b2 serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target="b2", after_ns=back,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since("b2", back),
+        need.recovery_ms / 1000 + 10,
+        "b2 serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(chaos.history, target="b2", after_ns=back, bound_ms=need.recovery_ms),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )

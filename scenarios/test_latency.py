@@ -30,18 +30,37 @@ def test_latency_on_one_backend_shows_only_in_its_percentiles(chaos):
     # Measured from the toxic in force (the API answered: every connection to b2 holds it);
     # RPCs sent while it was being added may have slipped through undelayed.
     slow = chaos.nemesis.inject(Latency("b2", 200))
-    load.wait_until(lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40, 20,
-                    "40 RPCs answered by the slow backend")
+    load.wait_until(
+        lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40,
+        20,
+        "40 RPCs answered by the slow backend",
+    )
     need = chaos.requirements
-    chaos.expect(checks.latency(chaos.history, backend="b2", percentile=50, bound_ms=200,
-                                at_least=True, start_ns=slow.in_force_ns))
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend="b2",
+            percentile=50,
+            bound_ms=200,
+            at_least=True,
+            start_ns=slow.in_force_ns,
+        )
+    )
     for fast in ("b1", "b3"):
-        chaos.expect(checks.latency(chaos.history, backend=fast, percentile=90,
-                                    bound_ms=need.healthy_latency_ms,
-                                    start_ns=slow.in_force_ns),
-                     requirement="healthy_latency_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=slow.start_ns, budget=need.error_budget),
-                 requirement="error_budget")
+        chaos.expect(
+            checks.latency(
+                chaos.history,
+                backend=fast,
+                percentile=90,
+                bound_ms=need.healthy_latency_ms,
+                start_ns=slow.in_force_ns,
+            ),
+            requirement="healthy_latency_ms",
+        )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=slow.start_ns, budget=need.error_budget),
+        requirement="error_budget",
+    )
 
 
 JITTER_CLIENTS = 12
@@ -70,29 +89,52 @@ def test_jitter_on_one_backend_spreads_only_its_latency(chaos):
     chaos.require_spread("per-backend latency")
     loads = [chaos.load(concurrency=1) for _ in range(JITTER_CLIENTS)]
     chaos.warm_up(loads[0])
-    chaos.wait_until(lambda: all(load.completed >= 6 for load in loads), 10,
-                     "every client warm")
+    chaos.wait_until(lambda: all(load.completed >= 6 for load in loads), 10, "every client warm")
     # From the toxic in force (the API answered: every connection to b2 holds it); an RPC
     # sent while it was being added may have slipped through undelayed.
-    in_place = chaos.nemesis.inject(Latency("b2", 100, jitter_ms=90,
-                                            stream="upstream")).in_force_ns
-    loads[0].wait_until(lambda: chaos.count_ok("b2", in_place) >= JITTER_SAMPLES, 20,
-                        f"{JITTER_SAMPLES} RPCs answered by the jittery backend")
-    chaos.expect(checks.latency(chaos.history, backend="b2", percentile=5, bound_ms=100,
-                                start_ns=in_place, min_rpcs=JITTER_SAMPLES))
-    chaos.expect(checks.latency(chaos.history, backend="b2", percentile=95, bound_ms=145,
-                                at_least=True, start_ns=in_place))
+    in_place = chaos.nemesis.inject(Latency("b2", 100, jitter_ms=90, stream="upstream")).in_force_ns
+    loads[0].wait_until(
+        lambda: chaos.count_ok("b2", in_place) >= JITTER_SAMPLES,
+        20,
+        f"{JITTER_SAMPLES} RPCs answered by the jittery backend",
+    )
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend="b2",
+            percentile=5,
+            bound_ms=100,
+            start_ns=in_place,
+            min_rpcs=JITTER_SAMPLES,
+        )
+    )
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend="b2",
+            percentile=95,
+            bound_ms=145,
+            at_least=True,
+            start_ns=in_place,
+        )
+    )
     for fast in ("b1", "b3"):
-        chaos.expect(checks.latency(chaos.history, backend=fast, percentile=50, bound_ms=50,
-                                    start_ns=in_place))
+        chaos.expect(
+            checks.latency(
+                chaos.history, backend=fast, percentile=50, bound_ms=50, start_ns=in_place
+            )
+        )
     chaos.expect(checks.errors(chaos.history, start_ns=in_place))
 
 
 DEADLINE_MS = 250
 ROUNDS = 6
 # Every status code but OK and the one the scenario expects.
-OTHER_CODES = [code.name for code in grpc.StatusCode
-               if code not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED)]
+OTHER_CODES = [
+    code.name
+    for code in grpc.StatusCode
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED)
+]
 
 
 def test_latency_above_the_deadline_fails_only_that_backends_rpcs(chaos):
@@ -127,7 +169,11 @@ def test_latency_above_the_deadline_fails_only_that_backends_rpcs(chaos):
     chaos.expect(checks.errors(chaos.history, codes=OTHER_CODES, **window))
     chaos.expect(checks.no_traffic_to(chaos.history, target="b2", **window))
     for fast in ("b1", "b3"):
-        chaos.expect(checks.attempts(sampler.samples, fast, counter="failed",
-                                     start_ns=slow.in_force_ns))
-    chaos.expect(checks.attempts(sampler.samples, "b2", counter="failed", at_least=2,
-                                 start_ns=slow.in_force_ns))
+        chaos.expect(
+            checks.attempts(sampler.samples, fast, counter="failed", start_ns=slow.in_force_ns)
+        )
+    chaos.expect(
+        checks.attempts(
+            sampler.samples, "b2", counter="failed", at_least=2, start_ns=slow.in_force_ns
+        )
+    )

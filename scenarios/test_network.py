@@ -24,7 +24,7 @@ from __future__ import annotations
 import pytest
 
 from chaos import checks
-from chaos.faults import Bandwidth, Kill, LimitData, ProxyDown, ResetPeer, SlowClose, Slicer
+from chaos.faults import Bandwidth, Kill, LimitData, ProxyDown, ResetPeer, Slicer, SlowClose
 
 pytestmark = pytest.mark.network
 
@@ -37,8 +37,7 @@ RETRIES = ("retryPolicy",)
 KEEPALIVE = ("grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms", "retryPolicy")
 # Once the fault is gone the next reconnection attempt is at most a max reconnect backoff
 # away; an outlier ejection for the RPCs the fault failed ends within ~1 s too.
-BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms",
-           "outlierDetection")
+BACKOFF = ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms", "outlierDetection")
 
 
 def _warm_load(chaos, **options):
@@ -55,7 +54,6 @@ def _warm_load_closed(chaos, concurrency: int, **options):
     return load, warm
 
 
-
 def _breaks_and_recovers(chaos, fault_on):
     """The shared course of the three breaking faults: hold RPCs on the busiest backend,
     break its connection, check failover, remove the fault, check recovery."""
@@ -65,30 +63,56 @@ def _breaks_and_recovers(chaos, fault_on):
     fault = chaos.nemesis.inject(fault_on(target))
     if hold is not None:
         # The backend drops the held RPCs when its connection goes: the break has happened.
-        chaos.wait_until(lambda: chaos.fleet.stats(target)["in_flight"] == 0, 5,
-                         f"{target}'s connection broken")
+        chaos.wait_until(
+            lambda: chaos.fleet.stats(target)["in_flight"] == 0, 5, f"{target}'s connection broken"
+        )
     chaos.nemesis.undo(hold)
     load.wait_for(400, timeout=10)
     need = chaos.requirements
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=RETRIES, requirement="error_budget")
-    chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=fault.in_force_ns,
-                                      bound_ms=need.failover_ms),
-                 answers=RETRIES, requirement="failover_ms")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=RETRIES,
+        requirement="error_budget",
+    )
+    chaos.expect(
+        checks.failover_time(
+            chaos.history, target=target, after_ns=fault.in_force_ns, bound_ms=need.failover_ms
+        ),
+        answers=RETRIES,
+        requirement="failover_ms",
+    )
     # RPCs held on the target waited for the scenario until the break: their replay is
     # counted from it.
-    chaos.expect(checks.latency(chaos.history, percentile=100, bound_ms=need.failover_ms,
-                                start_ns=warm,
-                                counted_from_ns=fault.in_force_ns if hold is not None else None),
-                 answers=RETRIES, requirement="failover_ms")
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            percentile=100,
+            bound_ms=need.failover_ms,
+            start_ns=warm,
+            counted_from_ns=fault.in_force_ns if hold is not None else None,
+        ),
+        answers=RETRIES,
+        requirement="failover_ms",
+    )
     removed = chaos.nemesis.undo(fault).end_ns
-    chaos.wait_for(load, lambda: chaos.served_since(target, removed),
-                   need.recovery_ms / 1000 + 5, f"{target} serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=removed,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=RETRIES, requirement="error_budget")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, removed),
+        need.recovery_ms / 1000 + 5,
+        f"{target} serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=removed, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=RETRIES,
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.detects(naive="errors", pick_first="errors", outlier="errors")
@@ -178,13 +202,24 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     chaos.expect_silent_fault_hidden(warm, KEEPALIVE, kill if hold is not None else None)
     load.wait_for(300, timeout=10)
     restarted = chaos.nemesis.undo(kill).end_ns
-    chaos.wait_for(load, lambda: chaos.served_since(target, restarted),
-                   need.recovery_ms / 1000 + 5, f"{target} serving again")
-    chaos.expect(checks.recovery_time(chaos.history, target=target, after_ns=restarted,
-                                      bound_ms=need.recovery_ms),
-                 answers=BACKOFF, requirement="recovery_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=KEEPALIVE, requirement="error_budget")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(target, restarted),
+        need.recovery_ms / 1000 + 5,
+        f"{target} serving again",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=target, after_ns=restarted, bound_ms=need.recovery_ms
+        ),
+        answers=BACKOFF,
+        requirement="recovery_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=KEEPALIVE,
+        requirement="error_budget",
+    )
 
 
 # ---------------------------------------------------------------------------- weather
@@ -212,15 +247,28 @@ def test_slicer_keeps_every_reply_byte_exact(chaos):
     """
     load, warm = _warm_load_closed(chaos, SLICER_CLIENTS, payload_bytes=SLICER_PAYLOAD)
     target = chaos.busiest(warm)
-    chaos.nemesis.inject(Slicer(target, average_size=100, size_variation=50, delay_us=100,
-                                stream="downstream"))
-    in_place = chaos.nemesis.inject(Slicer(target, average_size=100, size_variation=50,
-                                           delay_us=100, stream="upstream")).in_force_ns
-    load.wait_until(lambda: chaos.count_ok(target, in_place) >= 100, 10,
-                    f"100 RPCs answered by the sliced {target}")
+    chaos.nemesis.inject(
+        Slicer(target, average_size=100, size_variation=50, delay_us=100, stream="downstream")
+    )
+    in_place = chaos.nemesis.inject(
+        Slicer(target, average_size=100, size_variation=50, delay_us=100, stream="upstream")
+    ).in_force_ns
+    load.wait_until(
+        lambda: chaos.count_ok(target, in_place) >= 100,
+        10,
+        f"100 RPCs answered by the sliced {target}",
+    )
     chaos.expect(checks.errors(chaos.history, start_ns=warm))
-    chaos.expect(checks.latency(chaos.history, backend=target, percentile=50, bound_ms=100,
-                                start_ns=in_place, min_rpcs=100))
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend=target,
+            percentile=50,
+            bound_ms=100,
+            start_ns=in_place,
+            min_rpcs=100,
+        )
+    )
 
 
 BANDWIDTH_KBPS = 2
@@ -247,28 +295,57 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     down in the middle of answers.
     """
     chaos.require_spread("per-backend latency")
-    loads = [chaos.load(concurrency=1, payload_bytes=BANDWIDTH_PAYLOAD)
-             for _ in range(BANDWIDTH_CLIENTS)]
+    loads = [
+        chaos.load(concurrency=1, payload_bytes=BANDWIDTH_PAYLOAD) for _ in range(BANDWIDTH_CLIENTS)
+    ]
     warm = chaos.warm_up(loads[0])
-    chaos.wait_until(lambda: all(load.completed >= 6 for load in loads), 10,
-                     "every client warm")
+    chaos.wait_until(lambda: all(load.completed >= 6 for load in loads), 10, "every client warm")
     target = "b2"
     limit = chaos.nemesis.inject(Bandwidth(target, BANDWIDTH_KBPS))
     in_place = limit.in_force_ns  # the API answers once every link has it
-    loads[0].wait_until(lambda: chaos.count_ok(target, in_place) >= 24, 20,
-                        f"24 RPCs answered by the throttled {target}")
+    loads[0].wait_until(
+        lambda: chaos.count_ok(target, in_place) >= 24,
+        20,
+        f"24 RPCs answered by the throttled {target}",
+    )
     lifting = chaos.history.mark("lifting the limit")
     lifted = chaos.nemesis.undo(limit).end_ns
-    loads[0].wait_until(lambda: chaos.count_ok(target, lifted) >= 24, 10,
-                        f"24 RPCs answered by {target} after the limit")
+    loads[0].wait_until(
+        lambda: chaos.count_ok(target, lifted) >= 24,
+        10,
+        f"24 RPCs answered by {target} after the limit",
+    )
     chaos.expect(checks.errors(chaos.history, start_ns=warm))
-    chaos.expect(checks.latency(chaos.history, backend=target, percentile=50, bound_ms=200,
-                                at_least=True, start_ns=in_place, end_ns=lifting))
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend=target,
+            percentile=50,
+            bound_ms=200,
+            at_least=True,
+            start_ns=in_place,
+            end_ns=lifting,
+        )
+    )
     need = chaos.requirements
     for other in sorted(set(chaos.fleet.ids) - {target}):
-        chaos.expect(checks.latency(chaos.history, backend=other, percentile=90,
-                                    bound_ms=need.healthy_latency_ms, start_ns=in_place),
-                     requirement="healthy_latency_ms")
-    chaos.expect(checks.latency(chaos.history, backend=target, percentile=90,
-                                bound_ms=need.healthy_latency_ms, start_ns=lifted),
-                 requirement="healthy_latency_ms")
+        chaos.expect(
+            checks.latency(
+                chaos.history,
+                backend=other,
+                percentile=90,
+                bound_ms=need.healthy_latency_ms,
+                start_ns=in_place,
+            ),
+            requirement="healthy_latency_ms",
+        )
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            backend=target,
+            percentile=90,
+            bound_ms=need.healthy_latency_ms,
+            start_ns=lifted,
+        ),
+        requirement="healthy_latency_ms",
+    )

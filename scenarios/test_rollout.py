@@ -14,9 +14,9 @@ import time
 import pytest
 
 from chaos import checks
-from chaos.observe import grpc_log
 from chaos.checks import Verdict
 from chaos.faults import ScaleIn, ScaleOut, Terminate
+from chaos.observe import grpc_log
 from chaos.observe.server_watch import HealthWatch, ListenerWatch
 
 pytestmark = pytest.mark.rollout
@@ -34,8 +34,9 @@ def _stopped_gracefully(chaos, backend_id: str) -> Verdict:
     stop = fleet.backend(backend_id).last_stop
     name, grace = fleet.stop_signal.name, fleet.stop_grace_s
     text = f"{backend_id} {stop.describe(name, grace)}."
-    return Verdict("graceful_stop", not stop.forced, round(stop.seconds * 1000, 3), "ms",
-                   grace * 1000, text)
+    return Verdict(
+        "graceful_stop", not stop.forced, round(stop.seconds * 1000, 3), "ms", grace * 1000, text
+    )
 
 
 def test_rolling_restart_loses_no_rpc(chaos):
@@ -62,14 +63,25 @@ def test_rolling_restart_loses_no_rpc(chaos):
         back = chaos.nemesis.undo(stop).end_ns  # its replacement, on the same address
         if not chaos.shape.spreads:
             continue  # a client on one backend moved to another: it has no rotation to rejoin
-        chaos.wait_for(load, lambda: chaos.served_since(backend, back),
-                       need.recovery_ms / 1000 + 5, f"{backend} serving again")
-        chaos.expect(checks.recovery_time(chaos.history, target=backend, after_ns=back,
-                                          bound_ms=need.recovery_ms),
-                     answers=("grpc.initial_reconnect_backoff_ms",), requirement="recovery_ms")
+        chaos.wait_for(
+            load,
+            lambda: chaos.served_since(backend, back),
+            need.recovery_ms / 1000 + 5,
+            f"{backend} serving again",
+        )
+        chaos.expect(
+            checks.recovery_time(
+                chaos.history, target=backend, after_ns=back, bound_ms=need.recovery_ms
+            ),
+            answers=("grpc.initial_reconnect_backoff_ms",),
+            requirement="recovery_ms",
+        )
     load.wait_for(200, timeout=10)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=GRACEFUL, requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=GRACEFUL,
+        requirement="error_budget",
+    )
 
 
 def test_scale_in_loses_no_rpc(chaos):
@@ -89,10 +101,12 @@ def test_scale_in_loses_no_rpc(chaos):
     scale_in = chaos.nemesis.inject(ScaleIn(target))
     load.wait_for(500, timeout=20)
     chaos.expect(_stopped_gracefully(chaos, target), answers=("server.graceful_shutdown",))
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=GRACEFUL, requirement="error_budget")
-    chaos.expect(checks.no_traffic_to(chaos.history, target=target,
-                                      start_ns=scale_in.in_force_ns))
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=GRACEFUL,
+        requirement="error_budget",
+    )
+    chaos.expect(checks.no_traffic_to(chaos.history, target=target, start_ns=scale_in.in_force_ns))
 
 
 def test_scaled_out_backend_gets_its_share(chaos):
@@ -119,20 +133,30 @@ def test_scaled_out_backend_gets_its_share(chaos):
     fault = ScaleOut()
     added = chaos.nemesis.inject(fault)
     new = fault.added[0]
-    chaos.wait_for(load, lambda: chaos.served_since(new, added.in_force_ns),
-                   need.dns_join_ms / 1000 + 2, f"{new} serving")
-    chaos.expect(checks.recovery_time(chaos.history, target=new, after_ns=added.in_force_ns,
-                                      bound_ms=need.dns_join_ms),
-                 answers=("server.max_connection_age",
-                          "grpc.dns_min_time_between_resolutions_ms"),
-                 requirement="dns_join_ms")
+    chaos.wait_for(
+        load,
+        lambda: chaos.served_since(new, added.in_force_ns),
+        need.dns_join_ms / 1000 + 2,
+        f"{new} serving",
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, target=new, after_ns=added.in_force_ns, bound_ms=need.dns_join_ms
+        ),
+        answers=("server.max_connection_age", "grpc.dns_min_time_between_resolutions_ms"),
+        requirement="dns_join_ms",
+    )
     joined = chaos.history.mark(f"{new} serving")
     load.wait_for(1500, timeout=20)
-    chaos.expect(checks.share(chaos.history, new, chaos.fleet.ids, need.min_share,
-                              start_ns=joined),
-                 answers=("round_robin",), requirement="min_share")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 requirement="error_budget")
+    chaos.expect(
+        checks.share(chaos.history, new, chaos.fleet.ids, need.min_share, start_ns=joined),
+        answers=("round_robin",),
+        requirement="min_share",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.detects(naive="drain_time", pick_first="drain_time")
@@ -171,13 +195,23 @@ def test_graceful_shutdown_drains(chaos):
     if closed is not None:
         chaos.history.note("seen:listener closed", target, closed)
     load.wait_for(300, timeout=20)
-    chaos.expect(checks.shutdown_notice(stop.start_ns, not_serving, closed, need.drain_ms),
-                 answers=("server.graceful_shutdown",), requirement="drain_ms")
-    chaos.expect(checks.drain_time(chaos.history, target=target, after_ns=not_serving,
-                                   bound_ms=need.drain_ms),
-                 answers=("healthCheckConfig", "round_robin"), requirement="drain_ms")
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=GRACEFUL, requirement="error_budget")
+    chaos.expect(
+        checks.shutdown_notice(stop.start_ns, not_serving, closed, need.drain_ms),
+        answers=("server.graceful_shutdown",),
+        requirement="drain_ms",
+    )
+    chaos.expect(
+        checks.drain_time(
+            chaos.history, target=target, after_ns=not_serving, bound_ms=need.drain_ms
+        ),
+        answers=("healthCheckConfig", "round_robin"),
+        requirement="drain_ms",
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=GRACEFUL,
+        requirement="error_budget",
+    )
     chaos.expect(_stopped_gracefully(chaos, target), answers=("server.graceful_shutdown",))
 
 
@@ -216,18 +250,31 @@ def test_keepalive_is_tolerated_through_idle_and_busy_phases(chaos, capfd):
         chaos.history.mark("busy again")
         for _ in range(30):
             call(tolerate=True)
-    goaways = [line for line in capfd.readouterr().err.splitlines()
-               if "too_many_pings" in line and "ENHANCE_YOUR_CALM" in line]
-    named = {b.id for b in chaos.fleet.backends
-             if any(b.published in line for line in goaways)}
-    text = (f"{len(goaways)} GOAWAY too_many_pings received"
-            + (f" from {', '.join(sorted(named))}: their keepalive enforcement refuses the "
-               f"client's pings (gRPC's log: {goaways[0].strip()[-160:]})" if goaways else
-               ": the servers tolerate the client's keepalive") + ".")
-    chaos.expect(Verdict("too_many_pings", not goaways, len(goaways), "goaways", 0, text),
-                 answers=("server.keepalive_enforcement", "grpc.keepalive_time_ms"))
-    chaos.expect(checks.errors(chaos.history, start_ns=busy, budget=need.error_budget),
-                 answers=("server.keepalive_enforcement",), requirement="error_budget")
+    goaways = [
+        line
+        for line in capfd.readouterr().err.splitlines()
+        if "too_many_pings" in line and "ENHANCE_YOUR_CALM" in line
+    ]
+    named = {b.id for b in chaos.fleet.backends if any(b.published in line for line in goaways)}
+    text = (
+        f"{len(goaways)} GOAWAY too_many_pings received"
+        + (
+            f" from {', '.join(sorted(named))}: their keepalive enforcement refuses the "
+            f"client's pings (gRPC's log: {goaways[0].strip()[-160:]})"
+            if goaways
+            else ": the servers tolerate the client's keepalive"
+        )
+        + "."
+    )
+    chaos.expect(
+        Verdict("too_many_pings", not goaways, len(goaways), "goaways", 0, text),
+        answers=("server.keepalive_enforcement", "grpc.keepalive_time_ms"),
+    )
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=busy, budget=need.error_budget),
+        answers=("server.keepalive_enforcement",),
+        requirement="error_budget",
+    )
 
 
 def _probe_client(chaos):
@@ -237,11 +284,19 @@ def _probe_client(chaos):
     default 1 s backoff would let a backend's first second pass unseen)."""
     from chaos import profiles
 
-    return profiles.parse({"name": "readiness probe", "service_config": {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "healthCheckConfig": {"serviceName": chaos.fleet.health_services[-1]}},
-        "channel_options": {"grpc.initial_reconnect_backoff_ms": 100,
-                            "grpc.max_reconnect_backoff_ms": 200}})
+    return profiles.parse(
+        {
+            "name": "readiness probe",
+            "service_config": {
+                "loadBalancingConfig": [{"round_robin": {}}],
+                "healthCheckConfig": {"serviceName": chaos.fleet.health_services[-1]},
+            },
+            "channel_options": {
+                "grpc.initial_reconnect_backoff_ms": 100,
+                "grpc.max_reconnect_backoff_ms": 200,
+            },
+        }
+    )
 
 
 def test_restarted_backend_gets_no_rpc_before_it_can_answer(chaos):
@@ -268,13 +323,18 @@ def test_restarted_backend_gets_no_rpc_before_it_can_answer(chaos):
     # in, before the restart has even returned (which waits for it to say SERVING).
     gone = stop.in_force_ns
     restart = chaos.nemesis.undo(stop)
-    chaos.wait_for(probe, lambda: chaos.count_ok(target, restart.end_ns) >= 50, 10,
-                   f"{target} answering again")
+    chaos.wait_for(
+        probe, lambda: chaos.count_ok(target, restart.end_ns) >= 50, 10, f"{target} answering again"
+    )
     probe.wait_for(300, timeout=20)
     probe_rpcs = [r for r in chaos.history.window(gone) if probe.owns(r)]
     chaos.expect(checks.errors(probe_rpcs, budget=0), answers=("server.readiness",))
-    chaos.expect(checks.latency(probe_rpcs, percentile=100, bound_ms=need.failover_ms),
-                 answers=("server.readiness",), requirement="failover_ms")
+    chaos.expect(
+        checks.latency(probe_rpcs, percentile=100, bound_ms=need.failover_ms),
+        answers=("server.readiness",),
+        requirement="failover_ms",
+    )
     mine = [r for r in chaos.history.window(warm) if not probe.owns(r)]
-    chaos.expect(checks.errors(mine, budget=need.error_budget),
-                 answers=GRACEFUL, requirement="error_budget")
+    chaos.expect(
+        checks.errors(mine, budget=need.error_budget), answers=GRACEFUL, requirement="error_budget"
+    )

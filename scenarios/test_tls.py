@@ -38,32 +38,44 @@ HANDSHAKE_REASONS = {
 CALLS = 3
 
 
-def failed_with(history, start_ns: int, end_ns: int | None, code: str, reason: str,
-                min_rpcs: int = CALLS) -> Verdict:
+def failed_with(
+    history, start_ns: int, end_ns: int | None, code: str, reason: str, min_rpcs: int = CALLS
+) -> Verdict:
     """Every RPC that started in the window failed with ``code`` and details containing
     ``reason``. figure = the RPCs that did not (bound 0)."""
     window = in_window(history.rpcs, start_ns, end_ns)
     wrong = [r for r in window if r.code != code or not re.search(re.escape(reason), r.details)]
     passed = len(window) >= min_rpcs and not wrong
-    paragraph = (f"{len(window) - len(wrong)} of the {len(window)} RPCs in the window failed with "
-                 f"{code} naming \"{reason}\" (at least {min_rpcs} needed)")
+    paragraph = (
+        f"{len(window) - len(wrong)} of the {len(window)} RPCs in the window failed with "
+        f'{code} naming "{reason}" (at least {min_rpcs} needed)'
+    )
     if wrong:
-        paragraph += "; not so: " + "; ".join(describe_rpc(r, start_ns, "the window start")
-                                             for r in wrong[:3])
+        paragraph += "; not so: " + "; ".join(
+            describe_rpc(r, start_ns, "the window start") for r in wrong[:3]
+        )
     around = wrong[0].start_ns if wrong else start_ns
-    return Verdict("failure_reason", passed, len(wrong), "rpcs", 0,
-                   explain(paragraph + ".", history, around, [r.id for r in wrong[:3]]),
-                   culprits=tuple((r.start_ns, r.end_ns) for r in wrong))
+    return Verdict(
+        "failure_reason",
+        passed,
+        len(wrong),
+        "rpcs",
+        0,
+        explain(paragraph + ".", history, around, [r.id for r in wrong[:3]]),
+        culprits=tuple((r.start_ns, r.end_ns) for r in wrong),
+    )
 
 
 def handler_calls(fleet, before: dict[str, int]) -> Verdict:
     """No backend ran its SayHello handler since ``before`` (calls per backend)."""
     after = {b: fleet.stats(b)["calls"] for b in fleet.ids}
     ran = {b: after[b] - before[b] for b in fleet.ids if after[b] != before[b]}
-    text = ("no backend ran a SayHello handler: the RPCs were refused before reaching one"
-            if not ran else f"handlers ran on {ran}: those RPCs reached a backend")
+    text = (
+        "no backend ran a SayHello handler: the RPCs were refused before reaching one"
+        if not ran
+        else f"handlers ran on {ran}: those RPCs reached a backend"
+    )
     return Verdict("handler_calls", not ran, sum(ran.values()), "calls", 0, text + ".")
-
 
 
 def served_certificate(fleet, backend_id: str) -> bytes:
@@ -93,9 +105,10 @@ def test_backend_with_a_bad_certificate_never_serves(chaos, kind):
     chaos.warm_up(load, backends=["b1", "b3"])
     load.wait_for(600, timeout=20)
     chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=start))
-    chaos.expect(checks.errors(chaos.history, start_ns=start,
-                               budget=chaos.requirements.error_budget),
-                 requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=start, budget=chaos.requirements.error_budget),
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -117,10 +130,18 @@ def test_all_backends_with_bad_certificates_fail_fast_with_the_handshake_reason(
         for _ in range(CALLS):
             call(tolerate=True, timeout=5.0)
     chaos.expect(failed_with(chaos.history, start, None, "UNAVAILABLE", HANDSHAKE_REASONS[kind]))
-    chaos.expect(checks.latency(chaos.history, percentile=100,
-                                bound_ms=chaos.requirements.fail_fast_ms,
-                                start_ns=start, only_ok=False, min_rpcs=CALLS),
-                 answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
+    chaos.expect(
+        checks.latency(
+            chaos.history,
+            percentile=100,
+            bound_ms=chaos.requirements.fail_fast_ms,
+            start_ns=start,
+            only_ok=False,
+            min_rpcs=CALLS,
+        ),
+        answers=("waitForReady", "retryPolicy"),
+        requirement="fail_fast_ms",
+    )
 
 
 @pytest.mark.needs("mtls", "control")
@@ -148,15 +169,20 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
     clients = {
         "no client certificate": (info, False),
         "a client certificate from another CA": (
-            dict(info, client_cert=str(other.cert), client_key=str(other.key)), True),
+            dict(info, client_cert=str(other.cert), client_key=str(other.key)),
+            True,
+        ),
     }
     for what, (target, with_cert) in clients.items():
         before = {b: fleet.stats(b)["calls"] for b in fleet.ids}
         start = chaos.history.mark(what)
         # A client configured like the profile, but with the wrong (or no) certificate.
-        with client.channel(target, service_config=chaos.profile.service_config,
-                            options=list(chaos.profile.channel_options.items()),
-                            client_cert=with_cert) as channel:
+        with client.channel(
+            target,
+            service_config=chaos.profile.service_config,
+            options=list(chaos.profile.channel_options.items()),
+            client_cert=with_cert,
+        ) as channel:
             call = chaos.caller(channel)
             for _ in range(CALLS):
                 call(tolerate=True, timeout=5.0)
@@ -164,10 +190,19 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
         # The details are "Socket closed" at best: the client is not told why, and at times
         # gRPC records the failed handshake with no message at all, so only the code is held.
         chaos.expect(failed_with(chaos.history, start, end, "UNAVAILABLE", ""))
-        chaos.expect(checks.latency(chaos.history, percentile=100,
-                                    bound_ms=chaos.requirements.fail_fast_ms,
-                                    start_ns=start, end_ns=end, only_ok=False, min_rpcs=CALLS),
-                     answers=("waitForReady", "retryPolicy"), requirement="fail_fast_ms")
+        chaos.expect(
+            checks.latency(
+                chaos.history,
+                percentile=100,
+                bound_ms=chaos.requirements.fail_fast_ms,
+                start_ns=start,
+                end_ns=end,
+                only_ok=False,
+                min_rpcs=CALLS,
+            ),
+            answers=("waitForReady", "retryPolicy"),
+            requirement="fail_fast_ms",
+        )
         chaos.expect(handler_calls(fleet, before))
 
 
@@ -190,18 +225,27 @@ def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
     rotated = chaos.history.mark("renewed certificates in place")
     for backend in chaos.fleet.ids:
         renewed = x509.load_pem_x509_certificate(
-            chaos.fleet.pki.server_cert(backend, chaos.fleet.backend(backend).ip,
-                                        RENEWED).cert_pem()).public_bytes(Encoding.DER)
-        chaos.wait_until(lambda: served_certificate(chaos.fleet, backend) == renewed, 5,
-                         f"{backend} presenting its renewed certificate to new connections")
-    before.wait_until(lambda: chaos.count_ok(chaos.busiest(warm), rotated) >= 100, 10,
-                      "the first client still served on its old connections")
+            chaos.fleet.pki.server_cert(
+                backend, chaos.fleet.backend(backend).ip, RENEWED
+            ).cert_pem()
+        ).public_bytes(Encoding.DER)
+        chaos.wait_until(
+            lambda: served_certificate(chaos.fleet, backend) == renewed,
+            5,
+            f"{backend} presenting its renewed certificate to new connections",
+        )
+    before.wait_until(
+        lambda: chaos.count_ok(chaos.busiest(warm), rotated) >= 100,
+        10,
+        "the first client still served on its old connections",
+    )
     after = chaos.load(concurrency=8)
     chaos.warm_up(after)
     after.wait_for(300, timeout=10)
-    chaos.expect(checks.errors(chaos.history, start_ns=warm,
-                               budget=chaos.requirements.error_budget),
-                 requirement="error_budget")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=chaos.requirements.error_budget),
+        requirement="error_budget",
+    )
 
 
 @pytest.mark.needs("control")
@@ -223,15 +267,25 @@ def test_rotation_to_a_bad_certificate_takes_the_backend_out_for_new_connections
     load.wait_for(300, timeout=10)
     target = chaos.busiest(warm)
     rotation = chaos.nemesis.inject(Certificate(target, "expired"))
-    load.wait_until(lambda: chaos.count_ok(target, rotation.start_ns) >= 20, 10,
-                    f"{target} still serving on its open connections")
+    load.wait_until(
+        lambda: chaos.count_ok(target, rotation.start_ns) >= 20,
+        10,
+        f"{target} still serving on its open connections",
+    )
     held = chaos.hold_rpcs_on(target, 1000, at_least=3)
     cut = chaos.nemesis.inject(CutConnections(target))
     chaos.nemesis.undo(held)
     load.wait_for(1000, timeout=20)
     need = chaos.requirements
-    chaos.expect(checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-                 answers=("retryPolicy",), requirement="error_budget")
-    chaos.expect(checks.failover_time(chaos.history, target=target, after_ns=cut.in_force_ns,
-                                      bound_ms=need.failover_ms),
-                 answers=("retryPolicy",), requirement="failover_ms")
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
+        answers=("retryPolicy",),
+        requirement="error_budget",
+    )
+    chaos.expect(
+        checks.failover_time(
+            chaos.history, target=target, after_ns=cut.in_force_ns, bound_ms=need.failover_ms
+        ),
+        answers=("retryPolicy",),
+        requirement="failover_ms",
+    )

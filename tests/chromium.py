@@ -14,6 +14,7 @@ its own process group, killed when the context ends; it talks to loopback only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -26,10 +27,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-         "--window-size=1280,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+    "--window-size=1280,1000",
+)
 # Chromium starts in ~1 s here; the margin is for a busy 2-core machine.
 START_TIMEOUT_S = 60.0
 COMMAND_TIMEOUT_S = 60.0
@@ -46,8 +56,10 @@ class Chromium:
     def __init__(self):
         path = binary()
         if path is None:
-            raise RuntimeError("no chromium on PATH: install Debian's chromium "
-                               "(make chromium, or apt-get install -y chromium)")
+            raise RuntimeError(
+                "no chromium on PATH: install Debian's chromium "
+                "(make chromium, or apt-get install -y chromium)"
+            )
         self.profile = Path(tempfile.mkdtemp(prefix="grpc-chaos-chromium-"))
         # Chromium puts its process-singleton socket in a directory of its own under
         # TMPDIR (org.chromium.Chromium.XXXXXX) and never removes it: inside the profile,
@@ -56,8 +68,12 @@ class Chromium:
         scratch.mkdir()
         self.process = subprocess.Popen(
             [path, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(scratch)},
+            start_new_session=True,
+        )
         self.port = self._wait_for_port()
 
     def _wait_for_port(self) -> int:
@@ -76,9 +92,10 @@ class Chromium:
                 pass
         raise TimeoutError(f"chromium wrote no {marker} within {START_TIMEOUT_S} s")
 
-    def page(self) -> "Page":
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list",
-                                    timeout=COMMAND_TIMEOUT_S) as answer:
+    def page(self) -> Page:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/json/list", timeout=COMMAND_TIMEOUT_S
+        ) as answer:
             targets = json.load(answer)
         page = next(t for t in targets if t.get("type") == "page")
         return Page(page["webSocketDebuggerUrl"])
@@ -93,10 +110,8 @@ class Chromium:
                 break
             deadline = time.monotonic() + STOP_TIMEOUT_S
             while self.alive() and time.monotonic() < deadline:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self.process.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    pass
             if not self.alive():
                 break
         self.process.wait(timeout=COMMAND_TIMEOUT_S)
@@ -117,7 +132,7 @@ class Chromium:
                 found.append(int(entry))
         return found
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -132,9 +147,13 @@ class Page:
         host, port = host_port.split(":")
         self.socket = socket.create_connection((host, int(port)), timeout=COMMAND_TIMEOUT_S)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.socket.sendall((f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket"
-                             f"\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                             f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.socket.sendall(
+            (
+                f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket"
+                f"\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.socket.recv(1)
@@ -236,9 +255,11 @@ def open_page(chromium: Chromium, path: Path) -> tuple[Page, dict]:
         page.call(f"{domain}.enable")
     page.call("Page.navigate", url=path.resolve().as_uri())
     page.wait_for_event("Page.loadEventFired")
-    images = page.evaluate("JSON.stringify([...document.images].map(i => ({alt: i.alt, "
-                           "complete: i.complete, width: i.naturalWidth, "
-                           "height: i.naturalHeight})))")
+    images = page.evaluate(
+        "JSON.stringify([...document.images].map(i => ({alt: i.alt, "
+        "complete: i.complete, width: i.naturalWidth, "
+        "height: i.naturalHeight})))"
+    )
     found = {"images": json.loads(images), "console_errors": [], "requests": []}
     for event in page.events:
         method, params = event.get("method"), event.get("params", {})

@@ -27,7 +27,10 @@ def failed_headlines_state_the_failure(monkeypatch):
 
     monkeypatch.setattr(Verdict, "__init__", recording)
     yield made
-    misleading = [v.headline for v in made
-                  if v.outcome in ("fail", "inconclusive") and not v.breaks_bound()]
-    assert not misleading, ("failed verdicts whose headline does not state what broke the "
-                            "bound: " + "; ".join(misleading))
+    misleading = [
+        v.headline for v in made if v.outcome in ("fail", "inconclusive") and not v.breaks_bound()
+    ]
+    assert not misleading, (
+        "failed verdicts whose headline does not state what broke the "
+        "bound: " + "; ".join(misleading)
+    )

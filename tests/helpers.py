@@ -27,9 +27,11 @@ class Greeter(greeter_pb2_grpc.GreeterServicer):
 
 
 @contextlib.contextmanager
-def serving(register: Callable[[grpc.Server], None],
-            credentials: grpc.ServerCredentials | None = None,
-            host: str = "127.0.0.1") -> Iterator[int]:
+def serving(
+    register: Callable[[grpc.Server], None],
+    credentials: grpc.ServerCredentials | None = None,
+    host: str = "127.0.0.1",
+) -> Iterator[int]:
     """A grpcio server on ``host`` (free port; TLS when credentials are given) with what
     ``register`` adds; yields the port.
 
@@ -40,8 +42,11 @@ def serving(register: Callable[[grpc.Server], None],
     server = grpc.server(executor, options=SERVER_OPTIONS)
     register(server)
     address = f"{host}:0"
-    port = (server.add_insecure_port(address) if credentials is None
-            else server.add_secure_port(address, credentials))
+    port = (
+        server.add_insecure_port(address)
+        if credentials is None
+        else server.add_secure_port(address, credentials)
+    )
     if port == 0:
         raise RuntimeError(f"gRPC could not bind a free port on {host}")
     server.start()
@@ -52,11 +57,13 @@ def serving(register: Callable[[grpc.Server], None],
         executor.shutdown(wait=True)
 
 
-def greeter_server(credentials: grpc.ServerCredentials | None = None,
-                   host: str = "127.0.0.1"):
+def greeter_server(credentials: grpc.ServerCredentials | None = None, host: str = "127.0.0.1"):
     """Serve Greeter (``Hello <name>``) as :func:`serving` does; yields the port."""
-    return serving(lambda server: greeter_pb2_grpc.add_GreeterServicer_to_server(
-        Greeter(), server), credentials, host)
+    return serving(
+        lambda server: greeter_pb2_grpc.add_GreeterServicer_to_server(Greeter(), server),
+        credentials,
+        host,
+    )
 
 
 # Threads a test started are given this long to end after it; they end within

@@ -16,10 +16,13 @@ def test_unset_options_show_grpc_s_default_and_set_ones_their_value():
 
 
 def test_service_config_settings_are_read_whatever_their_spelling():
-    legacy = profiles.parse({"name": "legacy", "service_config": {
-        "loadBalancingPolicy": "round_robin"}})
-    text = advice.explain(legacy, ["round_robin", "healthCheckConfig", "retryPolicy",
-                                   "outlierDetection", "waitForReady"])
+    legacy = profiles.parse(
+        {"name": "legacy", "service_config": {"loadBalancingPolicy": "round_robin"}}
+    )
+    text = advice.explain(
+        legacy,
+        ["round_robin", "healthCheckConfig", "retryPolicy", "outlierDetection", "waitForReady"],
+    )
     assert "round_robin: round_robin (legacy loadBalancingPolicy)" in text
     assert "healthCheckConfig: not set" in text and "retryPolicy: not set" in text
     assert "outlierDetection: not set" in text and "waitForReady: not set" in text

@@ -4,8 +4,24 @@ import pytest
 
 from chaos.run.artifacts import artifact_dir, safe_name
 
-HOSTILE = ["../x", "..", ".", "/etc/passwd", "a/../../b", "\x00nul", "é/ü", "~root",
-           "-rf", ".hidden", "a" * 500, "x:y*z?<>|", "back\\slash", "", " ", "\ud800"]
+HOSTILE = [
+    "../x",
+    "..",
+    ".",
+    "/etc/passwd",
+    "a/../../b",
+    "\x00nul",
+    "é/ü",
+    "~root",
+    "-rf",
+    ".hidden",
+    "a" * 500,
+    "x:y*z?<>|",
+    "back\\slash",
+    "",
+    " ",
+    "\ud800",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from chaos import profiles
-from chaos.observe.attribution import DIRTY_SEGMENT, MAYBE_RETRIED, Attribution
 from chaos.history import History
 from chaos.load import Load
+from chaos.observe.attribution import DIRTY_SEGMENT, MAYBE_RETRIED, Attribution
 from fleet.controller import Fleet
 
 WARM_RPCS = 50  # the RPCs started before the channel connected are unknown by design
@@ -39,7 +39,8 @@ def attributed_load(fleet, concurrency: int) -> tuple[Load, AttributedHistory]:
     history = AttributedHistory()
     load = Load(lambda: profile.channel(info, aio=True), history, concurrency=concurrency)
     history.attribution = load.attribution = Attribution(
-        lambda: load.channelz_id, {b["address"]: b["id"] for b in info["backends"]})
+        lambda: load.channelz_id, {b["address"]: b["id"] for b in info["backends"]}
+    )
     return load, history
 
 
@@ -48,8 +49,11 @@ def after_warm_up(history: AttributedHistory) -> list:
 
 
 def mismatches(history: AttributedHistory, rpcs) -> list:
-    return [(r.id, r.code, r.backend, history.attributed[r.id]) for r in rpcs
-            if history.attributed[r.id] not in (None, r.backend)]
+    return [
+        (r.id, r.code, r.backend, history.attributed[r.id])
+        for r in rpcs
+        if history.attributed[r.id] not in (None, r.backend)
+    ]
 
 
 def test_sequential_rpcs_are_attributed_exactly(fleet):
@@ -87,8 +91,11 @@ def test_a_kill_and_restart_under_load_misattributes_no_rpc(fleet):
         killed = history.now()
         load.wait_for(200, timeout=60)
         fleet.restart("b2")
-        load.wait_until(lambda: any(r.backend == "b2" and r.start_ns > killed
-                                    for r in history.rpcs), 30, "b2 serving again")
+        load.wait_until(
+            lambda: any(r.backend == "b2" and r.start_ns > killed for r in history.rpcs),
+            30,
+            "b2 serving again",
+        )
         load.wait_for(300, timeout=60)
     rpcs = after_warm_up(history)
     exact = sum(history.attributed[r.id] == r.backend for r in rpcs)
@@ -103,8 +110,9 @@ def test_a_retried_rpc_is_never_given_its_first_attempts_backend(fleet):
     with load:
         load.wait_for(WARM_RPCS, timeout=60)
         fleet.app_fault("b1", "UNAVAILABLE", next_n=3)
-        load.wait_until(lambda: fleet.stats("b1")["by_code"].get("UNAVAILABLE", 0) >= 3,
-                        30, "b1 failed 3 calls")
+        load.wait_until(
+            lambda: fleet.stats("b1")["by_code"].get("UNAVAILABLE", 0) >= 3, 30, "b1 failed 3 calls"
+        )
         load.wait_for(30, timeout=60)
     rpcs = after_warm_up(history)
     assert all(r.ok for r in rpcs)
@@ -121,8 +129,9 @@ def test_a_failure_a_backend_answered_is_attributed_to_it(fleet):
     with load:
         load.wait_for(WARM_RPCS, timeout=60)
         fleet.app_fault("b1", "INTERNAL", next_n=3)
-        load.wait_until(lambda: sum(r.code == "INTERNAL" for r in history.rpcs) >= 3, 30,
-                        "3 RPCs failed by b1")
+        load.wait_until(
+            lambda: sum(r.code == "INTERNAL" for r in history.rpcs) >= 3, 30, "3 RPCs failed by b1"
+        )
     failed = [r for r in after_warm_up(history) if not r.ok]
     assert [(r.code, r.backend) for r in failed] == [("INTERNAL", "b1")] * 3
     assert [history.attributed[r.id] for r in failed] == ["b1"] * 3
@@ -133,7 +142,8 @@ def test_a_task_factory_that_could_start_calls_early_is_refused():
 
     async def start():
         asyncio.get_running_loop().set_task_factory(
-            lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+            lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw)
+        )
         attribution.starting(1)
 
     with pytest.raises(RuntimeError, match="default task factory"):

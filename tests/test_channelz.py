@@ -6,20 +6,22 @@ from __future__ import annotations
 import pytest
 
 from chaos import profiles
-from chaos.observe.channelz import AttemptSampler, track_new_channel
 from chaos.faults import Kill, Nemesis
 from chaos.history import History
 from chaos.load import Load
+from chaos.observe.channelz import AttemptSampler, track_new_channel
 from chaos.toxiproxy_server.control import ToxiproxyServer
 from fleet.controller import Fleet
-from fleet.stand_in import StandIn
 from fleet.procs.waiting import wait_until
+from fleet.stand_in import StandIn
 
 
 @pytest.fixture(scope="module")
 def fleet():
-    with ToxiproxyServer() as server, \
-            Fleet(3, net="127.0.205.0/24", proxies=server.control()) as fleet:
+    with (
+        ToxiproxyServer() as server,
+        Fleet(3, net="127.0.205.0/24", proxies=server.control()) as fleet,
+    ):
         yield fleet
 
 
@@ -30,8 +32,9 @@ def test_a_new_channel_is_found_and_its_attempts_counted_per_backend(fleet):
     with Load(lambda: profile.channel(fleet.info(), aio=True), history, concurrency=4) as load:
         load.wait_for(300, timeout=20)
         assert load.channelz_id is not None
-        sampler = AttemptSampler(load.channelz_id,
-                                 {b.published: b.id for b in fleet.backends}).start()
+        sampler = AttemptSampler(
+            load.channelz_id, {b.published: b.id for b in fleet.backends}
+        ).start()
         load.wait_for(300, timeout=20)
         sampler.mark()
         first = {b: sampler.of(b)[0].started for b in fleet.ids}
@@ -78,8 +81,7 @@ def test_a_backend_replaced_behind_its_proxy_is_reached_only_once_repointed(flee
         assert fleet.proxies.proxy(fleet.backend("b3").proxy)["upstream"] == new
     nemesis.undo(kill)  # restarts b3 on its current upstream
     fleet.reset()
-    assert fleet.proxies.proxy(fleet.backend("b3").proxy)["upstream"] == \
-        fleet.backend("b3").listen
+    assert fleet.proxies.proxy(fleet.backend("b3").proxy)["upstream"] == fleet.backend("b3").listen
 
 
 def test_reset_repoints_a_proxy_left_pointing_elsewhere(fleet):
@@ -87,6 +89,7 @@ def test_reset_repoints_a_proxy_left_pointing_elsewhere(fleet):
     with StandIn() as stand_in:
         fleet.repoint("b1", stand_in.address)
         fleet.reset()
-        assert fleet.proxies.proxy(fleet.backend("b1").proxy)["upstream"] == \
-            fleet.backend("b1").listen
+        assert (
+            fleet.proxies.proxy(fleet.backend("b1").proxy)["upstream"] == fleet.backend("b1").listen
+        )
     wait_until(lambda: fleet.stats("b1") is not None, 5, "b1 answers its control service")

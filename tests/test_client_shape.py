@@ -1,14 +1,16 @@
 """The client's spread is observed from its RPCs, never read from its config."""
 
-from chaos.observe.client_shape import SINGLE_MIN_RPCS, SINGLE_MIN_S, observe
 from chaos.history import Rpc
+from chaos.observe.client_shape import SINGLE_MIN_RPCS, SINGLE_MIN_S, observe
 
 S = 1_000_000_000
 
 
 def _rpcs(backends, every_ns=1_000_000, start=0):
-    return [Rpc(i, start + i * every_ns, start + i * every_ns + 1000, b, "OK")
-            for i, b in enumerate(backends)]
+    return [
+        Rpc(i, start + i * every_ns, start + i * every_ns + 1000, b, "OK")
+        for i, b in enumerate(backends)
+    ]
 
 
 def test_every_backend_answering_is_a_spread():
@@ -36,6 +38,7 @@ def test_two_backends_of_three_for_long_enough_is_a_spread_with_one_backend_brok
 
 
 def test_failed_rpcs_and_rpcs_before_the_start_do_not_count():
-    rpcs = [Rpc(1, 0, 1, "b2", "OK"), Rpc(2, 10, 11, "b3", "UNAVAILABLE")] + \
-        _rpcs(["b1"], start=100)
+    rpcs = [Rpc(1, 0, 1, "b2", "OK"), Rpc(2, 10, 11, "b3", "UNAVAILABLE")] + _rpcs(
+        ["b1"], start=100
+    )
     assert observe(rpcs, 50, {"b1", "b2", "b3"}, now_ns=S) is None

@@ -60,15 +60,24 @@ def _served_by(stub) -> str | None:
 def _direct(fleet, backend_id):
     """A channel to one backend's address only (no DNS, no load balancing)."""
     creds = client.credentials(fleet.info())
-    return grpc.secure_channel(fleet.backend(backend_id).published, creds, options=[
-        ("grpc.ssl_target_name_override", FLEET_NAME), ("grpc.use_local_subchannel_pool", 1)])
+    return grpc.secure_channel(
+        fleet.backend(backend_id).published,
+        creds,
+        options=[
+            ("grpc.ssl_target_name_override", FLEET_NAME),
+            ("grpc.use_local_subchannel_pool", 1),
+        ],
+    )
 
 
 def _warm_round_robin(stub, ids, timeout=10.0):
     """Until the channel has connected to every backend in ``ids`` (bounded by a deadline)."""
     seen = set()
-    wait_until(lambda: seen.add(_hello(stub)) or seen >= set(ids), timeout,
-               f"round_robin reaching {sorted(ids)}")
+    wait_until(
+        lambda: seen.add(_hello(stub)) or seen >= set(ids),
+        timeout,
+        f"round_robin reaching {sorted(ids)}",
+    )
 
 
 def test_backends_share_one_port_on_their_own_addresses(fleet):
@@ -89,8 +98,9 @@ def test_round_robin_over_dns_spreads_evenly_then_kill_moves_traffic(fresh):
         # Once the channel has seen the connection break, b2 gets nothing more. Until then
         # an RPC may still be sent on the dead connection and fail UNAVAILABLE (this channel
         # has no retry policy): measured under load, "Stream removed (Socket closed)".
-        wait_until(lambda: all(_served_by(stub) not in ("b2", None) for _ in range(3)), 10,
-                   "b2 out")
+        wait_until(
+            lambda: all(_served_by(stub) not in ("b2", None) for _ in range(3)), 10, "b2 out"
+        )
         later = collections.Counter(_hello(stub) for _ in range(30))
         assert set(later) == {"b1", "b3"}
 
@@ -124,9 +134,24 @@ def test_no_port_sharing_with_a_stale_backend(fresh):
     stale = fresh.backend("b1")
     fresh.pause("b1")
     result = subprocess.run(
-        [sys.executable, "-m", "fleet.server", "--id", "b1", "--listen", stale.published,
-         "--cert", str(stale.cert.cert), "--key", str(stale.cert.key)],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "fleet.server",
+            "--id",
+            "b1",
+            "--listen",
+            stale.published,
+            "--cert",
+            str(stale.cert.cert),
+            "--key",
+            str(stale.cert.key),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     fresh.resume("b1")
     host, port = stale.published.split(":")
     assert result.returncode == 2
@@ -212,16 +237,20 @@ _ORPHAN = textwrap.dedent("""
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_children_and_files_die_with_a_killed_parent(sig):
-    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE,
-                              text=True, stdin=subprocess.DEVNULL)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+    )
     try:  # a 2-backend fleet starts in about a second; 30 s is for a busy machine
         info = json.loads(_read_line(parent.stdout, time.monotonic() + 30))
     finally:
         parent.send_signal(sig)
         parent.wait(timeout=10)
         parent.stdout.close()
-    wait_until(lambda: not any(_proc_state(pid) not in ("", "Z") for pid in info["pids"]),
-               10, "backends of the killed parent gone")
+    wait_until(
+        lambda: not any(_proc_state(pid) not in ("", "Z") for pid in info["pids"]),
+        10,
+        "backends of the killed parent gone",
+    )
     wait_until(lambda: not Path(info["workdir"]).exists(), 10, "its workdir removed")
 
 

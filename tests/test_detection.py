@@ -33,44 +33,68 @@ BROKEN_DIR = ROOT / "tests" / "profiles"
 
 # profile file (tests/profiles/<name>.json) -> (scenario, the check that must fail there)
 BROKEN = {
-    "legacy-policy-field": ("test_app.py::test_backend_failing_every_call_is_ejected",
-                            "ejection_time"),
-    "no-outlier-detection": ("test_app.py::test_backend_failing_every_call_is_ejected",
-                             "ejection_time"),
-    "slow-ejection": ("test_app.py::test_backend_failing_every_call_is_ejected",
-                      "ejection_time"),
-    "eject-every-backend": ("test_app.py::test_failures_on_every_backend_never_eject_them_all",
-                            "errors"),
-    "no-health-check": ("test_health.py::test_not_serving_drains_the_backend_and_serving_"
-                        "brings_it_back", "drain_time"),
+    "legacy-policy-field": (
+        "test_app.py::test_backend_failing_every_call_is_ejected",
+        "ejection_time",
+    ),
+    "no-outlier-detection": (
+        "test_app.py::test_backend_failing_every_call_is_ejected",
+        "ejection_time",
+    ),
+    "slow-ejection": ("test_app.py::test_backend_failing_every_call_is_ejected", "ejection_time"),
+    "eject-every-backend": (
+        "test_app.py::test_failures_on_every_backend_never_eject_them_all",
+        "errors",
+    ),
+    "no-health-check": (
+        "test_health.py::test_not_serving_drains_the_backend_and_serving_brings_it_back",
+        "drain_time",
+    ),
     "no-retry-policy": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
     "retry-wrong-code": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
     "retries-disabled": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
     "hedging-instead-of-retry": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
-    "no-ping-timeout": ("test_hang.py::test_sigstop_is_out_within_keepalive_bound_and_"
-                        "sigcont_brings_it_back", "errors"),
-    "keepalive-20s": ("test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_"
-                      "before_its_next_rpc", "attempts"),
-    "no-keepalive": ("test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_"
-                     "before_its_next_rpc", "attempts"),
-    "default-reconnect-backoff": ("test_kill.py::test_backend_back_after_a_long_outage_"
-                                  "rejoins_within_the_recovery_bound", "recovery_time"),
-    "slow-dns-reresolution": ("test_dns.py::test_removed_record_is_dropped_once_a_broken_"
-                              "connection_makes_the_client_re_resolve", "reresolution_time"),
-    "wait-for-ready": ("test_kill.py::test_all_backends_killed_fail_fast_then_recover",
-                       "latency"),
-    "slow-retry-backoff": ("test_kill.py::test_all_backends_killed_fail_fast_then_recover",
-                           "latency"),
+    "no-ping-timeout": (
+        "test_hang.py::test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back",
+        "errors",
+    ),
+    "keepalive-20s": (
+        "test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_before_its_next_rpc",
+        "attempts",
+    ),
+    "no-keepalive": (
+        "test_hang.py::test_backend_hung_while_the_client_is_idle_is_out_before_its_next_rpc",
+        "attempts",
+    ),
+    "default-reconnect-backoff": (
+        "test_kill.py::test_backend_back_after_a_long_outage_rejoins_within_the_recovery_bound",
+        "recovery_time",
+    ),
+    "slow-dns-reresolution": (
+        "test_dns.py::test_removed_record_is_dropped_once_a_broken_"
+        "connection_makes_the_client_re_resolve",
+        "reresolution_time",
+    ),
+    "wait-for-ready": ("test_kill.py::test_all_backends_killed_fail_fast_then_recover", "latency"),
+    "slow-retry-backoff": (
+        "test_kill.py::test_all_backends_killed_fail_fast_then_recover",
+        "latency",
+    ),
     # A client whose retries barely move (seconds of backoff) never lets the scenario
     # stage 30 refused calls: a staging verdict naming retryPolicy, not a TimeoutError.
-    "retry-backoff-seconds": ("test_app.py::test_backend_failing_every_call_is_hidden_by_"
-                              "retries", "staging"),
-    "ejection-for-minutes": ("test_app.py::test_ejected_backend_that_recovers_is_readmitted",
-                             "recovery_time"),
-    "pick-first-child": ("test_balance.py::test_load_is_spread_over_every_backend",
-                         "balance_chi2"),
-    "health-check-wrong-service": ("test_balance.py::test_load_is_spread_over_every_backend",
-                                   "preflight"),
+    "retry-backoff-seconds": (
+        "test_app.py::test_backend_failing_every_call_is_hidden_by_retries",
+        "staging",
+    ),
+    "ejection-for-minutes": (
+        "test_app.py::test_ejected_backend_that_recovers_is_readmitted",
+        "recovery_time",
+    ),
+    "pick-first-child": ("test_balance.py::test_load_is_spread_over_every_backend", "balance_chi2"),
+    "health-check-wrong-service": (
+        "test_balance.py::test_load_is_spread_over_every_backend",
+        "preflight",
+    ),
 }
 
 
@@ -81,15 +105,23 @@ FLAWED = {
     "exit-on-sigterm": (SHUTDOWN, "shutdown_notice"),
     "no-drain": (SHUTDOWN, "shutdown_notice"),
     "health-never-flips": (SHUTDOWN, "shutdown_notice"),
-    "strict-keepalive": ("test_rollout.py::test_keepalive_is_tolerated_through_idle_and_busy_"
-                         "phases", "too_many_pings"),
-    "no-max-connection-age": ("test_rollout.py::test_scaled_out_backend_gets_its_share",
-                              "recovery_time"),
-    "health-lies": ("test_health.py::test_every_backend_that_says_serving_answers_its_rpc",
-                    "health_truth"),
+    "strict-keepalive": (
+        "test_rollout.py::test_keepalive_is_tolerated_through_idle_and_busy_phases",
+        "too_many_pings",
+    ),
+    "no-max-connection-age": (
+        "test_rollout.py::test_scaled_out_backend_gets_its_share",
+        "recovery_time",
+    ),
+    "health-lies": (
+        "test_health.py::test_every_backend_that_says_serving_answers_its_rpc",
+        "health_truth",
+    ),
     "early-headers": ("test_kill.py::test_kill_under_load_loses_no_rpc", "errors"),
-    "serving-too-early": ("test_rollout.py::test_restarted_backend_gets_no_rpc_before_it_can_"
-                          "answer", "latency"),  # it holds the calls it cannot answer yet
+    "serving-too-early": (
+        "test_rollout.py::test_restarted_backend_gets_no_rpc_before_it_can_answer",
+        "latency",
+    ),  # it holds the calls it cannot answer yet
 }
 GOOD = ["good", "go-good"]
 
@@ -98,8 +130,9 @@ def _target_cells(example: str, nodes: list[str], tmp_dir: Path) -> dict[str, ma
     key = f"target:{example}"
     if key not in _runs:
         target = EXAMPLES / example / "grpc-chaos.toml"
-        _runs[key] = matrix.run_profile("recommended", [f"--chaos-target={target}", *nodes],
-                                        tmp_dir, paths=[])
+        _runs[key] = matrix.run_profile(
+            "recommended", [f"--chaos-target={target}", *nodes], tmp_dir, paths=[]
+        )
     return _runs[key]
 
 
@@ -152,20 +185,27 @@ def _case(profile: str, node: str, check: str):
     # the catalogue, ~50 scenario runs, ~3 min) are `make detection`, not `make test`, to
     # keep CI under 15 minutes; the broken catalogue and the flawed servers stay in CI.
     shipped = not profile.endswith(".json")
-    return pytest.param(profile, node, check, id=_id(profile, node),
-                        marks=[pytest.mark.shipped_profiles] if shipped else [])
+    return pytest.param(
+        profile,
+        node,
+        check,
+        id=_id(profile, node),
+        marks=[pytest.mark.shipped_profiles] if shipped else [],
+    )
 
 
 @pytest.mark.parametrize("profile, node, check", [_case(*e) for e in EXPECTATIONS])
-def test_scenario_fails_under_weak_profile_for_the_right_reason(profile, node, check,
-                                                                tmp_path_factory):
+def test_scenario_fails_under_weak_profile_for_the_right_reason(
+    profile, node, check, tmp_path_factory
+):
     cells = _cells(profile, tmp_path_factory.mktemp(f"detect-{Path(profile).stem}"))
     key = f"{Path(node.split('::')[0]).stem}::{node.split('::')[1]}"
     cell = cells.get(key)
     assert cell is not None, f"{node} did not run under {profile}"
     assert cell.outcome == "FAIL", f"{node} should fail under {profile} ({check}) but: {cell}"
     assert cell.reason.startswith(f"{check}:"), (
-        f"{node} failed under {profile}, but not on {check}: {cell.reason}")
+        f"{node} failed under {profile}, but not on {check}: {cell.reason}"
+    )
 
 
 def _key(node: str) -> str:
@@ -174,23 +214,29 @@ def _key(node: str) -> str:
 
 def test_every_flawed_example_is_listed():
     flawed = {p.parent.name for p in EXAMPLES.glob("*/grpc-chaos.toml")} - {
-        "plain", "good", "go-good"}
+        "plain",
+        "good",
+        "go-good",
+    }
     assert flawed == set(FLAWED), flawed ^ set(FLAWED)
 
 
 @pytest.mark.parametrize("example", sorted(FLAWED))
-def test_a_flawed_server_fails_the_scenario_that_names_its_flaw(example, tmp_path_factory,
-                                                                monkeypatch):
+def test_a_flawed_server_fails_the_scenario_that_names_its_flaw(
+    example, tmp_path_factory, monkeypatch
+):
     # Run as a CI job that quiets gRPC's log would: some flaws show only in that log
     # (chaos/observe/grpc_log.py), and a quiet log must never turn their scenario green.
     monkeypatch.setenv("GRPC_VERBOSITY", "NONE")
     node, check = FLAWED[example]
-    cells = _target_cells(example, [f"scenarios/{node}"],
-                          tmp_path_factory.mktemp(f"flawed-{example}"))
+    cells = _target_cells(
+        example, [f"scenarios/{node}"], tmp_path_factory.mktemp(f"flawed-{example}")
+    )
     cell = cells.get(_key(node))
     assert cell is not None, f"{node} did not run against {example}"
     assert cell.outcome == "FAIL" and cell.reason.startswith(f"{check}:"), (
-        f"{example} should fail {node} on {check}, but: {cell}")
+        f"{example} should fail {node} on {check}, but: {cell}"
+    )
 
 
 @pytest.mark.parametrize("example", GOOD)

@@ -50,11 +50,19 @@ def question(name: str, qtype: str = "A", edns: int | None = None, version: int 
     return query
 
 
-def ask(server: DnsServer, name: str, qtype: str = "A", timeout: float = ANSWER_TIMEOUT_S, *,
-        tcp: bool = False, edns: int | None = None) -> DNSRecord:
+def ask(
+    server: DnsServer,
+    name: str,
+    qtype: str = "A",
+    timeout: float = ANSWER_TIMEOUT_S,
+    *,
+    tcp: bool = False,
+    edns: int | None = None,
+) -> DNSRecord:
     """One query over UDP (or TCP, on a connection of its own) to ``server``."""
-    return DNSRecord.parse(question(name, qtype, edns).send(server.host, server.port, tcp=tcp,
-                                                             timeout=timeout))
+    return DNSRecord.parse(
+        question(name, qtype, edns).send(server.host, server.port, tcp=tcp, timeout=timeout)
+    )
 
 
 def frame(query: DNSRecord) -> bytes:
@@ -119,8 +127,9 @@ def test_other_types_for_the_fleet_name_are_empty_noerror(dns, qtype):
     assert (rcode(reply), reply.rr) == ("NOERROR", [])
 
 
-@pytest.mark.parametrize("name, qtype", [("unknown.example.com", "A"),
-                                         (f"_grpc_config.{FLEET_NAME}", "TXT")])
+@pytest.mark.parametrize(
+    "name, qtype", [("unknown.example.com", "A"), (f"_grpc_config.{FLEET_NAME}", "TXT")]
+)
 def test_unknown_names_are_nxdomain(dns, name, qtype):
     reply = ask(dns, name, qtype)
     assert (rcode(reply), reply.rr) == ("NXDOMAIN", [])
@@ -129,7 +138,9 @@ def test_unknown_names_are_nxdomain(dns, name, qtype):
 def test_names_are_case_insensitive(dns):
     reply = ask(dns, "GrEeTeR.Example.COM")
     assert a_records(reply) == FLEET_IPS
-    assert str(reply.rr[0].rname) == "GrEeTeR.Example.COM."  # the question's case, as resolvers expect
+    assert (
+        str(reply.rr[0].rname) == "GrEeTeR.Example.COM."
+    )  # the question's case, as resolvers expect
 
     dns.set_records("GREETER.EXAMPLE.COM.", ["127.0.0.99"])
     assert a_records(ask(dns, FLEET_NAME)) == ["127.0.0.99"]
@@ -174,12 +185,19 @@ def test_forty_addresses_fit_udp_with_edns_4096_and_the_opt_record_comes_back(dn
 
 # An answer for greeter.example.com takes 12 (header) + 25 (question) + 16 per address,
 # + 11 with an OPT record: 29 addresses fill 512 bytes exactly with or without EDNS0.
-@pytest.mark.parametrize("count, edns, truncated", [
-    (29, None, False), (30, None, True),      # no EDNS0: 512 bytes
-    (29, 100, False), (30, 100, True),        # an EDNS0 size under 512 means 512
-    (74, 1232, False), (75, 1232, True),      # the size the query advertises
-    (253, 65000, False), (254, 65000, True),  # capped at 4096 whatever it advertises
-])
+@pytest.mark.parametrize(
+    "count, edns, truncated",
+    [
+        (29, None, False),
+        (30, None, True),  # no EDNS0: 512 bytes
+        (29, 100, False),
+        (30, 100, True),  # an EDNS0 size under 512 means 512
+        (74, 1232, False),
+        (75, 1232, True),  # the size the query advertises
+        (253, 65000, False),
+        (254, 65000, True),  # capped at 4096 whatever it advertises
+    ],
+)
 def test_udp_answers_fit_the_clients_size_or_come_truncated(dns, count, edns, truncated):
     ips = [str(ipaddress.IPv4Address("127.0.4.1") + i) for i in range(count)]
     dns.set_records(FLEET_NAME, ips)
@@ -190,8 +208,11 @@ def test_udp_answers_fit_the_clients_size_or_come_truncated(dns, count, edns, tr
 
 
 def test_an_unknown_edns_version_is_badvers(dns):
-    reply = DNSRecord.parse(question(FLEET_NAME, edns=1232, version=1).send(
-        dns.host, dns.port, timeout=ANSWER_TIMEOUT_S))
+    reply = DNSRecord.parse(
+        question(FLEET_NAME, edns=1232, version=1).send(
+            dns.host, dns.port, timeout=ANSWER_TIMEOUT_S
+        )
+    )
     [opt] = reply.ar
     # RFC 6891: BADVERS (16) = the OPT record's extended rcode 1 over the header's 0.
     assert (reply.header.rcode, opt.ttl >> 24, (opt.ttl >> 16) & 0xFF, reply.rr) == (0, 1, 0, [])
@@ -284,8 +305,11 @@ def test_tcp_connections_beyond_the_limit_are_closed_and_the_rest_served(dns):
         assert a_records(ask(dns, FLEET_NAME)) == FLEET_IPS  # UDP unaffected
         held.pop().close()
         # The server notices the close on its own time; a new connection is served then.
-        wait_until(lambda: _served_on_a_new_connection(dns), ANSWER_TIMEOUT_S,
-                   "a new TCP connection served after one of the held ones closed")
+        wait_until(
+            lambda: _served_on_a_new_connection(dns),
+            ANSWER_TIMEOUT_S,
+            "a new TCP connection served after one of the held ones closed",
+        )
 
 
 def _served_on_a_new_connection(dns: DnsServer) -> bool:
@@ -319,17 +343,30 @@ def test_records_change_at_run_time(dns):
     assert (rcode(reply), a_records(reply)) == ("NOERROR", ["127.0.0.11"])
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda s: s.remove_record(FLEET_NAME, "127.0.0.99"), "127.0.0.99 is not a record of greeter"),
-    (lambda s: s.remove_record("nobody.example.com", "127.0.0.11"), "nobody.example.com has no records \\(NXDOMAIN\\)"),
-    (lambda s: s.add_record(FLEET_NAME, "::1"), "'::1' is not an IPv4 address"),
-    (lambda s: s.add_record(FLEET_NAME, "127.0.0.256"), "is not an IPv4 address"),
-    (lambda s: s.set_records(FLEET_NAME, "127.0.0.1"), "must be a list of IPv4 strings"),
-    (lambda s: s.set_records("bad name!", []), "is not a DNS name"),
-    (lambda s: s.set_records(FLEET_NAME, [str(ipaddress.IPv4Address("127.1.0.0") + i)
-                                          for i in range(MAX_RECORDS + 1)]),
-     f"{MAX_RECORDS + 1} addresses for {FLEET_NAME}: at most {MAX_RECORDS} fit one DNS answer"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda s: s.remove_record(FLEET_NAME, "127.0.0.99"),
+            "127.0.0.99 is not a record of greeter",
+        ),
+        (
+            lambda s: s.remove_record("nobody.example.com", "127.0.0.11"),
+            "nobody.example.com has no records \\(NXDOMAIN\\)",
+        ),
+        (lambda s: s.add_record(FLEET_NAME, "::1"), "'::1' is not an IPv4 address"),
+        (lambda s: s.add_record(FLEET_NAME, "127.0.0.256"), "is not an IPv4 address"),
+        (lambda s: s.set_records(FLEET_NAME, "127.0.0.1"), "must be a list of IPv4 strings"),
+        (lambda s: s.set_records("bad name!", []), "is not a DNS name"),
+        (
+            lambda s: s.set_records(
+                FLEET_NAME,
+                [str(ipaddress.IPv4Address("127.1.0.0") + i) for i in range(MAX_RECORDS + 1)],
+            ),
+            f"{MAX_RECORDS + 1} addresses for {FLEET_NAME}: at most {MAX_RECORDS} fit one DNS answer",
+        ),
+    ],
+)
 def test_bad_changes_raise_clear_errors(change, message):
     server = DnsServer({FLEET_NAME: FLEET_IPS})  # never started: checks need no socket
     with pytest.raises(ValueError, match=message):
@@ -386,7 +423,9 @@ def test_restart_on_a_taken_port_names_the_holder(dns):
     dns.stop()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind((dns.host, dns.port))
-        with pytest.raises(OSError, match=rf"UDP port {dns.port} on 127.0.0.1 is taken by pid {os.getpid()}"):
+        with pytest.raises(
+            OSError, match=rf"UDP port {dns.port} on 127.0.0.1 is taken by pid {os.getpid()}"
+        ):
             dns.restart()
     assert not dns.running
 
@@ -396,8 +435,11 @@ def test_restart_on_a_taken_tcp_port_names_the_holder_and_releases_udp(dns):
     with socket.socket() as squatter:
         squatter.bind((dns.host, dns.port))
         squatter.listen()
-        with pytest.raises(OSError, match=rf"TCP port {dns.port} on 127.0.0.1 is taken by "
-                                          rf"pid {os.getpid()}"):
+        with pytest.raises(
+            OSError,
+            match=rf"TCP port {dns.port} on 127.0.0.1 is taken by "
+            rf"pid {os.getpid()}",
+        ):
             dns.restart()
     assert not dns.running
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -422,8 +464,10 @@ def test_query_log_is_timestamped_in_order_and_filterable(dns):
 
     log = dns.queries()
     assert [(q.name, q.qtype, q.rcode) for q in log] == [
-        (FLEET_NAME, "A", "NOERROR"), (FLEET_NAME, "AAAA", "NOERROR"),
-        ("unknown.example.com", "A", "NXDOMAIN")]
+        (FLEET_NAME, "A", "NOERROR"),
+        (FLEET_NAME, "AAAA", "NOERROR"),
+        ("unknown.example.com", "A", "NXDOMAIN"),
+    ]
     assert log[0].answers == tuple(FLEET_IPS) and log[1].answers == ()
     stamps = [q.t_ns for q in log]
     assert before <= stamps[0] <= stamps[1] <= middle <= stamps[2] <= after
@@ -448,8 +492,11 @@ def test_wait_for_query_times_out_with_a_clear_error(dns):
     since = time.monotonic_ns()
     ask(dns, FLEET_NAME, "AAAA")
     started = time.monotonic()
-    with pytest.raises(TimeoutError, match=rf"no A query for {FLEET_NAME} reached DNS server "
-                                           rf"{dns.address} within 0.1 s.*AAAA {FLEET_NAME}"):
+    with pytest.raises(
+        TimeoutError,
+        match=rf"no A query for {FLEET_NAME} reached DNS server "
+        rf"{dns.address} within 0.1 s.*AAAA {FLEET_NAME}",
+    ):
         dns.wait_for_query(FLEET_NAME, since, timeout=0.1)
     assert time.monotonic() - started < ANSWER_TIMEOUT_S
 
@@ -465,7 +512,10 @@ def test_grpc_channel_resolves_the_fleet_name_through_this_server(dns):
         target = f"dns://{dns.address}/{FLEET_NAME}:{port}"
         with grpc.insecure_channel(target) as channel:
             reply = greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="dns"), timeout=ANSWER_TIMEOUT_S * 2, wait_for_ready=True)
+                greeter_pb2.HelloRequest(name="dns"),
+                timeout=ANSWER_TIMEOUT_S * 2,
+                wait_for_ready=True,
+            )
     assert reply.message == "Hello dns"
     query = dns.wait_for_query(FLEET_NAME, since, timeout=ANSWER_TIMEOUT_S)
     assert query.answers == ("127.0.0.1",)
@@ -527,4 +577,6 @@ def test_grpc_round_robin_reaches_all_forty_addresses_through_tcp(dns):
     assert seen == set(FORTY_IPS)
     a_queries = [q for q in dns.queries(FLEET_NAME, since_ns=since) if q.qtype == "A"]
     assert [(q.transport, q.truncated, len(q.answers)) for q in a_queries[:2]] == [
-        ("udp", True, 0), ("tcp", False, 40)], f"c-ares asked: {a_queries}"
+        ("udp", True, 0),
+        ("tcp", False, 40),
+    ], f"c-ares asked: {a_queries}"

@@ -18,8 +18,9 @@ COMMAND_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
 
 
 def _tracked() -> list[str]:
-    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                          check=True, timeout=60).stdout.split()
+    return subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
 
 
 def test_the_readme_is_a_short_guide():
@@ -28,8 +29,9 @@ def test_the_readme_is_a_short_guide():
 
 def test_no_file_cites_a_design_note_outside_the_repository():
     outside = "DESIGN" + ".md"  # spelled apart so that this file does not cite it either
-    hits = subprocess.run(["git", "grep", "-l", outside], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60).stdout.split()
+    hits = subprocess.run(
+        ["git", "grep", "-l", outside], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout.split()
     assert hits == []
 
 
@@ -61,8 +63,9 @@ def test_every_readme_command_exists_as_written():
     assert len(commands) >= 15
     for argv in commands:
         if argv[0] == "make":
-            done = subprocess.run(["make", "-n", argv[1]], cwd=ROOT, capture_output=True,
-                                  text=True, timeout=60)
+            done = subprocess.run(
+                ["make", "-n", argv[1]], cwd=ROOT, capture_output=True, text=True, timeout=60
+            )
             assert done.returncode == 0, (argv, done.stderr)
             continue
         program = Path(argv[0]).name
@@ -74,22 +77,25 @@ def test_every_readme_command_exists_as_written():
         else:
             raise AssertionError(f"a README command this test does not know: {argv}")
         head[0] = str(ROOT / argv[0]) if "/" in argv[0] else argv[0]
-        done = subprocess.run([*head, "--help"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [*head, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, (argv, done.stderr[-2000:])
 
 
 def test_the_fleet_example_in_the_architecture_page_runs(tmp_path):
     text = (ROOT / "docs" / "architecture.md").read_text()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    imports = {line.split()[1] for line in example.splitlines()
-               if line.startswith(("from ", "import "))}
+    imports = {
+        line.split()[1] for line in example.splitlines() if line.startswith(("from ", "import "))
+    }
     assert {name.split(".")[0] for name in imports} == {"fleet"}
     assert len(example.strip().splitlines()) <= 20
     script = tmp_path / "example.py"
     script.write_text(example)
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     served = dict(line.split() for line in done.stdout.splitlines())
     assert served["b2"] == "killed"

@@ -14,9 +14,17 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def test_the_good_servers_keep_every_property_and_a_flawed_one_breaks_only_its_own():
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "check_examples.py"), str(EXAMPLES / "good"),
-         str(EXAMPLES / "go-good"), str(EXAMPLES / "no-drain")],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(EXAMPLES / "check_examples.py"),
+            str(EXAMPLES / "good"),
+            str(EXAMPLES / "go-good"),
+            str(EXAMPLES / "no-drain"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for name in ("good", "go-good", "no-drain"):

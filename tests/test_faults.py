@@ -5,9 +5,23 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from chaos.faults import (AppError, Certificate, DnsEmpty, DnsNxdomain, DnsOutage, DnsRemove,
-                          Drain, Health, Kill, Latency, Nemesis, Pause, Restart, SlowHandler,
-                          Terminate)
+from chaos.faults import (
+    AppError,
+    Certificate,
+    DnsEmpty,
+    DnsNxdomain,
+    DnsOutage,
+    DnsRemove,
+    Drain,
+    Health,
+    Kill,
+    Latency,
+    Nemesis,
+    Pause,
+    Restart,
+    SlowHandler,
+    Terminate,
+)
 from chaos.history import History
 from fleet import client
 from fleet.controller import Fleet, _proc_state
@@ -37,11 +51,19 @@ RPC_TIMEOUT_S = 10.0
 
 def _hello(fleet, backend_id, timeout=RPC_TIMEOUT_S):
     creds = client.credentials(fleet.info())
-    with grpc.secure_channel(fleet.backend(backend_id).published, creds, options=[
+    with grpc.secure_channel(
+        fleet.backend(backend_id).published,
+        creds,
+        options=[
             ("grpc.ssl_target_name_override", FLEET_NAME),
-            ("grpc.use_local_subchannel_pool", 1)]) as channel:
-        return greeter_pb2_grpc.GreeterStub(channel).SayHello(
-            greeter_pb2.HelloRequest(name="f"), timeout=timeout).message
+            ("grpc.use_local_subchannel_pool", 1),
+        ],
+    ) as channel:
+        return (
+            greeter_pb2_grpc.GreeterStub(channel)
+            .SayHello(greeter_pb2.HelloRequest(name="f"), timeout=timeout)
+            .message
+        )
 
 
 def _code(fleet, backend_id, timeout=RPC_TIMEOUT_S):
@@ -100,7 +122,11 @@ def test_health_certificate_and_app_faults_revert(nemesis, fleet):
     with nemesis.during(Health("b3")):
         pass
     assert [e.kind for e in nemesis.history.events] == [
-        "app:error", "app:delay", "certificate", "health"]
+        "app:error",
+        "app:delay",
+        "certificate",
+        "health",
+    ]
     assert all(e.end_ns is not None for e in nemesis.history.events)
 
 
@@ -118,9 +144,8 @@ def test_dns_faults_change_the_records_and_revert(nemesis, fleet):
 
 
 def test_during_reverts_when_the_body_fails(nemesis, fleet):
-    with pytest.raises(ZeroDivisionError):
-        with nemesis.during(AppError("b1", "INTERNAL")):
-            1 / 0
+    with pytest.raises(ZeroDivisionError), nemesis.during(AppError("b1", "INTERNAL")):
+        1 / 0
     assert _code(fleet, "b1") == "OK" and nemesis.active == []
 
 
@@ -140,5 +165,6 @@ def test_network_faults_need_a_proxied_fleet(nemesis):
 def test_a_fault_describes_itself():
     assert str(Latency("b2", 200, 10)) == (
         "toxic:latency(b2, type=latency, attributes={'latency': 200, 'jitter': 10}, "
-        "stream=downstream, toxicity=1.0)")
+        "stream=downstream, toxicity=1.0)"
+    )
     assert str(DnsOutage()) == "dns:outage(fleet)"

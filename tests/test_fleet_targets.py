@@ -83,18 +83,24 @@ def _target(tmp_path: Path, server: str, rpc: str = RPC) -> target.Target:
 def nothing_left():
     before = descendants(os.getpid())
     yield
-    left = {pid for pid in descendants(os.getpid()) - before
-            if "reaper" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")}
+    left = {
+        pid
+        for pid in descendants(os.getpid()) - before
+        if "reaper" not in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    }
     assert not left, f"processes left running: {left}"
 
 
 def test_a_targets_server_serves_its_rpc_through_the_fleet(tmp_path, nothing_left):
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "{SERVER}", "--listen", "{{host}}:{{port}}",
                    "--cert", "{{cert}}", "--key", "{{key}}", "--id", "{{id}}"]
         ready = "rpc"
-        """)
+        """,
+    )
     with Fleet(2, service=service) as fleet:
         backend = fleet.backend("b2")
         with fleet.direct_channel(backend) as channel:
@@ -107,11 +113,14 @@ def test_a_targets_server_serves_its_rpc_through_the_fleet(tmp_path, nothing_lef
 
 
 def test_a_command_that_exits_at_once_is_one_line_naming_it(tmp_path, nothing_left):
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "-c", "import sys; print('no config'); sys.exit(3)",
                    "{{port}}"]
-        """)
+        """,
+    )
     with pytest.raises(FleetError) as error:
         Fleet(1, service=service).start()
     text = str(error.value)
@@ -120,14 +129,20 @@ def test_a_command_that_exits_at_once_is_one_line_naming_it(tmp_path, nothing_le
 
 
 def test_a_server_that_never_becomes_ready_is_stopped_and_named(tmp_path, nothing_left):
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "-c", "import time; time.sleep(60)", "{{port}}"]
         ready = "health"
         start_timeout_s = 1.5
-        """)
-    with pytest.raises(FleetError, match=r"not ready \(health probe answering\) within its "
-                                         r"start timeout \(waited ") as error:
+        """,
+    )
+    with pytest.raises(
+        FleetError,
+        match=r"not ready \(health probe answering\) within its "
+        r"start timeout \(waited ",
+    ) as error:
         Fleet(1, service=service).start()
     # the target's 1.5 s, not the fleet's default (30 s and more): a wide margin for a busy
     # machine, far from the default
@@ -136,43 +151,62 @@ def test_a_server_that_never_becomes_ready_is_stopped_and_named(tmp_path, nothin
 
 
 def test_a_method_not_in_the_protos_is_refused_when_the_file_is_read(tmp_path):
-    with pytest.raises(target.TargetError, match=r"'shop.v1.Inventory/GetItems' is not in .*"
-                                                 r"did you mean 'shop.v1.Inventory/GetItem'"):
-        _target(tmp_path, "[server]\ncommand = [\"true\"]\n",
-                RPC.replace("/GetItem\"", "/GetItems\""))
+    with pytest.raises(
+        target.TargetError,
+        match=r"'shop.v1.Inventory/GetItems' is not in .*"
+        r"did you mean 'shop.v1.Inventory/GetItem'",
+    ):
+        _target(tmp_path, '[server]\ncommand = ["true"]\n', RPC.replace('/GetItem"', '/GetItems"'))
 
 
 def test_a_method_the_server_does_not_serve_is_named(tmp_path, nothing_left):
     # The team's proto has a method this build of the server does not implement yet.
     proto = tmp_path / "protos" / "shop" / "v1" / "inventory.proto"
     proto.parent.mkdir(parents=True)
-    proto.write_text((PROTOS / "shop" / "v1" / "inventory.proto").read_text().replace(
-        "rpc GetItem (GetItemRequest) returns (Item);",
-        "rpc GetItem (GetItemRequest) returns (Item);\n  "
-        "rpc Reserve (GetItemRequest) returns (Item);"))
-    service = _target(tmp_path, f"""
+    proto.write_text(
+        (PROTOS / "shop" / "v1" / "inventory.proto")
+        .read_text()
+        .replace(
+            "rpc GetItem (GetItemRequest) returns (Item);",
+            "rpc GetItem (GetItemRequest) returns (Item);\n  "
+            "rpc Reserve (GetItemRequest) returns (Item);",
+        )
+    )
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "{SERVER}", "--listen", "{{host}}:{{port}}",
                    "--cert", "{{cert}}", "--key", "{{key}}"]
         ready = "rpc"
-        """, RPC.replace("/GetItem\"", "/Reserve\"").replace(str(PROTOS), str(proto.parents[2])))
-    with pytest.raises(FleetError, match=r"it does not serve shop.v1.Inventory/Reserve: "
-                                         r"UNIMPLEMENTED"):
+        """,
+        RPC.replace('/GetItem"', '/Reserve"').replace(str(PROTOS), str(proto.parents[2])),
+    )
+    with pytest.raises(
+        FleetError,
+        match=r"it does not serve shop.v1.Inventory/Reserve: "
+        r"UNIMPLEMENTED",
+    ):
         Fleet(1, service=service).start()
 
 
 def test_a_health_service_name_the_server_does_not_serve_is_one_error_naming_the_key(
-        tmp_path, nothing_left):
+    tmp_path, nothing_left
+):
     # [health] service names a service, but the server has no health service: every
     # scenario that watches health would fail for the target file's reason.
     script = tmp_path / "no_health.py"
     script.write_text(NO_HEALTH)
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "{script}", "{{host}}", "{{port}}", "{{cert}}", "{{key}}"]
         ready = "rpc"
         start_timeout_s = 20
-        """, RPC.replace('header = "x-backend-id"', 'header = ""'))
+        """,
+        RPC.replace('header = "x-backend-id"', 'header = ""'),
+    )
     with pytest.raises(FleetError) as error:
         Fleet(1, service=service).start()
     text = str(error.value)
@@ -181,30 +215,39 @@ def test_a_health_service_name_the_server_does_not_serve_is_one_error_naming_the
 
 
 def test_a_server_that_ignores_its_stop_signal_is_killed_after_its_grace_and_said_so(
-        tmp_path, nothing_left):
+    tmp_path, nothing_left
+):
     script = tmp_path / "deaf.py"
     script.write_text(DEAF)
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "{script}", "{{host}}", "{{port}}", "{{cert}}", "{{key}}"]
         ready = "health"
         stop_grace_s = 1
-        """, RPC.replace('service = "shop.v1.Inventory"', 'service = ""'))
+        """,
+        RPC.replace('service = "shop.v1.Inventory"', 'service = ""'),
+    )
     with Fleet(1, service=service) as fleet:
         stopped = fleet.terminate("b1")
         assert stopped.forced and stopped.returncode == -signal.SIGKILL
         assert stopped.describe("SIGTERM", 1) == (
             "still running 1 s after SIGTERM: killed (SIGKILL); a server should drain and "
-            "exit within its grace")
+            "exit within its grace"
+        )
         assert not fleet.backend("b1").alive()
 
 
 def test_what_only_the_control_service_can_do_is_unsupported_with_the_reason(tmp_path):
-    service = _target(tmp_path, f"""
+    service = _target(
+        tmp_path,
+        f"""
         [server]
         command = ["{sys.executable}", "{SERVER}", "--listen", "{{host}}:{{port}}",
                    "--cert", "{{cert}}", "--key", "{{key}}"]
-        """)
+        """,
+    )
     with Fleet(1, service=service) as fleet:
         with pytest.raises(Unsupported, match="needs grpc-chaos's Control service"):
             fleet.set_health("b1", "NOT_SERVING")

@@ -28,8 +28,12 @@ class FleetUp:
 
     def __init__(self, *args: str):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fleet", "up", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            [sys.executable, "-m", "fleet", "up", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         line = self.process.stdout.readline()
         if not line:
             self.stop(signal.SIGKILL)
@@ -67,8 +71,11 @@ class FleetUp:
         pytest.fail(f"no JSON line on fleet up's stderr within {timeout} s; other lines: {skipped}")
 
     def assert_nothing_left(self) -> None:
-        wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in self.pids), 10,
-                   "every backend of fleet up gone")
+        wait_until(
+            lambda: all(_proc_state(pid) in ("", "Z") for pid in self.pids),
+            10,
+            "every backend of fleet up gone",
+        )
         wait_until(lambda: not self.workdir.exists(), 10, "fleet up's workdir removed")
 
 
@@ -100,8 +107,16 @@ def fleet_up():
 def test_json_alone_drives_round_robin_and_survives_kill(fleet_up):
     up = fleet_up("--size", "3")
     info = up.info
-    assert set(info) >= {"target", "authority", "ca", "client_cert", "client_key", "dns",
-                         "backends", "toxiproxy"}
+    assert set(info) >= {
+        "target",
+        "authority",
+        "ca",
+        "client_cert",
+        "client_key",
+        "dns",
+        "backends",
+        "toxiproxy",
+    }
     assert all(b["proxy"] and b["upstream"] != b["address"] for b in info["backends"])
     assert all(Path(info[k]).is_absolute() for k in ("ca", "client_cert", "client_key"))
     with client.channel(info, service_config=client.ROUND_ROBIN) as channel:
@@ -114,8 +129,11 @@ def test_json_alone_drives_round_robin_and_survives_kill(fleet_up):
         victim = info["backends"][0]
         subprocess.run(["kill", "-9", str(victim["pid"])], check=True)
         # After a short while every RPC succeeds, on the other two.
-        wait_until(lambda: all(_try_hello(stub) not in (None, victim["id"]) for _ in range(6)),
-                   10, "all RPCs OK on the survivors")
+        wait_until(
+            lambda: all(_try_hello(stub) not in (None, victim["id"]) for _ in range(6)),
+            10,
+            "all RPCs OK on the survivors",
+        )
         assert set(collections.Counter(_hello(stub) for _ in range(20))) == {"b2", "b3"}
     assert up.stop(signal.SIGTERM) == 0
     up.assert_nothing_left()
@@ -127,8 +145,7 @@ def test_mtls_refuses_a_client_without_certificate(fleet_up):
         with pytest.raises(grpc.RpcError) as failure:
             _hello(greeter_pb2_grpc.GreeterStub(channel))
         assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
-    with client.channel(up.info, service_config=client.ROUND_ROBIN,
-                        client_cert=True) as channel:
+    with client.channel(up.info, service_config=client.ROUND_ROBIN, client_cert=True) as channel:
         assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
     assert up.stop(signal.SIGINT) == 0
     up.assert_nothing_left()
@@ -140,8 +157,12 @@ def test_a_backend_killed_by_hand_is_reaped_and_reported_and_the_fleet_stays_up(
     os.kill(victim["pid"], signal.SIGKILL)
 
     event = up.stderr_event(timeout=10)
-    assert event == {"event": "backend-exited", "id": "b2", "pid": victim["pid"],
-                     "signal": "SIGKILL"}
+    assert event == {
+        "event": "backend-exited",
+        "id": "b2",
+        "pid": victim["pid"],
+        "signal": "SIGKILL",
+    }
     assert _proc_state(victim["pid"]) == ""  # reaped before reported: no zombie left
     assert up.process.poll() is None
     with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
@@ -159,8 +180,13 @@ def test_a_backend_that_exits_is_reported_with_its_code_and_log_tail_and_close_i
     os.kill(victim["pid"], signal.SIGTERM)  # a graceful stop the fleet did not ask for
 
     event = up.stderr_event(timeout=10)
-    assert event == {"event": "backend-exited", "id": "b1", "pid": victim["pid"],
-                     "exit_code": 0, "log_tail": "first line | last words of b1"}
+    assert event == {
+        "event": "backend-exited",
+        "id": "b1",
+        "pid": victim["pid"],
+        "exit_code": 0,
+        "log_tail": "first line | last words of b1",
+    }
     assert _proc_state(victim["pid"]) == ""
 
     up.process.send_signal(signal.SIGINT)
@@ -204,8 +230,11 @@ def test_a_toxic_on_a_backends_proxy_slows_only_that_backend(fleet_up):
     with client.channel(up.info, service_config=client.ROUND_ROBIN) as channel:
         stub = greeter_pb2_grpc.GreeterStub(channel)
         times: dict[str, list[float]] = {"b1": [], "b2": []}
-        wait_until(lambda: _timed_hello(stub, times) and all(len(t) >= 2 for t in times.values()),
-                   20, "two RPCs answered by each backend")
+        wait_until(
+            lambda: _timed_hello(stub, times) and all(len(t) >= 2 for t in times.values()),
+            20,
+            "two RPCs answered by each backend",
+        )
     assert min(times[slow["id"]]) >= 0.3
     assert max(times["b2"]) < 0.3
     assert up.stop(signal.SIGTERM) == 0
@@ -226,13 +255,21 @@ def test_without_proxies_backends_listen_on_the_published_addresses(fleet_up):
         assert _hello(greeter_pb2_grpc.GreeterStub(channel)) == "b1"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["up", "--size", "0"], "size 0 is not within 1..200"),
-    (["up", "--size", "x"], "'x' is not a whole number"),
-    (["down"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["up", "--size", "0"], "size 0 is not within 1..200"),
+        (["up", "--size", "x"], "'x' is not a whole number"),
+        (["down"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2(args, message):
-    result = subprocess.run([sys.executable, "-m", "fleet", *args], capture_output=True,
-                            text=True, timeout=30, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "fleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     assert message in result.stderr

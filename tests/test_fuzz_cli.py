@@ -10,8 +10,9 @@ import pytest
 from chaos.fuzz.cli import UsageError, main, parse_budget
 
 
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("5m", 300),
-                                           ("1.5h", 5400), (" 2m ", 120)])
+@pytest.mark.parametrize(
+    "text, seconds", [("90", 90), ("90s", 90), ("5m", 300), ("1.5h", 5400), (" 2m ", 120)]
+)
 def test_budgets_read_as_seconds(text, seconds):
     assert parse_budget(text) == seconds
 
@@ -22,19 +23,24 @@ def run(capsys, tmp_path, *argv):
     return code, err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--budget", "0"], "--budget 0: give a time above 0, e.g. 30s, 5m or 1h"),
-    (["--budget", "0s"], "--budget 0s: give a time above 0"),
-    (["--budget", "soon"], "--budget soon: not a time; give e.g. 30s, 5m or 1h"),
-    ([], "give --budget (e.g. --budget 5m) to search, or --replay FILE"),
-    (["--budget", "1m", "--kinds", "kil"],
-     "--kinds: unknown fault kind 'kil': did you mean 'kill'? known kinds: kill, "),
-    (["--budget", "1m", "--profile", "nosuch"], "no profile 'nosuch'"),
-    (["--budget", "1m", "--fleet-size", "1"], "--fleet-size 1 is not within 2..200"),
-    (["--budget", "1m", "--max-faults", "0"], "--max-faults 0: give 1 or more"),
-    (["--budget", "1m", "--bogus"], "unrecognized arguments: --bogus"),
-    (["--budget", "1m", "--target", "/nonexistent/grpc-chaos.toml"], "grpc-chaos.toml"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--budget", "0"], "--budget 0: give a time above 0, e.g. 30s, 5m or 1h"),
+        (["--budget", "0s"], "--budget 0s: give a time above 0"),
+        (["--budget", "soon"], "--budget soon: not a time; give e.g. 30s, 5m or 1h"),
+        ([], "give --budget (e.g. --budget 5m) to search, or --replay FILE"),
+        (
+            ["--budget", "1m", "--kinds", "kil"],
+            "--kinds: unknown fault kind 'kil': did you mean 'kill'? known kinds: kill, ",
+        ),
+        (["--budget", "1m", "--profile", "nosuch"], "no profile 'nosuch'"),
+        (["--budget", "1m", "--fleet-size", "1"], "--fleet-size 1 is not within 2..200"),
+        (["--budget", "1m", "--max-faults", "0"], "--max-faults 0: give 1 or more"),
+        (["--budget", "1m", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--budget", "1m", "--target", "/nonexistent/grpc-chaos.toml"], "grpc-chaos.toml"),
+    ],
+)
 def test_bad_arguments_are_one_line_and_exit_4(capsys, tmp_path, argv, message):
     code, err = run(capsys, tmp_path, *argv)
     assert code == 4
@@ -52,8 +58,11 @@ def test_a_corrupt_saved_schedule_is_named(capsys, tmp_path):
 
 def test_a_saved_schedule_with_an_unknown_kind_is_named(capsys, tmp_path):
     path = tmp_path / "minimal.json"
-    path.write_text(json.dumps({"version": 1, "faults": [
-        {"at_ms": 0, "kind": "explode", "target": 1, "for_ms": 100}]}))
+    path.write_text(
+        json.dumps(
+            {"version": 1, "faults": [{"at_ms": 0, "kind": "explode", "target": 1, "for_ms": 100}]}
+        )
+    )
     code, err = run(capsys, tmp_path, "--replay", str(path), "--times", "3")
     assert code == 4
     assert f"schedule {path}: faults[0].kind: unknown fault kind 'explode'" in err

@@ -37,8 +37,12 @@ BREAK_KINDS = ("kill", "reset_peer", "proxy_down", "cut")
 # after the 50 ms drain bound). A kill fails naive only when an RPC is in flight on the
 # killed backend at that instant — nearly always, not always (measured: 9-10 of 10
 # replays), which a test that must never flake cannot rest on.
-DRAIN = Schedule(3, LoadSpec(16), (FaultSpec(0, "health", 1, 1000, {"status": "NOT_SERVING"}),),
-                 found={"profile": "naive", "rule": "routed_away"})
+DRAIN = Schedule(
+    3,
+    LoadSpec(16),
+    (FaultSpec(0, "health", 1, 1000, {"status": "NOT_SERVING"}),),
+    found={"profile": "naive", "rule": "routed_away"},
+)
 
 
 def fuzz(tmp_path, capsys, *argv) -> tuple[int, str, dict | None]:
@@ -51,8 +55,20 @@ def fuzz(tmp_path, capsys, *argv) -> tuple[int, str, dict | None]:
 
 def test_naive_is_found_failing_and_shrunk(tmp_path, capsys):
     corpus = tmp_path / "corpus"
-    code, out, doc = fuzz(tmp_path, capsys, "--budget", "150s", "--profile", "naive",
-                          "--seed", "3", "--kinds", BREAKS, "--corpus", str(corpus))
+    code, out, doc = fuzz(
+        tmp_path,
+        capsys,
+        "--budget",
+        "150s",
+        "--profile",
+        "naive",
+        "--seed",
+        "3",
+        "--kinds",
+        BREAKS,
+        "--corpus",
+        str(corpus),
+    )
     assert code == 1, out
     result = doc["result"]
     assert result["rule"] in ("in_flight_succeeds", "rejoins", "rpc_succeeds"), out
@@ -77,19 +93,22 @@ def test_naive_is_found_failing_and_shrunk(tmp_path, capsys):
 
 
 def test_a_saved_schedule_replays_its_failure_and_passes_a_client_that_survives_it(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     path = DRAIN.save(tmp_path / "drain.json")
     code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "2")
     assert code == 1, out  # the profile it was found under: naive
     assert "reproduced 2/2 (routed_away)" in out
-    code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "2",
-                        "--profile", "recommended")
+    code, out, _ = fuzz(
+        tmp_path, capsys, "--replay", str(path), "--times", "2", "--profile", "recommended"
+    )
     assert code == 0, out
     assert "reproduced 0/2" in out and "passed 2" in out
 
 
 def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
-        tmp_path, capsys, monkeypatch):
+    tmp_path, capsys, monkeypatch
+):
     # The runner "stalled" throughout (a stall planted in the process-wide monitor the
     # command uses): every routed_away miss is then put down to the machine, inconclusive.
     stalled = chaos.observe.stall.StallMonitor()
@@ -97,8 +116,11 @@ def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
     monkeypatch.setattr(chaos.observe.stall, "_monitor", stalled)
     # The command asks chaos.observe.starvation.monitor() (the runner's stalls and the fleet's CPU
     # waits), which an earlier test may have built around the real runner monitor.
-    monkeypatch.setattr(chaos.observe.starvation, "_monitor", chaos.observe.starvation.Stalls(
-        stalled, chaos.observe.starvation.StarvationMonitor()))
+    monkeypatch.setattr(
+        chaos.observe.starvation,
+        "_monitor",
+        chaos.observe.starvation.Stalls(stalled, chaos.observe.starvation.StarvationMonitor()),
+    )
     path = DRAIN.save(tmp_path / "drain.json")
     code, out, _ = fuzz(tmp_path, capsys, "--replay", str(path), "--times", "1")
     assert code == 2, out  # only inconclusive: never "reproduced", never "passed"
@@ -116,10 +138,10 @@ SCENARIO_ARGS = ("-p", "no:cacheprovider")
 
 def test_the_ready_to_paste_scenario_fails_under_naive_and_passes_under_recommended(pytester):
     pytester.makepyfile(test_found=render.scenario(DRAIN, "routed_away", "FAIL routed_away"))
-    failed = pytester.runpytest_subprocess(*SCENARIO_ARGS, "--chaos-profile", "naive",
-                                           timeout=240)
+    failed = pytester.runpytest_subprocess(*SCENARIO_ARGS, "--chaos-profile", "naive", timeout=240)
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*FAIL routed_away*"])
-    passed = pytester.runpytest_subprocess(*SCENARIO_ARGS, "--chaos-profile", "recommended",
-                                           timeout=240)
+    passed = pytester.runpytest_subprocess(
+        *SCENARIO_ARGS, "--chaos-profile", "recommended", timeout=240
+    )
     passed.assert_outcomes(passed=1)

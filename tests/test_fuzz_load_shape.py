@@ -23,8 +23,7 @@ def fleet():
         yield running
 
 
-@pytest.mark.parametrize("shape", [{"concurrency": 4}, {"rate": 200.0}],
-                         ids=["closed", "open"])
+@pytest.mark.parametrize("shape", [{"concurrency": 4}, {"rate": 200.0}], ids=["closed", "open"])
 def test_nothing_is_sent_in_an_idle_gap_and_the_same_client_goes_on(fleet, shape):
     profile, info, history = profiles.load("naive"), fleet.info(), History()
     load = ShapedLoad(lambda: profile.channel(info, aio=True), history, **shape)
@@ -33,8 +32,9 @@ def test_nothing_is_sent_in_an_idle_gap_and_the_same_client_goes_on(fleet, shape
         start = history.now() + 100 * MS
         load.set_idle([(start, start + GAP_MS * MS)], history)
         channel = load.channelz_id
-        load.wait_until(lambda: history.now() > start + (GAP_MS + 300) * MS, 10,
-                        "the gap and 300 ms after it")
+        load.wait_until(
+            lambda: history.now() > start + (GAP_MS + 300) * MS, 10, "the gap and 300 ms after it"
+        )
     in_gap = [r for r in history.rpcs if start <= r.start_ns < start + GAP_MS * MS]
     after = [r for r in history.rpcs if r.start_ns >= start + GAP_MS * MS]
     assert in_gap == []

@@ -10,8 +10,8 @@ from chaos.checks.verdict import Verdict
 from chaos.fuzz.model import IDLE, REVERT
 from chaos.fuzz.oracle import Context, failed_rule, judge_history, liveness_targets
 from chaos.history import Event, History, Rpc
-from chaos.verdicts.judge import judge
 from chaos.observe.stall import StallMonitor
+from chaos.verdicts.judge import judge
 
 MS = 1_000_000
 BACKENDS = ("b1", "b2", "b3")
@@ -20,11 +20,16 @@ BACKENDS = ("b1", "b2", "b3")
 class Story:
     """A history told in ms: warm at 0, background OK traffic on every backend."""
 
-    def __init__(self, until_ms: int = 6000, every_ms: int = 20, spreads: bool = True,
-                 deadline_ms: float = 3000):
+    def __init__(
+        self,
+        until_ms: int = 6000,
+        every_ms: int = 20,
+        spreads: bool = True,
+        deadline_ms: float = 3000,
+    ):
         self.h = History(clock=lambda: 0)
         self.h.add_event(Event("mark", None, 0, 0, {"label": "warm"}))
-        self.ids = iter(range(1, 10 ** 6))
+        self.ids = iter(range(1, 10**6))
         self.spreads = spreads
         self.deadline_ms = deadline_ms
         self.background = (until_ms, every_ms)
@@ -34,16 +39,38 @@ class Story:
         self.h.record(record)
         return record
 
-    def fault(self, kind: str, target: str | None, start: float, in_force: float, end: float,
-              revert: float | None = None, **detail) -> None:
-        self.h.add_event(Event(kind, target, int(start * MS), int(end * MS), detail,
-                               int(in_force * MS)))
+    def fault(
+        self,
+        kind: str,
+        target: str | None,
+        start: float,
+        in_force: float,
+        end: float,
+        revert: float | None = None,
+        **detail,
+    ) -> None:
+        self.h.add_event(
+            Event(kind, target, int(start * MS), int(end * MS), detail, int(in_force * MS))
+        )
         if revert is not None:
-            self.h.add_event(Event(REVERT, target, int(revert * MS), int(revert * MS),
-                                   {"of": kind, "began_ns": int(start * MS)}, int(revert * MS)))
+            self.h.add_event(
+                Event(
+                    REVERT,
+                    target,
+                    int(revert * MS),
+                    int(revert * MS),
+                    {"of": kind, "began_ns": int(start * MS)},
+                    int(revert * MS),
+                )
+            )
 
-    def serve(self, backends=BACKENDS, start: float = 0, end: float | None = None,
-              skip=lambda backend, t: False) -> None:
+    def serve(
+        self,
+        backends=BACKENDS,
+        start: float = 0,
+        end: float | None = None,
+        skip=lambda backend, t: False,
+    ) -> None:
         """OK RPCs of 2 ms round robin over ``backends`` every ``every_ms``."""
         until, every = self.background
         t, i = start, 0
@@ -55,8 +82,7 @@ class Story:
             i += 1
 
     def verdicts(self) -> dict[str, Verdict]:
-        context = Context(BACKENDS, deadline_ms=self.deadline_ms, spreads=self.spreads,
-                          since_ns=0)
+        context = Context(BACKENDS, deadline_ms=self.deadline_ms, spreads=self.spreads, since_ns=0)
         found: dict[str, Verdict] = {}
         for verdict in judge_history(self.h, context):
             # rejoins comes once per backend: keep a failed one if there is
@@ -95,8 +121,9 @@ def test_the_same_rpc_replayed_elsewhere_passes():
     kill_b2(story)
     story.rpc(95, 125, "b3")
     verdicts = story.verdicts()
-    assert all(v.passed for v in verdicts.values()), [v.headline for v in verdicts.values()
-                                                      if not v.passed]
+    assert all(v.passed for v in verdicts.values()), [
+        v.headline for v in verdicts.values() if not v.passed
+    ]
 
 
 def test_an_rpc_sent_in_the_blind_window_is_not_held_but_one_sent_after_it_is():
@@ -140,8 +167,10 @@ def test_a_health_flip_must_drain_the_backend_within_drain_ms():
     story.rpc(160, 162, "b2")  # 56 ms after: over it
     failed = story.verdicts()["routed_away"]
     assert not failed.passed and failed.figure == 1
-    assert "56 ms after health b2 (down/drain) was in force — over the 50 ms bound (drain_ms)" \
+    assert (
+        "56 ms after health b2 (down/drain) was in force — over the 50 ms bound (drain_ms)"
         in failed.explanation
+    )
     assert failed.culprits == ((104 * MS, 162 * MS),)
 
 
@@ -175,8 +204,18 @@ def test_an_rpc_stuck_on_a_hung_backend_while_others_served_was_routed_there():
 
 def test_a_break_behind_slow_close_is_judged_as_a_hang():
     story = Story()
-    story.fault("toxic:slow_close", "b2", 50, 55, 4000, revert=4000, type="slow_close",
-                attributes={"delay": 5000}, stream="downstream", toxicity=1.0)
+    story.fault(
+        "toxic:slow_close",
+        "b2",
+        50,
+        55,
+        4000,
+        revert=4000,
+        type="slow_close",
+        attributes={"delay": 5000},
+        stream="downstream",
+        toxicity=1.0,
+    )
     kill_b2(story, end=3500)
     story.rpc(1500, 1501, None, "UNAVAILABLE")  # past failover_ms, within hang_detection_ms
     assert story.verdicts()["rpc_succeeds"].passed
@@ -184,8 +223,18 @@ def test_a_break_behind_slow_close_is_judged_as_a_hang():
 
 def test_an_rpc_caught_by_a_break_while_replies_were_being_split_may_have_been_committed():
     story = Story()
-    story.fault("toxic:slicer", "b2", 50, 55, 4000, revert=4000, type="slicer",
-                attributes={"average_size": 16}, stream="downstream", toxicity=1.0)
+    story.fault(
+        "toxic:slicer",
+        "b2",
+        50,
+        55,
+        4000,
+        revert=4000,
+        type="slicer",
+        attributes={"average_size": 16},
+        stream="downstream",
+        toxicity=1.0,
+    )
     kill_b2(story)
     story.rpc(95, 111, None, "UNAVAILABLE")
     assert story.verdicts()["in_flight_succeeds"].passed
@@ -322,6 +371,7 @@ def test_an_idle_gap_lengthens_the_blind_window_of_a_backend_failing_every_call(
     """Outlier detection learns from calls: an idle gap of the load inside the blind window
     lengthens it by the gap (found by a 10-minute campaign under recommended: a 1 s idle
     gap 0.5 s into an app_error). A break is seen without calls and keeps its bound."""
+
     def story(rpc_at: float, kind: str = "app:error", **detail) -> Story:
         story = Story()
         story.fault(kind, "b1", 100, 105, 5000, revert=4900, **detail)
@@ -342,15 +392,25 @@ def test_a_drain_behind_latency_on_the_replies_has_that_much_longer_to_be_seen()
     """The health message crosses the backend's link: 50 +- 50 ms of latency on its replies
     lets the client see a drain up to 100 ms later (found by a 10-minute campaign under
     recommended: an RPC on a drained backend 67 ms after the drain was in force)."""
+
     def story(rpc_at: float, stream: str = "downstream") -> Story:
         story = Story()
-        story.fault("toxic:latency", "b1", 0, 2, 5000, revert=4900, type="latency",
-                    attributes={"latency": 50, "jitter": 50}, stream=stream)
+        story.fault(
+            "toxic:latency",
+            "b1",
+            0,
+            2,
+            5000,
+            revert=4900,
+            type="latency",
+            attributes={"latency": 50, "jitter": 50},
+            stream=stream,
+        )
         story.fault("health", "b1", 100, 105, 3000, revert=2990, status="NOT_SERVING")
         story.serve(backends=("b2", "b3"))
         story.rpc(rpc_at, rpc_at + 2, "b1")
         return story
 
-    assert story(250).verdicts()["routed_away"].passed       # 145 ms after: within 50 + 100
-    assert not story(260).verdicts()["routed_away"].passed   # 155 ms after: over it
+    assert story(250).verdicts()["routed_away"].passed  # 145 ms after: within 50 + 100
+    assert not story(260).verdicts()["routed_away"].passed  # 155 ms after: over it
     assert not story(200, "upstream").verdicts()["routed_away"].passed  # requests only

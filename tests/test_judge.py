@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from chaos.checks import Verdict
-from chaos.verdicts.judge import STALL_EXPLAINS_MS, judge
 from chaos.observe.stall import RUN_QUEUE, StallMonitor
 from chaos.observe.starvation import Stalls, StarvationMonitor
+from chaos.verdicts.judge import STALL_EXPLAINS_MS, judge
 
 MS = 1_000_000
 
@@ -21,8 +21,9 @@ def _monitor(*stalls: tuple[int, int]) -> StallMonitor:
 
 
 def _time(figure: float, bound: float = 100, span=(0, 1000)) -> Verdict:
-    return Verdict("failover_time", figure <= bound, figure, "ms", bound, "",
-                   span=(span[0] * MS, span[1] * MS))
+    return Verdict(
+        "failover_time", figure <= bound, figure, "ms", bound, "", span=(span[0] * MS, span[1] * MS)
+    )
 
 
 def test_a_pass_is_never_touched():
@@ -33,15 +34,19 @@ def test_a_time_miss_within_the_stall_in_its_span_is_inconclusive():
     judged = judge(_time(150), _monitor((100, 160)))  # missed by 50 ms, stalled 60 ms
     assert judged.inconclusive and not judged.passed and judged.stall_ms == 60
     assert judged.outcome == "inconclusive"
-    assert judged.headline == ("INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — "
-                               "runner stalled 60 ms")
+    assert judged.headline == (
+        "INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — runner stalled 60 ms"
+    )
 
 
-@pytest.mark.parametrize("stalls", [
-    [(100, 140)],             # stalled 40 ms: less than the 50 ms miss
-    [(1200, 1500)],           # outside the span
-    [],
-])
+@pytest.mark.parametrize(
+    "stalls",
+    [
+        [(100, 140)],  # stalled 40 ms: less than the 50 ms miss
+        [(1200, 1500)],  # outside the span
+        [],
+    ],
+)
 def test_a_time_miss_the_stall_cannot_explain_stays_a_failure(stalls):
     judged = judge(_time(150), _monitor(*stalls))
     assert not judged.inconclusive and judged.outcome == "fail"
@@ -63,8 +68,15 @@ def test_floors_and_figures_without_an_interval_are_never_inconclusive():
 
 
 def _count(*culprits: tuple[int, int]) -> Verdict:
-    return Verdict("errors", False, len(culprits), "rpcs", 0, "",
-                   culprits=tuple((s * MS, e * MS) for s, e in culprits))
+    return Verdict(
+        "errors",
+        False,
+        len(culprits),
+        "rpcs",
+        0,
+        "",
+        culprits=tuple((s * MS, e * MS) for s, e in culprits),
+    )
 
 
 def test_errors_each_lived_through_a_long_stall_are_inconclusive():
@@ -114,20 +126,24 @@ def test_a_time_miss_only_a_backends_cpu_wait_explains_is_inconclusive_and_names
     # not known to be the client's.
     judged = judge(_time(150), _fleet(**{B2: [(100, 160)]}))
     assert judged.inconclusive and judged.stall_ms == 60
-    assert judged.headline == ("INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — "
-                               "backend b2 (pid 4711) waited 60 ms for a CPU")
+    assert judged.headline == (
+        "INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms) — "
+        "backend b2 (pid 4711) waited 60 ms for a CPU"
+    )
     assert judged.data["stall_cause"] == "backend b2 (pid 4711) waited 60 ms for a CPU"
 
 
 def test_waits_of_several_processes_are_named_with_their_union():
     # b2 waited 40 ms, the proxy 30 ms of which 10 overlap b2's: 60 ms in all, enough for
     # a 55 ms miss; each named with its own share, the largest first.
-    judged = judge(_time(155), _fleet(runner=[(300, 305)], **{B2: [(100, 140)],
-                                                              PROXY: [(130, 160)]}))
+    judged = judge(
+        _time(155), _fleet(runner=[(300, 305)], **{B2: [(100, 140)], PROXY: [(130, 160)]})
+    )
     assert judged.inconclusive and judged.stall_ms == 65
     assert judged.data["stall_cause"] == (
         "backend b2 (pid 4711) waited 40 ms for a CPU, toxiproxy (pid 4700) waited 30 ms "
-        "for a CPU, runner stalled 5 ms (65 ms in all)")
+        "for a CPU, runner stalled 5 ms (65 ms in all)"
+    )
 
 
 def test_waits_of_processes_at_the_same_instants_count_once():
@@ -150,7 +166,8 @@ def test_errors_each_through_a_long_cpu_wait_of_a_backend_are_inconclusive():
     assert judged.inconclusive and judged.stall_ms == long
     assert judged.headline.endswith(
         f"— backend b2 (pid 4711) waited {long:.0f} ms for a CPU (the least of the stalls "
-        f"each of the 2 failures lived through)")
+        f"each of the 2 failures lived through)"
+    )
     # One failure that lived through no long wait keeps the red.
     assert judge(_count((0, 300), (2000, 2300)), stalls).outcome == "fail"
 

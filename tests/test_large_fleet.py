@@ -30,15 +30,19 @@ RPC_TIMEOUT_S = 10.0
 
 @pytest.fixture(scope="module")
 def fleet():
-    with ToxiproxyServer() as server, \
-            Fleet(SIZE, net="127.0.208.0/24", proxies=server.control(),
-                  start_timeout=START_TIMEOUT_S) as fleet:
+    with (
+        ToxiproxyServer() as server,
+        Fleet(
+            SIZE, net="127.0.208.0/24", proxies=server.control(), start_timeout=START_TIMEOUT_S
+        ) as fleet,
+    ):
         yield fleet
 
 
 def _hello(stub) -> str:
-    _, call = stub.SayHello.with_call(greeter_pb2.HelloRequest(name="large"),
-                                      timeout=RPC_TIMEOUT_S, wait_for_ready=True)
+    _, call = stub.SayHello.with_call(
+        greeter_pb2.HelloRequest(name="large"), timeout=RPC_TIMEOUT_S, wait_for_ready=True
+    )
     return backend_of(call)
 
 
@@ -55,13 +59,15 @@ def test_round_robin_reaches_every_one_of_forty_backends(fleet):
             seen[_hello(stub)] += 1
         assert set(seen) == set(fleet.ids), (
             f"{len(seen)} of {SIZE} backends answered within {REACH_TIMEOUT_S:g} s; "
-            f"missing: {sorted(set(fleet.ids) - set(seen))}")
+            f"missing: {sorted(set(fleet.ids) - set(seen))}"
+        )
 
         # Warm, round_robin goes round all forty: two rounds, two calls each.
-        assert collections.Counter(_hello(stub) for _ in range(2 * SIZE)) == \
-            {backend_id: 2 for backend_id in fleet.ids}
+        assert collections.Counter(_hello(stub) for _ in range(2 * SIZE)) == {
+            backend_id: 2 for backend_id in fleet.ids
+        }
 
     answers = [q for q in fleet.dns.queries(fleet.name, since_ns=since_ns) if q.qtype == "A"]
     assert any(q.transport == "tcp" and len(q.answers) == SIZE for q in answers), (
-        f"no complete answer over TCP; A queries: {answers}")
-
+        f"no complete answer over TCP; A queries: {answers}"
+    )

@@ -15,26 +15,26 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A unit is a folder of chaos/ or fleet/ (or a module of chaos/'s root); a
 # unit may import only units listed before it.
 LAYERS = [
-    "fleet.procs",            # process helpers: lifelines, reaping, bounded waits
-    "fleet.protos",           # generated modules of the built-in Greeter and Control service
-    "fleet",                  # the system under test: backends, PKI, DNS, the controller
-    "chaos.outcomes",         # pass / fail / inconclusive / not judged, exit codes
-    "chaos.history",          # every RPC and fault on one clock
-    "chaos.observe",          # what is seen of the client and the machine beside the history
-    "chaos.toxiproxy_server", # the embedded Toxiproxy and its control client
-    "chaos.checks",           # properties of a history, each a Verdict
-    "chaos.faults",           # the faults, each recorded in the history
-    "chaos.profiles",         # client profiles: channel options and service config
-    "chaos.load",             # the load generator
-    "chaos.verdicts",         # requirements (bounds), the judge, advice
-    "chaos.targets",          # the service under test: built-in or a target file
-    "chaos.scenario",         # one scenario: fleet, client, load, faults, checks
-    "chaos.run",              # the pytest plugin around scenarios
-    "chaos.gate",             # the gate and the views of its run directories
-    "chaos.fuzz",             # the fuzzer
-    "chaos.fleet_up",         # `grpc-chaos fleet up`: a fleet behind Toxiproxy, for tools
-    "chaos.__main__",         # the grpc-chaos command
-    "chaos",                  # the public face (lazy names only)
+    "fleet.procs",  # process helpers: lifelines, reaping, bounded waits
+    "fleet.protos",  # generated modules of the built-in Greeter and Control service
+    "fleet",  # the system under test: backends, PKI, DNS, the controller
+    "chaos.outcomes",  # pass / fail / inconclusive / not judged, exit codes
+    "chaos.history",  # every RPC and fault on one clock
+    "chaos.observe",  # what is seen of the client and the machine beside the history
+    "chaos.toxiproxy_server",  # the embedded Toxiproxy and its control client
+    "chaos.checks",  # properties of a history, each a Verdict
+    "chaos.faults",  # the faults, each recorded in the history
+    "chaos.profiles",  # client profiles: channel options and service config
+    "chaos.load",  # the load generator
+    "chaos.verdicts",  # requirements (bounds), the judge, advice
+    "chaos.targets",  # the service under test: built-in or a target file
+    "chaos.scenario",  # one scenario: fleet, client, load, faults, checks
+    "chaos.run",  # the pytest plugin around scenarios
+    "chaos.gate",  # the gate and the views of its run directories
+    "chaos.fuzz",  # the fuzzer
+    "chaos.fleet_up",  # `grpc-chaos fleet up`: a fleet behind Toxiproxy, for tools
+    "chaos.__main__",  # the grpc-chaos command
+    "chaos",  # the public face (lazy names only)
 ]
 # The one upward import, kept for compatibility: `python -m fleet up` hands over to
 # `grpc-chaos fleet up`.
@@ -67,8 +67,11 @@ def _runtime_nodes(tree: ast.AST):
         node = todo.pop()
         yield node
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) \
-                    and child.test.id == "TYPE_CHECKING":
+            if (
+                isinstance(child, ast.If)
+                and isinstance(child.test, ast.Name)
+                and child.test.id == "TYPE_CHECKING"
+            ):
                 todo.extend(child.orelse)
                 continue
             todo.append(child)
@@ -174,6 +177,9 @@ def test_no_import_cycle_between_modules():
 
 
 def test_the_chaos_root_holds_the_public_face_and_few_modules():
-    modules = sorted(p.name for p in (ROOT / "chaos").glob("*.py")
-                     if p.name not in ("__init__.py", "__main__.py"))
+    modules = sorted(
+        p.name
+        for p in (ROOT / "chaos").glob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    )
     assert len(modules) <= ROOT_MODULE_LIMIT, modules

@@ -54,8 +54,9 @@ def test_failed_rpcs_keep_their_backend_and_code(fleet, make_channel):
     fleet.app_fault("b1", "UNAVAILABLE", details="planned")
     history = History()
     with Load(make_channel, history, concurrency=4) as load:
-        load.wait_until(lambda: sum(r.backend == "b1" for r in history.rpcs) >= 20, 20,
-                        "20 RPCs on b1")
+        load.wait_until(
+            lambda: sum(r.backend == "b1" for r in history.rpcs) >= 20, 20, "20 RPCs on b1"
+        )
     on_b1 = [r for r in history.rpcs if r.backend == "b1"]
     assert {(r.code, r.details) for r in on_b1} == {("UNAVAILABLE", "planned")}
     assert all(r.ok for r in history.rpcs if r.backend != "b1")
@@ -79,8 +80,11 @@ def test_deadline_applies_to_each_rpc(fleet, make_channel):
     fleet.app_fault("b2", delay_ms=2000)
     history = History()
     with Load(make_channel, history, concurrency=3, deadline_s=0.2) as load:
-        load.wait_until(lambda: any(r.code == "DEADLINE_EXCEEDED" for r in history.rpcs), 20,
-                        "a deadline exceeded")
+        load.wait_until(
+            lambda: any(r.code == "DEADLINE_EXCEEDED" for r in history.rpcs),
+            20,
+            "a deadline exceeded",
+        )
     late = [r for r in history.rpcs if r.code == "DEADLINE_EXCEEDED"]
     # Never before the 0.2 s deadline (less 1 ms: gRPC keeps deadlines in whole ms); late
     # only by what load adds to recording the failure (a loose second). A deadline 6 to 10
@@ -88,10 +92,14 @@ def test_deadline_applies_to_each_rpc(fleet, make_channel):
     assert all(0.199e9 <= r.latency_ns <= 1.2e9 for r in late), [r.latency_ns for r in late]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"concurrency": 0}, "concurrency 0"), ({"rate": 0}, "rate 0"),
-    ({"deadline_s": 0}, "deadline 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"concurrency": 0}, "concurrency 0"),
+        ({"rate": 0}, "rate 0"),
+        ({"deadline_s": 0}, "deadline 0"),
+    ],
+)
 def test_bad_parameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Load(lambda: None, History(), **kwargs)
@@ -100,5 +108,6 @@ def test_bad_parameters_are_refused(kwargs, message):
 def test_a_failing_channel_factory_surfaces_in_the_caller():
     def broken():
         raise OSError("no channel today")
+
     with pytest.raises(RuntimeError, match="no channel today"):
         Load(broken, History()).start()

@@ -9,35 +9,62 @@ from pathlib import Path
 
 import pytest
 
-from chaos.gate import matrix, report
-from chaos.gate import aggregate, results_file
+from chaos.gate import aggregate, matrix, report, results_file
 from chaos.gate.aggregate import Cell, combine
 
 
 def verdict(name, figure, bound, passed=None, unit="ms", comparison="<="):
-    passed = (figure <= bound if comparison == "<=" else figure >= bound) \
-        if passed is None else passed
-    return {"name": name, "passed": passed, "figure": figure, "unit": unit, "bound": bound,
-            "comparison": comparison, "explanation": "", "advice": "", "data": {},
-            "span": None, "culprits": [], "inconclusive": False, "stall_ms": None,
-            "outcome": "pass" if passed else "fail"}
+    passed = (
+        (figure <= bound if comparison == "<=" else figure >= bound) if passed is None else passed
+    )
+    return {
+        "name": name,
+        "passed": passed,
+        "figure": figure,
+        "unit": unit,
+        "bound": bound,
+        "comparison": comparison,
+        "explanation": "",
+        "advice": "",
+        "data": {},
+        "span": None,
+        "culprits": [],
+        "inconclusive": False,
+        "stall_ms": None,
+        "outcome": "pass" if passed else "fail",
+    }
 
 
 def record(scenario, profile, outcome, verdicts=(), repeat=1, reason=""):
     decisive = next((v for v in verdicts if v["outcome"] != "pass"), None)
-    return {"schema": 1, "nodeid": f"scenarios/{scenario.replace('::', '.py::')}",
-            "scenario": scenario, "family": "kill",
-            "profile": {"name": profile, "source": f"{profile}.json", "sha256": "0" * 64},
-            "target": None, "outcome": outcome, "reason": reason, "decisive": decisive,
-            "verdicts": list(verdicts), "property": "", "bound": "", "attempts": 1,
-            "duration_s": 1.0, "started": "", "ended": "", "artifacts": None,
-            "repeat": repeat}
+    return {
+        "schema": 1,
+        "nodeid": f"scenarios/{scenario.replace('::', '.py::')}",
+        "scenario": scenario,
+        "family": "kill",
+        "profile": {"name": profile, "source": f"{profile}.json", "sha256": "0" * 64},
+        "target": None,
+        "outcome": outcome,
+        "reason": reason,
+        "decisive": decisive,
+        "verdicts": list(verdicts),
+        "property": "",
+        "bound": "",
+        "attempts": 1,
+        "duration_s": 1.0,
+        "started": "",
+        "ended": "",
+        "artifacts": None,
+        "repeat": repeat,
+    }
 
 
 def write_run(directory: Path, records: list[dict], profiles: list[str]) -> Path:
     directory.mkdir(parents=True)
-    run = {"id": directory.name, "profiles": [{"name": p, "source": "", "sha256": "0" * 64}
-                                              for p in profiles]}
+    run = {
+        "id": directory.name,
+        "profiles": [{"name": p, "source": "", "sha256": "0" * 64} for p in profiles],
+    }
     results_file.write(directory, results_file.document(run, records))
     return directory
 
@@ -49,21 +76,30 @@ SPREAD = "test_latency::test_spread"
 
 @pytest.fixture
 def run(tmp_path) -> Path:
-    return write_run(tmp_path / "run1", [
-        record(KILL, "naive", "fail", [verdict("errors", 4, 0, unit="rpcs")]),
-        record(DRAIN, "naive", "pass", [verdict("drain_time", 3.0, 50)]),
-        record(SPREAD, "naive", "not_applicable",
-               reason="not applicable: per-backend latency needs a client that spreads RPCs"),
-        record(KILL, "recommended", "pass", [verdict("errors", 0, 0, unit="rpcs")]),
-    ], ["naive", "recommended"])
+    return write_run(
+        tmp_path / "run1",
+        [
+            record(KILL, "naive", "fail", [verdict("errors", 4, 0, unit="rpcs")]),
+            record(DRAIN, "naive", "pass", [verdict("drain_time", 3.0, 50)]),
+            record(
+                SPREAD,
+                "naive",
+                "not_applicable",
+                reason="not applicable: per-backend latency needs a client that spreads RPCs",
+            ),
+            record(KILL, "recommended", "pass", [verdict("errors", 0, 0, unit="rpcs")]),
+        ],
+        ["naive", "recommended"],
+    )
 
 
 def test_cells_carry_the_failed_verdict_and_the_reason_a_scenario_does_not_apply(run):
     cells = aggregate.cells(results_file.read(run).records)
     assert str(cells[(KILL, "naive")]) == "FAIL: errors: 4 rpcs (bound <= 0 rpcs)"
     assert str(cells[(DRAIN, "naive")]) == "pass"
-    assert str(cells[(SPREAD, "naive")]) == \
-        "n/a: per-backend latency needs a client that spreads RPCs"
+    assert (
+        str(cells[(SPREAD, "naive")]) == "n/a: per-backend latency needs a client that spreads RPCs"
+    )
 
 
 def test_table_has_a_row_per_scenario_and_a_column_per_profile(run):
@@ -77,8 +113,10 @@ def test_table_has_a_row_per_scenario_and_a_column_per_profile(run):
 def test_a_cell_that_differs_between_runs_is_flaky_never_pass():
     fail = Cell("fail", "errors: 1 rpcs (bound <= 0 rpcs)", failed=1, check="errors")
     passed = Cell("pass")
-    assert str(combine([passed, fail, passed])) == \
-        "flaky (1/3): FAIL: errors: 1 rpcs (bound <= 0 rpcs)"
+    assert (
+        str(combine([passed, fail, passed]))
+        == "flaky (1/3): FAIL: errors: 1 rpcs (bound <= 0 rpcs)"
+    )
     assert combine([fail, fail, fail]) == Cell("fail", fail.reason, 3, 3, "errors")
     assert combine([passed] * 3) == Cell("pass", "", 0, 3)
     inconclusive = Cell("inconclusive", "latency: 102 ms", failed=1, check="latency")
@@ -89,26 +127,42 @@ def test_a_cell_that_differs_between_runs_is_flaky_never_pass():
 
 
 def test_repeats_across_run_directories_add_up(tmp_path):
-    first = write_run(tmp_path / "a", [record(KILL, "naive", "pass",
-                                              [verdict("errors", 0, 0, unit="rpcs")])],
-                      ["naive"])
-    second = write_run(tmp_path / "b", [record(KILL, "naive", "fail",
-                                               [verdict("errors", 2, 0, unit="rpcs")])],
-                       ["naive"])
+    first = write_run(
+        tmp_path / "a",
+        [record(KILL, "naive", "pass", [verdict("errors", 0, 0, unit="rpcs")])],
+        ["naive"],
+    )
+    second = write_run(
+        tmp_path / "b",
+        [record(KILL, "naive", "fail", [verdict("errors", 2, 0, unit="rpcs")])],
+        ["naive"],
+    )
     table = matrix.of_runs([results_file.read(first), results_file.read(second)])
     assert f"| `{KILL}` | flaky (1/2): FAIL: errors: 2 rpcs (bound <= 0 rpcs) |" in table
 
 
 def test_figures_are_aggregated_per_bound_never_across_bounds(tmp_path, capsys):
-    runs = [write_run(tmp_path / f"run{n}", [record(
-        "test_latency::test_latency", "recommended", "pass" if n < 2 else "fail",
-        [verdict("latency", figure, 100), verdict("latency", figure + 10, 200)])],
-        ["recommended"]) for n, figure in enumerate((40.0, 90.0, 190.0))]
+    runs = [
+        write_run(
+            tmp_path / f"run{n}",
+            [
+                record(
+                    "test_latency::test_latency",
+                    "recommended",
+                    "pass" if n < 2 else "fail",
+                    [verdict("latency", figure, 100), verdict("latency", figure + 10, 200)],
+                )
+            ],
+            ["recommended"],
+        )
+        for n, figure in enumerate((40.0, 90.0, 190.0))
+    ]
     assert report.main([str(r) for r in runs]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [line[2:] for line in lines] == [
         ["latency", "2/3", "40", "90", "190", "<=", "100", "ms"],
-        ["latency", "3/3", "50", "100", "200", "<=", "200", "ms"]]
+        ["latency", "3/3", "50", "100", "200", "<=", "200", "ms"],
+    ]
 
 
 def test_readme_table_is_replaced_between_markers(tmp_path, run, capsys):

@@ -35,14 +35,29 @@ def test_an_interrupted_or_killed_run_leaves_nothing(sig, tmp_path):
     temp = tmp_path / "tmp"  # the run's TMPDIR: whatever it leaves there is its own
     temp.mkdir()
     run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", SCENARIO, "-p", "no:cacheprovider", "-q",
-         f"--chaos-artifacts={tmp_path / 'artifacts'}"], cwd=ROOT, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(temp)})
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            SCENARIO,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--chaos-artifacts={tmp_path / 'artifacts'}",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
     try:
         # Mid-scenario: the fleet's backends are up (three of them, plus Toxiproxy).
-        wait_until(lambda: sum(map(_is_backend, _children(run.pid))) >= 3, 60,
-                   "the scenario's fleet running")
+        wait_until(
+            lambda: sum(map(_is_backend, _children(run.pid))) >= 3,
+            60,
+            "the scenario's fleet running",
+        )
         assert list(temp.glob("grpc-chaos-fleet-*")), "the fleet works in TMPDIR"
         started = _children(run.pid)
         run.send_signal(sig)
@@ -51,8 +66,11 @@ def test_an_interrupted_or_killed_run_leaves_nothing(sig, tmp_path):
         if run.poll() is None:
             run.kill()
             run.wait()
-    wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in started), 20,
-               f"every process the run started gone after {signal.Signals(sig).name}")
+    wait_until(
+        lambda: all(_proc_state(pid) in ("", "Z") for pid in started),
+        20,
+        f"every process the run started gone after {signal.Signals(sig).name}",
+    )
     wait_until(lambda: not any(temp.iterdir()), 20, "its temporary files removed")
 
 
@@ -65,16 +83,28 @@ def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
     temp.mkdir()
     # SIGINT ignored at start, as in a non-interactive shell's background job.
     run = subprocess.Popen(
-        [sys.executable, "-c", "import signal, runpy, sys; "
-         "signal.signal(signal.SIGINT, signal.SIG_IGN); "
-         "sys.argv = ['chaos.gate.campaign', '--runs', '3', '--burners', '2', '--out', sys.argv[1],"
-         " '--', '-k', 'test_kill_under_load_loses_no_rpc']; "
-         "runpy.run_module('chaos.gate.campaign', run_name='__main__')", str(tmp_path / "out")],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "TMPDIR": str(temp)})
+        [
+            sys.executable,
+            "-c",
+            "import signal, runpy, sys; "
+            "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "sys.argv = ['chaos.gate.campaign', '--runs', '3', '--burners', '2', '--out', sys.argv[1],"
+            " '--', '-k', 'test_kill_under_load_loses_no_rpc']; "
+            "runpy.run_module('chaos.gate.campaign', run_name='__main__')",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
     try:
-        wait_until(lambda: sum(map(_is_backend, _children(run.pid))) >= 3, 60,
-                   "the campaign's first run with its fleet up")
+        wait_until(
+            lambda: sum(map(_is_backend, _children(run.pid))) >= 3,
+            60,
+            "the campaign's first run with its fleet up",
+        )
         started = _children(run.pid)
         burners = [pid for pid in started if b"while True" in _cmdline(pid)]
         assert len(burners) == 2
@@ -86,6 +116,9 @@ def test_a_stopped_or_killed_campaign_leaves_nothing(sig, tmp_path):
             run.wait()
     if sig != signal.SIGKILL:
         assert run.returncode == 130 and "campaign: stopped during run 1" in output
-    wait_until(lambda: all(_proc_state(pid) in ("", "Z") for pid in started), 30,
-               f"every process the campaign started gone after {signal.Signals(sig).name}")
+    wait_until(
+        lambda: all(_proc_state(pid) in ("", "Z") for pid in started),
+        30,
+        f"every process the campaign started gone after {signal.Signals(sig).name}",
+    )
     wait_until(lambda: not any(temp.iterdir()), 20, "its temporary files removed")

@@ -28,8 +28,11 @@ def test_every_package_folder_is_in_the_wheel_list():
     left out of the list would be missing from the wheel."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    on_disk = {".".join(init.parent.relative_to(ROOT).parts)
-               for top in ("chaos", "fleet") for init in (ROOT / top).rglob("__init__.py")}
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("chaos", "fleet")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
     on_disk.add("chaos.catalogue")
     assert listed == on_disk
     assert config["package-dir"] == {"chaos.catalogue": "scenarios"}
@@ -37,8 +40,9 @@ def test_every_package_folder_is_in_the_wheel_list():
 
 def _tracked_copy(destination: Path) -> None:
     """The repository's tracked files (what a clean clone has), copied to ``destination``."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                            check=True, timeout=60).stdout.split(b"\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.split(b"\0")
     for name in filter(None, listed):
         source = ROOT / os.fsdecode(name)
         if source.is_file():
@@ -54,16 +58,45 @@ def installed(tmp_path_factory):
     source = work / "source"
     _tracked_copy(source)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "TMPDIR": str(work)}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(work / "dist"), str(source)],
-                   check=True, timeout=INSTALL_TIMEOUT_S, env=env, cwd=work)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(work / "dist"),
+            str(source),
+        ],
+        check=True,
+        timeout=INSTALL_TIMEOUT_S,
+        env=env,
+        cwd=work,
+    )
     wheel = next((work / "dist").glob("grpc_chaos-*.whl"))
-    subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True,
-                   timeout=INSTALL_TIMEOUT_S)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(work / "venv")], check=True, timeout=INSTALL_TIMEOUT_S
+    )
     bin_dir = work / "venv" / "bin"
-    subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet",
-                    "--constraint", str(ROOT / "constraints.txt"), str(wheel), "proto-plus"],
-                   check=True, timeout=INSTALL_TIMEOUT_S, env=env, cwd=work)
+    subprocess.run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--constraint",
+            str(ROOT / "constraints.txt"),
+            str(wheel),
+            "proto-plus",
+        ],
+        check=True,
+        timeout=INSTALL_TIMEOUT_S,
+        env=env,
+        cwd=work,
+    )
     return wheel, bin_dir
 
 
@@ -78,8 +111,9 @@ def team_dir(tmp_path):
 def _run(command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
     # No PYTHONPATH and no repository on the path: only what the wheel installed.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_the_wheel_claims_only_chaos_and_fleet(installed):
@@ -91,10 +125,17 @@ def test_the_wheel_claims_only_chaos_and_fleet(installed):
 
 def test_proto_stays_proto_plus_beside_grpc_chaos(installed, team_dir):
     _, bin_dir = installed
-    done = _run([str(bin_dir / "python"), "-c",
-                 "import proto, chaos, fleet.protos.greeter_pb2; "
-                 "from chaos.targets.builtin import builtin; builtin(); "
-                 "print(proto.__file__); print(proto.Message.__module__)"], team_dir, 120)
+    done = _run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "import proto, chaos, fleet.protos.greeter_pb2; "
+            "from chaos.targets.builtin import builtin; builtin(); "
+            "print(proto.__file__); print(proto.Message.__module__)",
+        ],
+        team_dir,
+        120,
+    )
     assert done.returncode == 0, done.stderr
     location, module = done.stdout.split()
     assert Path(location).parts[-3:] == ("site-packages", "proto", "__init__.py")
@@ -103,8 +144,11 @@ def test_proto_stays_proto_plus_beside_grpc_chaos(installed, team_dir):
 
 def test_the_gate_runs_the_catalogue_from_an_empty_directory(installed, team_dir):
     _, bin_dir = installed
-    done = _run([str(bin_dir / "grpc-chaos"), "gate", "--family", "balance",
-                 "--output", "runs"], team_dir, 600)
+    done = _run(
+        [str(bin_dir / "grpc-chaos"), "gate", "--family", "balance", "--output", "runs"],
+        team_dir,
+        600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "grpc-chaos gate: PASS" in done.stdout
     assert list(team_dir.glob("runs/*/report.html"))
@@ -114,8 +158,20 @@ def test_pytest_runs_the_whole_catalogue_from_an_empty_directory(installed, team
     """``pytest --pyargs chaos.catalogue``: every scenario, with the plugin from the wheel's
     entry point (this venv has no pytest-xdist or pytest-timeout: not needed to run)."""
     _, bin_dir = installed
-    done = _run([str(bin_dir / "python"), "-m", "pytest", "--pyargs", "chaos.catalogue",
-                 "-p", "no:cacheprovider", "-q"], team_dir, 1200)
+    done = _run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pytest",
+            "--pyargs",
+            "chaos.catalogue",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        team_dir,
+        1200,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary

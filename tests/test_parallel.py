@@ -40,8 +40,9 @@ def test_two_workers_each_run_a_fleet_and_leave_nothing(pytester, monkeypatch, t
     monkeypatch.setenv("TMPDIR", str(temp))
     for n in range(4):
         pytester.makepyfile(**{f"test_m{n}": SCENARIO.format(n=n)})
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
-                                           "--chaos-fleet-size", "2", timeout=300)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--chaos-fleet-size", "2", timeout=300
+    )
     result.assert_outcomes(passed=4)
     output = result.stdout.str()
     # Each worker's stalls and CPU waits, in the controller's summary.

@@ -95,16 +95,18 @@ def test_three_backend_fleet_pki_is_correct_and_timed(tmp_path):
     servers = {f"b{i}": pki.server_cert(f"b{i}", f"127.0.0.{10 + i}") for i in (1, 2, 3)}
     client = pki.client_cert()
     elapsed = time.perf_counter() - started
-    print(f"\nPKI for a 3-backend fleet (CA + 3 server certs + 1 client cert): {elapsed * 1000:.1f} ms")
+    print(
+        f"\nPKI for a 3-backend fleet (CA + 3 server certs + 1 client cert): {elapsed * 1000:.1f} ms"
+    )
 
     ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    for i, (backend_id, files) in enumerate(servers.items(), start=1):
+    for i, (_backend_id, files) in enumerate(servers.items(), start=1):
         cert = load(files)
         cert.verify_directly_issued_by(ca)
         assert sans(cert) == {FLEET_NAME, "localhost", f"127.0.0.{10 + i}"}
         assert eku(cert) == [ExtendedKeyUsageOID.SERVER_AUTH]
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         assert cert.not_valid_before_utc < now < cert.not_valid_after_utc
         assert key_matches(files)
     load(client).verify_directly_issued_by(ca)
@@ -147,11 +149,13 @@ def test_a_new_ca_reissues_cached_certificates(tmp_path):
     renewed = PKI(tmp_path / "pki")
     files = renewed.server_cert("b1", "127.0.0.11")
     assert files.cert_pem() != old
-    load(files).verify_directly_issued_by(x509.load_pem_x509_certificate(renewed.ca_cert.read_bytes()))
+    load(files).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(renewed.ca_cert.read_bytes())
+    )
 
 
 def test_bad_kinds_are_bad_in_the_way_named(pki):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     cert = {kind: load(pki.server_cert("b1", "127.0.0.11", kind)) for kind in SERVER_KINDS}
     assert cert["expired"].not_valid_after_utc < now
@@ -164,13 +168,16 @@ def test_bad_kinds_are_bad_in_the_way_named(pki):
         load(pki.client_cert(kind="other_ca")).verify_directly_issued_by(ca)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda pki: pki.server_cert("b1", "127.0.0.11", "revoked"), "valid kinds: good, expired"),
-    (lambda pki: pki.client_cert("c", "expired"), "valid kinds: good, other_ca"),
-    (lambda pki: pki.server_cert("b1", "127.0.0.256"), "not an IP address"),
-    (lambda pki: pki.server_cert("../b1", "127.0.0.11"), "backend_id '../b1'"),
-    (lambda pki: pki.client_cert("a/b"), "name 'a/b'"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda pki: pki.server_cert("b1", "127.0.0.11", "revoked"), "valid kinds: good, expired"),
+        (lambda pki: pki.client_cert("c", "expired"), "valid kinds: good, other_ca"),
+        (lambda pki: pki.server_cert("b1", "127.0.0.256"), "not an IP address"),
+        (lambda pki: pki.server_cert("../b1", "127.0.0.11"), "backend_id '../b1'"),
+        (lambda pki: pki.client_cert("a/b"), "name 'a/b'"),
+    ],
+)
 def test_bad_arguments_raise_clear_errors(pki, call, message):
     with pytest.raises(ValueError, match=message):
         call(pki)
@@ -184,14 +191,18 @@ def say_hello(pki: PKI, port: int, client: CertFiles | None = None):
 
     Returns the reply, or the grpc.RpcError it failed with.
     """
-    keypair = {} if client is None else {"private_key": client.key_pem(),
-                                         "certificate_chain": client.cert_pem()}
+    keypair = (
+        {}
+        if client is None
+        else {"private_key": client.key_pem(), "certificate_chain": client.cert_pem()}
+    )
     credentials = grpc.ssl_channel_credentials(pki.ca_cert.read_bytes(), **keypair)
     options = [("grpc.ssl_target_name_override", FLEET_NAME)]
     with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
         try:
             return greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="pki"), timeout=RPC_DEADLINE_S)
+                greeter_pb2.HelloRequest(name="pki"), timeout=RPC_DEADLINE_S
+            )
         except grpc.RpcError as error:
             return error
 
@@ -210,8 +221,10 @@ def ssl_verify_error(pki: PKI, port: int) -> ssl.SSLCertVerificationError | None
 
 def tls_server(files: CertFiles, client_ca: bytes | None = None):
     credentials = grpc.ssl_server_credentials(
-        [(files.key_pem(), files.cert_pem())], root_certificates=client_ca,
-        require_client_auth=client_ca is not None)
+        [(files.key_pem(), files.cert_pem())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
     return greeter_server(credentials)
 
 
@@ -230,10 +243,11 @@ def test_renewed_certificate_is_another_good_one(pki):
     old, new = load(good), load(renewed)
     assert renewed.cert != good.cert and renewed.key != good.key
     assert new.serial_number != old.serial_number
-    assert new.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo) != \
-        old.public_key().public_bytes(serialization.Encoding.DER,
-                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert new.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != old.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert sans(new) == sans(old) == {FLEET_NAME, "localhost", "127.0.0.1"}
     assert eku(new) == [ExtendedKeyUsageOID.SERVER_AUTH]
     new.verify_directly_issued_by(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()))

@@ -48,8 +48,14 @@ def _run(pytester, *args):
 def test_a_failed_scenario_prints_its_verdict_and_artifacts(pytester):
     pytester.makepyfile(test_drain=DRAIN)
     artifacts = pytester.path / "out"
-    result = _run(pytester, "--chaos-profile", "naive", f"--chaos-artifacts={artifacts}", "-x",
-                  "--junitxml=report.xml")
+    result = _run(
+        pytester,
+        "--chaos-profile",
+        "naive",
+        f"--chaos-artifacts={artifacts}",
+        "-x",
+        "--junitxml=report.xml",
+    )
     result.assert_outcomes(failed=1)  # -x: test_after never runs
     output = result.stdout.str()
     assert "FAIL drain_time" in output and "b2 kept getting new RPCs" in output
@@ -67,7 +73,8 @@ def test_a_failed_scenario_prints_its_verdict_and_artifacts(pytester):
 def test_the_same_scenario_passes_with_the_recommended_profile(pytester):
     pytester.makepyfile(test_drain=DRAIN)
     _run(pytester, "--chaos-profile", "recommended", "-k", "not after").assert_outcomes(
-        passed=1, deselected=1)
+        passed=1, deselected=1
+    )
 
 
 def test_xdist_runs_fleets_side_by_side_without_clashes(pytester):
@@ -80,12 +87,15 @@ def test_markers_select_fault_families(pytester):
     _run(pytester, "-m", "balance").assert_outcomes(passed=1, deselected=2)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--chaos-profile", "nope"], "no profile 'nope'"),
-    (["--chaos-fleet-size", "1"], "--chaos-fleet-size 1 is not within 2..200"),
-    (["--chaos-fleet-size", "201"], "--chaos-fleet-size 201 is not within 2..200"),
-    (["--chaos-reruns", "-1"], "--chaos-reruns must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--chaos-profile", "nope"], "no profile 'nope'"),
+        (["--chaos-fleet-size", "1"], "--chaos-fleet-size 1 is not within 2..200"),
+        (["--chaos-fleet-size", "201"], "--chaos-fleet-size 201 is not within 2..200"),
+        (["--chaos-reruns", "-1"], "--chaos-reruns must be 0 or more"),
+    ],
+)
 def test_bad_options_are_usage_errors(pytester, args, message):
     pytester.makepyfile(test_a=PASSING.format(n=1))
     result = _run(pytester, *args)
@@ -105,9 +115,11 @@ def test_header_only_when_chaos_scenarios_run(pytester):
 
 def test_options_are_namespaced_so_a_project_may_define_its_own(pytester):
     # e.g. pytest-profiling defines --profile; a conftest of the project may too.
-    pytester.makeconftest("def pytest_addoption(parser):\n"
-                          "    parser.addoption('--profile', action='store_true')\n"
-                          "    parser.addoption('--fleet-size', default=1)\n")
+    pytester.makeconftest(
+        "def pytest_addoption(parser):\n"
+        "    parser.addoption('--profile', action='store_true')\n"
+        "    parser.addoption('--fleet-size', default=1)\n"
+    )
     pytester.makepyfile(test_plain="def test_nothing():\n    pass\n")
     _run(pytester, "--profile").assert_outcomes(passed=1)
 
@@ -134,7 +146,8 @@ def test_stalled_once(chaos, request):
 """
 
 ALWAYS_STALLED = STALLED.replace("if request.node._chaos_attempt == 1:", "if True:").replace(
-    "if request.node._chaos_attempt == 1 else", "if True else")
+    "if request.node._chaos_attempt == 1 else", "if True else"
+)
 
 NOT_STALLED = """
 import time
@@ -163,8 +176,10 @@ def test_a_scenario_that_stays_inconclusive_fails_the_run_and_says_so(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     output = result.stdout.str()
     assert output.count("RERUN test_stall.py::test_stalled_once") == 1
-    assert "INCONCLUSIVE test_stall.py::test_stalled_once: [profile recommended] " \
-           "INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms)" in output
+    assert (
+        "INCONCLUSIVE test_stall.py::test_stalled_once: [profile recommended] "
+        "INCONCLUSIVE failover_time: 150 ms (bound <= 100 ms)" in output
+    )
     assert "is not a pass" in output
 
 
@@ -194,8 +209,10 @@ def test_a_check_with_too_little_evidence_is_not_judged_rerun_and_never_a_pass(p
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     output = result.stdout.str()
     assert output.count("RERUN test_idle.py::test_idle_window") == 1
-    assert "INCONCLUSIVE test_idle.py::test_idle_window: [profile recommended] NOT JUDGED " \
-           "errors: 0 RPC(s) started in the window; 1 needed" in output
+    assert (
+        "INCONCLUSIVE test_idle.py::test_idle_window: [profile recommended] NOT JUDGED "
+        "errors: 0 RPC(s) started in the window; 1 needed" in output
+    )
 
 
 STAGING = """
@@ -207,14 +224,12 @@ def test_unstaged(chaos):
 """
 
 
-def test_a_situation_the_client_never_lets_happen_is_a_staging_verdict_not_a_timeout(
-        pytester):
+def test_a_situation_the_client_never_lets_happen_is_a_staging_verdict_not_a_timeout(pytester):
     pytester.makepyfile(test_staging=STAGING)
     result = _run(pytester, "--chaos-profile", "naive")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
-    assert "FAIL staging: 30 calls refused by b1 not reached within 1.0 s — got 5 refused" \
-        in output
+    assert "FAIL staging: 30 calls refused by b1 not reached within 1.0 s — got 5 refused" in output
     assert "retryPolicy: not set" in output  # the settings that answer it
     assert "TimeoutError" not in output and "Traceback" not in output
 
@@ -249,16 +264,26 @@ def test_not_applicable_is_listed_with_its_reason_and_never_passes_silently(pyte
     result.assert_outcomes(skipped=1)
     output = result.stdout.str()
     assert "grpc-chaos: scenarios that did not run" in output
-    assert ("NOT APPLICABLE test_spread.py::test_needs_spread: per-backend latency needs a "
-            "client that spreads RPCs over the backends; this client sends every RPC to one "
-            "backend") in output
+    assert (
+        "NOT APPLICABLE test_spread.py::test_needs_spread: per-backend latency needs a "
+        "client that spreads RPCs over the backends; this client sends every RPC to one "
+        "backend"
+    ) in output
 
 
 def test_a_client_that_never_reaches_a_healthy_backend_is_one_preflight_verdict(pytester):
     profile = pytester.path / "wrong-health.json"
-    profile.write_text(json.dumps({"name": "wrong-health", "service_config": {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "healthCheckConfig": {"serviceName": "greeter.Greeterr"}}}))
+    profile.write_text(
+        json.dumps(
+            {
+                "name": "wrong-health",
+                "service_config": {
+                    "loadBalancingConfig": [{"round_robin": {}}],
+                    "healthCheckConfig": {"serviceName": "greeter.Greeterr"},
+                },
+            }
+        )
+    )
     pytester.makepyfile(**{f"test_m{n}": PASSING.format(n=n) for n in range(3)})
     result = _run(pytester, "--chaos-profile", str(profile))
     result.assert_outcomes(errors=1)  # the first scenario; the run stops there
@@ -272,11 +297,15 @@ def test_hostile_profile_names_stay_inside_the_artifacts_directory(pytester):
     pytester.makepyfile(test_a=PASSING.format(n=1))
     for name in ("../x", "a/../../b"):  # each a whole run; more names: test_artifact_paths
         profile = pytester.path / "p.json"
-        profile.write_text(json.dumps({"name": name, "service_config": {
-            "loadBalancingConfig": [{"round_robin": {}}]}}))
+        profile.write_text(
+            json.dumps(
+                {"name": name, "service_config": {"loadBalancingConfig": [{"round_robin": {}}]}}
+            )
+        )
         artifacts = pytester.path / "out"
-        _run(pytester, "--chaos-profile", str(profile),
-             f"--chaos-artifacts={artifacts}").assert_outcomes(passed=1)
+        _run(
+            pytester, "--chaos-profile", str(profile), f"--chaos-artifacts={artifacts}"
+        ).assert_outcomes(passed=1)
         written = [p for p in pytester.path.rglob("summary.json")]
         assert written and all(artifacts in p.parents for p in written), written
     assert not (pytester.path.parent / "x").exists()

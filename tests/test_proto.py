@@ -17,8 +17,12 @@ def test_committed_modules_are_current():
 
 
 def test_check_command_passes_on_the_committed_modules():
-    result = subprocess.run([sys.executable, str(ROOT / "proto" / "generate.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "proto" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 

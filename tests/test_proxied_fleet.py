@@ -12,8 +12,10 @@ from fleet.controller import Fleet
 
 @pytest.fixture(scope="module")
 def fleet():
-    with ToxiproxyServer() as server, \
-            Fleet(2, net="127.0.206.0/24", proxies=server.control()) as fleet:
+    with (
+        ToxiproxyServer() as server,
+        Fleet(2, net="127.0.206.0/24", proxies=server.control()) as fleet,
+    ):
         yield fleet
 
 

@@ -13,6 +13,7 @@ def test_every_public_name_resolves():
 
 def test_importing_chaos_does_not_load_grpc():
     code = "import sys, chaos; print('grpc' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "False", result.stderr

@@ -32,14 +32,17 @@ def test_top_level_keys_and_json_work_too(tmp_path):
     assert requirements.load(tmp_path / "b.json").drain_ms == 20
 
 
-@pytest.mark.parametrize("text, message", [
-    ("failover_msx = 1", "unknown requirement 'failover_msx'; did you mean 'failover_ms'?"),
-    ("failover_ms = 'fast'", "failover_ms must be a number of ms, got 'fast'"),
-    ("error_budget = 0.5", "error_budget must be a whole number of rpcs, got 0.5"),
-    ("drain_ms = -1", "drain_ms must be a finite number >= 0, got -1"),
-    ("drain_ms = true", "drain_ms must be a number of ms, got True"),
-    ("[requirements", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("failover_msx = 1", "unknown requirement 'failover_msx'; did you mean 'failover_ms'?"),
+        ("failover_ms = 'fast'", "failover_ms must be a number of ms, got 'fast'"),
+        ("error_budget = 0.5", "error_budget must be a whole number of rpcs, got 0.5"),
+        ("drain_ms = -1", "drain_ms must be a finite number >= 0, got -1"),
+        ("drain_ms = true", "drain_ms must be a number of ms, got True"),
+        ("[requirements", "not valid TOML"),
+    ],
+)
 def test_bad_files_name_the_key_and_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)

@@ -17,8 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chaos.toxiproxy_server.control import _read_line
 from fleet.controller import Fleet
 from fleet.pki import FLEET_NAME, PKI
-from fleet.server import MAX_NAME_BYTES
 from fleet.protos import control_pb2, control_pb2_grpc, greeter_pb2, greeter_pb2_grpc
+from fleet.server import MAX_NAME_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,14 @@ def _secure(fleet, address, client=False):
         creds = grpc.ssl_channel_credentials(ca, fleet.client.key_pem(), fleet.client.cert_pem())
     else:
         creds = grpc.ssl_channel_credentials(ca)
-    return grpc.secure_channel(address, creds,
-                               options=[("grpc.ssl_target_name_override", FLEET_NAME),
-                                        ("grpc.use_local_subchannel_pool", 1)])
+    return grpc.secure_channel(
+        address,
+        creds,
+        options=[
+            ("grpc.ssl_target_name_override", FLEET_NAME),
+            ("grpc.use_local_subchannel_pool", 1),
+        ],
+    )
 
 
 @pytest.fixture
@@ -64,10 +69,13 @@ def test_says_hello_with_backend_id_in_trailing_metadata(greeter):
     assert ("x-backend-id", "b1") in [(m.key, m.value) for m in call.trailing_metadata()]
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("invalid", "name 'invalid' is rejected"),
-    ("x" * (MAX_NAME_BYTES + 1), f"at most {MAX_NAME_BYTES}"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("invalid", "name 'invalid' is rejected"),
+        ("x" * (MAX_NAME_BYTES + 1), f"at most {MAX_NAME_BYTES}"),
+    ],
+)
 def test_bad_names_are_invalid_argument(greeter, name, reason):
     with pytest.raises(grpc.RpcError) as failure:
         greeter.SayHello(greeter_pb2.HelloRequest(name=name), timeout=5)
@@ -94,10 +102,14 @@ def test_health_serving_then_flipped_per_service(fleet, backend, health):
         reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     fleet.set_health("b1", "NOT_SERVING", service="greeter.Greeter")
-    assert health.Check(health_pb2.HealthCheckRequest(service="greeter.Greeter"),
-                        timeout=5).status == health_pb2.HealthCheckResponse.NOT_SERVING
-    assert health.Check(health_pb2.HealthCheckRequest(service=""),
-                        timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service="greeter.Greeter"), timeout=5).status
+        == health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
 
 
 def test_health_watch_streams_the_flip(fleet, backend, health):
@@ -130,8 +142,9 @@ def test_app_fault_every_call_and_counters(fleet, backend, greeter):
         assert failure.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     after = fleet.stats("b1")
     assert after["calls"] - before["calls"] == 4
-    assert after["by_code"]["RESOURCE_EXHAUSTED"] - before["by_code"].get(
-        "RESOURCE_EXHAUSTED", 0) == 4
+    assert (
+        after["by_code"]["RESOURCE_EXHAUSTED"] - before["by_code"].get("RESOURCE_EXHAUSTED", 0) == 4
+    )
     assert after["in_flight"] == 0
 
 
@@ -142,11 +155,14 @@ def test_app_fault_delay_slows_every_call(fleet, backend, greeter):
     assert time.monotonic() - started >= 0.2
 
 
-@pytest.mark.parametrize("fault, message", [
-    (control_pb2.AppFault(code="NOPE"), "unknown status code 'NOPE'"),
-    (control_pb2.AppFault(code="OK"), "OK is not a failure"),
-    (control_pb2.AppFault(code="INTERNAL", fraction=1.5), "not within 0..1"),
-])
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        (control_pb2.AppFault(code="NOPE"), "unknown status code 'NOPE'"),
+        (control_pb2.AppFault(code="OK"), "OK is not a failure"),
+        (control_pb2.AppFault(code="INTERNAL", fraction=1.5), "not within 0..1"),
+    ],
+)
 def test_control_rejects_bad_faults(backend, fault, message):
     stub = control_pb2_grpc.ControlStub(backend.channel)
     with pytest.raises(grpc.RpcError) as failure:
@@ -161,8 +177,12 @@ def test_control_rejects_bad_health_status_and_certificate(backend):
         stub.SetHealth(control_pb2.SetHealthRequest(status="SLEEPY"), timeout=5)
     assert "unknown status 'SLEEPY'" in failure.value.details()
     with pytest.raises(grpc.RpcError) as failure:
-        stub.SetCertificate(control_pb2.SetCertificateRequest(
-            cert_chain_pem=b"garbage", private_key_pem=b"garbage"), timeout=5)
+        stub.SetCertificate(
+            control_pb2.SetCertificateRequest(
+                cert_chain_pem=b"garbage", private_key_pem=b"garbage"
+            ),
+            timeout=5,
+        )
     assert failure.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "not PEM" in failure.value.details()
 
@@ -173,9 +193,8 @@ def test_control_port_is_loopback_and_not_the_serving_port(backend):
 
 
 def test_control_service_is_not_on_the_serving_port(fleet, backend):
-    with _secure(fleet, backend.published) as channel:
-        with pytest.raises(grpc.RpcError) as failure:
-            control_pb2_grpc.ControlStub(channel).GetStats(control_pb2.Empty(), timeout=5)
+    with _secure(fleet, backend.published) as channel, pytest.raises(grpc.RpcError) as failure:
+        control_pb2_grpc.ControlStub(channel).GetStats(control_pb2.Empty(), timeout=5)
     assert failure.value.code() is grpc.StatusCode.UNIMPLEMENTED
 
 
@@ -183,8 +202,14 @@ def test_control_service_is_not_on_the_serving_port(fleet, backend):
 
 
 def _run(argv, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fleet.server", *argv], capture_output=True,
-                          text=True, timeout=30, stdin=subprocess.DEVNULL, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "fleet.server", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
 
 
 def _good_args(pki: PKI, listen: str) -> list[str]:
@@ -192,12 +217,17 @@ def _good_args(pki: PKI, listen: str) -> list[str]:
     return ["--id", "bx", "--listen", listen, "--cert", str(cert.cert), "--key", str(cert.key)]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--id", "b1"], "required"),
-    (["--id", "b1", "--listen", "nowhere", "--cert", "c", "--key", "k"], "is not HOST:PORT"),
-    (["--id", "b1", "--listen", "127.0.0.1:1", "--cert", "/no/such.pem", "--key", "k"],
-     "cannot read certificate /no/such.pem"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--id", "b1"], "required"),
+        (["--id", "b1", "--listen", "nowhere", "--cert", "c", "--key", "k"], "is not HOST:PORT"),
+        (
+            ["--id", "b1", "--listen", "127.0.0.1:1", "--cert", "/no/such.pem", "--key", "k"],
+            "cannot read certificate /no/such.pem",
+        ),
+    ],
+)
 def test_bad_command_lines_exit_2_with_one_line(argv, message):
     result = _run(argv)
     assert result.returncode == 2
@@ -225,9 +255,13 @@ def test_control_must_be_loopback(tmp_path):
 
 
 def _start(argv) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen([sys.executable, "-m", "fleet.server", *argv],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleet.server", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:  # ready ~100 ms after spawn (docs/grpc-facts.md); 30 s is for a busy machine
         line = _read_line(process.stdout, time.monotonic() + 30)
     except TimeoutError as err:
@@ -257,14 +291,17 @@ def test_without_health_service_health_is_unimplemented(tmp_path):
     process, info = _start(_good_args(pki, "127.0.0.1:0") + ["--no-health"])
     try:
         creds = grpc.ssl_channel_credentials(pki.ca_cert.read_bytes())
-        with grpc.secure_channel(info["address"], creds, options=[
-                ("grpc.ssl_target_name_override", FLEET_NAME)]) as channel:
+        with grpc.secure_channel(
+            info["address"], creds, options=[("grpc.ssl_target_name_override", FLEET_NAME)]
+        ) as channel:
             with pytest.raises(grpc.RpcError) as failure:
-                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                          timeout=5)
+                health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
             assert failure.value.code() is grpc.StatusCode.UNIMPLEMENTED
             reply = greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="x"), timeout=5)
+                greeter_pb2.HelloRequest(name="x"), timeout=5
+            )
             assert reply.message == "Hello x"
     finally:
         process.kill()

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import pytest
 
 from chaos.checks import Verdict
-from chaos.verdicts.judge import judge
 from chaos.observe.stall import RUN_QUEUE, StallMonitor
 from chaos.observe.starvation import (
     SchedstatFiles,
@@ -30,6 +29,7 @@ from chaos.observe.starvation import (
     group_members,
     threads,
 )
+from chaos.verdicts.judge import judge
 from fleet.procs.waiting import wait_until
 
 pytest_plugins = ["pytester"]
@@ -38,24 +38,29 @@ MS = 1_000_000
 CPU = max(os.sched_getaffinity(0))
 B2 = "backend b2"
 
-BURNER = (f"import os\nos.sched_setaffinity(0, {{{CPU}}})\nos.write(1, b'r')\n"
-          "while True:\n    pass\n")
+BURNER = (
+    f"import os\nos.sched_setaffinity(0, {{{CPU}}})\nos.write(1, b'r')\nwhile True:\n    pass\n"
+)
 BURNERS = 3
 # Wakes every millisecond and says so; at the idle class, on the CPU of three busy loops,
 # it waits for the CPU each time it wakes (3-90 ms measured here).
-VICTIM = (f"import os, time\nos.sched_setaffinity(0, {{{CPU}}})\n"
-          "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nos.write(1, b'r')\n"
-          "while True:\n    time.sleep(0.001)\n    os.write(1, b'.')\n")
+VICTIM = (
+    f"import os, time\nos.sched_setaffinity(0, {{{CPU}}})\n"
+    "os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nos.write(1, b'r')\n"
+    "while True:\n    time.sleep(0.001)\n    os.write(1, b'.')\n"
+)
 # Blocked reading its stdin: never runnable, so never waiting for a CPU.
 SLEEPER = "import os, sys\nos.write(1, b'r')\nsys.stdin.read()\n"
 # Four threads hashing at once on one CPU: runnable together (hashlib lets go of the GIL
 # while it hashes; 8 MB take ~10 ms, so the GIL is held a small part of the time).
-HASHERS = (f"import hashlib, os, threading\nos.sched_setaffinity(0, {{{CPU}}})\n"
-           "data = b'x' * (8 << 20)\n"
-           "def work():\n    while True:\n        hashlib.sha256(data).digest()\n"
-           "        os.write(1, b'.')\n"
-           "for _ in range(4):\n    threading.Thread(target=work, daemon=True).start()\n"
-           "os.write(1, b'r')\nthreading.Event().wait()\n")
+HASHERS = (
+    f"import hashlib, os, threading\nos.sched_setaffinity(0, {{{CPU}}})\n"
+    "data = b'x' * (8 << 20)\n"
+    "def work():\n    while True:\n        hashlib.sha256(data).digest()\n"
+    "        os.write(1, b'.')\n"
+    "for _ in range(4):\n    threading.Thread(target=work, daemon=True).start()\n"
+    "os.write(1, b'r')\nthreading.Event().wait()\n"
+)
 # Waits of the starved child that the measurement collects (each >= MIN_STALL_NS).
 WAITS = 8
 
@@ -67,8 +72,9 @@ class Children:
         self.started: list[subprocess.Popen] = []
 
     def start(self, code: str) -> subprocess.Popen:
-        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         self.started.append(child)
         assert _read(child, 1, 10) == 1, "the child did not start"
         return child
@@ -252,8 +258,11 @@ def test_a_restarted_process_is_followed_under_its_new_pid(spawn):
 def test_the_other_members_of_a_process_group_are_found():
     # A server that forks workers: they share its process group (the fleet starts each
     # backend in a session of its own).
-    leader = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & echo r; wait"],
-                              stdout=subprocess.PIPE, start_new_session=True)
+    leader = subprocess.Popen(
+        ["sh", "-c", "sleep 60 & sleep 60 & echo r; wait"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         assert _read(leader, 1, 10) == 1  # both workers were forked
         members = group_members([leader.pid])[leader.pid]
@@ -270,8 +279,9 @@ def test_a_running_fleet_exposes_its_backend_processes_and_forgets_them_closed()
 
     with Fleet(2) as fleet:
         pids = {b.pid for b in fleet.backends}
-        assert {(f"backend {b.id} (pid {b.pid})", b.pid, False) for b in fleet.backends} \
-            <= set(running_processes())
+        assert {(f"backend {b.id} (pid {b.pid})", b.pid, False) for b in fleet.backends} <= set(
+            running_processes()
+        )
         fleet.kill("b1")
         assert [p for _, p, _ in fleet.processes()] == [fleet.backend("b2").pid]
     assert not pids & {pid for _, pid, _ in running_processes()}
@@ -333,14 +343,19 @@ def test_the_plugin_judges_a_scenario_by_its_backends_cpu_waits(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
     result.assert_outcomes(passed=1)
     output = result.stdout.str()
-    rerun = next(line for line in output.splitlines()
-                 if line.startswith("RERUN test_starved.py::test_starved_backend: inconclusive"))
+    rerun = next(
+        line
+        for line in output.splitlines()
+        if line.startswith("RERUN test_starved.py::test_starved_backend: inconclusive")
+    )
     # Named: the largest shares (b2's, or on a machine busy enough, others' as well).
     assert "waited" in rerun and "for a CPU" in rerun, rerun
     assert "CPU waits of the runner, proxy and backends this run:" in output
     # What the verdict was judged against is kept beside its history.
-    first, = [path for path in (pytester.path / "chaos-artifacts").glob("*/*/stalls.jsonl")
-              if "attempt" not in path.parent.name]
+    (first,) = [
+        path
+        for path in (pytester.path / "chaos-artifacts").glob("*/*/stalls.jsonl")
+        if "attempt" not in path.parent.name
+    ]
     waits = [json.loads(line) for line in first.read_text().splitlines()]
-    assert any(w["who"].startswith("backend b2 (pid") and w["source"] == RUN_QUEUE
-               for w in waits)
+    assert any(w["who"].startswith("backend b2 (pid") and w["source"] == RUN_QUEUE for w in waits)

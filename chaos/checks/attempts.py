@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chaos.checks.verdict import Verdict, not_judged, ms
+from chaos.checks.verdict import Verdict, ms, not_judged
 from chaos.observe.channelz import Sample
 
 BUCKET_NS = 250_000_000  # the explanation counts attempts per quarter second
 
 
-def ejection_time(samples: Sequence[Sample], target: str, after_ns: int, bound_ms: float,
-                  quiet_ms: float) -> Verdict:
+def ejection_time(
+    samples: Sequence[Sample], target: str, after_ns: int, bound_ms: float, quiet_ms: float
+) -> Verdict:
     """Time from ``after_ns`` until ``target`` got no attempt for ``quiet_ms``.
 
     figure = T - after_ns, T being the first sample at or after ``after_ns`` from which the
@@ -43,35 +44,61 @@ def ejection_time(samples: Sequence[Sample], target: str, after_ns: int, bound_m
             t_ns = later[start].t_ns
             figure = ms(t_ns - after_ns)
             passed = figure <= bound_ms
-            text = (f"{target} got no attempt (first or retry) for {quiet_ms:g} ms from "
-                    f"{figure:.0f} ms after the fault on: ejected "
-                    f"{'within' if passed else 'later than'} the bound of {bound_ms:g} ms. "
-                    + _timeline(later, after_ns))
-            return Verdict("ejection_time", passed, figure, "ms", bound_ms, text,
-                           span=(after_ns, t_ns))
+            text = (
+                f"{target} got no attempt (first or retry) for {quiet_ms:g} ms from "
+                f"{figure:.0f} ms after the fault on: ejected "
+                f"{'within' if passed else 'later than'} the bound of {bound_ms:g} ms. "
+                + _timeline(later, after_ns)
+            )
+            return Verdict(
+                "ejection_time", passed, figure, "ms", bound_ms, text, span=(after_ns, t_ns)
+            )
     sent = later[-1].started - later[0].started if later else 0
     seconds = (later[-1].t_ns - after_ns) / 1e9 if later else 0.0
-    text = (f"{target} kept getting attempts: {sent} in the {seconds:.1f} s after the fault, "
-            f"never a quiet {quiet_ms:g} ms — the client went on sending it first attempts "
-            f"(and retries) although it failed every call. " + _timeline(later, after_ns))
+    text = (
+        f"{target} kept getting attempts: {sent} in the {seconds:.1f} s after the fault, "
+        f"never a quiet {quiet_ms:g} ms — the client went on sending it first attempts "
+        f"(and retries) although it failed every call. " + _timeline(later, after_ns)
+    )
     if seconds * 1000 < bound_ms + quiet_ms:
         # Sampled for less than the bound and its quiet period: an ejection due later
         # could not have been seen yet.
-        return not_judged("ejection_time", f"attempt counters sampled for {seconds * 1000:.0f} ms "
-                          f"after the fault; {bound_ms + quiet_ms:g} ms needed", text,
-                          bound=bound_ms)
-    return Verdict("ejection_time", False, None, "ms", bound_ms, text,
-                   shown=f"never a quiet {quiet_ms:g} ms within the {seconds:.1f} s observed "
-                         f"({sent} attempts)")
+        return not_judged(
+            "ejection_time",
+            f"attempt counters sampled for {seconds * 1000:.0f} ms "
+            f"after the fault; {bound_ms + quiet_ms:g} ms needed",
+            text,
+            bound=bound_ms,
+        )
+    return Verdict(
+        "ejection_time",
+        False,
+        None,
+        "ms",
+        bound_ms,
+        text,
+        shown=f"never a quiet {quiet_ms:g} ms within the {seconds:.1f} s observed "
+        f"({sent} attempts)",
+    )
 
 
-COUNTERS = {"started": "attempt(s)", "failed": "failed attempt(s)",
-            "succeeded": "successful attempt(s)"}
+COUNTERS = {
+    "started": "attempt(s)",
+    "failed": "failed attempt(s)",
+    "succeeded": "successful attempt(s)",
+}
 
 
-def attempts(samples: Sequence[Sample], target: str, start_ns: int,
-             end_ns: int | None = None, budget: int = 0, counter: str = "started",
-             *, at_least: int | None = None) -> Verdict:
+def attempts(
+    samples: Sequence[Sample],
+    target: str,
+    start_ns: int,
+    end_ns: int | None = None,
+    budget: int = 0,
+    counter: str = "started",
+    *,
+    at_least: int | None = None,
+) -> Verdict:
     """The attempts (first attempts and retries) the client sent ``target`` between
     ``start_ns`` and ``end_ns`` (None: the last sample), against ``budget`` — all of them
     (``counter="started"``), or those that ``"failed"`` or ``"succeeded"``.
@@ -89,10 +116,14 @@ def attempts(samples: Sequence[Sample], target: str, start_ns: int,
     until = [s for s in own if end_ns is None or s.t_ns <= end_ns]
     name = "attempts" if counter == "started" else f"{counter}_attempts"
     if not before or not until:
-        return not_judged(name, f"no attempt counter of {target} sampled before the window",
-                          f"No attempt counter of {target} was sampled before the window: "
-                          f"nothing to count from ({len(own)} samples in all).",
-                          unit="attempts", bound=budget)
+        return not_judged(
+            name,
+            f"no attempt counter of {target} sampled before the window",
+            f"No attempt counter of {target} was sampled before the window: "
+            f"nothing to count from ({len(own)} samples in all).",
+            unit="attempts",
+            bound=budget,
+        )
     sent = getattr(until[-1], counter) - getattr(before[-1], counter)
     ended = 0
     if counter == "failed":
@@ -109,12 +140,17 @@ def attempts(samples: Sequence[Sample], target: str, start_ns: int,
     else:
         passed, bound, comparison = sent <= budget, budget, "<="
         against = f"{'within' if passed else 'over'} the budget of {budget}"
-    discounted = (f", not counting the {ended} health-check stream(s) of connections that "
-                  f"ended meanwhile" if ended else "")
-    text = (f"{target} had {sent} {what} (first attempts and retries, from gRPC's "
-            f"per-subchannel counters{discounted}) in the window of "
-            f"{(until[-1].t_ns - start_ns) / 1e6:.0f} ms, {against}; its subchannel was "
-            f"{until[-1].state} at the end.")
+    discounted = (
+        f", not counting the {ended} health-check stream(s) of connections that ended meanwhile"
+        if ended
+        else ""
+    )
+    text = (
+        f"{target} had {sent} {what} (first attempts and retries, from gRPC's "
+        f"per-subchannel counters{discounted}) in the window of "
+        f"{(until[-1].t_ns - start_ns) / 1e6:.0f} ms, {against}; its subchannel was "
+        f"{until[-1].state} at the end."
+    )
     culprits = ((start_ns, until[-1].t_ns),) if not passed and at_least is None else ()
     return Verdict(name, passed, sent, "attempts", bound, text, comparison, culprits=culprits)
 
@@ -123,7 +159,7 @@ def _timeline(samples: list[Sample], after_ns: int) -> str:
     if len(samples) < 2:
         return "(no attempt counters sampled after the fault)"
     buckets: dict[int, int] = {}
-    for previous, sample in zip(samples, samples[1:]):
+    for previous, sample in zip(samples, samples[1:], strict=False):
         index = (sample.t_ns - after_ns) // BUCKET_NS
         buckets[index] = buckets.get(index, 0) + sample.started - previous.started
     shown = [f"{i * BUCKET_NS / 1e6:+.0f} ms: {buckets[i]}" for i in sorted(buckets)[:24]]

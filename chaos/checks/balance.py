@@ -73,8 +73,18 @@ def balance_exact(
         culprits = ((round_rpcs[0].start_ns - RESTART_LOOKBACK_NS, round_rpcs[-1].end_ns),)
         got = " ".join(str(r.backend) for r in round_rpcs)
         shown = f"round {bad + 1} of {-(-len(ok) // n)} out of rotation ({got})"
-        return Verdict("balance_exact", False, good_rounds, "rounds", min_rounds, explanation, ">=", data,
-                       culprits=culprits, shown=shown)
+        return Verdict(
+            "balance_exact",
+            False,
+            good_rounds,
+            "rounds",
+            min_rounds,
+            explanation,
+            ">=",
+            data,
+            culprits=culprits,
+            shown=shown,
+        )
     passed = rounds >= min_rounds
     if n:
         left = f", and {len(ok) % n} more in that order" if len(ok) % n else ""
@@ -88,10 +98,25 @@ def balance_exact(
     if not passed:
         # Every round seen kept the rotation: there were just too few to tell.
         paragraph += f" At least {min_rounds} complete rounds were needed."
-        return not_judged("balance_exact", f"{rounds} complete round(s) of OK RPCs; "
-                          f"{min_rounds} needed", explain(paragraph, h, around), unit="rounds",
-                          bound=min_rounds, comparison=">=", figure=rounds)
-    return Verdict("balance_exact", passed, rounds, "rounds", min_rounds, explain(paragraph, h, around), ">=", data)
+        return not_judged(
+            "balance_exact",
+            f"{rounds} complete round(s) of OK RPCs; {min_rounds} needed",
+            explain(paragraph, h, around),
+            unit="rounds",
+            bound=min_rounds,
+            comparison=">=",
+            figure=rounds,
+        )
+    return Verdict(
+        "balance_exact",
+        passed,
+        rounds,
+        "rounds",
+        min_rounds,
+        explain(paragraph, h, around),
+        ">=",
+        data,
+    )
 
 
 def balance_chi2(
@@ -128,21 +153,49 @@ def balance_chi2(
     paragraph = (
         f"{total} OK RPCs started {describe_window(h, start_ns, end_ns)} on {len(names)} backends "
         f"({', '.join(f'{b} {counts[b]}' for b in names) or 'none listed'}; expected {expected:.1f} each)"
-        + (f", chi-square {statistic:.3f} on {len(names) - 1} degrees of freedom" if statistic is not None else "")
+        + (
+            f", chi-square {statistic:.3f} on {len(names) - 1} degrees of freedom"
+            if statistic is not None
+            else ""
+        )
         + (f"; {unattributed} OK RPCs had no backend id and were left out" if unattributed else "")
-        + (f". Fails: {'; '.join(problems)}." if problems else f". Plausibly uniform: p = {p:.4g} >= alpha {alpha:g}.")
+        + (
+            f". Fails: {'; '.join(problems)}."
+            if problems
+            else f". Plausibly uniform: p = {p:.4g} >= alpha {alpha:g}."
+        )
     )
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
-    data = {"counts": dict(counts), "unexpected": dict(unexpected), "chi2": statistic, "df": len(names) - 1}
+    data = {
+        "counts": dict(counts),
+        "unexpected": dict(unexpected),
+        "chi2": statistic,
+        "df": len(names) - 1,
+    }
     starved = expected > 0 and any(counts[b] == 0 for b in names)
     if problems and p is None and not unexpected and not starved:
         # No p-value and nothing wrong seen: too few RPCs for the test to say anything.
-        return not_judged("balance_chi2", "; ".join(problems), explain(paragraph, h, around),
-                          unit="p", bound=alpha, comparison=">=")
+        return not_judged(
+            "balance_chi2",
+            "; ".join(problems),
+            explain(paragraph, h, around),
+            unit="p",
+            bound=alpha,
+            comparison=">=",
+        )
     # A failure the p-value does not show (a backend with none, a stranger) is named.
     shown = "; ".join(problems) if problems and (p is None or p >= alpha) else ""
-    return Verdict("balance_chi2", not problems, p, "p", alpha, explain(paragraph, h, around), ">=", data,
-                   shown=shown)
+    return Verdict(
+        "balance_chi2",
+        not problems,
+        p,
+        "p",
+        alpha,
+        explain(paragraph, h, around),
+        ">=",
+        data,
+        shown=shown,
+    )
 
 
 def _backend_names(backends: Sequence[str] | None, ok: list[Rpc]) -> list[str]:
@@ -150,7 +203,9 @@ def _backend_names(backends: Sequence[str] | None, ok: list[Rpc]) -> list[str]:
         return sorted({r.backend for r in ok if r.backend is not None})
     names = list(backends)
     if not names:
-        raise ValueError("backends is empty: list the backends to check, or pass None for those seen")
+        raise ValueError(
+            "backends is empty: list the backends to check, or pass None for those seen"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"backends must be distinct, got {names}")
     return names
@@ -185,7 +240,11 @@ def _bad_round_text(ok: list[Rpc], names: list[str], order: list, bad: int) -> s
         *([f"unlisted backend {', '.join(strangers)}"] if strangers else []),
     ]
     first = ok[bad * n]
-    what = "; ".join(faults) if faults else f"a different order from round 1 ({' '.join(map(str, order))})"
+    what = (
+        "; ".join(faults)
+        if faults
+        else f"a different order from round 1 ({' '.join(map(str, order))})"
+    )
     return (
         f"round {bad + 1} of {-(-len(ok) // n)} (RPCs #{first.id}..#{ok[min(len(ok), (bad + 1) * n) - 1].id}) "
         f"went to {seq}: {what}."
@@ -211,7 +270,9 @@ def _chi2_problems(
     if unexpected:
         problems.append(f"OK RPCs went to backends not listed: {count_text(unexpected)}")
     if names and expected < min_expected:
-        problems.append(f"too few RPCs for a chi-square test (expected {expected:.1f} per backend, need {min_expected:g})")
+        problems.append(
+            f"too few RPCs for a chi-square test (expected {expected:.1f} per backend, need {min_expected:g})"
+        )
     if p is not None and p < alpha:
         problems.append(f"p = {p:.4g} < alpha {alpha:g}, the split is not uniform")
     return problems
@@ -238,14 +299,30 @@ def share(
     paragraph = (
         f"{len(ok)} OK RPCs started {describe_window(h, start_ns, end_ns)} on "
         f"{len(backends)} backends ({', '.join(f'{b} {counts[b]}' for b in backends)}); "
-        + (f"{target} got {counts[target]}, {figure:.3f} of an even share of {even:.1f}, "
-           f"{'at least' if passed else 'under'} the required {min_share:g}."
-           if figure is not None else "no RPC to share out.")
+        + (
+            f"{target} got {counts[target]}, {figure:.3f} of an even share of {even:.1f}, "
+            f"{'at least' if passed else 'under'} the required {min_share:g}."
+            if figure is not None
+            else "no RPC to share out."
+        )
     )
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
     if figure is None:
-        return not_judged("share", "no OK RPC in the window to share out",
-                          explain(paragraph, h, around), unit="of an even share",
-                          bound=min_share, comparison=">=")
-    return Verdict("share", passed, figure, "of an even share", min_share,
-                   explain(paragraph, h, around), ">=", {"counts": dict(counts)})
+        return not_judged(
+            "share",
+            "no OK RPC in the window to share out",
+            explain(paragraph, h, around),
+            unit="of an even share",
+            bound=min_share,
+            comparison=">=",
+        )
+    return Verdict(
+        "share",
+        passed,
+        figure,
+        "of an even share",
+        min_share,
+        explain(paragraph, h, around),
+        ">=",
+        {"counts": dict(counts)},
+    )

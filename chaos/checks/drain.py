@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chaos.checks.selection import anchor, as_history, by_backend, count_text, describe_rpc, describe_window, in_window
+from chaos.checks.selection import (
+    anchor,
+    as_history,
+    by_backend,
+    count_text,
+    describe_rpc,
+    describe_window,
+    in_window,
+)
 from chaos.checks.verdict import Verdict, explain, ms, not_judged
 from chaos.history import Event, History, Rpc
 
@@ -43,15 +51,20 @@ def drain_time(
             f"Only {len(later)} RPCs started after the health flip of {target} (at least {min_rpcs} needed): "
             f"with no traffic, the drain cannot be seen. Is the load running across the flip?"
         )
-        return not_judged("drain_time", f"{len(later)} RPC(s) started after the health flip; "
-                          f"{min_rpcs} needed to see a drain", explain(paragraph, h, after_ns),
-                          bound=bound_ms)
+        return not_judged(
+            "drain_time",
+            f"{len(later)} RPC(s) started after the health flip; {min_rpcs} needed to see a drain",
+            explain(paragraph, h, after_ns),
+            bound=bound_ms,
+        )
     if not on_target:
         paragraph = (
             f"No RPC started on {target} after its health flip: drained at once (0 ms, bound {bound_ms:g} ms). "
             f"The {len(later)} RPCs started after the flip went to: {count_text(by_backend(later))}.{note}"
         )
-        return Verdict("drain_time", 0.0 <= bound_ms, 0.0, "ms", bound_ms, explain(paragraph, h, after_ns))
+        return Verdict(
+            "drain_time", bound_ms >= 0.0, 0.0, "ms", bound_ms, explain(paragraph, h, after_ns)
+        )
     last = on_target[-1]
     figure = ms(last.start_ns - after_ns)
     passed = figure <= bound_ms
@@ -61,8 +74,15 @@ def drain_time(
         f"{len(later)} RPCs started after the flip went to it, the last being "
         f"{describe_rpc(last, after_ns, 'the flip')}.{note}"
     )
-    return Verdict("drain_time", passed, figure, "ms", bound_ms, explain(paragraph, h, last.start_ns, [last.id]),
-                   span=(after_ns, last.start_ns))
+    return Verdict(
+        "drain_time",
+        passed,
+        figure,
+        "ms",
+        bound_ms,
+        explain(paragraph, h, last.start_ns, [last.id]),
+        span=(after_ns, last.start_ns),
+    )
 
 
 def no_traffic_to(
@@ -88,9 +108,14 @@ def no_traffic_to(
             f"Only {len(window)} RPCs started {where} (at least {min_rpcs} needed): "
             f"an idle window says nothing about traffic to {target}."
         )
-        return not_judged("no_traffic_to", f"{len(window)} RPC(s) started in the window; "
-                          f"{min_rpcs} needed", explain(paragraph, h, origin), unit="rpcs",
-                          bound=0, figure=len(hits))
+        return not_judged(
+            "no_traffic_to",
+            f"{len(window)} RPC(s) started in the window; {min_rpcs} needed",
+            explain(paragraph, h, origin),
+            unit="rpcs",
+            bound=0,
+            figure=len(hits),
+        )
     if not hits:
         paragraph = (
             f"None of the {len(window)} RPCs that started {where} was served by {target} "
@@ -105,5 +130,12 @@ def no_traffic_to(
     highlight = [r.id for r in hits[:10]]
     # What a stall could bend: how late each of these RPCs was picked, from the window start.
     culprits = tuple((origin, r.start_ns) for r in hits)
-    return Verdict("no_traffic_to", False, len(hits), "rpcs", 0, explain(paragraph, h, first.start_ns, highlight),
-                   culprits=culprits)
+    return Verdict(
+        "no_traffic_to",
+        False,
+        len(hits),
+        "rpcs",
+        0,
+        explain(paragraph, h, first.start_ns, highlight),
+        culprits=culprits,
+    )

@@ -10,7 +10,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chaos.checks.selection import anchor, as_history, count_text, describe_rpc, describe_window, in_window
+from chaos.checks.selection import (
+    anchor,
+    as_history,
+    count_text,
+    describe_rpc,
+    describe_window,
+    in_window,
+)
 from chaos.checks.verdict import Verdict, explain, not_judged
 from chaos.history import Event, History, Rpc
 
@@ -40,7 +47,9 @@ def errors(
     figure = len(tally.failed)
     passed = tally.busy_enough(min_rpcs) and figure <= budget
     verdict = "within" if figure <= budget else "over"
-    return tally.verdict("errors", passed, figure, "rpcs", budget, min_rpcs, f"{verdict} the budget of {budget}")
+    return tally.verdict(
+        "errors", passed, figure, "rpcs", budget, min_rpcs, f"{verdict} the budget of {budget}"
+    )
 
 
 def error_rate(
@@ -62,7 +71,15 @@ def error_rate(
     figure = len(tally.failed) / len(tally.window) if tally.window else None
     passed = tally.busy_enough(min_rpcs) and (figure is None or figure <= max_ratio)
     verdict = "within" if figure is None or figure <= max_ratio else "over"
-    return tally.verdict("error_rate", passed, figure, "ratio", max_ratio, min_rpcs, f"{verdict} the cap of {max_ratio:g}")
+    return tally.verdict(
+        "error_rate",
+        passed,
+        figure,
+        "ratio",
+        max_ratio,
+        min_rpcs,
+        f"{verdict} the cap of {max_ratio:g}",
+    )
 
 
 @dataclass(frozen=True)
@@ -81,25 +98,50 @@ class _Tally:
         return len(self.window) >= min_rpcs
 
     def verdict(
-        self, name: str, passed: bool, figure: float | None, unit: str, bound: float, min_rpcs: int, against: str
+        self,
+        name: str,
+        passed: bool,
+        figure: float | None,
+        unit: str,
+        bound: float,
+        min_rpcs: int,
+        against: str,
     ) -> Verdict:
         by_code = Counter(r.code for r in self.failed)
         data = {"rpcs": len(self.window), "failed": len(self.failed), "by_code": dict(by_code)}
         origin, origin_name = anchor(self.history, self.start_ns)
-        around = self.failed[0].start_ns if self.failed else (self.window[0].start_ns if self.window else origin)
+        around = (
+            self.failed[0].start_ns
+            if self.failed
+            else (self.window[0].start_ns if self.window else origin)
+        )
         highlight = [r.id for r in self.failed[:FIRST_FAILURES]]
         paragraph = self._paragraph(by_code, min_rpcs, against, origin, origin_name)
         culprits = tuple((r.start_ns, r.end_ns) for r in self.failed)
         if not self.busy_enough(min_rpcs):
             # An idle window shows no errors and proves nothing, either way.
-            return not_judged(name, f"{len(self.window)} RPC(s) started in the window; "
-                              f"{min_rpcs} needed", explain(paragraph, self.history, around,
-                                                             highlight), unit=unit, bound=bound,
-                              figure=figure)
-        return Verdict(name, passed, figure, unit, bound, explain(paragraph, self.history, around, highlight),
-                       data=data, culprits=culprits)
+            return not_judged(
+                name,
+                f"{len(self.window)} RPC(s) started in the window; {min_rpcs} needed",
+                explain(paragraph, self.history, around, highlight),
+                unit=unit,
+                bound=bound,
+                figure=figure,
+            )
+        return Verdict(
+            name,
+            passed,
+            figure,
+            unit,
+            bound,
+            explain(paragraph, self.history, around, highlight),
+            data=data,
+            culprits=culprits,
+        )
 
-    def _paragraph(self, by_code: Counter, min_rpcs: int, against: str, origin: int, origin_name: str) -> str:
+    def _paragraph(
+        self, by_code: Counter, min_rpcs: int, against: str, origin: int, origin_name: str
+    ) -> str:
         where = describe_window(self.history, self.start_ns, self.end_ns)
         which = "failed" if self.codes is None else f"failed with {' or '.join(sorted(self.codes))}"
         if self.unanswered:
@@ -108,16 +150,28 @@ class _Tally:
         if not self.busy_enough(min_rpcs):
             text += f"; but at least {min_rpcs} RPCs were needed for the window to prove anything"
         if self.failed:
-            firsts = "; ".join(describe_rpc(r, origin, origin_name) for r in self.failed[:FIRST_FAILURES])
+            firsts = "; ".join(
+                describe_rpc(r, origin, origin_name) for r in self.failed[:FIRST_FAILURES]
+            )
             text += f". By code: {count_text(by_code)}. First failures: {firsts}"
         return text + "."
 
 
-def _tally(history: History, start_ns: int | None, end_ns: int | None, codes: Iterable[str] | str | None,
-           unanswered: bool = False) -> _Tally:
+def _tally(
+    history: History,
+    start_ns: int | None,
+    end_ns: int | None,
+    codes: Iterable[str] | str | None,
+    unanswered: bool = False,
+) -> _Tally:
     # A single code given as a string would otherwise be iterated letter by letter.
     wanted = None if codes is None else frozenset([codes] if isinstance(codes, str) else codes)
     window = in_window(history.rpcs, start_ns, end_ns)
-    failed = [r for r in window if not r.ok and (wanted is None or r.code in wanted)
-              and not (unanswered and r.backend is not None)]
+    failed = [
+        r
+        for r in window
+        if not r.ok
+        and (wanted is None or r.code in wanted)
+        and not (unanswered and r.backend is not None)
+    ]
     return _Tally(history, start_ns, end_ns, wanted, window, failed, unanswered)

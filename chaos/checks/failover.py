@@ -45,10 +45,18 @@ def failover_time(
             f"No RPC started at or after the fault on {target}, so failover cannot be measured "
             f"({len(h.rpcs)} RPCs in the history)."
         )
-        return not_judged("failover_time", "no RPC started after the fault",
-                          explain(paragraph, h, after_ns), bound=bound_ms)
+        return not_judged(
+            "failover_time",
+            "no RPC started after the fault",
+            explain(paragraph, h, after_ns),
+            bound=bound_ms,
+        )
     # The earliest candidate instant (the fault, or an RPC start) after which all is well.
-    first_good = later[0] if last_bad is None else next((r for r in later if r.start_ns > last_bad.start_ns), None)
+    first_good = (
+        later[0]
+        if last_bad is None
+        else next((r for r in later if r.start_ns > last_bad.start_ns), None)
+    )
     if first_good is None:
         observed = ms(later[-1].start_ns - after_ns)
         paragraph = (
@@ -58,22 +66,46 @@ def failover_time(
         )
         explanation = explain(paragraph, h, last_bad.start_ns, [last_bad.id])
         if observed <= bound_ms:
-            return not_judged("failover_time", f"RPCs were started for only {observed:.0f} ms "
-                              f"after the fault, all bad; {bound_ms:g} ms needed to judge",
-                              explanation, bound=bound_ms)
-        return _verdict("failover_time", False, None, bound_ms, explanation,
-                        shown=f"never within the {observed / 1000:.1f} s observed")
+            return not_judged(
+                "failover_time",
+                f"RPCs were started for only {observed:.0f} ms "
+                f"after the fault, all bad; {bound_ms:g} ms needed to judge",
+                explanation,
+                bound=bound_ms,
+            )
+        return _verdict(
+            "failover_time",
+            False,
+            None,
+            bound_ms,
+            explanation,
+            shown=f"never within the {observed / 1000:.1f} s observed",
+        )
     t_ns = after_ns if last_bad is None else first_good.start_ns
     figure = ms(t_ns - after_ns)
     passed = figure <= bound_ms
-    paragraph = _failover_paragraph(target, figure, bound_ms, passed, bad, after_ns, [r for r in later if r.start_ns >= t_ns])
+    paragraph = _failover_paragraph(
+        target, figure, bound_ms, passed, bad, after_ns, [r for r in later if r.start_ns >= t_ns]
+    )
     highlight = [first_good.id] + ([last_bad.id] if last_bad else [])
-    return _verdict("failover_time", passed, figure, bound_ms, explain(paragraph, h, t_ns, highlight),
-                    span=(after_ns, t_ns))
+    return _verdict(
+        "failover_time",
+        passed,
+        figure,
+        bound_ms,
+        explain(paragraph, h, t_ns, highlight),
+        span=(after_ns, t_ns),
+    )
 
 
 def _failover_paragraph(
-    target: str, figure: float, bound_ms: float, passed: bool, bad: list[Rpc], after_ns: int, survivors: list[Rpc]
+    target: str,
+    figure: float,
+    bound_ms: float,
+    passed: bool,
+    bad: list[Rpc],
+    after_ns: int,
+    survivors: list[Rpc],
 ) -> str:
     if bad:
         cause = (
@@ -110,14 +142,18 @@ def recovery_time(
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
-    first = next((r for r in later if r.ok and (r.backend == target or target is None)),
-                 None)
+    first = next((r for r in later if r.ok and (r.backend == target or target is None)), None)
     name = target or "the fleet"
     due_ns = after_ns + int(bound_ms * 1e6)
     # A miss is judged only if the client was sending when the bound ran out.
     until = first.start_ns if first is not None else None
-    witnesses = [r for r in later if r.start_ns >= due_ns and (until is None or r.start_ns < until)
-                 and not _in_any(r.start_ns, idle)]
+    witnesses = [
+        r
+        for r in later
+        if r.start_ns >= due_ns
+        and (until is None or r.start_ns < until)
+        and not _in_any(r.start_ns, idle)
+    ]
     if first is not None:
         figure = ms(first.start_ns - after_ns)
         passed = first.start_ns <= due_ns
@@ -146,9 +182,11 @@ def recovery_time(
         figure, span = None, None
     needed = evidence_rpcs(h, target)
     if len(witnesses) < needed:
-        reason = (f"{len(witnesses)} RPC(s) started between the end of the bound and "
-                  f"{'the first RPC on ' + name if first is not None else 'the end of the history'}"
-                  f"; {needed} needed to judge that {name} was not serving")
+        reason = (
+            f"{len(witnesses)} RPC(s) started between the end of the bound and "
+            f"{'the first RPC on ' + name if first is not None else 'the end of the history'}"
+            f"; {needed} needed to judge that {name} was not serving"
+        )
         return not_judged("recovery_time", reason, explanation, bound=bound_ms)
     return _verdict("recovery_time", False, figure, bound_ms, explanation, span=span, shown=shown)
 
@@ -177,6 +215,13 @@ def _bad_summary(bad: list[Rpc], target: str) -> str:
     )
 
 
-def _verdict(name: str, passed: bool, figure: float | None, bound_ms: float, explanation: str,
-             span: tuple[int, int] | None = None, shown: str = "") -> Verdict:
+def _verdict(
+    name: str,
+    passed: bool,
+    figure: float | None,
+    bound_ms: float,
+    explanation: str,
+    span: tuple[int, int] | None = None,
+    shown: str = "",
+) -> Verdict:
     return Verdict(name, passed, figure, "ms", bound_ms, explanation, span=span, shown=shown)

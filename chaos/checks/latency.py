@@ -81,7 +81,9 @@ def latency(
     are counted from their start, as without it.
     """
     if bound_ms is None:
-        raise TypeError("latency() needs bound_ms: the highest acceptable latency at that percentile, in ms")
+        raise TypeError(
+            "latency() needs bound_ms: the highest acceptable latency at that percentile, in ms"
+        )
     nearest_rank(1, percentile)  # validates the percentile even when there is nothing to rank
     h = as_history(history)
     chosen = _select(h, backend, start_ns, end_ns, only_ok)
@@ -93,16 +95,25 @@ def latency(
         need = "" if enough else f" (at least {min_rpcs} needed)"
         paragraph = f"{len(chosen)} {what}: no latency to measure{need}."
         if enough:  # min_rpcs=0: an empty window was declared acceptable
-            return Verdict("latency", True, None, "ms", bound_ms, explain(paragraph, h, origin), comparison)
-        return not_judged("latency", f"{len(chosen)} {what}; at least {min_rpcs} needed",
-                          explain(paragraph, h, origin), bound=bound_ms, comparison=comparison)
+            return Verdict(
+                "latency", True, None, "ms", bound_ms, explain(paragraph, h, origin), comparison
+            )
+        return not_judged(
+            "latency",
+            f"{len(chosen)} {what}; at least {min_rpcs} needed",
+            explain(paragraph, h, origin),
+            bound=bound_ms,
+            comparison=comparison,
+        )
     counted, counted_text = chosen, ""
     if counted_from_ns is not None:
         # The same RPCs, their clocks started no earlier than the instant given.
         counted = [replace(r, start_ns=max(r.start_ns, counted_from_ns)) for r in chosen]
-        counted_text = (f" (each counted from the later of its start and "
-                        f"{ms(counted_from_ns - origin):+.3f} ms, the fault in force: time "
-                        f"held by the scenario before it is not the client's)")
+        counted_text = (
+            f" (each counted from the later of its start and "
+            f"{ms(counted_from_ns - origin):+.3f} ms, the fault in force: time "
+            f"held by the scenario before it is not the client's)"
+        )
     original = {r.id: r for r in chosen}
     by_latency = sorted(counted, key=lambda r: (r.latency_ns, r.start_ns, r.id))
     decisive = by_latency[nearest_rank(len(by_latency), percentile)]
@@ -121,10 +132,14 @@ def latency(
     explanation = explain(paragraph, h, decisive.start_ns, [decisive.id])
     # A floor (at_least) is never bent by a stall: a stall only makes RPCs slower.
     span = None if at_least else (decisive.start_ns, decisive.end_ns)
-    return Verdict("latency", passed, figure, "ms", bound_ms, explanation, comparison, data, span=span)
+    return Verdict(
+        "latency", passed, figure, "ms", bound_ms, explanation, comparison, data, span=span
+    )
 
 
-def _select(h: History, backend: str | None, start_ns: int | None, end_ns: int | None, only_ok: bool) -> list[Rpc]:
+def _select(
+    h: History, backend: str | None, start_ns: int | None, end_ns: int | None, only_ok: bool
+) -> list[Rpc]:
     return [
         r
         for r in in_window(h.rpcs, start_ns, end_ns)

@@ -68,7 +68,7 @@ class Verdict:
 
     @property
     def outcome(self) -> str:
-        """"pass", "fail", "inconclusive" or "not judged"."""
+        """ "pass", "fail", "inconclusive" or "not judged"."""
         if self.passed:
             return "pass"
         if self.not_judged:
@@ -121,15 +121,21 @@ class Verdict:
         return asdict(self)
 
 
-def not_judged(name: str, reason: str, explanation: str, *, unit: str = "ms",
-               bound: float | None = None, comparison: str = "<=",
-               figure: float | None = None) -> Verdict:
+def not_judged(
+    name: str,
+    reason: str,
+    explanation: str,
+    *,
+    unit: str = "ms",
+    bound: float | None = None,
+    comparison: str = "<=",
+    figure: float | None = None,
+) -> Verdict:
     """A verdict that could not be judged: the history lacks the evidence ``reason`` names
     (e.g. "only 10 ms of load after the clear; 2000 ms needed"). Never a pass, never a
     fail, never bent by the judge; a scenario that meets one is rerun like an inconclusive
     one, and the fuzzer counts it per rule."""
-    return Verdict(name, False, figure, unit, bound, explanation, comparison,
-                   not_judged=reason)
+    return Verdict(name, False, figure, unit, bound, explanation, comparison, not_judged=reason)
 
 
 def explain(paragraph: str, history: History, around_ns: int, highlight: Iterable[int] = ()) -> str:

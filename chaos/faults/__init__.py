@@ -7,15 +7,48 @@ One module per family; each fault is an object with apply/revert, injected throu
 from chaos.faults.base import Active, Fault, Nemesis
 from chaos.faults.control import AppError, Certificate, Health, SlowHandler
 from chaos.faults.dns import DnsEmpty, DnsNxdomain, DnsOutage, DnsRemove
-from chaos.faults.network import (Bandwidth, Blackhole, CutConnections, LimitData, Latency,
-                                  ProxyDown, ResetPeer, SlowClose, Slicer, Toxic)
+from chaos.faults.network import (
+    Bandwidth,
+    Blackhole,
+    CutConnections,
+    Latency,
+    LimitData,
+    ProxyDown,
+    ResetPeer,
+    Slicer,
+    SlowClose,
+    Toxic,
+)
 from chaos.faults.process import Drain, Kill, Pause, Restart, Terminate
 from chaos.faults.rollout import ScaleIn, ScaleOut
 
 __all__ = [
-    "Active", "AppError", "Bandwidth", "Blackhole", "Certificate", "CutConnections", "DnsEmpty", "DnsNxdomain",
-    "DnsOutage", "DnsRemove", "Drain", "Fault", "Health", "Kill", "LimitData", "Latency",
-    "Nemesis", "Pause", "ProxyDown", "ResetPeer", "Restart", "ScaleIn", "ScaleOut",
-    "SlowClose", "SlowHandler",
-    "Slicer", "Terminate", "Toxic",
+    "Active",
+    "AppError",
+    "Bandwidth",
+    "Blackhole",
+    "Certificate",
+    "CutConnections",
+    "DnsEmpty",
+    "DnsNxdomain",
+    "DnsOutage",
+    "DnsRemove",
+    "Drain",
+    "Fault",
+    "Health",
+    "Kill",
+    "LimitData",
+    "Latency",
+    "Nemesis",
+    "Pause",
+    "ProxyDown",
+    "ResetPeer",
+    "Restart",
+    "ScaleIn",
+    "ScaleOut",
+    "SlowClose",
+    "SlowHandler",
+    "Slicer",
+    "Terminate",
+    "Toxic",
 ]

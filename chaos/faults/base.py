@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 from chaos.history import History
 
@@ -36,10 +37,10 @@ class Fault(ABC):
     instant: ClassVar[bool] = False
 
     @abstractmethod
-    def apply(self, nemesis: "Nemesis") -> None:
+    def apply(self, nemesis: Nemesis) -> None:
         """Do the damage."""
 
-    def revert(self, nemesis: "Nemesis") -> None:
+    def revert(self, nemesis: Nemesis) -> None:
         """Repair it. Instantaneous faults (a restart) have nothing to repair."""
 
     def detail(self) -> dict:
@@ -103,10 +104,8 @@ class Nemesis:
             fault.apply(self)
         except BaseException:
             # Revert whatever part was applied; the apply error is the one to report.
-            try:
+            with suppress(Exception):
                 self.undo(active)
-            except Exception:
-                pass
             raise
         self.history.in_force(handle)
         if fault.instant:
@@ -161,6 +160,7 @@ class Nemesis:
         """The Toxiproxy proxy in front of a backend (the fleet must be proxied)."""
         proxy = self.fleet.backend(backend_id).proxy
         if proxy is None or self.proxies is None:
-            raise RuntimeError(f"backend {backend_id} has no Toxiproxy proxy: network faults "
-                               f"need a proxied fleet")
+            raise RuntimeError(
+                f"backend {backend_id} has no Toxiproxy proxy: network faults need a proxied fleet"
+            )
         return proxy

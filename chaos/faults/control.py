@@ -52,8 +52,7 @@ class AppError(Fault):
     kind = "app:error"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.app_fault(self.target, self.code, fraction=self.fraction,
-                                next_n=self.next_n)
+        nemesis.fleet.app_fault(self.target, self.code, fraction=self.fraction, next_n=self.next_n)
 
     def revert(self, nemesis) -> None:
         if nemesis.fleet.backend(self.target).alive():

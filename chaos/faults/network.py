@@ -39,8 +39,14 @@ class Toxic(Fault):
 
     def apply(self, nemesis) -> None:
         proxy = nemesis.proxy_of(self.target)
-        nemesis.proxies.add_toxic(proxy, self.type, self.attributes, stream=self.stream,
-                                  toxicity=self.toxicity, name=self._toxic_name())
+        nemesis.proxies.add_toxic(
+            proxy,
+            self.type,
+            self.attributes,
+            stream=self.stream,
+            toxicity=self.toxicity,
+            name=self._toxic_name(),
+        )
 
     def revert(self, nemesis) -> None:
         proxy = nemesis.proxy_of(self.target)
@@ -68,11 +74,20 @@ def ResetPeer(target: str, timeout_ms: int = 0, stream: str = "upstream") -> Tox
     return Toxic(target, "reset_peer", {"timeout": timeout_ms}, stream)
 
 
-def Slicer(target: str, average_size: int = 16, size_variation: int = 8, delay_us: int = 100,
-           stream: str = "downstream") -> Toxic:
+def Slicer(
+    target: str,
+    average_size: int = 16,
+    size_variation: int = 8,
+    delay_us: int = 100,
+    stream: str = "downstream",
+) -> Toxic:
     """Chunks cut into small pieces sent ``delay_us`` apart; bytes unchanged."""
-    return Toxic(target, "slicer", {"average_size": average_size,
-                                    "size_variation": size_variation, "delay": delay_us}, stream)
+    return Toxic(
+        target,
+        "slicer",
+        {"average_size": average_size, "size_variation": size_variation, "delay": delay_us},
+        stream,
+    )
 
 
 def LimitData(target: str, limit_bytes: int, stream: str = "downstream") -> Toxic:

@@ -26,17 +26,18 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed as hypothesis_seed
+from hypothesis import HealthCheck, Phase, Verbosity, given, reject
+from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from chaos.fuzz.executor import ERROR, FAIL, INCONCLUSIVE, Executor, Run
 from chaos.fuzz import kinds as kinds_module
+from chaos.fuzz.executor import ERROR, FAIL, INCONCLUSIVE, Executor, Run
 from chaos.fuzz.schedule import ALL, LoadSpec, Schedule
 from chaos.fuzz.strategy import complexity
 
@@ -83,7 +84,7 @@ class Result:
     first: Finding | None = None
     minimal: Finding | None = None
     also: dict[str, Finding] = field(default_factory=dict)  # other rules seen failing
-    stopped: str = "budget"   # budget | shrunk | interrupted | exhausted | broken
+    stopped: str = "budget"  # budget | shrunk | interrupted | exhausted | broken
     seconds: float = 0.0
     run_seconds: list[float] = field(default_factory=list)
     seed: int = 0
@@ -97,15 +98,23 @@ class Result:
 class Campaign:
     """One search under one profile. ``progress`` gets one line per example and event."""
 
-    def __init__(self, executor: Executor, strategy, *, budget_s: float, seed: int | None = None,
-                 database: Path | None = None, key: bytes = b"",
-                 progress: Callable[[str], None] = print):
+    def __init__(
+        self,
+        executor: Executor,
+        strategy,
+        *,
+        budget_s: float,
+        seed: int | None = None,
+        database: Path | None = None,
+        key: bytes = b"",
+        progress: Callable[[str], None] = print,
+    ):
         if not budget_s > 0:
             raise ValueError(f"budget {budget_s!r} s: give a time above 0")
         self.executor = executor
         self.strategy = strategy
         self.budget_s = budget_s
-        self.seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 32)
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.database = database
         self.key = key
         self.say = progress
@@ -154,10 +163,15 @@ class Campaign:
 
     def _test(self):
         settings = Settings(
-            max_examples=10 ** 9, deadline=None, database=self._database(),
+            max_examples=10**9,
+            deadline=None,
+            database=self._database(),
             phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
-            suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-            verbosity=Verbosity.quiet, print_blob=False)
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=False,
+            verbosity=Verbosity.quiet,
+            print_blob=False,
+        )
 
         @settings
         @given(self.strategy)
@@ -204,9 +218,12 @@ class Campaign:
             self._line(run, f"FAIL {run.rule}")
             r.rule = run.rule
             r.first = r.minimal = Finding(schedule, run, self.elapsed())
-            self.say(f"  first failure after {self.elapsed():.1f} s ({r.examples} examples): "
-                     f"{run.headline()}\n" + _indent(schedule.text(), 4)
-                     + f"\n    ranks: {run.ranks_text()}\n  shrinking it (rule {r.rule})")
+            self.say(
+                f"  first failure after {self.elapsed():.1f} s ({r.examples} examples): "
+                f"{run.headline()}\n"
+                + _indent(schedule.text(), 4)
+                + f"\n    ranks: {run.ranks_text()}\n  shrinking it (rule {r.rule})"
+            )
             return True
         if run.rule != r.rule:
             r.also.setdefault(run.rule, Finding(schedule, run, self.elapsed()))
@@ -239,42 +256,58 @@ class Campaign:
         self._errors_in_a_row += 1
         self._line(run, f"error: {r.last_error}")
         if self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
-            raise FleetBroken(f"{MAX_ERRORS_IN_A_ROW} examples in a row could not run; the "
-                              f"last: {r.last_error}")
+            raise FleetBroken(
+                f"{MAX_ERRORS_IN_A_ROW} examples in a row could not run; the last: {r.last_error}"
+            )
 
     def _line(self, run: Run, what: str) -> None:
         r = self.result
         phase = f"shrink step {r.shrink_steps}" if r.rule else f"example {r.examples}"
         best = f" | smallest: {r.minimal.schedule.summary()}" if r.minimal else ""
-        self.say(f"[{self.elapsed():6.1f}s] {phase}: {what} — {run.schedule.summary()} "
-                 f"({run.seconds:.1f} s) | examples {r.examples}, failures {r.failures}, "
-                 f"shrink steps {r.shrink_steps}{best}")
+        self.say(
+            f"[{self.elapsed():6.1f}s] {phase}: {what} — {run.schedule.summary()} "
+            f"({run.seconds:.1f} s) | examples {r.examples}, failures {r.failures}, "
+            f"shrink steps {r.shrink_steps}{best}"
+        )
 
 
 def simpler(schedule: Schedule):
     """Schedules with one thing less than ``schedule``, the biggest cut first."""
-    faults = sorted(schedule.faults, key=lambda f: complexity(replace(schedule, faults=(f,))),
-                    reverse=True)
+    faults = sorted(
+        schedule.faults, key=lambda f: complexity(replace(schedule, faults=(f,))), reverse=True
+    )
     for fault in faults:
         yield replace(schedule, faults=tuple(f for f in schedule.faults if f is not fault))
     for fault in faults:
         if fault.target == ALL and not kinds_module.get(fault.kind).fleet_wide:
-            yield replace(schedule, faults=tuple(replace(f, target=1) if f is fault else f
-                                                 for f in schedule.faults))
+            yield replace(
+                schedule,
+                faults=tuple(replace(f, target=1) if f is fault else f for f in schedule.faults),
+            )
     if schedule.load.idle:
         yield replace(schedule, load=replace(schedule.load, idle=()))
     if schedule.load != LoadSpec(deadline_ms=schedule.load.deadline_ms, idle=schedule.load.idle):
-        yield replace(schedule, load=LoadSpec(deadline_ms=schedule.load.deadline_ms,
-                                              idle=schedule.load.idle))
+        yield replace(
+            schedule, load=LoadSpec(deadline_ms=schedule.load.deadline_ms, idle=schedule.load.idle)
+        )
 
 
-def database_key(profile, fleet_size: int, kind_names: list[str], max_faults: int,
-                 target_name: str) -> bytes:
+def database_key(
+    profile, fleet_size: int, kind_names: list[str], max_faults: int, target_name: str
+) -> bytes:
     """The example database key: the profile's settings (not its file name), the fleet
     size, the kinds drawn from, the schedule size and the target — a change in any of them
     is another search."""
-    data = json.dumps({"profile": profile.data(), "size": fleet_size, "kinds": sorted(kind_names),
-                       "max_faults": max_faults, "target": target_name}, sort_keys=True)
+    data = json.dumps(
+        {
+            "profile": profile.data(),
+            "size": fleet_size,
+            "kinds": sorted(kind_names),
+            "max_faults": max_faults,
+            "target": target_name,
+        },
+        sort_keys=True,
+    )
     return STRATEGY_VERSION + b":" + hashlib.sha256(data.encode()).hexdigest().encode()
 
 

@@ -30,12 +30,14 @@ import time
 from pathlib import Path
 
 from chaos import profiles as profiles_module
-from chaos.fuzz import kinds as kinds_module, render, results
+from chaos.fuzz import kinds as kinds_module
+from chaos.fuzz import render, results
 from chaos.fuzz.campaign import Campaign, Finding, Result, database_key
 from chaos.fuzz.executor import ERROR, FAIL, INCONCLUSIVE, Executor
 from chaos.fuzz.schedule import Schedule, ScheduleError
 from chaos.fuzz.strategy import MAX_FAULTS, schedules
-from chaos.gate.exits import FAIL as EXIT_FAIL, INCONCLUSIVE as EXIT_INCONCLUSIVE
+from chaos.gate.exits import FAIL as EXIT_FAIL
+from chaos.gate.exits import INCONCLUSIVE as EXIT_INCONCLUSIVE
 from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
 from chaos.toxiproxy_server.control import ServerStartError
 from fleet.controller import FleetError
@@ -69,35 +71,68 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(prog: str = "python -m chaos.fuzz") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Search fault schedules for one that breaks the "
-                                       "client, shrink it to the smallest, replay it.",
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Exit codes: 0 no violation (replay: every run held), 1 a violation "
-                       "(replay: reproduced), 2 a replay only inconclusive, 4 usage error, "
-                       "130 interrupted. docs/fuzzing.md explains the oracle.")
+    p = _Parser(
+        prog=prog,
+        description="Search fault schedules for one that breaks the "
+        "client, shrink it to the smallest, replay it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit codes: 0 no violation (replay: every run held), 1 a violation "
+        "(replay: reproduced), 2 a replay only inconclusive, 4 usage error, "
+        "130 interrupted. docs/fuzzing.md explains the oracle.",
+    )
     p.add_argument("--budget", help="how long to search (and shrink), e.g. 90s, 5m, 1h")
     p.add_argument("--replay", metavar="FILE", help="replay a saved schedule instead")
-    p.add_argument("--times", type=int, default=DEFAULT_TIMES,
-                   help=f"replays of --replay FILE ({DEFAULT_TIMES})")
-    p.add_argument("--profile", metavar="P", help="client profile: a shipped name (%s) or a "
-                   "JSON file (default: recommended; a replay: the profile the schedule "
-                   "failed under)" % ", ".join(profiles_module.shipped()))
-    p.add_argument("--target", metavar="FILE", help="a target file (your service) instead of "
-                                                   "the built-in Greeter")
+    p.add_argument(
+        "--times",
+        type=int,
+        default=DEFAULT_TIMES,
+        help=f"replays of --replay FILE ({DEFAULT_TIMES})",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="P",
+        help="client profile: a shipped name (%s) or a "
+        "JSON file (default: recommended; a replay: the profile the schedule "
+        "failed under)" % ", ".join(profiles_module.shipped()),
+    )
+    p.add_argument(
+        "--target",
+        metavar="FILE",
+        help="a target file (your service) instead of the built-in Greeter",
+    )
     p.add_argument("--requirements", metavar="FILE", help="your bounds, TOML or JSON")
     p.add_argument("--seed", type=int, help="Hypothesis seed (printed when not given)")
     p.add_argument("--fleet-size", type=int, metavar="N", help="backends (3)")
-    p.add_argument("--kinds", metavar="K,K", help="fault kinds to draw from (default: every "
-                   "kind the fleet offers): " + ", ".join(kinds_module.REGISTRY))
-    p.add_argument("--max-faults", type=int, default=MAX_FAULTS, metavar="N",
-                   help=f"faults per schedule at most ({MAX_FAULTS})")
-    p.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                   help=f"where run directories go ({DEFAULT_OUTPUT})")
-    p.add_argument("--corpus", metavar="DIR", help="save the smallest failing schedule here "
-                   f"(default: {DEFAULT_CORPUS} when it exists)")
+    p.add_argument(
+        "--kinds",
+        metavar="K,K",
+        help="fault kinds to draw from (default: every "
+        "kind the fleet offers): " + ", ".join(kinds_module.REGISTRY),
+    )
+    p.add_argument(
+        "--max-faults",
+        type=int,
+        default=MAX_FAULTS,
+        metavar="N",
+        help=f"faults per schedule at most ({MAX_FAULTS})",
+    )
+    p.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"where run directories go ({DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "--corpus",
+        metavar="DIR",
+        help=f"save the smallest failing schedule here (default: {DEFAULT_CORPUS} when it exists)",
+    )
     p.add_argument("--no-corpus", action="store_true", help="save no schedule to a corpus")
-    p.add_argument("--no-database", action="store_true",
-                   help="no Hypothesis example database (a search from scratch)")
+    p.add_argument(
+        "--no-database",
+        action="store_true",
+        help="no Hypothesis example database (a search from scratch)",
+    )
     p.add_argument("--toxiproxy-url", metavar="URL", help="an already running Toxiproxy")
     p.add_argument("--quiet", "-q", action="store_true", help="no line per example")
     return p
@@ -138,7 +173,7 @@ class Setup:
     """Everything checked before a process starts: profile, target, requirements."""
 
     def __init__(self, args: argparse.Namespace):
-        recorded = (args.schedule.found.get("profile") if args.schedule is not None else None)
+        recorded = args.schedule.found.get("profile") if args.schedule is not None else None
         self.profile_spec = args.profile or recorded or "recommended"
         try:
             self.profile = profiles_module.load(self.profile_spec)
@@ -154,8 +189,10 @@ class Setup:
         planned = args.schedule.fleet_size if args.schedule is not None else 3
         self.size = args.fleet_size or planned
         if args.schedule is not None and args.schedule.fleet_size > self.size:
-            raise UsageError(f"the schedule is written for {args.schedule.fleet_size} backends; "
-                             f"--fleet-size {self.size} is too small")
+            raise UsageError(
+                f"the schedule is written for {args.schedule.fleet_size} backends; "
+                f"--fleet-size {self.size} is too small"
+            )
         # What the fleet this command starts offers faults: always proxied, with DNS and
         # local processes; the Control service when the target serves it.
         offered = {kinds_module.PROCESS, kinds_module.DNS, kinds_module.PROXY}
@@ -163,13 +200,20 @@ class Setup:
             offered.add(kinds_module.CONTROL)
         self.kinds = kinds_module.available(offered, args.kind_names)
         if not self.kinds:
-            raise UsageError(f"--kinds {args.kinds}: none of them can run on this target (it "
-                             f"lacks the Control service: {self.target.missing('control')})")
-        needed = set() if args.schedule is None else {
-            need for f in args.schedule.faults for need in kinds_module.get(f.kind).needs}
+            raise UsageError(
+                f"--kinds {args.kinds}: none of them can run on this target (it "
+                f"lacks the Control service: {self.target.missing('control')})"
+            )
+        needed = (
+            set()
+            if args.schedule is None
+            else {need for f in args.schedule.faults for need in kinds_module.get(f.kind).needs}
+        )
         if needed - offered:
-            raise UsageError(f"the schedule needs {', '.join(sorted(needed - offered))}, which "
-                             f"this target does not offer: {self.target.missing('control')}")
+            raise UsageError(
+                f"the schedule needs {', '.join(sorted(needed - offered))}, which "
+                f"this target does not offer: {self.target.missing('control')}"
+            )
 
 
 class Rig:
@@ -191,8 +235,9 @@ class Rig:
         if self.toxiproxy.pid:
             self.stalls.watch(f"toxiproxy (pid {self.toxiproxy.pid})", self.toxiproxy.pid)
         try:
-            self.fleet = Fleet(self.setup.size, proxies=self.toxiproxy.control(),
-                               service=self.setup.target).start()
+            self.fleet = Fleet(
+                self.setup.size, proxies=self.toxiproxy.control(), service=self.setup.target
+            ).start()
         except BaseException:
             self.toxiproxy.stop()
             raise
@@ -249,50 +294,88 @@ class Command:
 
         setup, args = self.setup, self.args
         started, load_start = time.time(), results.load_average()
-        self.say(f"grpc-chaos fuzz: run {directory}; profile {setup.profile.name}; budget "
-                 f"{args.budget_s:g} s; fleet of {setup.size}; load average {load_start}",
-                 always=True)
+        self.say(
+            f"grpc-chaos fuzz: run {directory}; profile {setup.profile.name}; budget "
+            f"{args.budget_s:g} s; fleet of {setup.size}; load average {load_start}",
+            always=True,
+        )
         with Rig(setup, args.toxiproxy_url) as side:
-            check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
-                                  target=setup.target)
+            check = preflight.run(
+                setup.profile, side.fleet, stalls=side.stalls, target=setup.target
+            )
             if not check.passed:
                 failed = Result(stopped="preflight", last_error=check.message)
                 return self._report(directory, failed, started, load_start, [])
             self.say(f"preflight: the client {check.shape.describe()}")
             kinds = setup.kinds
-            executor = Executor(side.fleet, setup.profile, requirements=setup.requirements,
-                                stalls=side.stalls, spreads=check.shape.spreads,
-                                target=setup.target)
-            key = database_key(setup.profile, setup.size, [k.name for k in kinds],
-                               args.max_faults, setup.target.name)
-            campaign = Campaign(executor, schedules(setup.size, kinds, args.max_faults),
-                                budget_s=args.budget_s, seed=args.seed,
-                                database=None if args.no_database else Path(args.output) / "examples",
-                                key=key, progress=self.say)
-            self.say(f"seed {campaign.seed} (rerun it with --seed {campaign.seed}); kinds: "
-                     f"{', '.join(k.name for k in kinds)}", always=True)
+            executor = Executor(
+                side.fleet,
+                setup.profile,
+                requirements=setup.requirements,
+                stalls=side.stalls,
+                spreads=check.shape.spreads,
+                target=setup.target,
+            )
+            key = database_key(
+                setup.profile,
+                setup.size,
+                [k.name for k in kinds],
+                args.max_faults,
+                setup.target.name,
+            )
+            campaign = Campaign(
+                executor,
+                schedules(setup.size, kinds, args.max_faults),
+                budget_s=args.budget_s,
+                seed=args.seed,
+                database=None if args.no_database else Path(args.output) / "examples",
+                key=key,
+                progress=self.say,
+            )
+            self.say(
+                f"seed {campaign.seed} (rerun it with --seed {campaign.seed}); kinds: "
+                f"{', '.join(k.name for k in kinds)}",
+                always=True,
+            )
             result = campaign.run()
         return self._report(directory, result, started, load_start, [k.name for k in kinds])
 
     def _report(self, directory: Path, result, started: float, load_start, kind_names) -> int:
         setup, args = self.setup, self.args
         if result.minimal is not None:
-            found = {"profile": setup.profile_spec, "rule": result.rule, "seed": result.seed,
-                     "date": results.iso(time.time())}
+            found = {
+                "profile": setup.profile_spec,
+                "rule": result.rule,
+                "seed": result.seed,
+                "date": results.iso(time.time()),
+            }
             result.minimal.schedule = result.minimal.schedule.with_found(**found)
             result.first.schedule = result.first.schedule.with_found(**found)
-        extra = (["--target", args.target] if args.target else []) + \
-            (["--requirements", args.requirements] if args.requirements else [])
-        meta = {"command": [*render.PROGRAM, *self.argv], "started": results.iso(started),
-                "ended": results.iso(time.time()), "budget_s": args.budget_s,
-                "profile": {"name": setup.profile.name, "source": setup.profile_spec,
-                            "sha256": _digest(setup.profile)},
-                "target": {"name": setup.target.name, "source": setup.target.source},
-                "requirements": {"source": setup.requirements.source,
-                                 "values": setup.requirements.to_dict()},
-                "fleet_size": setup.size, "kinds": kind_names, "max_faults": args.max_faults,
-                "host": dict(results.host(), load_average=load_start),
-                "load_average_end": results.load_average(), "replay_extra": extra}
+        extra = (["--target", args.target] if args.target else []) + (
+            ["--requirements", args.requirements] if args.requirements else []
+        )
+        meta = {
+            "command": [*render.PROGRAM, *self.argv],
+            "started": results.iso(started),
+            "ended": results.iso(time.time()),
+            "budget_s": args.budget_s,
+            "profile": {
+                "name": setup.profile.name,
+                "source": setup.profile_spec,
+                "sha256": _digest(setup.profile),
+            },
+            "target": {"name": setup.target.name, "source": setup.target.source},
+            "requirements": {
+                "source": setup.requirements.source,
+                "values": setup.requirements.to_dict(),
+            },
+            "fleet_size": setup.size,
+            "kinds": kind_names,
+            "max_faults": args.max_faults,
+            "host": dict(results.host(), load_average=load_start),
+            "load_average_end": results.load_average(),
+            "replay_extra": extra,
+        }
         results.write_run(directory, meta, result)
         corpus = self._save_to_corpus(result)
         _point_latest(directory)
@@ -304,27 +387,38 @@ class Command:
         return EXIT_FAIL if result.minimal is not None or result.stopped == "preflight" else PASS
 
     def _closing(self, directory: Path, result, corpus: Path | None, extra) -> str:
-        lines = [f"grpc-chaos fuzz: {results.verdict(result)}",
-                 f"  {result.examples} examples in {result.seconds:.0f} s "
-                 f"({result.examples_per_minute:.1f} a minute), failures {result.failures}, "
-                 f"shrink steps {result.shrink_steps}, inconclusive {result.inconclusive}, "
-                 f"errors {result.errors}; seed {result.seed}",
-                 f"  rules not judged (too little evidence; neither passed nor failed): "
-                 f"{results.not_judged_text(result)}"]
+        lines = [
+            f"grpc-chaos fuzz: {results.verdict(result)}",
+            f"  {result.examples} examples in {result.seconds:.0f} s "
+            f"({result.examples_per_minute:.1f} a minute), failures {result.failures}, "
+            f"shrink steps {result.shrink_steps}, inconclusive {result.inconclusive}, "
+            f"errors {result.errors}; seed {result.seed}",
+            f"  rules not judged (too little evidence; neither passed nor failed): "
+            f"{results.not_judged_text(result)}",
+        ]
         if result.minimal is not None:
             smallest = result.minimal
-            lines += [f"  first failure after {result.first.at_s:.1f} s; the smallest schedule "
-                      f"after {smallest.at_s:.1f} s"
-                      + (" (shrinking stopped by the budget: a smaller one may exist)"
-                         if result.stopped == "budget" else ""),
-                      render.failure(smallest.schedule, smallest.run, f"  fails {result.rule}:"),
-                      "  replay it:",
-                      "    " + render.replay_command(directory / "minimal.json", DEFAULT_TIMES,
-                                                     self.setup.profile_spec, extra),
-                      f"  as a pytest scenario: {directory / 'scenario.py'}"]
+            lines += [
+                f"  first failure after {result.first.at_s:.1f} s; the smallest schedule "
+                f"after {smallest.at_s:.1f} s"
+                + (
+                    " (shrinking stopped by the budget: a smaller one may exist)"
+                    if result.stopped == "budget"
+                    else ""
+                ),
+                render.failure(smallest.schedule, smallest.run, f"  fails {result.rule}:"),
+                "  replay it:",
+                "    "
+                + render.replay_command(
+                    directory / "minimal.json", DEFAULT_TIMES, self.setup.profile_spec, extra
+                ),
+                f"  as a pytest scenario: {directory / 'scenario.py'}",
+            ]
             if corpus is not None:
-                lines.append(f"  saved to the corpus: {corpus} (scenarios/test_fuzz_corpus.py "
-                             f"runs it with the catalogue)")
+                lines.append(
+                    f"  saved to the corpus: {corpus} (scenarios/test_fuzz_corpus.py "
+                    f"runs it with the catalogue)"
+                )
         for rule, finding in result.also.items():
             lines.append(f"  also seen failing {rule} (not shrunk): {finding.schedule.summary()}")
         lines.append(f"  results: {directory}")
@@ -336,8 +430,7 @@ class Command:
         corpus = Path(self.args.corpus) if self.args.corpus else DEFAULT_CORPUS
         if not self.args.corpus and not corpus.is_dir():
             return None
-        return save_to_corpus(corpus, result.minimal.schedule, result.rule,
-                              self.setup.profile.name)
+        return save_to_corpus(corpus, result.minimal.schedule, result.rule, self.setup.profile.name)
 
     # ------------------------------------------------------------------ replay
 
@@ -346,21 +439,31 @@ class Command:
 
         setup, args, schedule = self.setup, self.args, self.args.schedule
         expected = schedule.found.get("rule")
-        self.say(f"grpc-chaos fuzz: replaying {args.replay} {args.times} times under "
-                 f"{setup.profile.name}" + (f"; it failed {expected}" if expected else "")
-                 + f"; load average {results.load_average()}", always=True)
+        self.say(
+            f"grpc-chaos fuzz: replaying {args.replay} {args.times} times under "
+            f"{setup.profile.name}"
+            + (f"; it failed {expected}" if expected else "")
+            + f"; load average {results.load_average()}",
+            always=True,
+        )
         self.say(schedule.text(), always=True)
         outcomes: list[str] = []
         reruns = 0  # inconclusive runs that were run again
         with Rig(setup, args.toxiproxy_url) as side:
-            check = preflight.run(setup.profile, side.fleet, stalls=side.stalls,
-                                  target=setup.target)
+            check = preflight.run(
+                setup.profile, side.fleet, stalls=side.stalls, target=setup.target
+            )
             if not check.passed:
                 self.say(f"FAIL before any fault — the preflight: {check.message}", always=True)
                 return EXIT_FAIL
-            executor = Executor(side.fleet, setup.profile, requirements=setup.requirements,
-                                stalls=side.stalls, spreads=check.shape.spreads,
-                                target=setup.target)
+            executor = Executor(
+                side.fleet,
+                setup.profile,
+                requirements=setup.requirements,
+                stalls=side.stalls,
+                spreads=check.shape.spreads,
+                target=setup.target,
+            )
 
             def rerun(run) -> None:  # called within the iteration: `number` is this replay's
                 nonlocal reruns
@@ -373,8 +476,9 @@ class Command:
                 run = executor.judged(schedule, on_rerun=rerun)
                 outcomes.append(self._replayed(number, run))
                 if run.outcome == FAIL and not (directory / "artifacts" / "replay").exists():
-                    results.write_artifacts(directory / "artifacts" / "replay",
-                                            Finding(schedule, run, 0.0))
+                    results.write_artifacts(
+                        directory / "artifacts" / "replay", Finding(schedule, run, 0.0)
+                    )
         return self._replay_summary(directory, outcomes, expected, reruns)
 
     def _replayed(self, number: int, run, note: str = "") -> str:
@@ -385,28 +489,44 @@ class Command:
             # The rule the schedule failed had too little evidence this time: not a pass.
             what = f"not judged {expected}"
         unjudged = f" (not judged: {', '.join(run.not_judged)})" if run.not_judged else ""
-        self.say(f"replay {number}/{self.args.times}: {what.upper()} ({run.seconds:.1f} s; "
-                 f"{run.ranks_text()}) {run.headline()}{unjudged}{note}", always=True)
+        self.say(
+            f"replay {number}/{self.args.times}: {what.upper()} ({run.seconds:.1f} s; "
+            f"{run.ranks_text()}) {run.headline()}{unjudged}{note}",
+            always=True,
+        )
         return what
 
-    def _replay_summary(self, directory: Path, outcomes: list[str], expected: str | None,
-                        reruns: int) -> int:
+    def _replay_summary(
+        self, directory: Path, outcomes: list[str], expected: str | None, reruns: int
+    ) -> int:
         failed = [o for o in outcomes if o.startswith("fail")]
         same = [o for o in failed if expected is None or o == f"fail {expected}"]
         unjudged = sum(o.startswith("not judged") for o in outcomes)
-        line = (f"grpc-chaos fuzz: reproduced {len(same)}/{len(outcomes)}"
-                + (f" ({expected})" if expected else "")
-                + (f"; other failures {len(failed) - len(same)}" if len(failed) > len(same) else "")
-                + f"; passed {outcomes.count('pass')}, inconclusive {outcomes.count(INCONCLUSIVE)}"
-                + (f", not judged {unjudged}" if unjudged else "")
-                + f", errors {outcomes.count(ERROR)}"
-                + (f" ({reruns} inconclusive run(s) run again)" if reruns else "")
-                + f"; load average {results.load_average()}")
+        line = (
+            f"grpc-chaos fuzz: reproduced {len(same)}/{len(outcomes)}"
+            + (f" ({expected})" if expected else "")
+            + (f"; other failures {len(failed) - len(same)}" if len(failed) > len(same) else "")
+            + f"; passed {outcomes.count('pass')}, inconclusive {outcomes.count(INCONCLUSIVE)}"
+            + (f", not judged {unjudged}" if unjudged else "")
+            + f", errors {outcomes.count(ERROR)}"
+            + (f" ({reruns} inconclusive run(s) run again)" if reruns else "")
+            + f"; load average {results.load_average()}"
+        )
         self.say(line + f"\n  results: {directory}", always=True)
-        (directory / "replay.json").write_text(_json({
-            "schema": results.FUZZ_SCHEMA, "schedule": self.args.schedule.to_json(),
-            "profile": self.setup.profile_spec, "expected": expected, "outcomes": outcomes,
-            "reproduced": len(same), "times": len(outcomes), "reruns": reruns}))
+        (directory / "replay.json").write_text(
+            _json(
+                {
+                    "schema": results.FUZZ_SCHEMA,
+                    "schedule": self.args.schedule.to_json(),
+                    "profile": self.setup.profile_spec,
+                    "expected": expected,
+                    "outcomes": outcomes,
+                    "reproduced": len(same),
+                    "times": len(outcomes),
+                    "reruns": reruns,
+                }
+            )
+        )
         _point_latest(directory)
         if failed:
             return EXIT_FAIL
@@ -425,8 +545,11 @@ def save_to_corpus(corpus: Path, schedule: Schedule, rule: str | None, profile: 
         except ScheduleError:
             continue
     name = Path(profile).stem if profile.endswith(".json") else profile  # a file: its name
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", render.test_name(schedule, rule)
-                  .removeprefix("test_fuzz_") + f"-{name}").strip("-")
+    stem = re.sub(
+        r"[^A-Za-z0-9_.-]+",
+        "-",
+        render.test_name(schedule, rule).removeprefix("test_fuzz_") + f"-{name}",
+    ).strip("-")
     path = corpus / f"{stem}.json"
     number = 2
     while path.exists():
@@ -460,7 +583,6 @@ def _json(data) -> str:
     import json
 
     return json.dumps(data, indent=2) + "\n"
-
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m chaos.fuzz") -> int:

@@ -35,8 +35,8 @@ from chaos.fuzz.load_shape import ShapedLoad
 from chaos.fuzz.model import REVERT
 from chaos.fuzz.schedule import ALL, Schedule
 from chaos.history import History
-from chaos.verdicts.judge import judge
 from chaos.load import GreeterRpc
+from chaos.verdicts.judge import judge
 from chaos.verdicts.requirements import DEFAULTS, Requirements
 from fleet.procs.lifeline import check_interrupt
 
@@ -99,8 +99,16 @@ class Executor:
     preflight says; chaos/observe/client_shape.py). ``stalls``: the runner's stall monitor.
     """
 
-    def __init__(self, fleet, profile, *, requirements: Requirements = DEFAULTS,
-                 stalls=None, spreads: bool = True, target=None):
+    def __init__(
+        self,
+        fleet,
+        profile,
+        *,
+        requirements: Requirements = DEFAULTS,
+        stalls=None,
+        spreads: bool = True,
+        target=None,
+    ):
         self.fleet = fleet
         self.profile = profile
         self.requirements = requirements
@@ -156,10 +164,15 @@ class Executor:
         options = {"rpc": GreeterRpc()}
         if self.target is not None and not self.target.builtin:
             options = {"rpc": self.target.rpc, "identity_key": self.target.identity_header}
-        load = ShapedLoad(lambda: self.profile.channel(info, aio=True), history,
-                          concurrency=schedule.load.concurrency or 1, rate=schedule.load.rate,
-                          deadline_s=schedule.load.deadline_ms / 1000, stalls=self.stalls,
-                          **options)
+        load = ShapedLoad(
+            lambda: self.profile.channel(info, aio=True),
+            history,
+            concurrency=schedule.load.concurrency or 1,
+            rate=schedule.load.rate,
+            deadline_s=schedule.load.deadline_ms / 1000,
+            stalls=self.stalls,
+            **options,
+        )
         if load.identity_key is None:
             from chaos.observe.attribution import Attribution
             from chaos.scenario import PublishedIds
@@ -181,22 +194,37 @@ class Executor:
             counts = load.wait_until(served, WARM_UP_S, "the client warm")
         except TimeoutError:
             seen = Counter(r.code for r in history.window(since))
-            run.verdicts = [Verdict(
-                "serves_at_baseline", False, None, "s", WARM_UP_S,
-                f"The client did not get {'every backend' if self.spreads else 'a backend'} "
-                f"to answer within {WARM_UP_S:g} s of a healthy fleet, before any fault "
-                f"(RPCs: {', '.join(f'{c} {n}' for c, n in seen.most_common()) or 'none'}).")]
+            run.verdicts = [
+                Verdict(
+                    "serves_at_baseline",
+                    False,
+                    None,
+                    "s",
+                    WARM_UP_S,
+                    f"The client did not get {'every backend' if self.spreads else 'a backend'} "
+                    f"to answer within {WARM_UP_S:g} s of a healthy fleet, before any fault "
+                    f"(RPCs: {', '.join(f'{c} {n}' for c, n in seen.most_common()) or 'none'}).",
+                )
+            ]
             run.outcome = FAIL
             return None
         order = sorted(self.fleet.ids, key=lambda b: (-counts.get(b, 0), self.fleet.ids.index(b)))
         run.ranks = {rank: backend for rank, backend in enumerate(order, 1)}
         return history.mark("warm")
 
-    def _play(self, schedule: Schedule, nemesis: Nemesis, load: ShapedLoad, history: History,
-              run: Run, clock: "_Phases") -> None:
+    def _play(
+        self,
+        schedule: Schedule,
+        nemesis: Nemesis,
+        load: ShapedLoad,
+        history: History,
+        run: Run,
+        clock: _Phases,
+    ) -> None:
         t0 = history.now()
-        load.set_idle([(t0 + a * 1_000_000, t0 + (a + d) * 1_000_000)
-                       for a, d in schedule.load.idle], history)
+        load.set_idle(
+            [(t0 + a * 1_000_000, t0 + (a + d) * 1_000_000) for a, d in schedule.load.idle], history
+        )
         scheduler = _Scheduler(self._actions(schedule, run.ranks, t0), nemesis)
         scheduler.run()
         run.problems += scheduler.problems
@@ -205,12 +233,17 @@ class Executor:
             self._tail(load, history)
             clock.lap("tail")
 
-    def _actions(self, schedule: Schedule, ranks: dict[int, str], t0: int) -> list["_Action"]:
+    def _actions(self, schedule: Schedule, ranks: dict[int, str], t0: int) -> list[_Action]:
         actions = []
         for spec in schedule.faults:
             kind = kinds.get(spec.kind)
-            backends = ([None] if kind.fleet_wide else
-                        list(ranks.values()) if spec.target == ALL else [ranks[spec.target]])
+            backends = (
+                [None]
+                if kind.fleet_wide
+                else list(ranks.values())
+                if spec.target == ALL
+                else [ranks[spec.target]]
+            )
             for backend in backends:
                 fault = kind.make(backend, spec.params)
                 at = t0 + spec.at_ms * 1_000_000
@@ -224,25 +257,29 @@ class Executor:
     def _tail(self, load: ShapedLoad, history: History) -> None:
         """Let the load run until liveness is decided (the oracle's own targets), at most
         recovery_ms + TAIL_MARGIN_S after the last of them."""
-        context = oracle.Context(tuple(self.fleet.ids), self.requirements,
-                                 spreads=self.spreads)
+        context = oracle.Context(tuple(self.fleet.ids), self.requirements, spreads=self.spreads)
         due = oracle.liveness_targets(history, context)
         if not due:
             return
-        wait_s = (max(0, max(due.values()) - history.now()) / 1e9
-                  + self.requirements.recovery_ms / 1000 + TAIL_MARGIN_S)
+        wait_s = (
+            max(0, max(due.values()) - history.now()) / 1e9
+            + self.requirements.recovery_ms / 1000
+            + TAIL_MARGIN_S
+        )
 
         def recovered() -> bool:
             ok = [r for r in history.window(min(due.values())) if r.ok]
-            return all(any(r.start_ns >= t and backend in (None, r.backend) for r in ok)
-                       for backend, t in due.items())
+            return all(
+                any(r.start_ns >= t and backend in (None, r.backend) for r in ok)
+                for backend, t in due.items()
+            )
 
         try:
             load.wait_until(recovered, wait_s, "the client serving again")
         except TimeoutError:
             pass  # the liveness verdicts say what did not come back
 
-    def _clean_up(self, load: ShapedLoad, nemesis: Nemesis, run: Run, clock: "_Phases") -> None:
+    def _clean_up(self, load: ShapedLoad, nemesis: Nemesis, run: Run, clock: _Phases) -> None:
         try:
             load.stop()
         except Exception as exc:  # the load thread died: nothing it measured can be judged
@@ -253,9 +290,13 @@ class Executor:
         run.reset_ms = clock.lap("reset") * 1000
 
     def _judge(self, run: Run) -> None:
-        context = oracle.Context(tuple(self.fleet.ids), self.requirements,
-                                 deadline_ms=run.schedule.load.deadline_ms,
-                                 spreads=self.spreads, since_ns=run.since_ns)
+        context = oracle.Context(
+            tuple(self.fleet.ids),
+            self.requirements,
+            deadline_ms=run.schedule.load.deadline_ms,
+            spreads=self.spreads,
+            since_ns=run.since_ns,
+        )
         run.verdicts = [judge(v, self.stalls) for v in oracle.judge_history(run.history, context)]
         # A rule not judged (too little evidence) decides nothing: the run is judged by
         # the others, and the campaign counts it.
@@ -285,8 +326,8 @@ class _Phases:
 @dataclass
 class _Action:
     due_ns: int
-    order: int      # 0 revert, 1 inject
-    fault: object   # a chaos.faults fault (one per backend for a target of "all")
+    order: int  # 0 revert, 1 inject
+    fault: object  # a chaos.faults fault (one per backend for a target of "all")
 
 
 class _Scheduler:
@@ -315,8 +356,9 @@ class _Scheduler:
                 else:
                     self._revert(self._injected.get(id(action.fault)))
             except Exception as exc:
-                self.problems.append(f"{'injecting' if action.order else 'reverting'} "
-                                     f"{action.fault}: {exc}")
+                self.problems.append(
+                    f"{'injecting' if action.order else 'reverting'} {action.fault}: {exc}"
+                )
 
     def _revert(self, active: Active | None) -> None:
         if active is None:
@@ -324,6 +366,11 @@ class _Scheduler:
         history = self.nemesis.history
         # The backend may serve again before the revert returns (a restart answers before
         # its readiness is confirmed): the oracle's "known down" ends here (model.REVERT).
-        history.note(REVERT, active.fault.target, history.now(), of=active.event.kind,
-                     began_ns=active.start_ns)
+        history.note(
+            REVERT,
+            active.fault.target,
+            history.now(),
+            of=active.event.kind,
+            began_ns=active.start_ns,
+        )
         self.nemesis.undo(active)

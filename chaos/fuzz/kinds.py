@@ -37,23 +37,28 @@ schedule, so a shrunk schedule never sits between two values where a failure is 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from chaos import faults
 from fleet.pki import SERVER_KINDS
 
 # Effects (what the backend can still do) -----------------------------------------------
-DOWN = "down"              # cannot serve: RPCs sent to it fail or hang, or it says so
-FLAKY = "flaky"            # serves, but answers some calls with an error of its own
-WEATHER = "weather"        # serves (slower, in pieces): nothing may fail
-UNTRUSTED = "untrusted"    # serves its open connections; a new one fails its handshake
+DOWN = "down"  # cannot serve: RPCs sent to it fail or hang, or it says so
+FLAKY = "flaky"  # serves, but answers some calls with an error of its own
+WEATHER = "weather"  # serves (slower, in pieces): nothing may fail
+UNTRUSTED = "untrusted"  # serves its open connections; a new one fails its handshake
 UNPUBLISHED = "unpublished"  # DNS no longer names it; a client drops it when it re-resolves
 
 # Families of DOWN, each with its detection bound (chaos/verdicts/requirements.py) ---------------
 BREAK, HANG, DRAIN, EJECT = "break", "hang", "drain", "eject"
-DETECTION = {BREAK: "failover_ms", HANG: "hang_detection_ms", DRAIN: "drain_ms",
-             EJECT: "ejection_ms"}
+DETECTION = {
+    BREAK: "failover_ms",
+    HANG: "hang_detection_ms",
+    DRAIN: "drain_ms",
+    EJECT: "ejection_ms",
+}
 
 # Capabilities a kind needs of the fleet (a target without them cannot have it) ---------
 PROCESS, CONTROL, PROXY, DNS = "process", "control", "proxy", "dns"
@@ -85,9 +90,9 @@ class Effect:
     """What a fault does to its backend, as the oracle sees it."""
 
     state: str
-    family: str | None = None        # for DOWN
-    splits_replies: bool = False     # a reply may reach the client in pieces (committed early)
-    silences_breaks: bool = False    # a break behind it is not seen: it is a hang
+    family: str | None = None  # for DOWN
+    splits_replies: bool = False  # a reply may reach the client in pieces (committed early)
+    silences_breaks: bool = False  # a break behind it is not seen: it is a hang
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Kind:
     params: tuple[Param, ...] = ()
     instant: bool = False
     fleet_wide: bool = False
-    slots: tuple[str, ...] = ()      # what it holds on its target while in force
+    slots: tuple[str, ...] = ()  # what it holds on its target while in force
     needs: frozenset = frozenset()
     slack_ms: int = CONTROL_SLACK_MS
 
@@ -127,8 +132,8 @@ def _app_error_effect(detail: dict) -> Effect:
 def _toxic_effect(splitting: bool = False, silencing: bool = False):
     def effect(detail: dict) -> Effect:
         downstream = detail.get("stream", "downstream") == "downstream"
-        return Effect(WEATHER, splits_replies=splitting and downstream,
-                      silences_breaks=silencing)
+        return Effect(WEATHER, splits_replies=splitting and downstream, silences_breaks=silencing)
+
     return effect
 
 
@@ -136,92 +141,235 @@ STREAMS = ("downstream", "upstream")
 
 _KINDS = (
     # -- break: the connection dies and the client is told at once ------------------------
-    Kind("kill", "break", "kill", lambda b, p: faults.Kill(b), Effect(DOWN, BREAK),
-         "kill -9; reverted by a restart", slots=("process",), needs=frozenset({PROCESS}),
-         slack_ms=RESTART_SLACK_MS),
-    Kind("proxy_down", "break", "proxy:down", lambda b, p: faults.ProxyDown(b),
-         Effect(DOWN, BREAK), "its proxy stops listening and closes every connection",
-         slots=("proxy",), needs=frozenset({PROXY})),
-    Kind("reset_peer", "break", "toxic:reset_peer", lambda b, p: faults.ResetPeer(b),
-         Effect(DOWN, BREAK), "every connection reset (RST) at its next request bytes",
-         needs=frozenset({PROXY})),
-    Kind("limit_data", "break", "toxic:limit_data",
-         lambda b, p: faults.LimitData(b, p["bytes"], stream="upstream"), Effect(DOWN, BREAK),
-         "every connection closed after so many request bytes (200 is less than a TLS "
-         "ClientHello: no new connection gets through)",
-         params=(Param("bytes", (200, 100, 0)),), needs=frozenset({PROXY})),
-    Kind("restart", "break", "restart", lambda b, p: faults.Restart(b), Effect(DOWN, BREAK),
-         "kill -9 and start again at once", instant=True, slots=("process",),
-         needs=frozenset({PROCESS}), slack_ms=RESTART_SLACK_MS),
-    Kind("terminate", "break", "terminate", lambda b, p: faults.Terminate(b),
-         Effect(DOWN, BREAK), "stopped as a scheduler stops it (SIGTERM, its graceful "
-         "shutdown); reverted by a restart", slots=("process",),
-         needs=frozenset({PROCESS}), slack_ms=RESTART_SLACK_MS),
-    Kind("cut", "break", "proxy:cut", lambda b, p: faults.CutConnections(b),
-         Effect(DOWN, BREAK), "every open connection closed at once (clients reconnect)",
-         instant=True, slots=("proxy",), needs=frozenset({PROXY})),
+    Kind(
+        "kill",
+        "break",
+        "kill",
+        lambda b, p: faults.Kill(b),
+        Effect(DOWN, BREAK),
+        "kill -9; reverted by a restart",
+        slots=("process",),
+        needs=frozenset({PROCESS}),
+        slack_ms=RESTART_SLACK_MS,
+    ),
+    Kind(
+        "proxy_down",
+        "break",
+        "proxy:down",
+        lambda b, p: faults.ProxyDown(b),
+        Effect(DOWN, BREAK),
+        "its proxy stops listening and closes every connection",
+        slots=("proxy",),
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "reset_peer",
+        "break",
+        "toxic:reset_peer",
+        lambda b, p: faults.ResetPeer(b),
+        Effect(DOWN, BREAK),
+        "every connection reset (RST) at its next request bytes",
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "limit_data",
+        "break",
+        "toxic:limit_data",
+        lambda b, p: faults.LimitData(b, p["bytes"], stream="upstream"),
+        Effect(DOWN, BREAK),
+        "every connection closed after so many request bytes (200 is less than a TLS "
+        "ClientHello: no new connection gets through)",
+        params=(Param("bytes", (200, 100, 0)),),
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "restart",
+        "break",
+        "restart",
+        lambda b, p: faults.Restart(b),
+        Effect(DOWN, BREAK),
+        "kill -9 and start again at once",
+        instant=True,
+        slots=("process",),
+        needs=frozenset({PROCESS}),
+        slack_ms=RESTART_SLACK_MS,
+    ),
+    Kind(
+        "terminate",
+        "break",
+        "terminate",
+        lambda b, p: faults.Terminate(b),
+        Effect(DOWN, BREAK),
+        "stopped as a scheduler stops it (SIGTERM, its graceful shutdown); reverted by a restart",
+        slots=("process",),
+        needs=frozenset({PROCESS}),
+        slack_ms=RESTART_SLACK_MS,
+    ),
+    Kind(
+        "cut",
+        "break",
+        "proxy:cut",
+        lambda b, p: faults.CutConnections(b),
+        Effect(DOWN, BREAK),
+        "every open connection closed at once (clients reconnect)",
+        instant=True,
+        slots=("proxy",),
+        needs=frozenset({PROXY}),
+    ),
     # -- hang: the connection stays open and silent -----------------------------------------
-    Kind("pause", "hang", "pause", lambda b, p: faults.Pause(b), Effect(DOWN, HANG),
-         "SIGSTOP: hangs with its connections open; SIGCONT to revert",
-         slots=("process",), needs=frozenset({PROCESS})),
-    Kind("blackhole", "hang", "toxic:timeout", lambda b, p: faults.Blackhole(b),
-         Effect(DOWN, HANG), "every request byte and ping swallowed by its proxy",
-         needs=frozenset({PROXY})),
+    Kind(
+        "pause",
+        "hang",
+        "pause",
+        lambda b, p: faults.Pause(b),
+        Effect(DOWN, HANG),
+        "SIGSTOP: hangs with its connections open; SIGCONT to revert",
+        slots=("process",),
+        needs=frozenset({PROCESS}),
+    ),
+    Kind(
+        "blackhole",
+        "hang",
+        "toxic:timeout",
+        lambda b, p: faults.Blackhole(b),
+        Effect(DOWN, HANG),
+        "every request byte and ping swallowed by its proxy",
+        needs=frozenset({PROXY}),
+    ),
     # -- drain: the backend says it should not be used ------------------------------------
-    Kind("health", "drain", "health", lambda b, p: faults.Health(b, p["status"]),
-         Effect(DOWN, DRAIN), "its health service says so; SERVING to revert",
-         params=(Param("status", ("NOT_SERVING", "SERVICE_UNKNOWN")),), slots=("health",),
-         needs=frozenset({CONTROL})),
-    Kind("drain", "drain", "drain",
-         lambda b, p: faults.Drain(b, p["wait_ms"], p["grace_ms"]), Effect(DOWN, DRAIN),
-         "graceful drain: NOT_SERVING, wait, stop with grace; reverted by a restart",
-         params=(Param("wait_ms", (500, 200, 1000)), Param("grace_ms", (1000, 500))),
-         slots=("process", "health"), needs=frozenset({PROCESS, CONTROL}),
-         slack_ms=RESTART_SLACK_MS),
+    Kind(
+        "health",
+        "drain",
+        "health",
+        lambda b, p: faults.Health(b, p["status"]),
+        Effect(DOWN, DRAIN),
+        "its health service says so; SERVING to revert",
+        params=(Param("status", ("NOT_SERVING", "SERVICE_UNKNOWN")),),
+        slots=("health",),
+        needs=frozenset({CONTROL}),
+    ),
+    Kind(
+        "drain",
+        "drain",
+        "drain",
+        lambda b, p: faults.Drain(b, p["wait_ms"], p["grace_ms"]),
+        Effect(DOWN, DRAIN),
+        "graceful drain: NOT_SERVING, wait, stop with grace; reverted by a restart",
+        params=(Param("wait_ms", (500, 200, 1000)), Param("grace_ms", (1000, 500))),
+        slots=("process", "health"),
+        needs=frozenset({PROCESS, CONTROL}),
+        slack_ms=RESTART_SLACK_MS,
+    ),
     # -- application: the process and network are fine, its answers are not ---------------
-    Kind("app_error", "app", "app:error",
-         lambda b, p: faults.AppError(b, p["code"], fraction=p["fraction"]),
-         _app_error_effect, "SayHello fails with this code (every call, or a fraction)",
-         params=(Param("code", ("UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED")),
-                 Param("fraction", (1.0, 0.5, 0.25))),
-         slots=("app",), needs=frozenset({CONTROL})),
-    Kind("app_delay", "app", "app:delay", lambda b, p: faults.SlowHandler(b, p["delay_ms"]),
-         Effect(WEATHER), "SayHello answers this much later",
-         params=(Param("delay_ms", (50, 20, 100, 200, 400)),), slots=("app",),
-         needs=frozenset({CONTROL})),
+    Kind(
+        "app_error",
+        "app",
+        "app:error",
+        lambda b, p: faults.AppError(b, p["code"], fraction=p["fraction"]),
+        _app_error_effect,
+        "SayHello fails with this code (every call, or a fraction)",
+        params=(
+            Param("code", ("UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED")),
+            Param("fraction", (1.0, 0.5, 0.25)),
+        ),
+        slots=("app",),
+        needs=frozenset({CONTROL}),
+    ),
+    Kind(
+        "app_delay",
+        "app",
+        "app:delay",
+        lambda b, p: faults.SlowHandler(b, p["delay_ms"]),
+        Effect(WEATHER),
+        "SayHello answers this much later",
+        params=(Param("delay_ms", (50, 20, 100, 200, 400)),),
+        slots=("app",),
+        needs=frozenset({CONTROL}),
+    ),
     # -- network weather: slower, in pieces, closing late — nothing may fail -----------------
-    Kind("latency", "weather", "toxic:latency",
-         lambda b, p: faults.Latency(b, p["ms"], p["jitter_ms"], p["stream"]),
-         _toxic_effect(), "every chunk delayed",
-         params=(Param("ms", (50, 10, 100, 200)), Param("jitter_ms", (0, 10, 50)),
-                 Param("stream", STREAMS)), needs=frozenset({PROXY})),
-    Kind("bandwidth", "weather", "toxic:bandwidth",
-         lambda b, p: faults.Bandwidth(b, p["kb_per_s"], p["stream"]),
-         _toxic_effect(splitting=True), "throughput limited (KB/s)",
-         params=(Param("kb_per_s", (256, 64, 1024)), Param("stream", STREAMS)),
-         needs=frozenset({PROXY})),
-    Kind("slicer", "weather", "toxic:slicer",
-         lambda b, p: faults.Slicer(b, p["average_size"], p["average_size"] // 2,
-                                    p["delay_us"], p["stream"]),
-         _toxic_effect(splitting=True), "chunks cut into pieces sent apart (bytes unchanged)",
-         params=(Param("average_size", (64, 16, 256)), Param("delay_us", (100, 0, 500)),
-                 Param("stream", STREAMS)), needs=frozenset({PROXY})),
-    Kind("slow_close", "weather", "toxic:slow_close",
-         lambda b, p: faults.SlowClose(b, p["delay_ms"]), _toxic_effect(silencing=True),
-         "closing delayed: a backend that dies behind it goes silent instead",
-         params=(Param("delay_ms", (5000, 1000)),), needs=frozenset({PROXY})),
+    Kind(
+        "latency",
+        "weather",
+        "toxic:latency",
+        lambda b, p: faults.Latency(b, p["ms"], p["jitter_ms"], p["stream"]),
+        _toxic_effect(),
+        "every chunk delayed",
+        params=(
+            Param("ms", (50, 10, 100, 200)),
+            Param("jitter_ms", (0, 10, 50)),
+            Param("stream", STREAMS),
+        ),
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "bandwidth",
+        "weather",
+        "toxic:bandwidth",
+        lambda b, p: faults.Bandwidth(b, p["kb_per_s"], p["stream"]),
+        _toxic_effect(splitting=True),
+        "throughput limited (KB/s)",
+        params=(Param("kb_per_s", (256, 64, 1024)), Param("stream", STREAMS)),
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "slicer",
+        "weather",
+        "toxic:slicer",
+        lambda b, p: faults.Slicer(
+            b, p["average_size"], p["average_size"] // 2, p["delay_us"], p["stream"]
+        ),
+        _toxic_effect(splitting=True),
+        "chunks cut into pieces sent apart (bytes unchanged)",
+        params=(
+            Param("average_size", (64, 16, 256)),
+            Param("delay_us", (100, 0, 500)),
+            Param("stream", STREAMS),
+        ),
+        needs=frozenset({PROXY}),
+    ),
+    Kind(
+        "slow_close",
+        "weather",
+        "toxic:slow_close",
+        lambda b, p: faults.SlowClose(b, p["delay_ms"]),
+        _toxic_effect(silencing=True),
+        "closing delayed: a backend that dies behind it goes silent instead",
+        params=(Param("delay_ms", (5000, 1000)),),
+        needs=frozenset({PROXY}),
+    ),
     # -- trust and naming ----------------------------------------------------------------
-    Kind("certificate", "trust", "certificate",
-         lambda b, p: faults.Certificate(b, p["cert"]), Effect(UNTRUSTED),
-         "serves a certificate no client may trust to new connections",
-         params=(Param("cert", tuple(k for k in SERVER_KINDS if k != "good")),),
-         slots=("cert",), needs=frozenset({CONTROL})),
-    Kind("dns_remove", "trust", "dns:remove", lambda b, p: faults.DnsRemove(b),
-         Effect(UNPUBLISHED), "its address no longer published in DNS",
-         slots=("dns_records",), needs=frozenset({DNS})),
-    Kind("dns_outage", "trust", "dns:outage", lambda b, p: faults.DnsOutage(),
-         Effect(WEATHER), "the DNS server is down (a running client keeps its addresses)",
-         fleet_wide=True, slots=("dns_server",), needs=frozenset({DNS})),
+    Kind(
+        "certificate",
+        "trust",
+        "certificate",
+        lambda b, p: faults.Certificate(b, p["cert"]),
+        Effect(UNTRUSTED),
+        "serves a certificate no client may trust to new connections",
+        params=(Param("cert", tuple(k for k in SERVER_KINDS if k != "good")),),
+        slots=("cert",),
+        needs=frozenset({CONTROL}),
+    ),
+    Kind(
+        "dns_remove",
+        "trust",
+        "dns:remove",
+        lambda b, p: faults.DnsRemove(b),
+        Effect(UNPUBLISHED),
+        "its address no longer published in DNS",
+        slots=("dns_records",),
+        needs=frozenset({DNS}),
+    ),
+    Kind(
+        "dns_outage",
+        "trust",
+        "dns:outage",
+        lambda b, p: faults.DnsOutage(),
+        Effect(WEATHER),
+        "the DNS server is down (a running client keeps its addresses)",
+        fleet_wide=True,
+        slots=("dns_server",),
+        needs=frozenset({DNS}),
+    ),
 )
 
 REGISTRY: dict[str, Kind] = {k.name: k for k in _KINDS}
@@ -243,12 +391,14 @@ def get(name: str) -> Kind:
     except (KeyError, TypeError):
         near = difflib.get_close_matches(str(name), REGISTRY, n=1)
         hint = f"did you mean {near[0]!r}? " if near else ""
-        raise UnknownKind(f"unknown fault kind {name!r}: {hint}known kinds: "
-                          f"{', '.join(REGISTRY)}") from None
+        raise UnknownKind(
+            f"unknown fault kind {name!r}: {hint}known kinds: {', '.join(REGISTRY)}"
+        ) from None
 
 
-def available(capabilities: set[str] | frozenset[str], only: tuple[str, ...] | None = None
-              ) -> tuple[Kind, ...]:
+def available(
+    capabilities: set[str] | frozenset[str], only: tuple[str, ...] | None = None
+) -> tuple[Kind, ...]:
     """The kinds a fleet with these capabilities can have (``only``: just these names, each
     checked), in registry order."""
     names = set(REGISTRY) if only is None else {get(n).name for n in only}

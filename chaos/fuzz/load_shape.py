@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chaos.history import Event, History
 from chaos.fuzz.model import IDLE
+from chaos.history import Event, History
 from chaos.load import Load
 
 # A closed-loop worker in a gap wakes this often to see a stop (it sends nothing then).

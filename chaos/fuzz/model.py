@@ -38,8 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from chaos.fuzz import kinds
-from chaos.fuzz.kinds import (BREAK, DETECTION, DOWN, DRAIN, EJECT, HANG, UNPUBLISHED,
-                              UNTRUSTED)
+from chaos.fuzz.kinds import BREAK, DETECTION, DOWN, DRAIN, EJECT, HANG, UNPUBLISHED, UNTRUSTED
 from chaos.history import Event
 from chaos.verdicts.requirements import Requirements
 
@@ -55,14 +54,14 @@ OUT_OF_SERVICE = (DOWN, UNTRUSTED, UNPUBLISHED)
 class Window:
     """One recorded fault as the oracle sees it."""
 
-    kind: str            # the registry kind (kill, latency, ...)
-    target: str | None   # backend id, None for the fleet
+    kind: str  # the registry kind (kill, latency, ...)
+    target: str | None  # backend id, None for the fleet
     start_ns: int
     in_force_ns: int
-    end_ns: int          # FOREVER when never reverted
-    state: str           # kinds.DOWN / FLAKY / WEATHER / UNTRUSTED / UNPUBLISHED
-    family: str | None   # for DOWN: break, hang, drain, eject
-    detection_ns: int    # the family's detection bound (0 when not DOWN)
+    end_ns: int  # FOREVER when never reverted
+    state: str  # kinds.DOWN / FLAKY / WEATHER / UNTRUSTED / UNPUBLISHED
+    family: str | None  # for DOWN: break, hang, drain, eject
+    detection_ns: int  # the family's detection bound (0 when not DOWN)
     splits_replies: bool = False
     silences_breaks: bool = False
     dirty: bool = False  # a break that may have caught committed RPCs (replies split)
@@ -96,8 +95,11 @@ class Window:
 def windows(events: list[Event], requirements: Requirements) -> list[Window]:
     """The fault windows of the recorded events (marks, idle gaps and events of unknown
     kinds are left out), in start order."""
-    reverts = {(e.target, e.detail.get("of"), e.detail.get("began_ns")): e.start_ns
-               for e in events if e.kind == REVERT}
+    reverts = {
+        (e.target, e.detail.get("of"), e.detail.get("began_ns")): e.start_ns
+        for e in events
+        if e.kind == REVERT
+    }
     raw = []
     for event in events:
         kind = kinds.of_event(event.kind)
@@ -106,16 +108,32 @@ def windows(events: list[Event], requirements: Requirements) -> list[Window]:
         effect = kind.effect_of(event.detail or {})
         in_force = event.in_force_ns if event.in_force_ns is not None else event.start_ns
         end = event.end_ns if event.end_ns is not None else FOREVER
-        raw.append(Window(kind.name, event.target, event.start_ns, in_force, end, effect.state,
-                          effect.family, 0, effect.splits_replies, effect.silences_breaks,
-                          reverting_ns=reverts.get((event.target, event.kind, event.start_ns)),
-                          reply_delay_ns=_reply_delay_ns(event)))
+        raw.append(
+            Window(
+                kind.name,
+                event.target,
+                event.start_ns,
+                in_force,
+                end,
+                effect.state,
+                effect.family,
+                0,
+                effect.splits_replies,
+                effect.silences_breaks,
+                reverting_ns=reverts.get((event.target, event.kind, event.start_ns)),
+                reply_delay_ns=_reply_delay_ns(event),
+            )
+        )
     gaps = idle_gaps(events)
     return sorted((_refine(w, raw, requirements, gaps) for w in raw), key=lambda w: w.start_ns)
 
 
-def _refine(window: Window, every: list[Window], requirements: Requirements,
-            gaps: list[tuple[int, int]] = ()) -> Window:
+def _refine(
+    window: Window,
+    every: list[Window],
+    requirements: Requirements,
+    gaps: list[tuple[int, int]] = (),
+) -> Window:
     """Family modifiers from the other faults on the same backend, and the bound."""
     family = window.family
     dirty = False
@@ -129,9 +147,16 @@ def _refine(window: Window, every: list[Window], requirements: Requirements,
         if family == EJECT:
             detection = _with_idle(window.in_force_ns, detection, gaps)
         if family == DRAIN:  # the health stream's message crosses the backend's link
-            detection += max((w.reply_delay_ns for w in every if w.target == window.target
-                              and w.start_ns <= window.in_force_ns + detection
-                              and w.end_ns >= window.in_force_ns), default=0)
+            detection += max(
+                (
+                    w.reply_delay_ns
+                    for w in every
+                    if w.target == window.target
+                    and w.start_ns <= window.in_force_ns + detection
+                    and w.end_ns >= window.in_force_ns
+                ),
+                default=0,
+            )
     return replace(window, family=family, detection_ns=detection, dirty=dirty)
 
 
@@ -164,14 +189,18 @@ def _with_idle(from_ns: int, bound_ns: int, gaps: list[tuple[int, int]]) -> int:
 
 
 def _on_at(every: list[Window], target: str | None, t_ns: int, flag: str) -> bool:
-    return any(getattr(w, flag) and w.target == target and w.start_ns <= t_ns <= w.end_ns
-               for w in every)
+    return any(
+        getattr(w, flag) and w.target == target and w.start_ns <= t_ns <= w.end_ns for w in every
+    )
 
 
 def idle_gaps(events: list[Event]) -> list[tuple[int, int]]:
     """The load's idle gaps, (start, end) on the history's clock."""
-    return sorted((e.start_ns, e.end_ns if e.end_ns is not None else FOREVER)
-                  for e in events if e.kind == IDLE)
+    return sorted(
+        (e.start_ns, e.end_ns if e.end_ns is not None else FOREVER)
+        for e in events
+        if e.kind == IDLE
+    )
 
 
 class Service:
@@ -200,19 +229,31 @@ class Service:
         """Whether ``backend`` was failing calls of its own (an app_error) during the
         interval: its failures are the fleet's, not the client's."""
         return backend is not None and any(
-            w.kind == "app_error" and w.target == backend and w.start_ns <= end_ns
-            and start_ns <= w.end_ns for w in self.faults)
+            w.kind == "app_error"
+            and w.target == backend
+            and w.start_ns <= end_ns
+            and start_ns <= w.end_ns
+            for w in self.faults
+        )
 
     def state_at(self, t_ns: int) -> str:
         """E.g. "b1 serves; b2 down (kill, break); b3 serves" — for explanations."""
         parts = []
         for b in self.backends:
-            on = [w for w in self.faults if w.target in (b, None) and w.start_ns <= t_ns < w.end_ns
-                  and w.kind != "dns_outage"]
+            on = [
+                w
+                for w in self.faults
+                if w.target in (b, None)
+                and w.start_ns <= t_ns < w.end_ns
+                and w.kind != "dns_outage"
+            ]
             if on:
-                parts.append(f"{b} " + ", ".join(f"{w.kind} ({w.state}"
-                                                 f"{'/' + w.family if w.family else ''})"
-                                                 for w in on))
+                parts.append(
+                    f"{b} "
+                    + ", ".join(
+                        f"{w.kind} ({w.state}{'/' + w.family if w.family else ''})" for w in on
+                    )
+                )
             elif not self.serves_throughout(b, t_ns, t_ns):
                 parts.append(f"{b} recovering")
             else:

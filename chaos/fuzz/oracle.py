@@ -70,8 +70,17 @@ LISTED = 3  # failing RPCs an explanation names one by one
 PICK_LAG_MS = 50
 
 # The order in which rules are reported: the first that failed names the failure.
-RULES = ("in_flight_succeeds", "rpc_succeeds", "routed_away", "fails_fast", "recovers",
-         "rejoins", "deadline_kept", "answers_correct", "serves_at_baseline")
+RULES = (
+    "in_flight_succeeds",
+    "rpc_succeeds",
+    "routed_away",
+    "fails_fast",
+    "recovers",
+    "rejoins",
+    "deadline_kept",
+    "answers_correct",
+    "serves_at_baseline",
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class Context:
     backends: tuple[str, ...]
     requirements: Requirements = DEFAULTS
     deadline_ms: float = 3000
-    spreads: bool = True         # the client was observed to spread RPCs (client_shape)
+    spreads: bool = True  # the client was observed to spread RPCs (client_shape)
     since_ns: int | None = None  # the warm-up mark: RPCs ended before it are not judged
 
 
@@ -94,18 +103,31 @@ def judge_history(history: History, context: Context) -> list[Verdict]:
     faults = windows(events, need)
     service = Service(list(context.backends), faults, int(need.recovery_ms * 1e6))
     rules = _Rules(history, rpcs, service, context, idle_gaps(events))
-    return [*rules.safety(), rules.routed_away(), rules.fails_fast(), rules.deadline_kept(),
-            rules.answers_correct(), *rules.liveness()]
+    return [
+        *rules.safety(),
+        rules.routed_away(),
+        rules.fails_fast(),
+        rules.deadline_kept(),
+        rules.answers_correct(),
+        *rules.liveness(),
+    ]
 
 
 def _warm_mark(events) -> int | None:
-    return next((e.start_ns for e in events if e.kind == MARK
-                 and e.detail.get("label") == "warm"), None)
+    return next(
+        (e.start_ns for e in events if e.kind == MARK and e.detail.get("label") == "warm"), None
+    )
 
 
 class _Rules:
-    def __init__(self, history: History, rpcs: list[Rpc], service: Service, context: Context,
-                 gaps: list[tuple[int, int]]):
+    def __init__(
+        self,
+        history: History,
+        rpcs: list[Rpc],
+        service: Service,
+        context: Context,
+        gaps: list[tuple[int, int]],
+    ):
         self.h = history
         self.rpcs = rpcs
         self.s = service
@@ -139,9 +161,11 @@ class _Rules:
     def _held_to_succeed(self, r: Rpc) -> bool:
         """Whether rpc_succeeds would judge ``r`` (started outside every blind window, a
         backend could serve throughout, in flight at no down fault)."""
-        return (not any(s <= r.start_ns < e for s, e in (w.blind for w in self.down))
-                and bool(self.s.servers_throughout(r.start_ns, r.end_ns))
-                and not any(w.caught(r.start_ns, r.end_ns) for w in self.down))
+        return (
+            not any(s <= r.start_ns < e for s, e in (w.blind for w in self.down))
+            and bool(self.s.servers_throughout(r.start_ns, r.end_ns))
+            and not any(w.caught(r.start_ns, r.end_ns) for w in self.down)
+        )
 
     def _excused_in_flight(self, w: Window) -> bool:
         if w.dirty:
@@ -155,42 +179,70 @@ class _Rules:
         name = "in_flight_succeeds"
         caught = sum(1 for r in self.rpcs if any(w.caught(r.start_ns, r.end_ns) for w in self.down))
         if not found and self.down and not caught:
-            return not_judged(name, f"no RPC was in flight when any of the {len(self.down)} "
-                              f"down fault(s) began", "Nothing was in flight when a backend "
-                              "went down (the load was idle then): nothing to replay.",
-                              unit="rpcs", bound=0)
+            return not_judged(
+                name,
+                f"no RPC was in flight when any of the {len(self.down)} down fault(s) began",
+                "Nothing was in flight when a backend "
+                "went down (the load was idle then): nothing to replay.",
+                unit="rpcs",
+                bound=0,
+            )
         if not found:
-            text = (f"Every RPC in flight when a backend went down, while another could "
-                    f"serve, succeeded ({len(self.down)} down fault(s) in the history).")
+            text = (
+                f"Every RPC in flight when a backend went down, while another could "
+                f"serve, succeeded ({len(self.down)} down fault(s) in the history)."
+            )
             return Verdict(name, True, 0, "rpcs", 0, text)
         window = found[0][1]
         lines = [self._describe(r, w) for r, w in found[:LISTED]]
-        paragraph = (f"{len(found)} RPC(s) in flight when a backend went down failed although "
-                     f"another backend could serve all along: a client must replay them "
-                     f"elsewhere (a retry policy on UNAVAILABLE; for a hang, keepalive with a "
-                     f"ping timeout first). " + " ".join(lines) + self._codes(r for r, _ in found))
-        return Verdict(name, False, len(found), "rpcs", 0,
-                       explain(paragraph, self.h, window.in_force_ns, [r.id for r, _ in found[:LISTED]]),
-                       culprits=tuple((r.start_ns, r.end_ns) for r, _ in found))
+        paragraph = (
+            f"{len(found)} RPC(s) in flight when a backend went down failed although "
+            f"another backend could serve all along: a client must replay them "
+            f"elsewhere (a retry policy on UNAVAILABLE; for a hang, keepalive with a "
+            f"ping timeout first). " + " ".join(lines) + self._codes(r for r, _ in found)
+        )
+        return Verdict(
+            name,
+            False,
+            len(found),
+            "rpcs",
+            0,
+            explain(paragraph, self.h, window.in_force_ns, [r.id for r, _ in found[:LISTED]]),
+            culprits=tuple((r.start_ns, r.end_ns) for r, _ in found),
+        )
 
     def _started_verdict(self, found: list[Rpc]) -> Verdict:
         name = "rpc_succeeds"
         if not found and not any(self._held_to_succeed(r) for r in self.rpcs):
-            return not_judged(name, "no RPC started outside the blind windows while a backend "
-                              "could serve throughout", "No RPC was in a position the rule "
-                              "judges.", unit="rpcs", bound=0)
+            return not_judged(
+                name,
+                "no RPC started outside the blind windows while a backend could serve throughout",
+                "No RPC was in a position the rule judges.",
+                unit="rpcs",
+                bound=0,
+            )
         if not found:
-            text = ("Every RPC started outside the blind windows while a backend could serve "
-                    "throughout succeeded.")
+            text = (
+                "Every RPC started outside the blind windows while a backend could serve "
+                "throughout succeeded."
+            )
             return Verdict(name, True, 0, "rpcs", 0, text)
         first = found[0]
-        paragraph = (f"{len(found)} RPC(s) failed that started after every detection bound "
-                     f"had passed, while some backend could serve throughout their life. "
-                     f"The first: {self._rpc_text(first)}; then: {self.s.state_at(first.start_ns)}."
-                     + self._codes(found))
-        return Verdict(name, False, len(found), "rpcs", 0,
-                       explain(paragraph, self.h, first.start_ns, [r.id for r in found[:LISTED]]),
-                       culprits=tuple((r.start_ns, r.end_ns) for r in found))
+        paragraph = (
+            f"{len(found)} RPC(s) failed that started after every detection bound "
+            f"had passed, while some backend could serve throughout their life. "
+            f"The first: {self._rpc_text(first)}; then: {self.s.state_at(first.start_ns)}."
+            + self._codes(found)
+        )
+        return Verdict(
+            name,
+            False,
+            len(found),
+            "rpcs",
+            0,
+            explain(paragraph, self.h, first.start_ns, [r.id for r in found[:LISTED]]),
+            culprits=tuple((r.start_ns, r.end_ns) for r in found),
+        )
 
     def routed_away(self) -> Verdict:
         name = "routed_away"
@@ -209,31 +261,58 @@ class _Rules:
             if w.target is None or w.family == EJECT or start >= end - lag:
                 continue
             judged += any(start <= r.start_ns < end - lag for r in self.rpcs)
-            hits += [(r, w) for r in self.rpcs if r.backend == w.target
-                     and start <= r.start_ns < end - lag
-                     and self._sent_there_while_down(r, w, end)]
+            hits += [
+                (r, w)
+                for r in self.rpcs
+                if r.backend == w.target
+                and start <= r.start_ns < end - lag
+                and self._sent_there_while_down(r, w, end)
+            ]
         if not hits and not judged:
-            windows_seen = [w for w in self.down if w.target is not None and w.family != EJECT
-                            and w.known_down[0] < w.known_down[1] - lag]
+            windows_seen = [
+                w
+                for w in self.down
+                if w.target is not None
+                and w.family != EJECT
+                and w.known_down[0] < w.known_down[1] - lag
+            ]
             if windows_seen:
-                return not_judged(name, f"no RPC started while a backend was known down "
-                                  f"({len(windows_seen)} such window(s); the load was idle)",
-                                  "The client sent nothing while a backend was known down.",
-                                  unit="rpcs", bound=0)
+                return not_judged(
+                    name,
+                    f"no RPC started while a backend was known down "
+                    f"({len(windows_seen)} such window(s); the load was idle)",
+                    "The client sent nothing while a backend was known down.",
+                    unit="rpcs",
+                    bound=0,
+                )
         if not hits:
-            return Verdict(name, True, 0, "rpcs", 0,
-                           "No RPC started on a backend known to be down (each fault in force "
-                           "for longer than its detection bound).")
+            return Verdict(
+                name,
+                True,
+                0,
+                "rpcs",
+                0,
+                "No RPC started on a backend known to be down (each fault in force "
+                "for longer than its detection bound).",
+            )
         hits.sort(key=lambda hit: hit[0].start_ns)
         r, w = hits[0]
         bound = ms(w.detection_ns)
-        paragraph = (f"{len(hits)} RPC(s) started on a backend the client should have known "
-                     f"to be down. The first: {self._rpc_text(r)}, "
-                     f"{ms(r.start_ns - w.in_force_ns):.0f} ms after {w.describe()} was in force "
-                     f"— over the {bound:g} ms bound ({_bound_name(w)}).")
-        return Verdict(name, False, len(hits), "rpcs", 0,
-                       explain(paragraph, self.h, r.start_ns, [h.id for h, _ in hits[:LISTED]]),
-                       culprits=tuple((w.in_force_ns, r.end_ns) for r, w in hits))
+        paragraph = (
+            f"{len(hits)} RPC(s) started on a backend the client should have known "
+            f"to be down. The first: {self._rpc_text(r)}, "
+            f"{ms(r.start_ns - w.in_force_ns):.0f} ms after {w.describe()} was in force "
+            f"— over the {bound:g} ms bound ({_bound_name(w)})."
+        )
+        return Verdict(
+            name,
+            False,
+            len(hits),
+            "rpcs",
+            0,
+            explain(paragraph, self.h, r.start_ns, [h.id for h, _ in hits[:LISTED]]),
+            culprits=tuple((w.in_force_ns, r.end_ns) for r, w in hits),
+        )
 
     def _sent_there_while_down(self, r: Rpc, w: Window, revert_ns: int) -> bool:
         """Whether an RPC answered by a backend that was known down when it started was
@@ -250,36 +329,59 @@ class _Rules:
         name = "fails_fast"
         need = self.c.requirements.fail_fast_ms
         periods = self._all_known_down()
-        slow = [r for r in self.rpcs
-                if any(s <= r.start_ns and r.start_ns + need * 1e6 <= e for s, e in periods)
-                and ms(r.latency_ns) > need]
+        slow = [
+            r
+            for r in self.rpcs
+            if any(s <= r.start_ns and r.start_ns + need * 1e6 <= e for s, e in periods)
+            and ms(r.latency_ns) > need
+        ]
         if not slow:
             judged = sum(1 for r in self.rpcs if any(s <= r.start_ns < e for s, e in periods))
             if periods and not judged:
-                return not_judged(name, "no RPC started while every backend was known down",
-                                  "The fleet was down as a whole, but the client sent nothing "
-                                  "then (the load was idle).", unit="rpcs", bound=0)
-            text = (f"{judged} RPC(s) started while every backend was known down; none took "
-                    f"longer than fail_fast_ms ({need:g} ms)." if periods else
-                    "The fleet was never down as a whole (by breaks or drains) long enough "
-                    "to judge fail-fast.")
+                return not_judged(
+                    name,
+                    "no RPC started while every backend was known down",
+                    "The fleet was down as a whole, but the client sent nothing "
+                    "then (the load was idle).",
+                    unit="rpcs",
+                    bound=0,
+                )
+            text = (
+                f"{judged} RPC(s) started while every backend was known down; none took "
+                f"longer than fail_fast_ms ({need:g} ms)."
+                if periods
+                else "The fleet was never down as a whole (by breaks or drains) long enough "
+                "to judge fail-fast."
+            )
             return Verdict(name, True, 0, "rpcs", 0, text)
         first = slow[0]
-        paragraph = (f"{len(slow)} RPC(s) started while every backend was known down took "
-                     f"longer than fail_fast_ms ({need:g} ms) instead of failing at once "
-                     f"(waiting for a backend, or in retries). The first: {self._rpc_text(first)}"
-                     f", {ms(first.latency_ns):.0f} ms.")
-        return Verdict(name, False, len(slow), "rpcs", 0,
-                       explain(paragraph, self.h, first.start_ns, [r.id for r in slow[:LISTED]]),
-                       culprits=tuple((r.start_ns, r.end_ns) for r in slow))
+        paragraph = (
+            f"{len(slow)} RPC(s) started while every backend was known down took "
+            f"longer than fail_fast_ms ({need:g} ms) instead of failing at once "
+            f"(waiting for a backend, or in retries). The first: {self._rpc_text(first)}"
+            f", {ms(first.latency_ns):.0f} ms."
+        )
+        return Verdict(
+            name,
+            False,
+            len(slow),
+            "rpcs",
+            0,
+            explain(paragraph, self.h, first.start_ns, [r.id for r in slow[:LISTED]]),
+            culprits=tuple((r.start_ns, r.end_ns) for r in slow),
+        )
 
     def _all_known_down(self) -> list[tuple[int, int]]:
         """Intervals in which every backend was known down by a break or a drain."""
         per_backend = []
         for b in self.s.backends:
-            spans = sorted(w.known_down for w in self.down
-                           if w.target == b and w.family in (BREAK, DRAIN)
-                           and w.known_down[0] < w.known_down[1])
+            spans = sorted(
+                w.known_down
+                for w in self.down
+                if w.target == b
+                and w.family in (BREAK, DRAIN)
+                and w.known_down[0] < w.known_down[1]
+            )
             if not spans:
                 return []
             per_backend.append(_union(spans))
@@ -296,46 +398,77 @@ class _Rules:
             return not_judged(name, "no RPC in the history", "No RPC to time.", bound=limit)
         if not late:
             longest = max((ms(r.latency_ns) for r in self.rpcs), default=0.0)
-            return Verdict(name, True, round(longest, 3), "ms", limit,
-                           f"The slowest RPC took {longest:.0f} ms: no RPC outlived its "
-                           f"{self.c.deadline_ms:g} ms deadline by more than "
-                           f"{DEADLINE_MARGIN_MS} ms.")
+            return Verdict(
+                name,
+                True,
+                round(longest, 3),
+                "ms",
+                limit,
+                f"The slowest RPC took {longest:.0f} ms: no RPC outlived its "
+                f"{self.c.deadline_ms:g} ms deadline by more than "
+                f"{DEADLINE_MARGIN_MS} ms.",
+            )
         worst = max(late, key=lambda r: r.latency_ns)
-        paragraph = (f"{len(late)} RPC(s) outlived their {self.c.deadline_ms:g} ms deadline by "
-                     f"more than {DEADLINE_MARGIN_MS} ms; the worst: {self._rpc_text(worst)}, "
-                     f"{ms(worst.latency_ns):.0f} ms.")
-        return Verdict(name, False, round(ms(worst.latency_ns), 3), "ms", limit,
-                       explain(paragraph, self.h, worst.end_ns, [worst.id]),
-                       culprits=tuple((r.start_ns, r.end_ns) for r in late))
+        paragraph = (
+            f"{len(late)} RPC(s) outlived their {self.c.deadline_ms:g} ms deadline by "
+            f"more than {DEADLINE_MARGIN_MS} ms; the worst: {self._rpc_text(worst)}, "
+            f"{ms(worst.latency_ns):.0f} ms."
+        )
+        return Verdict(
+            name,
+            False,
+            round(ms(worst.latency_ns), 3),
+            "ms",
+            limit,
+            explain(paragraph, self.h, worst.end_ns, [worst.id]),
+            culprits=tuple((r.start_ns, r.end_ns) for r in late),
+        )
 
     def answers_correct(self) -> Verdict:
         name = "answers_correct"
         wrong = [r for r in self.rpcs if r.code == "DATA_LOSS"]
         if not any(r.ok for r in self.rpcs) and not wrong:
-            return not_judged(name, "no answer in the history", "No RPC was answered.",
-                              unit="rpcs", bound=0)
+            return not_judged(
+                name, "no answer in the history", "No RPC was answered.", unit="rpcs", bound=0
+            )
         if not wrong:
             return Verdict(name, True, 0, "rpcs", 0, "Every answer was the right one.")
-        paragraph = (f"{len(wrong)} answer(s) were wrong (DATA_LOSS). The first: "
-                     f"{self._rpc_text(wrong[0])}.")
+        paragraph = (
+            f"{len(wrong)} answer(s) were wrong (DATA_LOSS). The first: {self._rpc_text(wrong[0])}."
+        )
         # Bytes are never bent by a stall: no culprits.
-        return Verdict(name, False, len(wrong), "rpcs", 0,
-                       explain(paragraph, self.h, wrong[0].start_ns, [wrong[0].id]))
+        return Verdict(
+            name,
+            False,
+            len(wrong),
+            "rpcs",
+            0,
+            explain(paragraph, self.h, wrong[0].start_ns, [wrong[0].id]),
+        )
 
     # ------------------------------------------------------------------ liveness
 
     def liveness(self) -> list[Verdict]:
         bound = self.c.requirements.recovery_ms
         if any(w.end_ns == FOREVER for w in self.s.faults):
-            return [not_judged("recovers", "a fault was never reverted",
-                               "A fault was never reverted: there is no recovery to time.",
-                               bound=bound)]
+            return [
+                not_judged(
+                    "recovers",
+                    "a fault was never reverted",
+                    "A fault was never reverted: there is no recovery to time.",
+                    bound=bound,
+                )
+            ]
         due = _due(self.s, self.gaps, self.c.spreads)
         # An idle gap is the schedule's pause, not the client's: RPCs are evidence only
         # where the load was running (recovery_time's rule; else *not judged*).
-        return [_renamed(recovery_time(self.h, backend, after, bound, idle=self.gaps),
-                         "recovers" if backend is None else "rejoins")
-                for backend, after in due.items()]
+        return [
+            _renamed(
+                recovery_time(self.h, backend, after, bound, idle=self.gaps),
+                "recovers" if backend is None else "rejoins",
+            )
+            for backend, after in due.items()
+        ]
 
     # ------------------------------------------------------------------ wording
 
@@ -343,16 +476,23 @@ class _Rules:
         origin = self.c.since_ns or (self.rpcs[0].start_ns if self.rpcs else 0)
         where = f"on {r.backend}" if r.backend else "with no backend"
         details = f', "{r.details[:80]}"' if r.details else ""
-        return (f"#{r.id} ({r.code} {where}{details}, started {ms(r.start_ns - origin):+.0f} ms "
-                f"after the warm-up, lasted {ms(r.latency_ns):.0f} ms)")
+        return (
+            f"#{r.id} ({r.code} {where}{details}, started {ms(r.start_ns - origin):+.0f} ms "
+            f"after the warm-up, lasted {ms(r.latency_ns):.0f} ms)"
+        )
 
     def _describe(self, r: Rpc, w: Window) -> str:
         others = [b for b in self.s.servers_throughout(r.start_ns, r.end_ns) if b != w.target]
         gap = ms(w.start_ns - r.start_ns)
-        when = (f"{gap:.0f} ms after it was sent" if gap >= 0 else
-                f"it was sent {-gap:.0f} ms later, before the fault was in force")
-        return (f"{self._rpc_text(r)} was in flight when {w.describe()} began ({when}); "
-                f"{', '.join(others) or 'another backend'} could serve throughout.")
+        when = (
+            f"{gap:.0f} ms after it was sent"
+            if gap >= 0
+            else f"it was sent {-gap:.0f} ms later, before the fault was in force"
+        )
+        return (
+            f"{self._rpc_text(r)} was in flight when {w.describe()} began ({when}); "
+            f"{', '.join(others) or 'another backend'} could serve throughout."
+        )
 
     @staticmethod
     def _codes(rpcs) -> str:

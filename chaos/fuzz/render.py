@@ -57,9 +57,14 @@ def scenario(schedule: Schedule, rule: str | None, headline: str) -> str:
     if found.get("seed") is not None:
         origin += f" (seed {found['seed']})"
     text = "\n".join("        " + line for line in schedule.text().splitlines())
-    return SCENARIO.format(origin=origin, headline=headline, json=schedule.dumps(),
-                           name=test_name(schedule, rule), text=text,
-                           under=f"under {profile}" if profile else "")
+    return SCENARIO.format(
+        origin=origin,
+        headline=headline,
+        json=schedule.dumps(),
+        name=test_name(schedule, rule),
+        text=text,
+        under=f"under {profile}" if profile else "",
+    )
 
 
 # How the fuzzer is started. TODO(gate hook): "grpc-chaos fuzz" once chaos/__main__.py
@@ -67,8 +72,9 @@ def scenario(schedule: Schedule, rule: str | None, headline: str) -> str:
 PROGRAM = ("python", "-m", "chaos.fuzz")
 
 
-def replay_command(path, times: int = 10, profile: str | None = None,
-                   extra: list[str] | None = None) -> str:
+def replay_command(
+    path, times: int = 10, profile: str | None = None, extra: list[str] | None = None
+) -> str:
     """The command that replays a saved schedule ``times`` times."""
     argv = [*PROGRAM, "--replay", str(path), "--times", str(times)]
     if profile:

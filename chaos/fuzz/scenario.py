@@ -20,12 +20,19 @@ from chaos.outcomes import NotApplicable
 ANSWERS = {
     "in_flight_succeeds": ("retryPolicy", "grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms"),
     "rpc_succeeds": ("retryPolicy", "outlierDetection", "healthCheckConfig"),
-    "routed_away": ("healthCheckConfig", "grpc.keepalive_time_ms", "grpc.http2.ping_timeout_ms",
-                    "outlierDetection"),
+    "routed_away": (
+        "healthCheckConfig",
+        "grpc.keepalive_time_ms",
+        "grpc.http2.ping_timeout_ms",
+        "outlierDetection",
+    ),
     "fails_fast": ("waitForReady", "retryPolicy"),
     "recovers": ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
-    "rejoins": ("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms",
-                "outlierDetection"),
+    "rejoins": (
+        "grpc.initial_reconnect_backoff_ms",
+        "grpc.max_reconnect_backoff_ms",
+        "outlierDetection",
+    ),
 }
 
 
@@ -33,18 +40,28 @@ def run_scenario(chaos, schedule: Schedule) -> None:
     """Run ``schedule`` in the scenario ``chaos`` and expect every rule of the oracle."""
     size = len(chaos.fleet.ids)
     if schedule.fleet_size > size:
-        raise NotApplicable(f"the schedule is written for {schedule.fleet_size} backends and "
-                            f"the fleet has {size}: run with --chaos-fleet-size "
-                            f"{schedule.fleet_size}")
+        raise NotApplicable(
+            f"the schedule is written for {schedule.fleet_size} backends and "
+            f"the fleet has {size}: run with --chaos-fleet-size "
+            f"{schedule.fleet_size}"
+        )
     offered = kinds.capabilities(chaos.fleet)
     for fault in schedule.faults:
         missing = kinds.get(fault.kind).needs - offered
         if missing:
-            raise NotApplicable(f"the schedule's {fault.kind} needs {', '.join(sorted(missing))}"
-                                f", which this fleet does not offer")
+            raise NotApplicable(
+                f"the schedule's {fault.kind} needs {', '.join(sorted(missing))}"
+                f", which this fleet does not offer"
+            )
     spreads = chaos.shape.spreads if chaos.shape is not None else True
-    executor = Executor(chaos.fleet, chaos.profile, requirements=chaos.requirements,
-                        stalls=chaos.stalls, spreads=spreads, target=chaos.target)
+    executor = Executor(
+        chaos.fleet,
+        chaos.profile,
+        requirements=chaos.requirements,
+        stalls=chaos.stalls,
+        spreads=spreads,
+        target=chaos.target,
+    )
     run = executor.run(schedule, history=chaos.history)
     if run.problems:
         raise RuntimeError("the schedule could not run: " + "; ".join(run.problems))
@@ -56,13 +73,17 @@ def run_scenario(chaos, schedule: Schedule) -> None:
             chaos.check(verdict)
     for verdict in run.verdicts:
         if not verdict.passed and not verdict.not_judged:
-            chaos.expect(verdict, answers=ANSWERS.get(verdict.name, ()),
-                         requirement=_requirement(verdict.name))
+            chaos.expect(
+                verdict,
+                answers=ANSWERS.get(verdict.name, ()),
+                requirement=_requirement(verdict.name),
+            )
     for verdict in run.verdicts:
         if verdict.not_judged and verdict.name == saved_for:
             chaos.expect(verdict)
 
 
 def _requirement(rule: str) -> str | None:
-    return {"fails_fast": "fail_fast_ms", "recovers": "recovery_ms",
-            "rejoins": "recovery_ms"}.get(rule)
+    return {"fails_fast": "fail_fast_ms", "recovers": "recovery_ms", "rejoins": "recovery_ms"}.get(
+        rule
+    )

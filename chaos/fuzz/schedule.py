@@ -38,8 +38,8 @@ from chaos.fuzz.kinds import CONTROL, FLEET_SLOTS, UnknownKind
 
 VERSION = 1
 ALL = "all"
-MAX_FLEET = 200          # fleet/controller.py MAX_SIZE
-MAX_MS = 600_000         # ten minutes: far beyond any schedule worth shrinking
+MAX_FLEET = 200  # fleet/controller.py MAX_SIZE
+MAX_MS = 600_000  # ten minutes: far beyond any schedule worth shrinking
 # A slowed backend "can serve unless its latency exceeds the deadline" (docs/fuzzing.md):
 # the added delays on one backend (both directions and its handler) may sum to at most
 # half the deadline, so that a slowed RPC, and a retry of it, still ends in time.
@@ -62,14 +62,14 @@ class LoadSpec:
     idle: tuple[tuple[int, int], ...] = ()
 
     def text(self) -> str:
-        shape = (f"{self.concurrency} in flight" if self.rate is None
-                 else f"{self.rate:g} RPC/s")
+        shape = f"{self.concurrency} in flight" if self.rate is None else f"{self.rate:g} RPC/s"
         gaps = "".join(f", idle {_at(a)} for {_s(f)}" for a, f in self.idle)
         return f"{shape}, deadline {self.deadline_ms} ms{gaps}"
 
     def to_json(self) -> dict:
-        data: dict[str, Any] = ({"concurrency": self.concurrency} if self.rate is None
-                                else {"rate": self.rate})
+        data: dict[str, Any] = (
+            {"concurrency": self.concurrency} if self.rate is None else {"rate": self.rate}
+        )
         data["deadline_ms"] = self.deadline_ms
         if self.idle:
             data["idle"] = [list(gap) for gap in self.idle]
@@ -99,11 +99,18 @@ class FaultSpec:
         span = "(instant)" if kind.instant else f"for {_s(self.for_ms)}"
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())
         where = "" if kind.fleet_wide else f" {self.target_text()}"
-        return f"{_at(self.at_ms):>9}  {self.kind}{where} {span}" + (f" ({params})" if params else "")
+        return f"{_at(self.at_ms):>9}  {self.kind}{where} {span}" + (
+            f" ({params})" if params else ""
+        )
 
     def to_json(self) -> dict:
-        return {"at_ms": self.at_ms, "kind": self.kind, "target": self.target,
-                "for_ms": self.for_ms, "params": dict(self.params)}
+        return {
+            "at_ms": self.at_ms,
+            "kind": self.kind,
+            "target": self.target,
+            "for_ms": self.for_ms,
+            "params": dict(self.params),
+        }
 
 
 @dataclass(frozen=True)
@@ -144,8 +151,12 @@ class Schedule:
         return f"{len(self.faults)} fault{'s' if len(self.faults) > 1 else ''}: {names}"
 
     def to_json(self) -> dict:
-        data = {"version": VERSION, "fleet_size": self.fleet_size, "load": self.load.to_json(),
-                "faults": [f.to_json() for f in self.faults]}
+        data = {
+            "version": VERSION,
+            "fleet_size": self.fleet_size,
+            "load": self.load.to_json(),
+            "faults": [f.to_json() for f in self.faults],
+        }
         if self.found:
             data["found"] = dict(self.found)
         return data
@@ -159,12 +170,12 @@ class Schedule:
         return path
 
     @classmethod
-    def from_json(cls, data: Any, source: str = "schedule") -> "Schedule":
+    def from_json(cls, data: Any, source: str = "schedule") -> Schedule:
         """A validated Schedule from its JSON data; ScheduleError names any problem."""
         return validate(_parse(data, source), source)
 
     @classmethod
-    def loads(cls, text: str, source: str = "schedule") -> "Schedule":
+    def loads(cls, text: str, source: str = "schedule") -> Schedule:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -172,7 +183,7 @@ class Schedule:
         return cls.from_json(data, source)
 
     @classmethod
-    def read(cls, path: str | Path) -> "Schedule":
+    def read(cls, path: str | Path) -> Schedule:
         """A schedule from a file written by :meth:`save` (or by hand)."""
         try:
             text = Path(path).read_text()
@@ -180,7 +191,7 @@ class Schedule:
             raise ScheduleError(f"schedule {path}: cannot read: {exc.strerror}") from None
         return cls.loads(text, f"schedule {path}")
 
-    def with_found(self, **found) -> "Schedule":
+    def with_found(self, **found) -> Schedule:
         return replace(self, found=dict(found))
 
 
@@ -189,25 +200,30 @@ class Schedule:
 
 def _parse(data: Any, source: str) -> Schedule:
     where = _Where(source)
-    obj = where.mapping(data, "", {"version", "fleet_size", "load", "faults", "found"},
-                        required={"version", "faults"})
+    obj = where.mapping(
+        data,
+        "",
+        {"version", "fleet_size", "load", "faults", "found"},
+        required={"version", "faults"},
+    )
     if obj["version"] != VERSION:
-        where.fail("version", f"{obj['version']!r} is not a schedule version this grpc-chaos "
-                              f"reads ({VERSION})")
+        where.fail(
+            "version",
+            f"{obj['version']!r} is not a schedule version this grpc-chaos reads ({VERSION})",
+        )
     size = where.integer(obj.get("fleet_size", 3), "fleet_size", 1, MAX_FLEET)
     load = _parse_load(obj["load"], where) if "load" in obj else LoadSpec()
     faults_data = obj["faults"]
     if not isinstance(faults_data, list):
         where.fail("faults", "must be a list of faults")
-    faults = tuple(_parse_fault(item, f"faults[{i}]", where)
-                   for i, item in enumerate(faults_data))
+    faults = tuple(_parse_fault(item, f"faults[{i}]", where) for i, item in enumerate(faults_data))
     found = obj.get("found", {})
     if not isinstance(found, dict):
         where.fail("found", "must be an object (where the schedule came from)")
     return Schedule(size, load, faults, dict(found))
 
 
-def _parse_load(data: Any, where: "_Where") -> LoadSpec:
+def _parse_load(data: Any, where: _Where) -> LoadSpec:
     obj = where.mapping(data, "load", {"concurrency", "rate", "deadline_ms", "idle"})
     if ("concurrency" in obj) == ("rate" in obj):
         where.fail("load", "give exactly one of concurrency (RPCs in flight) or rate (RPC/s)")
@@ -216,7 +232,11 @@ def _parse_load(data: Any, where: "_Where") -> LoadSpec:
         concurrency = where.integer(obj["concurrency"], "load.concurrency", 1, 1024)
     else:
         rate = obj["rate"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.1 <= rate <= 10_000:
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not 0.1 <= rate <= 10_000
+        ):
             where.fail("load.rate", f"{rate!r} is not a rate between 0.1 and 10000 RPC/s")
     deadline = where.integer(obj.get("deadline_ms", 3000), "load.deadline_ms", 50, MAX_MS)
     gaps = obj.get("idle", [])
@@ -227,14 +247,19 @@ def _parse_load(data: Any, where: "_Where") -> LoadSpec:
         name = f"load.idle[{i}]"
         if not isinstance(gap, list) or len(gap) != 2:
             where.fail(name, f"{gap!r} is not [at_ms, for_ms]")
-        idle.append((where.integer(gap[0], name, 0, MAX_MS),
-                     where.integer(gap[1], name, 1, MAX_MS)))
+        idle.append(
+            (where.integer(gap[0], name, 0, MAX_MS), where.integer(gap[1], name, 1, MAX_MS))
+        )
     return LoadSpec(concurrency, rate, deadline, tuple(idle))
 
 
-def _parse_fault(data: Any, name: str, where: "_Where") -> FaultSpec:
-    obj = where.mapping(data, name, {"at_ms", "kind", "target", "for_ms", "params"},
-                        required={"at_ms", "kind", "target"})
+def _parse_fault(data: Any, name: str, where: _Where) -> FaultSpec:
+    obj = where.mapping(
+        data,
+        name,
+        {"at_ms", "kind", "target", "for_ms", "params"},
+        required={"at_ms", "kind", "target"},
+    )
     try:
         kind = kinds_module.get(obj["kind"])
     except UnknownKind as exc:
@@ -246,8 +271,11 @@ def _parse_fault(data: Any, name: str, where: "_Where") -> FaultSpec:
         where.fail(f"{name}.params", "must be an object of parameter names to values")
     target = obj["target"]
     if target != ALL and (isinstance(target, bool) or not isinstance(target, int)):
-        where.fail(f"{name}.target", f"{target!r} is not a rank (1 = the busiest backend in "
-                                     f"the warm-up, 2 the next, ...) or \"all\"")
+        where.fail(
+            f"{name}.target",
+            f"{target!r} is not a rank (1 = the busiest backend in "
+            f'the warm-up, 2 the next, ...) or "all"',
+        )
     return FaultSpec(at, kind.name, target, duration, dict(params))
 
 
@@ -296,13 +324,16 @@ def problems(schedule: Schedule) -> list[tuple[int | None, str]]:
     schedule (the strategy does so)."""
     found: list[tuple[int | None, str]] = []
     gaps = sorted(schedule.load.idle)
-    for (a, d), (b, _) in zip(gaps, gaps[1:]):
+    for (a, d), (b, _) in zip(gaps, gaps[1:], strict=False):
         if b < a + d:
             found.append((None, f"idle gaps at {_at(a)} and {_at(b)} overlap"))
     kept: list[FaultSpec] = []
     for index, fault in enumerate(schedule.faults):
-        message = _own_problem(fault, schedule.fleet_size) or _clash(fault, kept) \
+        message = (
+            _own_problem(fault, schedule.fleet_size)
+            or _clash(fault, kept)
             or _too_slow(fault, kept, schedule.load.deadline_ms)
+        )
         if message:
             found.append((index, message))
         else:
@@ -313,7 +344,7 @@ def problems(schedule: Schedule) -> list[tuple[int | None, str]]:
 def _own_problem(fault: FaultSpec, size: int) -> str | None:
     kind = kinds_module.get(fault.kind)
     if kind.fleet_wide and fault.target != ALL:
-        return f"{fault.kind} acts on the whole fleet: its target is \"all\""
+        return f'{fault.kind} acts on the whole fleet: its target is "all"'
     if fault.target != ALL and not 1 <= fault.target <= size:
         return f"target #{fault.target}, but the fleet has {size} backends (#1 to #{size})"
     if kind.instant and fault.for_ms:
@@ -323,8 +354,10 @@ def _own_problem(fault: FaultSpec, size: int) -> str | None:
     known = {p.name: p for p in kind.params}
     for name in fault.params:
         if name not in known:
-            return (f"params.{name}: {fault.kind} has no parameter {name!r}; it has "
-                    f"{', '.join(known) or 'none'}")
+            return (
+                f"params.{name}: {fault.kind} has no parameter {name!r}; it has "
+                f"{', '.join(known) or 'none'}"
+            )
     for param in kind.params:
         if param.name not in fault.params:
             return f"params.{param.name}: missing (one of {', '.join(map(repr, param.values))})"
@@ -354,13 +387,16 @@ def _clash(fault: FaultSpec, earlier: list[FaultSpec]) -> str | None:
         fleet = set(kind.slots) & set(other_kind.slots) & FLEET_SLOTS
         same = _targets(fault) & _targets(other) or ALL in _targets(fault) | _targets(other)
         shared = set(kind.slots) & set(other_kind.slots)
-        control = ((CONTROL in kind.needs and "process" in other_kind.slots)
-                   or (CONTROL in other_kind.needs and "process" in kind.slots))
+        control = (CONTROL in kind.needs and "process" in other_kind.slots) or (
+            CONTROL in other_kind.needs and "process" in kind.slots
+        )
         if fleet or (same and (shared or control)):
             what = ", ".join(sorted(shared)) or "the backend's process"
-            return (f"{fault.kind} {fault.target_text()} at {_at(fault.at_ms)} overlaps "
-                    f"{other.kind} {other.target_text()} (busy until {_at(o_end)} with its "
-                    f"revert): both need {what}")
+            return (
+                f"{fault.kind} {fault.target_text()} at {_at(fault.at_ms)} overlaps "
+                f"{other.kind} {other.target_text()} (busy until {_at(o_end)} with its "
+                f"revert): both need {what}"
+            )
     return None
 
 
@@ -376,14 +412,20 @@ def _too_slow(fault: FaultSpec, earlier: list[FaultSpec], deadline_ms: int) -> s
     added = _delay_ms(fault)
     if not added:
         return None
-    total = added + sum(_delay_ms(o) for o in earlier
-                        if (_targets(o) & _targets(fault) or ALL in _targets(o) | _targets(fault))
-                        and o.at_ms < fault.end_ms and fault.at_ms < o.end_ms)
+    total = added + sum(
+        _delay_ms(o)
+        for o in earlier
+        if (_targets(o) & _targets(fault) or ALL in _targets(o) | _targets(fault))
+        and o.at_ms < fault.end_ms
+        and fault.at_ms < o.end_ms
+    )
     limit = deadline_ms * LATENCY_SHARE_OF_DEADLINE
     if total > limit:
-        return (f"{fault.kind} {fault.target_text()} brings the added delay on that backend "
-                f"to {total} ms, over half the {deadline_ms} ms deadline ({limit:g} ms): "
-                f"past that a slow backend is a dead one")
+        return (
+            f"{fault.kind} {fault.target_text()} brings the added delay on that backend "
+            f"to {total} ms, over half the {deadline_ms} ms deadline ({limit:g} ms): "
+            f"past that a slow backend is a dead one"
+        )
     return None
 
 

@@ -54,10 +54,14 @@ MAX_FAULTS = 3
 def load_specs() -> st.SearchStrategy[LoadSpec]:
     closed = st.sampled_from(CONCURRENCY).map(lambda n: (n, None))
     opened = st.sampled_from(RATES).map(lambda r: (None, float(r)))
-    gaps = st.lists(st.tuples(st.sampled_from(IDLE_AT_MS), st.sampled_from(IDLE_FOR_MS)),
-                    max_size=1)
-    return st.builds(lambda shape, idle: LoadSpec(shape[0], shape[1], DEADLINE_MS, tuple(idle)),
-                     st.one_of(closed, opened), gaps)
+    gaps = st.lists(
+        st.tuples(st.sampled_from(IDLE_AT_MS), st.sampled_from(IDLE_FOR_MS)), max_size=1
+    )
+    return st.builds(
+        lambda shape, idle: LoadSpec(shape[0], shape[1], DEADLINE_MS, tuple(idle)),
+        st.one_of(closed, opened),
+        gaps,
+    )
 
 
 @st.composite
@@ -73,8 +77,9 @@ def fault_specs(draw, kinds: tuple[Kind, ...], size: int) -> FaultSpec:
 
 
 @st.composite
-def schedules(draw, size: int = 3, kinds: tuple[Kind, ...] | None = None,
-              max_faults: int = MAX_FAULTS) -> Schedule:
+def schedules(
+    draw, size: int = 3, kinds: tuple[Kind, ...] | None = None, max_faults: int = MAX_FAULTS
+) -> Schedule:
     """Schedules over a fleet of ``size`` with faults of ``kinds`` (default: every kind)."""
     kinds = tuple(kinds_module.REGISTRY.values()) if kinds is None else tuple(kinds)
     if not kinds:
@@ -93,10 +98,23 @@ def complexity(schedule: Schedule) -> tuple:
     order = list(kinds_module.REGISTRY)
     faults = schedule.faults
     weight = sum(schedule.fleet_size if f.target == ALL else 1 for f in faults)
-    params = sum(next(i for i, v in enumerate(p.values) if v == f.params.get(p.name))
-                 for f in faults for p in kinds_module.get(f.kind).params)
+    params = sum(
+        next(i for i, v in enumerate(p.values) if v == f.params.get(p.name))
+        for f in faults
+        for p in kinds_module.get(f.kind).params
+    )
     load = schedule.load
-    shape = (CONCURRENCY.index(load.concurrency) if load.concurrency in CONCURRENCY else 9) \
-        if load.rate is None else 10 + (RATES.index(load.rate) if load.rate in RATES else 9)
-    return (weight, sum(f.for_ms for f in faults), sum(order.index(f.kind) for f in faults),
-            params, sum(f.at_ms for f in faults), len(load.idle), shape)
+    shape = (
+        (CONCURRENCY.index(load.concurrency) if load.concurrency in CONCURRENCY else 9)
+        if load.rate is None
+        else 10 + (RATES.index(load.rate) if load.rate in RATES else 9)
+    )
+    return (
+        weight,
+        sum(f.for_ms for f in faults),
+        sum(order.index(f.kind) for f in faults),
+        params,
+        sum(f.at_ms for f in faults),
+        len(load.idle),
+        shape,
+    )

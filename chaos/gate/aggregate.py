@@ -29,8 +29,14 @@ NOT_APPLICABLE, SKIPPED = "not_applicable", "skipped"
 # How a cell reads in a table: the shipped matrix's words.
 # An error (a fixture that failed, the preflight) reads FAIL, as pytest counts it; the
 # records keep "error", and the counts say "errored".
-_LABELS = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE", ERROR: "FAIL",
-           NOT_APPLICABLE: "n/a", SKIPPED: "skip"}
+_LABELS = {
+    PASS: "pass",
+    FAIL: "FAIL",
+    INCONCLUSIVE: "INCONCLUSIVE",
+    ERROR: "FAIL",
+    NOT_APPLICABLE: "n/a",
+    SKIPPED: "skip",
+}
 # What a reason carries that a cell already says: the outcome word, the exception's class,
 # the profile (the cell's column).
 _REASON_NOISE = re.compile(r"^(FAIL |INCONCLUSIVE |not applicable: |chaos\.outcomes\.\w+: )+")
@@ -58,7 +64,7 @@ def describe(verdict: dict) -> str:
     if headline and f"{verdict['name']}: " in headline:
         # The verdict's own headline (what failed, in words where no figure says it),
         # without its outcome word: the page shows the outcome beside it.
-        return headline[headline.index(f"{verdict['name']}: "):]
+        return headline[headline.index(f"{verdict['name']}: ") :]
     unit = verdict.get("unit") or ""
     named = unit in ("p", "ratio")
     figure = verdict.get("figure")
@@ -67,10 +73,16 @@ def describe(verdict: dict) -> str:
     else:
         shown = f"{unit} {figure:.6g}" if named else f"{figure:.6g} {unit}".rstrip()
     bound = verdict.get("bound")
-    limit = "" if bound is None else \
-        f" (bound {verdict.get('comparison', '<=')} {bound:.6g}{'' if named else ' ' + unit})"
-    stalled = (f" — runner stalled {verdict['stall_ms']:.0f} ms"
-               if verdict.get("inconclusive") and verdict.get("stall_ms") is not None else "")
+    limit = (
+        ""
+        if bound is None
+        else f" (bound {verdict.get('comparison', '<=')} {bound:.6g}{'' if named else ' ' + unit})"
+    )
+    stalled = (
+        f" — runner stalled {verdict['stall_ms']:.0f} ms"
+        if verdict.get("inconclusive") and verdict.get("stall_ms") is not None
+        else ""
+    )
     return f"{verdict['name']}: {shown}{limit}{stalled}"
 
 
@@ -120,9 +132,12 @@ class Cell:
 
 def cell_of(record: dict) -> Cell:
     verdict = record.get("decisive")
-    return Cell(record["outcome"], reason_of(record),
-                failed=0 if record["outcome"] in (PASS, NOT_APPLICABLE, SKIPPED) else 1,
-                check=None if verdict is None else verdict["name"])
+    return Cell(
+        record["outcome"],
+        reason_of(record),
+        failed=0 if record["outcome"] in (PASS, NOT_APPLICABLE, SKIPPED) else 1,
+        check=None if verdict is None else verdict["name"],
+    )
 
 
 def combine(runs: list[Cell]) -> Cell:
@@ -174,8 +189,7 @@ class Figures:
 
     @property
     def key(self) -> tuple:
-        return (self.scenario, self.profile, self.check, self.bound, self.comparison,
-                self.unit)
+        return (self.scenario, self.profile, self.check, self.bound, self.comparison, self.unit)
 
 
 def figures(records: list[dict]) -> dict[tuple, Figures]:
@@ -183,13 +197,27 @@ def figures(records: list[dict]) -> dict[tuple, Figures]:
     found: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
         for verdict in record.get("verdicts") or []:
-            key = (record["scenario"], profile_of(record), verdict["name"], verdict["bound"],
-                   verdict.get("comparison", "<="), verdict.get("unit") or "")
+            key = (
+                record["scenario"],
+                profile_of(record),
+                verdict["name"],
+                verdict["bound"],
+                verdict.get("comparison", "<="),
+                verdict.get("unit") or "",
+            )
             found[key].append(verdict)
-    return {key: Figures(*key[:2], key[2], key[5], key[3], key[4],
-                         tuple(v["figure"] for v in verdicts),
-                         sum(bool(v["passed"]) for v in verdicts))
-            for key, verdicts in sorted(found.items(), key=lambda item: _sortable(item[0]))}
+    return {
+        key: Figures(
+            *key[:2],
+            key[2],
+            key[5],
+            key[3],
+            key[4],
+            tuple(v["figure"] for v in verdicts),
+            sum(bool(v["passed"]) for v in verdicts),
+        )
+        for key, verdicts in sorted(found.items(), key=lambda item: _sortable(item[0]))
+    }
 
 
 def _sortable(key: tuple) -> tuple:
@@ -210,9 +238,15 @@ class Tally:
 
     def text(self) -> str:
         """E.g. "3 failed, 1 flaky, 40 passed, 2 not applicable"."""
-        words = ((FAIL, "failed"), (ERROR, "errored"), (FLAKY, "flaky"),
-                 (INCONCLUSIVE, "inconclusive"), (PASS, "passed"),
-                 (NOT_APPLICABLE, "not applicable"), (SKIPPED, "skipped"))
+        words = (
+            (FAIL, "failed"),
+            (ERROR, "errored"),
+            (FLAKY, "flaky"),
+            (INCONCLUSIVE, "inconclusive"),
+            (PASS, "passed"),
+            (NOT_APPLICABLE, "not applicable"),
+            (SKIPPED, "skipped"),
+        )
         parts = [f"{self.by_outcome[o]} {w}" for o, w in words if self.by_outcome[o]]
         if self.regressed:
             parts.append(f"{self.regressed} figure{'s' if self.regressed > 1 else ''} regressed")
@@ -225,8 +259,7 @@ def tally(matrix: dict[tuple[str, str], Cell], regressed: int = 0, not_run: int 
     return Tally(Counter(cell.outcome for cell in matrix.values()), regressed, not_run)
 
 
-def exit_code(counts: Tally, fail_on_regression: bool = False,
-              interrupted: bool = False) -> int:
+def exit_code(counts: Tally, fail_on_regression: bool = False, interrupted: bool = False) -> int:
     """The gate's exit code (chaos/gate/exits.py) for these counts."""
     if interrupted:
         return exits.INTERRUPTED
@@ -240,5 +273,9 @@ def exit_code(counts: Tally, fail_on_regression: bool = False,
 
 def verdict(code: int) -> str:
     """PASS / FAIL / INCONCLUSIVE / INTERRUPTED for an exit code."""
-    return {exits.PASS: "PASS", exits.FAIL: "FAIL", exits.INCONCLUSIVE: "INCONCLUSIVE",
-            exits.INTERRUPTED: "INTERRUPTED"}.get(code, "ERROR")
+    return {
+        exits.PASS: "PASS",
+        exits.FAIL: "FAIL",
+        exits.INCONCLUSIVE: "INCONCLUSIVE",
+        exits.INTERRUPTED: "INTERRUPTED",
+    }.get(code, "ERROR")

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.gate.aggregate import STATISTICS, Figures, figures as figures_of
+from chaos.gate.aggregate import STATISTICS, Figures
+from chaos.gate.aggregate import figures as figures_of
 
 DEFAULT_TOLERANCE = 0.5  # 50 % worse: "failover time doubled" is caught, jitter is not
 NOISE_FLOOR_MS = 200.0
@@ -47,8 +48,9 @@ class Comparison:
     def text(self) -> str:
         """E.g. "recovery_time 212 ms -> 1180 ms (+457 %)"."""
         f = self.figures
-        return f"{f.check} {_value(self.before, f.unit)} -> {_value(self.now, f.unit)}" \
-            + _change(self.before, self.now)
+        return f"{f.check} {_value(self.before, f.unit)} -> {_value(self.now, f.unit)}" + _change(
+            self.before, self.now
+        )
 
 
 def _value(value: float | None, unit: str) -> str:
@@ -61,8 +63,11 @@ def _change(before: float | None, now: float | None) -> str:
     return f" ({(now - before) / abs(before) * 100:+.0f} %)"
 
 
-def compare(current: dict[tuple, Figures], baseline: dict[tuple, Figures],
-            tolerance: float = DEFAULT_TOLERANCE) -> list[Comparison]:
+def compare(
+    current: dict[tuple, Figures],
+    baseline: dict[tuple, Figures],
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> list[Comparison]:
     """Every figure of ``current`` against ``baseline`` (both from aggregate.figures())."""
     rename = _profile_pairing(current, baseline)
     by_key = {_key(f, rename.get(f.profile, f.profile)): f for f in baseline.values()}
@@ -72,16 +77,20 @@ def compare(current: dict[tuple, Figures], baseline: dict[tuple, Figures],
         if before is None:
             found.append(Comparison(figures, None, figures.median, NEW))
             continue
-        status = judge(before.median, figures.median, figures.comparison, figures.unit,
-                       tolerance)
-        found.append(Comparison(figures, before.median, figures.median, status,
-                                before.profile))
+        status = judge(before.median, figures.median, figures.comparison, figures.unit, tolerance)
+        found.append(Comparison(figures, before.median, figures.median, status, before.profile))
     return found
 
 
 def _key(figures: Figures, profile: str) -> tuple:
-    return (figures.scenario, profile, figures.check, figures.bound, figures.comparison,
-            figures.unit)
+    return (
+        figures.scenario,
+        profile,
+        figures.check,
+        figures.bound,
+        figures.comparison,
+        figures.unit,
+    )
 
 
 def _profile_pairing(current: dict, baseline: dict) -> dict[str, str]:
@@ -93,8 +102,13 @@ def _profile_pairing(current: dict, baseline: dict) -> dict[str, str]:
     return {}
 
 
-def judge(before: float | None, now: float | None, comparison: str, unit: str,
-          tolerance: float = DEFAULT_TOLERANCE) -> str:
+def judge(
+    before: float | None,
+    now: float | None,
+    comparison: str,
+    unit: str,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> str:
     """REGRESSED, IMPROVED or SAME for one figure's medians (the rule in the docstring)."""
     if unit in STATISTICS:
         return SAME
@@ -118,9 +132,16 @@ def recorded(run) -> list[Comparison] | None:
     current = figures_of(run.records)
     found = []
     for entry in run.doc.get("figures") or []:
-        key = (entry["scenario"], entry["profile"], entry["check"], entry["bound"],
-               entry["comparison"], entry["unit"])
+        key = (
+            entry["scenario"],
+            entry["profile"],
+            entry["check"],
+            entry["bound"],
+            entry["comparison"],
+            entry["unit"],
+        )
         if key in current and entry.get("status"):
-            found.append(Comparison(current[key], entry["baseline"], current[key].median,
-                                    entry["status"]))
+            found.append(
+                Comparison(current[key], entry["baseline"], current[key].median, entry["status"])
+            )
     return found

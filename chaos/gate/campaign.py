@@ -29,7 +29,7 @@ from pathlib import Path
 
 from chaos.gate.selection import CATALOGUE
 from chaos.run import results
-from fleet.procs.lifeline import set_pdeathsig, check_interrupt, interrupts
+from fleet.procs.lifeline import check_interrupt, interrupts, set_pdeathsig
 
 BURNER = "while True: pass"
 STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
@@ -37,8 +37,13 @@ STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
 
 def _child(argv: list[str], **options) -> subprocess.Popen:
     """A child that dies with the campaign (SIGKILL on our death; we may be killed -9)."""
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: set_pdeathsig(signal.SIGKILL), **options)
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: set_pdeathsig(signal.SIGKILL),
+        **options,
+    )
 
 
 def start_burners(count: int) -> list[subprocess.Popen]:
@@ -57,13 +62,21 @@ def run_once(number: int, out: Path, pytest_args: list[str]) -> tuple[Counter, f
     folder = out / f"run-{number:02d}"
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / "results.jsonl"
-    command = [sys.executable, "-m", "pytest", str(CATALOGUE), "-q", "-p", "no:cacheprovider",
-               f"--chaos-results={record}", f"--chaos-artifacts={folder / 'artifacts'}",
-               *pytest_args]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(CATALOGUE),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--chaos-results={record}",
+        f"--chaos-artifacts={folder / 'artifacts'}",
+        *pytest_args,
+    ]
     started = time.monotonic()
     with open(folder / "pytest.log", "w") as log:
-        process = _child(command, stdout=log, stderr=subprocess.STDOUT,
-                         cwd=CATALOGUE.parent)
+        process = _child(command, stdout=log, stderr=subprocess.STDOUT, cwd=CATALOGUE.parent)
         try:
             check_interrupt()  # a Ctrl-C dropped while the process was being started
             code = process.wait()
@@ -90,20 +103,26 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos.gate.campaign", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos.gate.campaign",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--burners", type=int, default=0,
-                        help="CPU burners (busy loops) beside the runs")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where each run's results and artifacts go (default: "
-                             "chaos-runs/campaign-<UTC time>)")
+    parser.add_argument(
+        "--burners", type=int, default=0, help="CPU burners (busy loops) beside the runs"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where each run's results and artifacts go (default: chaos-runs/campaign-<UTC time>)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.burners < 0:
         parser.error("--runs must be at least 1 and --burners at least 0")
-    out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ",
-                                                         time.gmtime())
+    out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ", time.gmtime())
     # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
     # background job): the runs' pytest then gets a SIGINT it does not ignore.
     with interrupts():
@@ -120,20 +139,27 @@ def _campaign(args: argparse.Namespace, out: Path) -> int:
             totals.update(outcomes)
             if outcomes["fail"] or outcomes["error"] or code not in (0, 1):
                 failed_runs.append(number)
-            print(f"run {number:2d}: pass {outcomes['pass']}, fail {outcomes['fail']}, "
-                  f"error {outcomes['error']}, inconclusive {outcomes['inconclusive']}, "
-                  f"n/a {outcomes['not_applicable']}, reruns {outcomes['reruns']}, "
-                  f"{seconds:.1f} s, load {os.getloadavg()[0]:.1f}, pytest exit {code}",
-                  flush=True)
+            print(
+                f"run {number:2d}: pass {outcomes['pass']}, fail {outcomes['fail']}, "
+                f"error {outcomes['error']}, inconclusive {outcomes['inconclusive']}, "
+                f"n/a {outcomes['not_applicable']}, reruns {outcomes['reruns']}, "
+                f"{seconds:.1f} s, load {os.getloadavg()[0]:.1f}, pytest exit {code}",
+                flush=True,
+            )
     except KeyboardInterrupt:
-        print(f"campaign: stopped during run {number} (its pytest was stopped; "
-              f"{number - 1} runs complete)", flush=True)
+        print(
+            f"campaign: stopped during run {number} (its pytest was stopped; "
+            f"{number - 1} runs complete)",
+            flush=True,
+        )
         return 130
     finally:
         stop_burners(burners)
-    print(f"campaign: {args.runs} runs: pass {totals['pass']}, fail {totals['fail']}, "
-          f"error {totals['error']}, inconclusive {totals['inconclusive']}, reruns "
-          f"{totals['reruns']}; runs with a failure: {failed_runs or 'none'}")
+    print(
+        f"campaign: {args.runs} runs: pass {totals['pass']}, fail {totals['fail']}, "
+        f"error {totals['error']}, inconclusive {totals['inconclusive']}, reruns "
+        f"{totals['reruns']}; runs with a failure: {failed_runs or 'none'}"
+    )
     if totals["fail"] or totals["error"]:
         return 1
     return 2 if totals["inconclusive"] else 0

@@ -29,13 +29,14 @@ import time
 from pathlib import Path
 
 from chaos import profiles as profiles_module
-from chaos.verdicts import requirements as requirements_module
-from chaos.run import results as records_module
-from chaos.gate import (aggregate, baseline as baseline_module, exits, junit, results_file,
-                        rundir, selection as selection_module, summary_md)
+from chaos.gate import aggregate, exits, junit, results_file, rundir, summary_md
+from chaos.gate import baseline as baseline_module
+from chaos.gate import selection as selection_module
 from chaos.gate.exits import GateError
 from chaos.gate.progress import Progress
 from chaos.gate.pytest_run import Options, PytestRun
+from chaos.run import results as records_module
+from chaos.verdicts import requirements as requirements_module
 from fleet.procs.lifeline import check_interrupt, interrupts
 
 DEFAULT_OUTPUT = "chaos-runs"
@@ -51,47 +52,91 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="grpc-chaos gate", description=__doc__.split("\n\n")[2],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Exit codes: 0 pass, 1 fail (or flaky, or regressed with "
-                       "--fail-on-regression), 2 inconclusive, 4 usage or configuration "
-                       "error, 130 interrupted. docs/gate.md has more.")
-    p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="scenario files or directories (default: the shipped catalogue)")
-    p.add_argument("--profile", action="append", dest="profiles", metavar="P",
-                   help="client profile: a shipped name (%s) or a JSON file; repeat or "
-                        "comma-separate for several (default: recommended)"
-                        % ", ".join(profiles_module.shipped()))
-    p.add_argument("--target", metavar="FILE", help="a target file (your service) instead "
-                                                   "of the built-in Greeter fleet")
-    p.add_argument("--requirements", metavar="FILE",
-                   help="your bounds (SLOs), TOML or JSON, over the defaults")
-    p.add_argument("--family", action="append", default=[], metavar="F",
-                   help="fault families to run (repeat or comma-separate): %s"
-                        % ", ".join(selection_module.FAMILIES))
+    p = _Parser(
+        prog="grpc-chaos gate",
+        description=__doc__.split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit codes: 0 pass, 1 fail (or flaky, or regressed with "
+        "--fail-on-regression), 2 inconclusive, 4 usage or configuration "
+        "error, 130 interrupted. docs/gate.md has more.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="scenario files or directories (default: the shipped catalogue)",
+    )
+    p.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        metavar="P",
+        help="client profile: a shipped name (%s) or a JSON file; repeat or "
+        "comma-separate for several (default: recommended)" % ", ".join(profiles_module.shipped()),
+    )
+    p.add_argument(
+        "--target",
+        metavar="FILE",
+        help="a target file (your service) instead of the built-in Greeter fleet",
+    )
+    p.add_argument(
+        "--requirements", metavar="FILE", help="your bounds (SLOs), TOML or JSON, over the defaults"
+    )
+    p.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        metavar="F",
+        help="fault families to run (repeat or comma-separate): %s"
+        % ", ".join(selection_module.FAMILIES),
+    )
     p.add_argument("-m", dest="markers", metavar="EXPR", help="a pytest marker expression")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="a pytest -k expression")
-    p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="run each scenario N times; a cell that differs is flaky (1)")
-    p.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                   help=f"where run directories go ({DEFAULT_OUTPUT})")
-    p.add_argument("--baseline", metavar="PATH|latest",
-                   help="compare every figure with this run (a run directory, its "
-                        "results.json, or 'latest' under --output)")
-    p.add_argument("--tolerance", type=float, default=baseline_module.DEFAULT_TOLERANCE,
-                   metavar="X", help="how much worse than the baseline a figure may get "
-                                     "before it is marked regressed (0.5 = 50 %%)")
-    p.add_argument("--fail-on-regression", action="store_true",
-                   help="a regressed figure fails the gate (exit 1)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each scenario N times; a cell that differs is flaky (1)",
+    )
+    p.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"where run directories go ({DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="PATH|latest",
+        help="compare every figure with this run (a run directory, its "
+        "results.json, or 'latest' under --output)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=baseline_module.DEFAULT_TOLERANCE,
+        metavar="X",
+        help="how much worse than the baseline a figure may get "
+        "before it is marked regressed (0.5 = 50 %%)",
+    )
+    p.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="a regressed figure fails the gate (exit 1)",
+    )
     p.add_argument("--fleet-size", type=int, metavar="N", help="backends per fleet (3)")
     p.add_argument("--toxiproxy-url", metavar="URL", help="an already running Toxiproxy")
-    p.add_argument("--reruns", type=int, metavar="N",
-                   help="reruns of a scenario that ends inconclusive (2)")
-    p.add_argument("--time-limit", type=float, default=DEFAULT_LIMIT_MIN, metavar="MIN",
-                   help=f"minutes one pytest run may take before it is stopped "
-                        f"({DEFAULT_LIMIT_MIN})")
-    p.add_argument("--quiet", "-q", action="store_true",
-                   help="plain progress lines, no bar")
+    p.add_argument(
+        "--reruns", type=int, metavar="N", help="reruns of a scenario that ends inconclusive (2)"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=DEFAULT_LIMIT_MIN,
+        metavar="MIN",
+        help=f"minutes one pytest run may take before it is stopped ({DEFAULT_LIMIT_MIN})",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="plain progress lines, no bar")
     return p
 
 
@@ -99,7 +144,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     extra: list[str] = []
     if "--" in argv:
         at = argv.index("--")
-        argv, extra = argv[:at], argv[at + 1:]
+        argv, extra = argv[:at], argv[at + 1 :]
     args = parser().parse_args(argv)
     args.pytest_args = extra
     if args.repeat < 1:
@@ -123,18 +168,25 @@ def load_profiles(names: list[str]) -> list:
         except profiles_module.ProfileError as exc:
             raise GateError(str(exc)) from None
     found = []
-    for (source, data), problems in zip(read, profiles_module.check_many([d for _, d in read])):
+    for (source, data), problems in zip(
+        read, profiles_module.check_many([d for _, d in read]), strict=False
+    ):
         errors = [str(p) for p in problems if p.is_error]
         if errors:
-            raise GateError(f"profile {source}: {len(errors)} problem(s): "
-                            + "; ".join(errors) + " (python -m chaos.profiles check "
-                                                  f"{source} explains each)")
+            raise GateError(
+                f"profile {source}: {len(errors)} problem(s): "
+                + "; ".join(errors)
+                + " (python -m chaos.profiles check "
+                f"{source} explains each)"
+            )
         found.append(profiles_module.parse(data, source=source, check=False))
     names_seen: dict[str, str] = {}
     for profile in found:
         if profile.name in names_seen:
-            raise GateError(f"two profiles are named {profile.name!r} ({names_seen[profile.name]}"
-                            f", {profile.source}): give each its own \"name\"")
+            raise GateError(
+                f"two profiles are named {profile.name!r} ({names_seen[profile.name]}"
+                f', {profile.source}): give each its own "name"'
+            )
         names_seen[profile.name] = profile.source
     return found
 
@@ -171,16 +223,23 @@ class Gate:
         self.profiles = load_profiles(args.profiles or ["recommended"])
         self.target = load_target(args.target)
         self.requirements = load_requirements(args.requirements, self.target)
-        self.selection = selection_module.build(args.paths, args.family, args.markers,
-                                                args.keyword, args.pytest_args)
+        self.selection = selection_module.build(
+            args.paths, args.family, args.markers, args.keyword, args.pytest_args
+        )
         self.output = Path(args.output)
-        self.baseline = (results_file.read(rundir.resolve(args.baseline, self.output),
-                                           "baseline") if args.baseline else None)
-        self.options = Options(self.selection, str(Path(args.target).resolve())
-                               if args.target else None,
-                               str(Path(args.requirements).resolve())
-                               if args.requirements else None,
-                               args.fleet_size, args.toxiproxy_url, args.reruns)
+        self.baseline = (
+            results_file.read(rundir.resolve(args.baseline, self.output), "baseline")
+            if args.baseline
+            else None
+        )
+        self.options = Options(
+            self.selection,
+            str(Path(args.target).resolve()) if args.target else None,
+            str(Path(args.requirements).resolve()) if args.requirements else None,
+            args.fleet_size,
+            args.toxiproxy_url,
+            args.reruns,
+        )
         self.runs: list[PytestRun] = []
         self.interrupted = False
         self.problems: list[str] = []
@@ -191,10 +250,12 @@ class Gate:
         self.directory = rundir.create(self.output)
         self.started = time.time()
         self.progress = Progress(self.out, bar=self.out.isatty() and not self.args.quiet)
-        self.progress.say(f"grpc-chaos gate: run {self.directory}; profiles "
-                          f"{', '.join(p.name for p in self.profiles)}; "
-                          f"{self.selection.describe()}"
-                          + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else ""))
+        self.progress.say(
+            f"grpc-chaos gate: run {self.directory}; profiles "
+            f"{', '.join(p.name for p in self.profiles)}; "
+            f"{self.selection.describe()}"
+            + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else "")
+        )
         # Ctrl-C and SIGTERM mean "stop and keep what was written", also where SIGINT came
         # in ignored (fleet.procs.lifeline.interrupts).
         with interrupts():
@@ -204,24 +265,23 @@ class Gate:
                         self._one_pytest_run(profile, repeat)
             except KeyboardInterrupt:
                 self.interrupted = True
-                self.progress.say("grpc-chaos gate: interrupted; stopping pytest and keeping "
-                                  "what was written")
+                self.progress.say(
+                    "grpc-chaos gate: interrupted; stopping pytest and keeping what was written"
+                )
                 for run in self.runs:
                     run.stop()
             except GateError:
                 for run in self.runs:
                     run.stop()
                 shutil.rmtree(self.directory, ignore_errors=True)  # it judged nothing
-                self.progress.say(f"grpc-chaos gate: removed {self.directory}: nothing was "
-                                  f"judged")
+                self.progress.say(f"grpc-chaos gate: removed {self.directory}: nothing was judged")
                 raise
             finally:
                 self.progress.close()
         return self._finish()
 
     def _one_pytest_run(self, profile, repeat: int) -> None:
-        run = PytestRun(self.directory, str(Path(profile.source).resolve()), profile.name,
-                        repeat)
+        run = PytestRun(self.directory, str(Path(profile.source).resolve()), profile.name, repeat)
         self.runs.append(run)
         run.start(self.options)
         deadline = time.monotonic() + self.args.time_limit * 60
@@ -232,14 +292,15 @@ class Gate:
             for record in run.new_records():
                 self.progress.finished(record, tag)
             if not expected and run.planned() is not None:
-                self.progress.expect(len(run.planned()) * self.args.repeat
-                                     * len(self.profiles))
+                self.progress.expect(len(run.planned()) * self.args.repeat * len(self.profiles))
                 expected = True
             self.progress.tick()
             if time.monotonic() > deadline:  # a hung run fails the gate; the others still run
-                self.problems.append(f"pytest for {profile.name} repeat {repeat} ran past "
-                                     f"--time-limit {self.args.time_limit:g} min and was "
-                                     f"stopped")
+                self.problems.append(
+                    f"pytest for {profile.name} repeat {repeat} ran past "
+                    f"--time-limit {self.args.time_limit:g} min and was "
+                    f"stopped"
+                )
                 run.stop()
                 return
         for record in run.new_records():
@@ -255,10 +316,14 @@ class Gate:
         if code == 4:
             raise GateError(run.usage_error())
         if code in (2, 3):  # not interrupted by the gate: a collection or internal error
-            raise GateError(f"pytest could not run the scenarios: {run.usage_error()} "
-                            f"(python -m pytest --collect-only shows it whole)")
-        self.problems.append(f"pytest for {run.profile_name} repeat {run.repeat} ended with "
-                             f"exit code {code}: see {run.file('log')}")
+            raise GateError(
+                f"pytest could not run the scenarios: {run.usage_error()} "
+                f"(python -m pytest --collect-only shows it whole)"
+            )
+        self.problems.append(
+            f"pytest for {run.profile_name} repeat {run.repeat} ended with "
+            f"exit code {code}: see {run.file('log')}"
+        )
 
     # -------------------------------------------------------------------- results
 
@@ -271,9 +336,11 @@ class Gate:
             found = records_module.read(path) if path.is_file() else []
             planned = run.planned() or []
             if run.exit_code == 1 and all(r["outcome"] == "pass" for r in found):
-                self.problems.append(f"pytest under {run.profile_name} repeat {run.repeat} "
-                                     f"reported a failure outside any scenario: see "
-                                     f"{run.file('log').relative_to(self.directory)}")
+                self.problems.append(
+                    f"pytest under {run.profile_name} repeat {run.repeat} "
+                    f"reported a failure outside any scenario: see "
+                    f"{run.file('log').relative_to(self.directory)}"
+                )
             not_run += max(0, len(planned) - len(found))
             for record in found:
                 record["repeat"] = run.repeat
@@ -286,9 +353,11 @@ class Gate:
         records, not_run = self._records()
         comparisons = None
         if self.baseline is not None:
-            comparisons = baseline_module.compare(aggregate.figures(records),
-                                                  aggregate.figures(self.baseline.records),
-                                                  self.args.tolerance)
+            comparisons = baseline_module.compare(
+                aggregate.figures(records),
+                aggregate.figures(self.baseline.records),
+                self.args.tolerance,
+            )
         regressed = sum(c.regressed for c in comparisons or [])
         counts = aggregate.tally(aggregate.cells(records), regressed, not_run)
         code = aggregate.exit_code(counts, self.args.fail_on_regression, self.interrupted)
@@ -312,35 +381,56 @@ class Gate:
     def _meta(self, code: int, counts) -> dict:
         ended = time.time()
         return {
-            "id": self.directory.name, "directory": str(self.directory.resolve()),
-            "started": records_module._iso(self.started), "ended": records_module._iso(ended),
-            "duration_s": round(ended - self.started, 3), "interrupted": self.interrupted,
-            "exit_code": code, "verdict": aggregate.verdict(code),
-            "counts": dict(counts.by_outcome, regressed=counts.regressed,
-                           not_run=counts.not_run),
-            "counts_text": counts.text(), "problems": self.problems,
-            "host": results_file.host(), "versions": results_file.versions(),
+            "id": self.directory.name,
+            "directory": str(self.directory.resolve()),
+            "started": records_module._iso(self.started),
+            "ended": records_module._iso(ended),
+            "duration_s": round(ended - self.started, 3),
+            "interrupted": self.interrupted,
+            "exit_code": code,
+            "verdict": aggregate.verdict(code),
+            "counts": dict(counts.by_outcome, regressed=counts.regressed, not_run=counts.not_run),
+            "counts_text": counts.text(),
+            "problems": self.problems,
+            "host": results_file.host(),
+            "versions": results_file.versions(),
             "command": self.command,
-            "target": {"name": self.target.name, "source": self.target.source,
-                       "builtin": self.target.builtin},
-            "profiles": [{"name": p.name, "source": p.source,
-                          "sha256": records_module.profile_digest(p)} for p in self.profiles],
-            "requirements": {"source": self.requirements.source,
-                             "values": self.requirements.to_dict()},
-            "selection": self.selection.to_dict(), "repeat": self.args.repeat,
+            "target": {
+                "name": self.target.name,
+                "source": self.target.source,
+                "builtin": self.target.builtin,
+            },
+            "profiles": [
+                {"name": p.name, "source": p.source, "sha256": records_module.profile_digest(p)}
+                for p in self.profiles
+            ],
+            "requirements": {
+                "source": self.requirements.source,
+                "values": self.requirements.to_dict(),
+            },
+            "selection": self.selection.to_dict(),
+            "repeat": self.args.repeat,
             "pytest_runs": [r.to_dict() for r in self.runs],
-            "baseline": None if self.baseline is None else {
-                "path": str(self.baseline.directory), "run_id": self.baseline.doc["run"]["id"],
+            "baseline": None
+            if self.baseline is None
+            else {
+                "path": str(self.baseline.directory),
+                "run_id": self.baseline.doc["run"]["id"],
                 "tolerance": self.args.tolerance,
                 "fail_on_regression": self.args.fail_on_regression,
-                "regressed": counts.regressed},
+                "regressed": counts.regressed,
+            },
         }
 
     def _suite_properties(self) -> dict:
-        return {"chaos_requirements": self.requirements.source,
-                "chaos_target": self.target.source,
-                **{f"chaos_profile_sha256_{p.name}": records_module.profile_digest(p)
-                   for p in self.profiles}}
+        return {
+            "chaos_requirements": self.requirements.source,
+            "chaos_target": self.target.source,
+            **{
+                f"chaos_profile_sha256_{p.name}": records_module.profile_digest(p)
+                for p in self.profiles
+            },
+        }
 
     def _say_end(self, meta: dict, report: Path, warning: str | None) -> None:
         lines = [f"grpc-chaos gate: {meta['verdict']} — {meta['counts_text']}"]
@@ -348,11 +438,11 @@ class Gate:
         if warning:
             lines.append(f"  warning: {warning}")
         lines.append(f"  report: {report}")
-        lines.append(f"  results: {self.directory / results_file.NAME} (junit.xml, "
-                     f"summary.md beside it)")
+        lines.append(
+            f"  results: {self.directory / results_file.NAME} (junit.xml, summary.md beside it)"
+        )
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,11 @@
 """The gate's exit codes (documented in docs/gate.md) and its one error.
 
-    0  PASS          every selected scenario passed (not applicable ones are listed, not failed)
-    1  FAIL          a scenario failed or errored, was flaky across repeats, or a figure
-                     regressed against the baseline under --fail-on-regression
-    2  INCONCLUSIVE  nothing failed, but a scenario stayed inconclusive (the runner stalled)
-    4  USAGE         a usage or configuration error, named in one line; nothing was judged
-    130 INTERRUPTED  Ctrl-C or SIGTERM: the run directory keeps what was written
+0  PASS          every selected scenario passed (not applicable ones are listed, not failed)
+1  FAIL          a scenario failed or errored, was flaky across repeats, or a figure
+                 regressed against the baseline under --fail-on-regression
+2  INCONCLUSIVE  nothing failed, but a scenario stayed inconclusive (the runner stalled)
+4  USAGE         a usage or configuration error, named in one line; nothing was judged
+130 INTERRUPTED  Ctrl-C or SIGTERM: the run directory keeps what was written
 """
 
 from __future__ import annotations

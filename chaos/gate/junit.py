@@ -36,16 +36,18 @@ def _properties(element, pairs) -> None:
 
 def _figure(verdict: dict) -> str:
     figure = "n/a" if verdict["figure"] is None else f"{verdict['figure']:.6g}"
-    bound = "" if verdict["bound"] is None else \
-        f" bound {verdict.get('comparison', '<=')} {verdict['bound']:.6g}"
+    bound = (
+        ""
+        if verdict["bound"] is None
+        else f" bound {verdict.get('comparison', '<=')} {verdict['bound']:.6g}"
+    )
     return f"{verdict['outcome']} {figure} {verdict['unit']}{bound}"
 
 
 def merge(runs, records: list[dict], suite_properties: dict, out: Path) -> Path:
     """Write ``out`` from each pytest run's JUnit file (runs: chaos/gate/pytest_run.py)."""
     root = ElementTree.Element("testsuites", name="grpc-chaos gate")
-    by_case = {(r["profile"]["name"], r["repeat"], testcase_key(r["nodeid"])): r
-               for r in records}
+    by_case = {(r["profile"]["name"], r["repeat"], testcase_key(r["nodeid"])): r for r in records}
     for run in runs:
         path = run.file("xml")
         if not path.is_file():
@@ -56,16 +58,29 @@ def merge(runs, records: list[dict], suite_properties: dict, out: Path) -> Path:
             continue
         for suite in suites:
             suite.set("name", f"{run.profile_name} repeat {run.repeat}")
-            _properties(suite, [("chaos_profile", run.profile_name),
-                                ("chaos_repeat", run.repeat), *suite_properties.items()])
+            _properties(
+                suite,
+                [
+                    ("chaos_profile", run.profile_name),
+                    ("chaos_repeat", run.repeat),
+                    *suite_properties.items(),
+                ],
+            )
             for case in suite.iter("testcase"):
                 key = (case.get("classname", ""), case.get("name", ""))
                 record = by_case.get((run.profile_name, run.repeat, key))
                 if record is not None:
-                    _properties(case, [("chaos_profile", run.profile_name),
-                                       ("chaos_outcome", record["outcome"]),
-                                       *((f"chaos_{v['name']}", _figure(v))
-                                         for v in record.get("verdicts") or [])])
+                    _properties(
+                        case,
+                        [
+                            ("chaos_profile", run.profile_name),
+                            ("chaos_outcome", record["outcome"]),
+                            *(
+                                (f"chaos_{v['name']}", _figure(v))
+                                for v in record.get("verdicts") or []
+                            ),
+                        ],
+                    )
             root.append(suite)
     ElementTree.indent(root)
     ElementTree.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)

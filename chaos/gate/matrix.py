@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.gate import aggregate, results_file, rundir
-from chaos.gate.cli import DEFAULT_OUTPUT, Gate, parse as parse_gate
+from chaos.gate.cli import DEFAULT_OUTPUT, Gate
+from chaos.gate.cli import parse as parse_gate
 from chaos.gate.exits import USAGE, GateError
 from chaos.gate.selection import CATALOGUE
 from chaos.gate.summary_md import matrix_table
@@ -50,8 +51,9 @@ class Cell:
         return self.outcome if not self.reason else f"{self.outcome}: {self.reason}"
 
 
-def run_profile(profile: str, pytest_args: list[str], workdir: Path,
-                paths: list[str] = (), runs: int = 1) -> dict[str, Cell]:
+def run_profile(
+    profile: str, pytest_args: list[str], workdir: Path, paths: list[str] = (), runs: int = 1
+) -> dict[str, Cell]:
     """Run the gate under one profile (``runs`` repeats) on ``paths`` and ``pytest_args``
     (node ids relative to the project count as paths), into ``workdir``; returns scenario
     id (module::name) -> its cell. What tests/test_detection.py runs."""
@@ -64,11 +66,23 @@ def run_profile(profile: str, pytest_args: list[str], workdir: Path,
             selected.append(arg if Path(arg.split("::")[0]).exists() else str(ROOT / arg))
         else:
             extra.append(arg)
-    argv = [*selected, *options, "--profile", profile, "--repeat", str(runs),
-            "--output", str(workdir), "--quiet", *(["--", *extra] if extra else [])]
+    argv = [
+        *selected,
+        *options,
+        "--profile",
+        profile,
+        "--repeat",
+        str(runs),
+        "--output",
+        str(workdir),
+        "--quiet",
+        *(["--", *extra] if extra else []),
+    ]
     run = results_file.read(_gate(argv))
-    return {scenario: Cell(cell.label, cell.reason)
-            for (scenario, _), cell in aggregate.cells(run.records).items()}
+    return {
+        scenario: Cell(cell.label, cell.reason)
+        for (scenario, _), cell in aggregate.cells(run.records).items()
+    }
 
 
 def of_runs(runs: list[results_file.Run]) -> str:
@@ -88,8 +102,9 @@ def update_readme(path: Path, text: str) -> None:
 
 
 def _run_gate(profiles: str, repeat: int, output: str, extra: list[str]) -> Path:
-    return _gate(["--profile", profiles, "--repeat", str(repeat), "--output", output,
-                  "--quiet", *extra])
+    return _gate(
+        ["--profile", profiles, "--repeat", str(repeat), "--output", output, "--quiet", *extra]
+    )
 
 
 def _gate(argv: list[str]) -> Path:
@@ -104,15 +119,30 @@ def _gate(argv: list[str]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos.gate.matrix", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", default=",".join(DEFAULT_PROFILES),
-                        help="comma-separated profile names or paths (when running)")
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
-                        help="runs per profile; a cell that differs between them is flaky (3)")
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos.gate.matrix",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--profiles",
+        default=",".join(DEFAULT_PROFILES),
+        help="comma-separated profile names or paths (when running)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=DEFAULT_REPEAT,
+        help="runs per profile; a cell that differs between them is flaky (3)",
+    )
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="where the run goes")
-    parser.add_argument("--run", action="append", default=[], metavar="DIR",
-                        help="show these run directories (or 'latest') instead of running")
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="show these run directories (or 'latest') instead of running",
+    )
     parser.add_argument("--readme", type=Path, help="write the table into this file")
     parser.add_argument("gate_args", nargs="*", help="passed to the gate (after --)")
     args = parser.parse_args(argv)

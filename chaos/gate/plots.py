@@ -82,17 +82,23 @@ def read(path: Path) -> Timeline:
     rpcs = [r for r in records if r["type"] == "rpc"]
     events = [r for r in records if r["type"] != "rpc"]
     wall = next((r["start_wall"] for r in records if r.get("start_wall")), None)
-    backends = {name: i for i, name in enumerate(dict.fromkeys(
-        r["backend"] or "(none)" for r in rpcs))}
+    backends = {
+        name: i for i, name in enumerate(dict.fromkeys(r["backend"] or "(none)" for r in rpcs))
+    }
     codes = {name: i for i, name in enumerate(dict.fromkeys(r["code"] for r in rpcs))}
     origin = min([r["start_ns"] for r in (rpcs[:1] + events[:1])] or [0])
     as_array = lambda values: np.fromiter(values, np.int64, len(rpcs))  # noqa: E731
-    return Timeline(origin,
-                    as_array(r["start_ns"] for r in rpcs) - origin,
-                    as_array(r["end_ns"] for r in rpcs) - origin,
-                    as_array(backends[r["backend"] or "(none)"] for r in rpcs),
-                    as_array(codes[r["code"]] for r in rpcs),
-                    list(backends), list(codes), events, wall)
+    return Timeline(
+        origin,
+        as_array(r["start_ns"] for r in rpcs) - origin,
+        as_array(r["end_ns"] for r in rpcs) - origin,
+        as_array(backends[r["backend"] or "(none)"] for r in rpcs),
+        as_array(codes[r["code"]] for r in rpcs),
+        list(backends),
+        list(codes),
+        events,
+        wall,
+    )
 
 
 def _bin_width(span_s: float) -> float:
@@ -143,7 +149,7 @@ class Plotter:
         # get the same limits instead, and only the bottom one shows its labels.
         self.axes = tuple(self.figure.subplots(3, 1))
         self.figure.subplots_adjust(left=0.09, right=0.83, top=0.93, bottom=0.06, hspace=0.18)
-        for ax, label in zip(self.axes, ("OK RPC/s", "errors/s", "latency ms")):
+        for ax, label in zip(self.axes, ("OK RPC/s", "errors/s", "latency ms"), strict=False):
             # Fixed label places and no tick marks (the grid shows where ticks are): each
             # spares the per-draw layout of every tick label.
             ax.set_ylabel(label, fontsize=8)
@@ -153,8 +159,9 @@ class Plotter:
             ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
             # Time ticks on the bottom panel only: each tick is five artists to draw, and
             # the panels line up through the fault windows and the decisive line.
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=6) if ax is self.axes[2]
-                                       else NullLocator())
+            ax.xaxis.set_major_locator(
+                MaxNLocator(nbins=6) if ax is self.axes[2] else NullLocator()
+            )
         self.axes[2].set_yscale("log")
         # Plain numbers: the default "10^2" labels go through mathtext, whose parser costs
         # seconds per process; minor ticks would only add labels to lay out.
@@ -162,7 +169,7 @@ class Plotter:
         self.axes[2].yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         self.axes[2].yaxis.set_minor_locator(NullLocator())
 
-    def render(self, path: Path, verdict: dict | None = None, title: str = "") -> "Plot":
+    def render(self, path: Path, verdict: dict | None = None, title: str = "") -> Plot:
         """The PNG of one history, with ``verdict``'s decisive instant marked, and the
         words for its time axis. ``title`` is drawn above the panels only when given."""
         data = read(path)
@@ -172,8 +179,11 @@ class Plotter:
         nbins = int(np.ceil(data.span_s / width)) + 1
         bins = np.clip((data.end / 1e9 / width).astype(np.int64), 0, nbins - 1)
         x = (np.arange(nbins) + 0.5) * width
-        ok = data.code == data.codes.index("OK") if "OK" in data.codes else \
-            np.zeros(data.code.size, bool)
+        ok = (
+            data.code == data.codes.index("OK")
+            if "OK" in data.codes
+            else np.zeros(data.code.size, bool)
+        )
         _plot_rates(rate_ax, x, bins[ok], data.backend[ok], data.backends, width, nbins)
         _plot_errors(error_ax, x, bins[~ok], data.code[~ok], data.codes, width, nbins)
         _plot_latency(latency_ax, x, bins, data, nbins)
@@ -181,14 +191,26 @@ class Plotter:
         instant = decisive_instant(verdict, data.origin_ns)
         if instant is not None:
             for ax in self.axes:
-                ax.add_collection(LineCollection([[(instant, 0), (instant, 1)]],
-                                                 colors="#d62828", linewidths=1.6,
-                                                 transform=ax.get_xaxis_transform()),
-                                  autolim=False)
-            rate_ax.annotate(f"decisive: {verdict['name']}", (instant, 1.0),
-                             xycoords=("data", "axes fraction"), xytext=(3, 2),
-                             textcoords="offset points", color="#d62828", fontsize=8,
-                             va="bottom", fontweight="bold")
+                ax.add_collection(
+                    LineCollection(
+                        [[(instant, 0), (instant, 1)]],
+                        colors="#d62828",
+                        linewidths=1.6,
+                        transform=ax.get_xaxis_transform(),
+                    ),
+                    autolim=False,
+                )
+            rate_ax.annotate(
+                f"decisive: {verdict['name']}",
+                (instant, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 2),
+                textcoords="offset points",
+                color="#d62828",
+                fontsize=8,
+                va="bottom",
+                fontweight="bold",
+            )
         for ax in self.axes:
             ax.relim()
             ax.autoscale_view()
@@ -196,13 +218,16 @@ class Plotter:
         self.figure.suptitle(title, fontsize=9, x=0.09, ha="left")
         with rc_context(_TEXT):
             self.figure.canvas.draw()
-        rgb = Image.frombuffer("RGBA", self.figure.canvas.get_width_height(),
-                               self.figure.canvas.buffer_rgba()).convert("RGB")
+        rgb = Image.frombuffer(
+            "RGBA", self.figure.canvas.get_width_height(), self.figure.canvas.buffer_rgba()
+        ).convert("RGB")
         buffer = io.BytesIO()
         rgb.save(buffer, format="png", **PNG_OPTIONS)
-        return Plot(buffer.getvalue(),
-                    f"seconds since {data.wall_start or 'the first record'}, "
-                    f"in bins of {width * 1000:g} ms")
+        return Plot(
+            buffer.getvalue(),
+            f"seconds since {data.wall_start or 'the first record'}, "
+            f"in bins of {width * 1000:g} ms",
+        )
 
     def _clear(self) -> None:
         for ax in self.axes:
@@ -261,8 +286,16 @@ def _labels(ax, lines) -> None:
     """Name each line in its colour, right of the panel: a legend (handles, boxes, layout)
     costs a third of a plot's time, plain texts a few ms."""
     for row, line in enumerate(lines):
-        ax.text(1.01, 1.0 - 0.2 * row, line.get_label(), transform=ax.transAxes,
-                color=line.get_color(), fontsize=7, va="top", ha="left")
+        ax.text(
+            1.01,
+            1.0 - 0.2 * row,
+            line.get_label(),
+            transform=ax.transAxes,
+            color=line.get_color(),
+            fontsize=7,
+            va="top",
+            ha="left",
+        )
 
 
 def _plot_rates(ax, x, bins, keys, names, width, nbins) -> None:
@@ -281,8 +314,16 @@ def _plot_errors(ax, x, bins, codes, names, width, nbins) -> None:
         if code != "OK" and rates[index].any():
             lines += ax.step(x, rates[index], where="mid", linewidth=1, label=code)
     if not lines:
-        ax.text(0.5, 0.5, "no errors", transform=ax.transAxes, ha="center", va="center",
-                fontsize=8, color="#555")
+        ax.text(
+            0.5,
+            0.5,
+            "no errors",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="#555",
+        )
     _labels(ax, lines)
 
 
@@ -291,8 +332,9 @@ def _plot_latency(ax, x, bins, data: Timeline, nbins) -> None:
         return
     latency = (data.end - data.start) / 1e6
     lines = []
-    for values, name, style in zip(_percentiles(bins, latency, nbins),
-                                   ("p50", "p99", "max"), ("-", "-", ":")):
+    for values, name, style in zip(
+        _percentiles(bins, latency, nbins), ("p50", "p99", "max"), ("-", "-", ":"), strict=False
+    ):
         lines += ax.plot(x, values, style, linewidth=1, label=name)
     _labels(ax, lines)
 
@@ -315,10 +357,16 @@ def _shade_events(axes, data: Timeline) -> None:
             lines.append(seconds(event["in_force_ns"]))
             line_colours.append(colour)
             styles.append("--")
-        axes[0].text(begin, 0.98 - 0.14 * (number % 4),
-                     f" {event['kind']} {event['target'] or 'fleet-wide'}",
-                     transform=axes[0].get_xaxis_transform(), fontsize=7, va="top",
-                     color="#333", backgroundcolor=colour)
+        axes[0].text(
+            begin,
+            0.98 - 0.14 * (number % 4),
+            f" {event['kind']} {event['target'] or 'fleet-wide'}",
+            transform=axes[0].get_xaxis_transform(),
+            fontsize=7,
+            va="top",
+            color="#333",
+            backgroundcolor=colour,
+        )
     for mark in marks:
         lines.append(seconds(mark["start_ns"]))
         line_colours.append("#888")
@@ -326,16 +374,31 @@ def _shade_events(axes, data: Timeline) -> None:
     for ax in axes:
         transform = ax.get_xaxis_transform()  # x in seconds, y from bottom (0) to top (1)
         if spans:
-            ax.add_collection(PolyCollection(spans, facecolors=colours, alpha=0.25,
-                                             linewidths=0, transform=transform),
-                              autolim=False)
+            ax.add_collection(
+                PolyCollection(
+                    spans, facecolors=colours, alpha=0.25, linewidths=0, transform=transform
+                ),
+                autolim=False,
+            )
         if lines:
-            ax.add_collection(LineCollection([[(x, 0), (x, 1)] for x in lines],
-                                             colors=line_colours, linestyles=styles,
-                                             linewidths=0.9, transform=transform),
-                              autolim=False)
+            ax.add_collection(
+                LineCollection(
+                    [[(x, 0), (x, 1)] for x in lines],
+                    colors=line_colours,
+                    linestyles=styles,
+                    linewidths=0.9,
+                    transform=transform,
+                ),
+                autolim=False,
+            )
     for number, mark in enumerate(marks[:MAX_MARK_LABELS]):
-        axes[2].text(seconds(mark["start_ns"]), 0.02,
-                     " " + str(mark.get("detail", {}).get("label", "")),
-                     transform=axes[2].get_xaxis_transform(), fontsize=6, color="#666",
-                     rotation=90, va="bottom")
+        axes[2].text(
+            seconds(mark["start_ns"]),
+            0.02,
+            " " + str(mark.get("detail", {}).get("label", "")),
+            transform=axes[2].get_xaxis_transform(),
+            fontsize=6,
+            color="#666",
+            rotation=90,
+            va="bottom",
+        )

@@ -18,8 +18,14 @@ from typing import TextIO
 
 from chaos.gate import aggregate
 
-WORDS = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
-         "not_applicable": "N/A", "skipped": "SKIP"}
+WORDS = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+    "error": "ERROR",
+    "not_applicable": "N/A",
+    "skipped": "SKIP",
+}
 _BAR_WIDTH = 24
 _CLEAR = "\r\033[K"
 
@@ -33,8 +39,10 @@ def line(record: dict, tag: str = "") -> str:
     else:
         detail = aggregate.reason_of(record)
     reruns = f", {record['attempts'] - 1} rerun(s)" if record.get("attempts", 1) > 1 else ""
-    return (f"{word:<5} {record['scenario']}{tag}  {detail}  "
-            f"{record.get('duration_s', 0):.1f} s{reruns}")
+    return (
+        f"{word:<5} {record['scenario']}{tag}  {detail}  "
+        f"{record.get('duration_s', 0):.1f} s{reruns}"
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -88,7 +96,8 @@ class Progress:
             return f"[{'?' * _BAR_WIDTH}]  {self.done}/?  elapsed {_clock(elapsed)}"
         share = min(1.0, self.done / self.total)
         filled = int(share * _BAR_WIDTH)
-        eta = (f"  ETA {_clock(elapsed / self.done * (self.total - self.done))}"
-               if self.done else "")
-        return (f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}]  {self.done}/{self.total}  "
-                f"elapsed {_clock(elapsed)}{eta}")
+        eta = f"  ETA {_clock(elapsed / self.done * (self.total - self.done))}" if self.done else ""
+        return (
+            f"[{'#' * filled}{'-' * (_BAR_WIDTH - filled)}]  {self.done}/{self.total}  "
+            f"elapsed {_clock(elapsed)}{eta}"
+        )

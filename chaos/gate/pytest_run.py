@@ -50,11 +50,13 @@ class Options:
 
     def pytest_args(self) -> list[str]:
         args = self.selection.pytest_args()
-        for flag, value in (("--chaos-target", self.target),
-                            ("--chaos-requirements", self.requirements),
-                            ("--chaos-fleet-size", self.fleet_size),
-                            ("--chaos-toxiproxy-url", self.toxiproxy_url),
-                            ("--chaos-reruns", self.reruns)):
+        for flag, value in (
+            ("--chaos-target", self.target),
+            ("--chaos-requirements", self.requirements),
+            ("--chaos-fleet-size", self.fleet_size),
+            ("--chaos-toxiproxy-url", self.toxiproxy_url),
+            ("--chaos-reruns", self.reruns),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         return args
@@ -83,20 +85,40 @@ class PytestRun:
         return self.run_dir / "artifacts" / f"repeat-{self.repeat}"
 
     def command(self, options: Options) -> list[str]:
-        return [sys.executable, "-m", "pytest", *options.pytest_args(),
-                "-p", "chaos.gate.plan", "-p", "no:cacheprovider",
-                "--chaos-profile", self.profile, f"--chaos-artifacts={self.artifacts}",
-                f"--chaos-results={self.file('jsonl')}", f"--junitxml={self.file('xml')}"]
+        return [
+            sys.executable,
+            "-m",
+            "pytest",
+            *options.pytest_args(),
+            "-p",
+            "chaos.gate.plan",
+            "-p",
+            "no:cacheprovider",
+            "--chaos-profile",
+            self.profile,
+            f"--chaos-artifacts={self.artifacts}",
+            f"--chaos-results={self.file('jsonl')}",
+            f"--junitxml={self.file('xml')}",
+        ]
 
     def start(self, options: Options) -> None:
-        env = {**os.environ, plan.ENV: str(self.file("plan.json")),
-               REPEAT_ENV: str(self.repeat), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            plan.ENV: str(self.file("plan.json")),
+            REPEAT_ENV: str(self.repeat),
+            "PYTHONUNBUFFERED": "1",
+        }
         self._started = time.monotonic()
         with open(self.file("log"), "wb") as log:
             self._process = subprocess.Popen(
-                self.command(options), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=lambda: set_pdeathsig(signal.SIGKILL))
+                self.command(options),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=lambda: set_pdeathsig(signal.SIGKILL),
+            )
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the child to end; True when it has."""
@@ -157,9 +179,14 @@ class PytestRun:
         return lines[-1] if lines else "pytest printed nothing"
 
     def to_dict(self) -> dict:
-        return {"profile": self.profile_name, "repeat": self.repeat,
-                "exit_code": self.exit_code, "duration_s": round(self.duration_s, 3),
-                "stopped": self.stopped,
-                **{kind: str(self.file(suffix).relative_to(self.run_dir))
-                   for kind, suffix in (("log", "log"), ("results", "jsonl"),
-                                        ("junit", "xml"))}}
+        return {
+            "profile": self.profile_name,
+            "repeat": self.repeat,
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_s, 3),
+            "stopped": self.stopped,
+            **{
+                kind: str(self.file(suffix).relative_to(self.run_dir))
+                for kind, suffix in (("log", "log"), ("results", "jsonl"), ("junit", "xml"))
+            },
+        }

@@ -26,12 +26,24 @@ from chaos.gate.results_file import Run
 from chaos.gate.summary_md import judged
 
 NAME = "report.html"
-_ORDER = {aggregate.FAIL: 0, aggregate.ERROR: 0, aggregate.FLAKY: 1,
-          aggregate.INCONCLUSIVE: 2, aggregate.PASS: 3, aggregate.SKIPPED: 4,
-          aggregate.NOT_APPLICABLE: 5}
-_CLASS = {aggregate.PASS: "pass", aggregate.FAIL: "fail", aggregate.ERROR: "fail",
-          aggregate.FLAKY: "flaky", aggregate.INCONCLUSIVE: "inconclusive",
-          aggregate.NOT_APPLICABLE: "na", aggregate.SKIPPED: "na"}
+_ORDER = {
+    aggregate.FAIL: 0,
+    aggregate.ERROR: 0,
+    aggregate.FLAKY: 1,
+    aggregate.INCONCLUSIVE: 2,
+    aggregate.PASS: 3,
+    aggregate.SKIPPED: 4,
+    aggregate.NOT_APPLICABLE: 5,
+}
+_CLASS = {
+    aggregate.PASS: "pass",
+    aggregate.FAIL: "fail",
+    aggregate.ERROR: "fail",
+    aggregate.FLAKY: "flaky",
+    aggregate.INCONCLUSIVE: "inconclusive",
+    aggregate.NOT_APPLICABLE: "na",
+    aggregate.SKIPPED: "na",
+}
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
@@ -73,7 +85,11 @@ def _e(text) -> str:
 
 def _anchor(scenario: str, profile: str | None = None) -> str:
     base = "s-" + "".join(c if c.isalnum() else "-" for c in scenario)
-    return base if profile is None else f"{base}--{''.join(c if c.isalnum() else '-' for c in profile)}"
+    return (
+        base
+        if profile is None
+        else f"{base}--{''.join(c if c.isalnum() else '-' for c in profile)}"
+    )
 
 
 def _verdict_class(run: dict) -> str:
@@ -87,56 +103,74 @@ def render(run: Run, comparisons=None) -> str:
     profiles = [p["name"] for p in meta["profiles"]]
     matrix = aggregate.cells(records)
     jobs = _plot_jobs(records, profiles)
-    images = dict(zip(jobs, plots.render_many(list(jobs.values()))))
-    body = [_header(meta), "<main>", _changes(records, meta),
-            _regressions(comparisons, meta), _matrix(matrix, profiles),
-            _scenarios(records, matrix, profiles, comparisons, run.directory, images),
-            "</main>"]
+    images = dict(zip(jobs, plots.render_many(list(jobs.values())), strict=False))
+    body = [
+        _header(meta),
+        "<main>",
+        _changes(records, meta),
+        _regressions(comparisons, meta),
+        _matrix(matrix, profiles),
+        _scenarios(records, matrix, profiles, comparisons, run.directory, images),
+        "</main>",
+    ]
     title = f"grpc-chaos gate: {meta['verdict']} — {meta['counts_text']}"
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
-            + "\n".join(part for part in body if part) + "\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body></html>\n"
+    )
 
 
 def _header(meta: dict) -> str:
     versions = meta.get("versions") or {}
     host = meta.get("host") or {}
     baseline = meta.get("baseline")
-    compared = (f" · compared with run {_e(baseline['run_id'])}" if baseline else "")
+    compared = f" · compared with run {_e(baseline['run_id'])}" if baseline else ""
     interrupted = " · <b>interrupted</b>: what finished is shown" if meta.get("interrupted") else ""
-    return (f'<header class="verdict {_verdict_class(meta)}">'
-            f"<h1>{_e(meta['verdict'])} — {_e(meta['counts_text'])}</h1>"
-            f"<p>Judged {_e(judged(meta, markdown=False))}</p>"
-            f"<p>Run {_e(meta['id'])} · {_e(meta['started'])} → {_e(meta.get('ended') or '…')}"
-            f" ({meta.get('duration_s', 0):.0f} s) · host {_e(host.get('name', '?'))}"
-            f" (load {_e(' '.join(map(str, host.get('load_average', []))))}) · grpcio "
-            f"{_e(versions.get('grpcio'))} · grpc-chaos {_e(versions.get('grpc-chaos'))}"
-            f"{compared}{interrupted}</p></header>")
+    return (
+        f'<header class="verdict {_verdict_class(meta)}">'
+        f"<h1>{_e(meta['verdict'])} — {_e(meta['counts_text'])}</h1>"
+        f"<p>Judged {_e(judged(meta, markdown=False))}</p>"
+        f"<p>Run {_e(meta['id'])} · {_e(meta['started'])} → {_e(meta.get('ended') or '…')}"
+        f" ({meta.get('duration_s', 0):.0f} s) · host {_e(host.get('name', '?'))}"
+        f" (load {_e(' '.join(map(str, host.get('load_average', []))))}) · grpcio "
+        f"{_e(versions.get('grpcio'))} · grpc-chaos {_e(versions.get('grpc-chaos'))}"
+        f"{compared}{interrupted}</p></header>"
+    )
 
 
 def _changes(records: list[dict], meta: dict) -> str:
-    failed = [r for r in records if r["outcome"] in (aggregate.FAIL, aggregate.ERROR,
-                                                     aggregate.INCONCLUSIVE)]
+    failed = [
+        r
+        for r in records
+        if r["outcome"] in (aggregate.FAIL, aggregate.ERROR, aggregate.INCONCLUSIVE)
+    ]
     if not failed:
         return ""
     seen, items = set(), []
     for record in failed:
         verdict = record.get("decisive")
-        key = (record["scenario"], aggregate.profile_of(record),
-               None if verdict is None else verdict["name"])
+        key = (
+            record["scenario"],
+            aggregate.profile_of(record),
+            None if verdict is None else verdict["name"],
+        )
         if key in seen:  # the same failure in another repeat: once is enough here
             continue
         seen.add(key)
         advice = (verdict or {}).get("advice") or (
-            "The runner stalled: rerun on a quieter machine." if record["outcome"] ==
-            aggregate.INCONCLUSIVE else "No setting is named for this failure; see its "
-                                        "explanation below.")
+            "The runner stalled: rerun on a quieter machine."
+            if record["outcome"] == aggregate.INCONCLUSIVE
+            else "No setting is named for this failure; see its explanation below."
+        )
         items.append(
             f'<div class="advice"><h3><a href="#{_anchor(record["scenario"], key[1])}">'
-            f'{_e(record["scenario"])}</a> [{_e(key[1])}] '
+            f"{_e(record['scenario'])}</a> [{_e(key[1])}] "
             f'<span class="tag {_CLASS[record["outcome"]]}">{_e(record["outcome"].upper())}'
-            f"</span> {_e(aggregate.reason_of(record))}</h3><pre>{_e(advice)}</pre></div>")
+            f"</span> {_e(aggregate.reason_of(record))}</h3><pre>{_e(advice)}</pre></div>"
+        )
     return "<h2>What to change</h2>" + "".join(items)
 
 
@@ -146,22 +180,31 @@ def _regressions(comparisons, meta: dict) -> str:
         return ""
     regressed = [c for c in comparisons or [] if c.regressed]
     rows = "".join(
-        f"<tr><td><a href=\"#{_anchor(c.figures.scenario, c.figures.profile)}\">"
+        f'<tr><td><a href="#{_anchor(c.figures.scenario, c.figures.profile)}">'
         f"{_e(c.figures.scenario)}</a></td><td>{_e(c.figures.profile)}</td>"
         f'<td class="regressed">{_e(c.text())}</td><td>{_bound(c.figures)}</td></tr>'
-        for c in regressed)
-    table = (f"<table><tr><th>scenario</th><th>profile</th><th>figure (baseline → now, "
-             f"medians)</th><th>bound</th></tr>{rows}</table>" if rows else
-             "<p>No figure got worse beyond the tolerance.</p>")
-    return (f"<h2>Against baseline {_e(baseline['run_id'])}: {len(regressed)} figure(s) "
-            f"regressed</h2><p class=\"meta\">A figure regressed when its median got worse "
-            f"than the baseline's by more than {baseline['tolerance']:.0%} (and more than "
-            f"the noise floor of time figures), even within its bound.</p>{table}")
+        for c in regressed
+    )
+    table = (
+        f"<table><tr><th>scenario</th><th>profile</th><th>figure (baseline → now, "
+        f"medians)</th><th>bound</th></tr>{rows}</table>"
+        if rows
+        else "<p>No figure got worse beyond the tolerance.</p>"
+    )
+    return (
+        f"<h2>Against baseline {_e(baseline['run_id'])}: {len(regressed)} figure(s) "
+        f'regressed</h2><p class="meta">A figure regressed when its median got worse '
+        f"than the baseline's by more than {baseline['tolerance']:.0%} (and more than "
+        f"the noise floor of time figures), even within its bound.</p>{table}"
+    )
 
 
 def _bound(figures) -> str:
-    return "" if figures.bound is None else _e(f"{figures.comparison} {figures.bound:g} "
-                                                f"{figures.unit}")
+    return (
+        ""
+        if figures.bound is None
+        else _e(f"{figures.comparison} {figures.bound:g} {figures.unit}")
+    )
 
 
 def _matrix(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
@@ -175,12 +218,20 @@ def _matrix(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
             if cell is None:
                 cells.append('<td class="na">not run</td>')
                 continue
-            cells.append(f'<td class="{_CLASS.get(cell.outcome, "na")}"><a href="#'
-                         f'{_anchor(scenario, profile)}">{_e(cell)}</a></td>')
-        rows.append(f"<tr><td><a href=\"#{_anchor(scenario)}\">{_e(scenario)}</a></td>"
-                    + "".join(cells) + "</tr>")
-    return (f"<h2>Scenarios × profiles</h2><table><tr><th>scenario</th>{head}</tr>"
-            + "".join(rows) + "</table>")
+            cells.append(
+                f'<td class="{_CLASS.get(cell.outcome, "na")}"><a href="#'
+                f'{_anchor(scenario, profile)}">{_e(cell)}</a></td>'
+            )
+        rows.append(
+            f'<tr><td><a href="#{_anchor(scenario)}">{_e(scenario)}</a></td>'
+            + "".join(cells)
+            + "</tr>"
+        )
+    return (
+        f"<h2>Scenarios × profiles</h2><table><tr><th>scenario</th>{head}</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _shown(records: list[dict]) -> dict:
@@ -190,8 +241,10 @@ def _shown(records: list[dict]) -> dict:
 
 
 def _own(records: list[dict], scenario: str, profile: str) -> list[dict]:
-    return sorted((r for r in records if r["scenario"] == scenario
-                   and aggregate.profile_of(r) == profile), key=lambda r: r.get("repeat", 1))
+    return sorted(
+        (r for r in records if r["scenario"] == scenario and aggregate.profile_of(r) == profile),
+        key=lambda r: r.get("repeat", 1),
+    )
 
 
 def _plot_jobs(records: list[dict], profiles: list[str]) -> dict[tuple, plots.Job]:
@@ -201,8 +254,11 @@ def _plot_jobs(records: list[dict], profiles: list[str]) -> dict[tuple, plots.Jo
         for profile in profiles:
             own = _own(records, scenario, profile)
             shown = _shown(own) if own else None
-            if shown is None or not shown.get("artifacts") or shown["outcome"] in (
-                    aggregate.NOT_APPLICABLE, aggregate.SKIPPED):  # nothing was judged
+            if (
+                shown is None
+                or not shown.get("artifacts")
+                or shown["outcome"] in (aggregate.NOT_APPLICABLE, aggregate.SKIPPED)
+            ):  # nothing was judged
                 continue
             history = Path(shown["artifacts"]) / "history.jsonl"
             if history.is_file():  # named by the headings above it: no title drawn
@@ -217,51 +273,76 @@ def _scenarios(records, matrix, profiles, comparisons, directory: Path, images) 
     compared = {c.figures.key: c for c in comparisons or []}
 
     def rank(scenario: str) -> int:
-        return min(_ORDER.get(matrix[(scenario, p)].outcome, 9)
-                   for p in profiles if (scenario, p) in matrix)
+        return min(
+            _ORDER.get(matrix[(scenario, p)].outcome, 9)
+            for p in profiles
+            if (scenario, p) in matrix
+        )
 
     parts = ["<h2>Every scenario</h2>"]
     for scenario in sorted(by_scenario, key=lambda s: (rank(s), s)):
         found = by_scenario[scenario]
         first = found[0]
-        parts.append(f'<article id="{_anchor(scenario)}"><h3>{_e(scenario)}</h3>'
-                     f'<p class="words">{_e(first.get("property") or "")}</p>'
-                     f'<p class="words">{_e(first.get("bound") or "")}</p>')
+        parts.append(
+            f'<article id="{_anchor(scenario)}"><h3>{_e(scenario)}</h3>'
+            f'<p class="words">{_e(first.get("property") or "")}</p>'
+            f'<p class="words">{_e(first.get("bound") or "")}</p>'
+        )
         for profile in profiles:
             own = _own(found, scenario, profile)
             if own:
-                parts.append(_profile_part(scenario, profile, own, matrix[(scenario, profile)],
-                                           compared, directory, images.get((scenario, profile))))
+                parts.append(
+                    _profile_part(
+                        scenario,
+                        profile,
+                        own,
+                        matrix[(scenario, profile)],
+                        compared,
+                        directory,
+                        images.get((scenario, profile)),
+                    )
+                )
         parts.append("</article>")
     return "".join(parts)
 
 
-def _profile_part(scenario, profile, records, cell: Cell, compared, directory,
-                  plot: plots.Plot | None) -> str:
+def _profile_part(
+    scenario, profile, records, cell: Cell, compared, directory, plot: plots.Plot | None
+) -> str:
     shown = _shown(records)
-    parts = [f'<h3 id="{_anchor(scenario, profile)}">[{_e(profile)}] '
-             f'<span class="tag {_CLASS.get(cell.outcome, "na")}">{_e(cell.label)}</span> '
-             f"{_e(cell.reason)}</h3>"]
+    parts = [
+        f'<h3 id="{_anchor(scenario, profile)}">[{_e(profile)}] '
+        f'<span class="tag {_CLASS.get(cell.outcome, "na")}">{_e(cell.label)}</span> '
+        f"{_e(cell.reason)}</h3>"
+    ]
     table = _verdict_table(records, compared)
     if table:
         parts.append(table)
     if plot is not None:
         repeat = f"repeat {shown['repeat']}; " if len(records) > 1 else ""
-        parts.append(f'<figure><img class="plot" alt="RPC rate, errors and latency over time '
-                     f'for {_e(scenario)} [{_e(profile)}]" src="data:image/png;base64,'
-                     f'{base64.b64encode(plot.png).decode()}"><figcaption>{_e(repeat)}time '
-                     f"axis: {_e(plot.time_axis)}</figcaption></figure>")
-    explanation = "\n\n".join(f"{v['name']}: {v['explanation']}" for v in
-                              shown.get("verdicts") or [] if v["outcome"] != "pass") or \
-        "\n\n".join(f"{v['name']}: {v['explanation']}" for v in shown.get("verdicts") or [])
+        parts.append(
+            f'<figure><img class="plot" alt="RPC rate, errors and latency over time '
+            f'for {_e(scenario)} [{_e(profile)}]" src="data:image/png;base64,'
+            f'{base64.b64encode(plot.png).decode()}"><figcaption>{_e(repeat)}time '
+            f"axis: {_e(plot.time_axis)}</figcaption></figure>"
+        )
+    explanation = "\n\n".join(
+        f"{v['name']}: {v['explanation']}"
+        for v in shown.get("verdicts") or []
+        if v["outcome"] != "pass"
+    ) or "\n\n".join(f"{v['name']}: {v['explanation']}" for v in shown.get("verdicts") or [])
     if explanation:
-        parts.append(f"<details><summary>the verdict explained (timeline around the "
-                     f"decisive point)</summary><pre>{_e(explanation)}</pre></details>")
+        parts.append(
+            f"<details><summary>the verdict explained (timeline around the "
+            f"decisive point)</summary><pre>{_e(explanation)}</pre></details>"
+        )
     if shown.get("artifacts"):
         relative = os.path.relpath(shown["artifacts"], directory)
-        parts.append(f'<p class="meta">artifacts: <a href="{_e(relative)}/history.jsonl">'
-                     f"{_e(relative)}/history.jsonl</a> (RPCs and faults, monotonic and UTC "
-                     f"wall-clock times), verdicts.json, summary.json</p>")
+        parts.append(
+            f'<p class="meta">artifacts: <a href="{_e(relative)}/history.jsonl">'
+            f"{_e(relative)}/history.jsonl</a> (RPCs and faults, monotonic and UTC "
+            f"wall-clock times), verdicts.json, summary.json</p>"
+        )
     return "".join(parts)
 
 
@@ -277,13 +358,21 @@ def _verdict_table(records: list[dict], compared) -> str:
         cells = [_e(f.check), f"{_e(values)} {_e(f.unit)}", _bound(f), f"{f.passed}/{f.runs}"]
         if against:
             comparison = compared.get(key)
-            cells.append("" if comparison is None or comparison.before is None else
-                         f'<span class="{"regressed" if comparison.regressed else ""}">'
-                         f"{_e(comparison.status)} (baseline {comparison.before:.4g})</span>")
+            cells.append(
+                ""
+                if comparison is None or comparison.before is None
+                else f'<span class="{"regressed" if comparison.regressed else ""}">'
+                f"{_e(comparison.status)} (baseline {comparison.before:.4g})</span>"
+            )
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = ["check", "figure", "bound", "passed"] + (["against baseline"] if against else [])
-    return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
-            + "".join(rows) + "</table>")
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def write(run: Run, comparisons=None) -> Path:

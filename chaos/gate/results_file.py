@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from chaos.run import results as records_module
 from chaos.gate import aggregate
 from chaos.gate.exits import GateError
+from chaos.run import results as records_module
 
 KIND = "grpc-chaos run"
 VERSION = 1
@@ -38,9 +38,13 @@ NAME = "results.json"
 
 def host() -> dict:
     """Where the run ran: a figure means little without the machine it was measured on."""
-    return {"name": socket.gethostname(), "platform": platform.platform(),
-            "python": platform.python_version(), "cpus": os.cpu_count(),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "name": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def versions() -> dict:
@@ -58,25 +62,45 @@ def document(run: dict, records: list[dict], comparisons: list | None = None) ->
     matrix = aggregate.cells(records)
     compared = {c.figures.key: c for c in comparisons or []}
     return {
-        "kind": KIND, "version": VERSION, "records_schema": records_module.SCHEMA,
-        "run": run, "results": records,
-        "matrix": [{"scenario": s, "profile": p, "outcome": c.outcome, "label": c.label,
-                    "reason": c.reason, "failed": c.failed, "runs": c.runs}
-                   for (s, p), c in matrix.items()],
-        "figures": [_figure(f, compared.get(f.key))
-                    for f in aggregate.figures(records).values()],
+        "kind": KIND,
+        "version": VERSION,
+        "records_schema": records_module.SCHEMA,
+        "run": run,
+        "results": records,
+        "matrix": [
+            {
+                "scenario": s,
+                "profile": p,
+                "outcome": c.outcome,
+                "label": c.label,
+                "reason": c.reason,
+                "failed": c.failed,
+                "runs": c.runs,
+            }
+            for (s, p), c in matrix.items()
+        ],
+        "figures": [_figure(f, compared.get(f.key)) for f in aggregate.figures(records).values()],
     }
 
 
 def _figure(figures: aggregate.Figures, comparison) -> dict:
     measured = figures.measured
-    return {"scenario": figures.scenario, "profile": figures.profile, "check": figures.check,
-            "unit": figures.unit, "bound": figures.bound, "comparison": figures.comparison,
-            "runs": figures.runs, "passed": figures.passed, "values": list(figures.values),
-            "min": min(measured) if measured else None, "median": figures.median,
-            "max": max(measured) if measured else None,
-            "baseline": None if comparison is None else comparison.before,
-            "status": None if comparison is None else comparison.status}
+    return {
+        "scenario": figures.scenario,
+        "profile": figures.profile,
+        "check": figures.check,
+        "unit": figures.unit,
+        "bound": figures.bound,
+        "comparison": figures.comparison,
+        "runs": figures.runs,
+        "passed": figures.passed,
+        "values": list(figures.values),
+        "min": min(measured) if measured else None,
+        "median": figures.median,
+        "max": max(measured) if measured else None,
+        "baseline": None if comparison is None else comparison.before,
+        "status": None if comparison is None else comparison.status,
+    }
 
 
 def write(directory: Path, doc: dict) -> Path:
@@ -113,17 +137,20 @@ def read(path: str | os.PathLike, what: str = "run") -> Run:
     path = Path(path)
     file = path / NAME if path.is_dir() else path
     if not file.is_file():
-        raise GateError(f"{what} {path}: no {NAME} there (give a run directory made by "
-                        f"grpc-chaos gate, its {NAME}, or 'latest')")
+        raise GateError(
+            f"{what} {path}: no {NAME} there (give a run directory made by "
+            f"grpc-chaos gate, its {NAME}, or 'latest')"
+        )
     try:
         doc = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         raise GateError(f"{what} {file}: not a readable {NAME}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise GateError(f"{what} {file}: not a grpc-chaos {NAME} (no \"kind\": \"{KIND}\")")
+        raise GateError(f'{what} {file}: not a grpc-chaos {NAME} (no "kind": "{KIND}")')
     if doc.get("version") != VERSION or doc.get("records_schema") != records_module.SCHEMA:
         raise GateError(
             f"{what} {file}: results schema version {doc.get('version')!r} (records "
             f"{doc.get('records_schema')!r}); this grpc-chaos reads version {VERSION} (records "
-            f"{records_module.SCHEMA}) — make the {what} again with this grpc-chaos")
+            f"{records_module.SCHEMA}) — make the {what} again with this grpc-chaos"
+        )
     return Run(file.parent, doc)

@@ -42,9 +42,11 @@ def create(output: Path) -> Path:
                 (path / sub).mkdir()
             return path
     except OSError as exc:
-        raise GateError(f"cannot write run directories under {output}: "
-                        f"{exc.strerror or exc}; pass --output DIR with a directory you can "
-                        f"write") from None
+        raise GateError(
+            f"cannot write run directories under {output}: "
+            f"{exc.strerror or exc}; pass --output DIR with a directory you can "
+            f"write"
+        ) from None
     raise GateError(f"no free run directory name under {output} after {_NAME_TRIES} tries")
 
 
@@ -66,8 +68,10 @@ def resolve(spec: str, output: Path) -> Path:
     if spec == LATEST:
         link = output / LATEST
         if not link.exists():
-            raise GateError(f"no run to compare with: {link} does not exist (run the gate "
-                            f"once, or give --baseline a run directory)")
+            raise GateError(
+                f"no run to compare with: {link} does not exist (run the gate "
+                f"once, or give --baseline a run directory)"
+            )
         return link.resolve()
     path = Path(spec)
     if not path.exists():

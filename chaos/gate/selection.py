@@ -18,8 +18,16 @@ from chaos.run.plugin import FAMILIES
 
 # Markers a scenario may carry besides its family (chaos/run/plugin.py registers "detects";
 # the rest are pytest's own).
-OTHER_MARKERS = ("detects", "parametrize", "skip", "skipif", "xfail", "usefixtures",
-                 "filterwarnings", "timeout")
+OTHER_MARKERS = (
+    "detects",
+    "parametrize",
+    "skip",
+    "skipif",
+    "xfail",
+    "usefixtures",
+    "filterwarnings",
+    "timeout",
+)
 _KEYWORDS = {"and", "or", "not"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The catalogue's folder: scenarios/ in a clone, chaos/catalogue/ in an installed wheel.
@@ -63,13 +71,23 @@ class Selection:
         return " ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"paths": list(self.paths), "families": list(self.families),
-                "markers": self.markers, "keyword": self.keyword,
-                "expression": self.expression, "pytest_args": list(self.extra)}
+        return {
+            "paths": list(self.paths),
+            "families": list(self.families),
+            "markers": self.markers,
+            "keyword": self.keyword,
+            "expression": self.expression,
+            "pytest_args": list(self.extra),
+        }
 
 
-def build(paths: list[str], families: list[str], markers: str | None,
-          keyword: str | None, extra: list[str]) -> Selection:
+def build(
+    paths: list[str],
+    families: list[str],
+    markers: str | None,
+    keyword: str | None,
+    extra: list[str],
+) -> Selection:
     """A checked selection; paths relative to the current directory are made absolute
     (pytest runs from the catalogue's project)."""
     chosen = _families(families)
@@ -89,8 +107,10 @@ def _families(names: list[str]) -> tuple[str, ...]:
     for item in names:
         for name in filter(None, (n.strip() for n in item.split(","))):
             if name not in FAMILIES:
-                raise GateError(f"unknown family {name!r}{_hint(name, FAMILIES)}; "
-                                f"families: {', '.join(FAMILIES)}")
+                raise GateError(
+                    f"unknown family {name!r}{_hint(name, FAMILIES)}; "
+                    f"families: {', '.join(FAMILIES)}"
+                )
             chosen.append(name)
     return tuple(dict.fromkeys(chosen))
 
@@ -100,8 +120,10 @@ def check_markers(expression: str) -> None:
     known = (*FAMILIES, *OTHER_MARKERS)
     for name in _NAME.findall(expression):
         if name not in _KEYWORDS and name not in known:
-            raise GateError(f"unknown marker {name!r} in -m {expression!r}"
-                            f"{_hint(name, known)}; families: {', '.join(FAMILIES)}")
+            raise GateError(
+                f"unknown marker {name!r} in -m {expression!r}"
+                f"{_hint(name, known)}; families: {', '.join(FAMILIES)}"
+            )
 
 
 def _hint(name: str, known) -> str:

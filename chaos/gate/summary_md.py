@@ -27,19 +27,20 @@ def matrix_table(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> st
 
 def _cell_text(cell: Cell) -> str:
     text = str(cell).replace("|", "/").replace("\n", " ")
-    return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
 
 
 def judged(run: dict, markdown: bool = True) -> str:
     """What the run judged: target, profiles (with their hashes), requirements."""
     target = run.get("target") or {}
     quote = "`" if markdown else ""
-    profiles = ", ".join(f"{p['name']} ({quote}{p['sha256'][:8]}{quote})"
-                         for p in run["profiles"])
+    profiles = ", ".join(f"{p['name']} ({quote}{p['sha256'][:8]}{quote})" for p in run["profiles"])
     repeat = f" · repeat {run['repeat']}" if run.get("repeat", 1) > 1 else ""
     name = target.get("source") or target.get("name") or "built-in Greeter"
-    return (f"target: {name} · profiles: {profiles}"
-            f" · requirements: {run['requirements']['source']}{repeat}")
+    return (
+        f"target: {name} · profiles: {profiles}"
+        f" · requirements: {run['requirements']['source']}{repeat}"
+    )
 
 
 def headline(run: dict) -> str:
@@ -61,30 +62,43 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
     run = doc["run"]
     profiles = [p["name"] for p in run["profiles"]]
     matrix = aggregate.cells(records)
-    parts = [f"## {headline(run)}", "", judged(run) + f" · run `{run['id']}` "
-             f"({run['duration_s']:.0f} s)", "", matrix_table(matrix, profiles)]
+    parts = [
+        f"## {headline(run)}",
+        "",
+        judged(run) + f" · run `{run['id']}` ({run['duration_s']:.0f} s)",
+        "",
+        matrix_table(matrix, profiles),
+    ]
     failures = [r for r in records if r["outcome"] in ("fail", "error", "inconclusive")]
     if failures:
         parts += ["", "### What answers the failures", ""]
         for record in failures:
             verdict = record.get("decisive")
-            parts.append(f"- `{record['scenario']}` [{aggregate.profile_of(record)}"
-                         f"{_repeat(record, run)}] {record['outcome'].upper()} "
-                         f"{aggregate.reason_of(record)}")
+            parts.append(
+                f"- `{record['scenario']}` [{aggregate.profile_of(record)}"
+                f"{_repeat(record, run)}] {record['outcome'].upper()} "
+                f"{aggregate.reason_of(record)}"
+            )
             if verdict is not None and verdict.get("advice"):
                 parts += advice_markdown(verdict["advice"])
     regressed = [c for c in comparisons or [] if c.regressed]
     if run.get("baseline"):
-        parts += ["", f"### Against baseline `{run['baseline']['run_id']}`: "
-                      f"{len(regressed)} figure(s) regressed "
-                      f"(tolerance {run['baseline']['tolerance']:.0%})"]
+        parts += [
+            "",
+            f"### Against baseline `{run['baseline']['run_id']}`: "
+            f"{len(regressed)} figure(s) regressed "
+            f"(tolerance {run['baseline']['tolerance']:.0%})",
+        ]
         if regressed:
             parts += ["", "| scenario | profile | figure |", "|---|---|---|"]
-            parts += [f"| `{c.figures.scenario}` | {c.figures.profile} | {c.text()} |"
-                      for c in regressed]
+            parts += [
+                f"| `{c.figures.scenario}` | {c.figures.profile} | {c.text()} |" for c in regressed
+            ]
     if run.get("interrupted"):
-        parts += ["", "**The run was interrupted**: scenarios that did not finish are not "
-                      "in the table."]
+        parts += [
+            "",
+            "**The run was interrupted**: scenarios that did not finish are not in the table.",
+        ]
     return "\n".join(parts) + "\n"
 
 

@@ -77,11 +77,11 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
 from grpc._cython import cygrpc
-
 
 # The list of a channel's subchannels changes only when the resolver or the LB policy
 # replaces one (a restarted backend keeps its subchannel); listing costs a channel read
@@ -100,10 +100,14 @@ NO_PICK = "no pick while it was started (the channel queued it, or nothing was r
 AMBIGUOUS_START = "another attempt started while it was started"
 PICK_PENDING = "another RPC's pick was still queued while it was started"
 LIST_CHANGED = "the channel's subchannels changed while it was started"
-DIRTY_SEGMENT = ("an attempt the client did not start (a retry, a health-check stream) was "
-                 "counted among the starts around it")
-MAYBE_RETRIED = ("its subchannel counted a failure and other attempts started while it "
-                 "was in flight (it may have been retried)")
+DIRTY_SEGMENT = (
+    "an attempt the client did not start (a retry, a health-check stream) was "
+    "counted among the starts around it"
+)
+MAYBE_RETRIED = (
+    "its subchannel counted a failure and other attempts started while it "
+    "was in flight (it may have been retried)"
+)
 SUBCHANNEL_GONE = "its subchannel is gone from channelz"
 UNKNOWN_ADDRESS = "its subchannel's address is not one of the backends"
 
@@ -125,11 +129,11 @@ class Checkpoint:
 @dataclass(slots=True)
 class _Start:
     rid: int
-    base: Checkpoint               # the checkpoint before it
-    first: int | None = None       # the subchannel of its first attempt, once found
-    why: str = ""                  # why it was not found
-    anomalies: int = 0             # anomalies counted when its pick was looked for
-    verified: bool | None = None   # None until the checkpoint after it
+    base: Checkpoint  # the checkpoint before it
+    first: int | None = None  # the subchannel of its first attempt, once found
+    why: str = ""  # why it was not found
+    anomalies: int = 0  # anomalies counted when its pick was looked for
+    verified: bool | None = None  # None until the checkpoint after it
 
 
 class Attribution:
@@ -151,22 +155,22 @@ class Attribution:
         self.backends = backends
         self.outcomes: Counter[str] = Counter()  # reason -> RPCs answered for it
         self.answers: dict[int, str | None] = {}  # request id -> the backend it named
-        self.reasons: dict[int, str] = {}        # request id -> reason, if not exact
-        self.reads = 0                           # subchannel reads (the cost)
-        self._targets: dict[int, str] = {}       # subchannel id -> address
+        self.reasons: dict[int, str] = {}  # request id -> reason, if not exact
+        self.reads = 0  # subchannel reads (the cost)
+        self._targets: dict[int, str] = {}  # subchannel id -> address
         self._listed_ns = 0
         self._base: Checkpoint | None = None
         self._seen: dict[int, int] = {}
-        self._open: _Start | None = None         # started, its pick not looked for yet
-        self._starts: dict[int, _Start] = {}     # request id -> its start, until completed
-        self._segment: list[_Start] = []         # the starts since the last checkpoint
-        self._clean = True                       # no anomaly in the segment so far
+        self._open: _Start | None = None  # started, its pick not looked for yet
+        self._starts: dict[int, _Start] = {}  # request id -> its start, until completed
+        self._segment: list[_Start] = []  # the starts since the last checkpoint
+        self._clean = True  # no anomaly in the segment so far
         self._span = 1
         self._anomalies = 0
-        self._unpicked: set[int] = set()         # in flight, their pick not seen
-        self._previous: int | None = None        # the last subchannel found picked
-        self._next: dict[int, int] = {}          # subchannel -> the one picked after it
-        self._picks = Counter()                  # subchannel -> starts given to it
+        self._unpicked: set[int] = set()  # in flight, their pick not seen
+        self._previous: int | None = None  # the last subchannel found picked
+        self._next: dict[int, int] = {}  # subchannel -> the one picked after it
+        self._picks = Counter()  # subchannel -> starts given to it
         self._loop_checked = False
 
     # ------------------------------------------------------------------ the two hooks
@@ -176,9 +180,11 @@ class Attribution:
         loop = asyncio.get_running_loop()
         if not self._loop_checked:
             if loop.get_task_factory() is not None:
-                raise RuntimeError("attribution needs asyncio's default task factory: a custom "
-                                   "one (e.g. eager tasks) may start the call before the read "
-                                   "that brackets it; drop loop.set_task_factory()")
+                raise RuntimeError(
+                    "attribution needs asyncio's default task factory: a custom "
+                    "one (e.g. eager tasks) may start the call before the read "
+                    "that brackets it; drop loop.set_task_factory()"
+                )
             self._loop_checked = True
         loop.call_soon(self._before_start, rid)
 
@@ -322,8 +328,14 @@ class Attribution:
             if counters is not None:
                 started[subchannel], failed[subchannel] = counters.started, counters.failed
         if self._base is not None:
-            self._judge(start, {s: n - self._seen[s] for s, n in started.items()
-                                if s in self._seen and n != self._seen[s]})
+            self._judge(
+                start,
+                {
+                    s: n - self._seen[s]
+                    for s, n in started.items()
+                    if s in self._seen and n != self._seen[s]
+                },
+            )
         for member in self._segment:
             member.verified = self._clean
         self._span = min(2 * self._span, MAX_SPAN) if self._clean else 1
@@ -342,8 +354,9 @@ class Attribution:
     def _list(self, now: int) -> None:
         channel_id = self._channel_id() if callable(self._channel_id) else self._channel_id
         if channel_id is None:
-            raise RuntimeError("attribution needs the channel's channelz id; the load has not "
-                               "made its channel yet")
+            raise RuntimeError(
+                "attribution needs the channel's channelz id; the load has not made its channel yet"
+            )
         channel = json.loads(cygrpc.channelz_get_channel(channel_id))["channel"]
         listed = {int(ref["subchannelId"]) for ref in channel.get("subchannelRef", [])}
         if listed != self._targets.keys():

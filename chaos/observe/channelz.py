@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from grpc._cython import cygrpc
 
@@ -82,17 +82,27 @@ def subchannel_counts(channel_id: int) -> dict[str, Sample]:
         subchannel = json.loads(cygrpc.channelz_get_subchannel(int(ref["subchannelId"])))
         data = subchannel["subchannel"]["data"]
         address = data.get("target", "").removeprefix("ipv4:")
-        sockets = tuple(int(s["socketId"]) for s in
-                        subchannel["subchannel"].get("socketRef", []))
-        sample = Sample(now, address, int(data.get("callsStarted", 0)),
-                        int(data.get("callsSucceeded", 0)), int(data.get("callsFailed", 0)),
-                        data.get("state", {}).get("state", ""), sockets)
+        sockets = tuple(int(s["socketId"]) for s in subchannel["subchannel"].get("socketRef", []))
+        sample = Sample(
+            now,
+            address,
+            int(data.get("callsStarted", 0)),
+            int(data.get("callsSucceeded", 0)),
+            int(data.get("callsFailed", 0)),
+            data.get("state", {}).get("state", ""),
+            sockets,
+        )
         previous = counts.get(address)
         if previous is not None:  # a second subchannel for the address (after a re-resolution)
-            sample = Sample(now, address, previous.started + sample.started,
-                            previous.succeeded + sample.succeeded,
-                            previous.failed + sample.failed, previous.state or sample.state,
-                            previous.sockets + sample.sockets)
+            sample = Sample(
+                now,
+                address,
+                previous.started + sample.started,
+                previous.succeeded + sample.succeeded,
+                previous.failed + sample.failed,
+                previous.state or sample.state,
+                previous.sockets + sample.sockets,
+            )
         counts[address] = sample
     return counts
 
@@ -109,7 +119,7 @@ class AttemptSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "AttemptSampler":
+    def start(self) -> AttemptSampler:
         self._sample()
         self._thread = threading.Thread(target=self._run, name="chaos-channelz", daemon=True)
         self._thread.start()
@@ -140,9 +150,17 @@ class AttemptSampler:
         for address, sample in counts.items():
             backend = self.backends.get(address)
             if backend is not None:
-                self.samples.append(Sample(sample.t_ns, backend, sample.started,
-                                           sample.succeeded, sample.failed, sample.state,
-                                           sample.sockets))
+                self.samples.append(
+                    Sample(
+                        sample.t_ns,
+                        backend,
+                        sample.started,
+                        sample.succeeded,
+                        sample.failed,
+                        sample.state,
+                        sample.sockets,
+                    )
+                )
 
     def of(self, backend: str) -> list[Sample]:
         return [s for s in self.samples if s.backend == backend]

@@ -48,8 +48,10 @@ class Shape:
         if self.spreads:
             return f"spreads RPCs over the backends ({spread} OK RPCs in warm-up)"
         only = self.counts[0][0] if self.counts else "none"
-        return (f"sends every RPC to one backend (all {self.rpcs} OK RPCs of its first "
-                f"{self.seconds:.1f} s went to {only}; observed, not read from its config)")
+        return (
+            f"sends every RPC to one backend (all {self.rpcs} OK RPCs of its first "
+            f"{self.seconds:.1f} s went to {only}; observed, not read from its config)"
+        )
 
 
 def observe(rpcs, since_ns: int, wanted: set[str], now_ns: int) -> Shape | None:

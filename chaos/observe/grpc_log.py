@@ -43,10 +43,12 @@ def unavailable() -> str | None:
     """Why gRPC's ERROR lines cannot be read in this process, or None when they can."""
     level = _started_with[0] if _started_with else os.environ.get(VARIABLE, "").strip().upper()
     if level in HIDES_ERRORS:
-        return (f"gRPC's log is off in this process ({VARIABLE}={level} when grpc started), "
-                f"and what this scenario judges shows only there; grpc-chaos turns it on "
-                f"(ERROR) when its plugin loads before grpc is imported — unset {VARIABLE} "
-                f"or import grpc after the plugin")
+        return (
+            f"gRPC's log is off in this process ({VARIABLE}={level} when grpc started), "
+            f"and what this scenario judges shows only there; grpc-chaos turns it on "
+            f"(ERROR) when its plugin loads before grpc is imported — unset {VARIABLE} "
+            f"or import grpc after the plugin"
+        )
     return None
 
 

@@ -33,16 +33,20 @@ class HealthWatch:
         self.statuses: list[tuple[int, str]] = []
         self.error: str | None = None
         self._call = health_pb2_grpc.HealthStub(channel).Watch(
-            health_pb2.HealthCheckRequest(service=service))
+            health_pb2.HealthCheckRequest(service=service)
+        )
         self._thread = threading.Thread(target=self._read, daemon=True, name="health-watch")
         self._thread.start()
 
     def _read(self) -> None:
         try:
             for reply in self._call:
-                self.statuses.append((time.monotonic_ns(),
-                                      health_pb2.HealthCheckResponse.ServingStatus.Name(
-                                          reply.status)))
+                self.statuses.append(
+                    (
+                        time.monotonic_ns(),
+                        health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status),
+                    )
+                )
         except grpc.RpcError as error:  # the server went away: the stream ends
             self.error = f"{error.code().name}: {error.details()}"
 

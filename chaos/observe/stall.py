@@ -63,7 +63,7 @@ class Stall:
         return (self.end_ns - self.start_ns) / 1e6
 
     def describe(self, ms: float | None = None) -> str:
-        """"backend b2 (pid 4711) waited 180 ms for a CPU", "runner stalled 402 ms": this
+        """ "backend b2 (pid 4711) waited 180 ms for a CPU", "runner stalled 402 ms": this
         stall, or ``ms`` of this stall's kind."""
         ms = self.ms if ms is None else ms
         if self.source == RUN_QUEUE:
@@ -138,8 +138,9 @@ class TickingLog(StallLog):
 
     thread_name = "chaos-ticker"
 
-    def __init__(self, tick_s: float = TICK_S, min_stall_ns: int = MIN_STALL_NS,
-                 clock=time.monotonic_ns):
+    def __init__(
+        self, tick_s: float = TICK_S, min_stall_ns: int = MIN_STALL_NS, clock=time.monotonic_ns
+    ):
         super().__init__(min_stall_ns)
         self.tick_s = tick_s
         self._clock = clock
@@ -157,8 +158,7 @@ class TickingLog(StallLog):
         if self._thread is None:
             self.since_ns = self._clock()
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self.thread_name,
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
             self._thread.start()
         return self
 

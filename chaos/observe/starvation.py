@@ -58,8 +58,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Self
 
-from chaos.observe.stall import (MIN_STALL_NS, RUN_QUEUE, RUNNER, Stall, StallMonitor, StallQueries,
-                         TickingLog)
+from chaos.observe.stall import (
+    MIN_STALL_NS,
+    RUN_QUEUE,
+    RUNNER,
+    Stall,
+    StallMonitor,
+    StallQueries,
+    TickingLog,
+)
 
 # 20 ms: a wait of the size that bends a 100 ms bound is seen within a fifth of it, and
 # the cost stays ~0.5 % of a core (5 ms ticks cost 2 %, for no bound that needs them).
@@ -160,8 +167,9 @@ class Watched:
     ``group`` (a server that forks workers is one backend): the longest wait for a CPU
     of any of its threads between two calls of :meth:`waited_ns`."""
 
-    def __init__(self, who: str, pid: int, group: bool = False,
-                 skip: Callable[[], Iterable[int]] = tuple):
+    def __init__(
+        self, who: str, pid: int, group: bool = False, skip: Callable[[], Iterable[int]] = tuple
+    ):
         self.who, self.pid, self.group = who, pid, group
         self.members: set[int] = set()  # other processes of its group
         self._skip = skip  # thread ids that are not the process's work (the monitors)
@@ -176,8 +184,11 @@ class Watched:
             self.close(files)
             return None
         skip = set(self._skip())
-        waits = [_one_wait(self._last[key], reading) for key, reading in now.items()
-                 if key in self._last and key[1] not in skip]
+        waits = [
+            _one_wait(self._last[key], reading)
+            for key, reading in now.items()
+            if key in self._last and key[1] not in skip
+        ]
         for key in self._last.keys() - now.keys():
             files.forget(key)  # a thread that ended
         self._last = now
@@ -220,8 +231,9 @@ class StarvationMonitor(TickingLog):
 
     thread_name = "chaos-starvation-monitor"
 
-    def __init__(self, tick_s: float = TICK_S, min_stall_ns: int = MIN_STALL_NS,
-                 clock=time.monotonic_ns):
+    def __init__(
+        self, tick_s: float = TICK_S, min_stall_ns: int = MIN_STALL_NS, clock=time.monotonic_ns
+    ):
         super().__init__(tick_s, min_stall_ns, clock)
         self._files = SchedstatFiles()
         self._watched: dict[tuple[str, int], Watched] = {}
@@ -231,8 +243,9 @@ class StarvationMonitor(TickingLog):
         self._sample = threading.Lock()  # one sampling pass at a time
         self._groups_at = -1 << 62
 
-    def watch(self, who: str, pid: int, group: bool = False,
-              skip: Callable[[], Iterable[int]] = tuple) -> None:
+    def watch(
+        self, who: str, pid: int, group: bool = False, skip: Callable[[], Iterable[int]] = tuple
+    ) -> None:
         """Watch ``pid`` as ``who`` (e.g. "toxiproxy (pid 4711)"); ``skip`` gives thread
         ids not to count (a monitor's own threads)."""
         with self._config:
@@ -272,8 +285,7 @@ class StarvationMonitor(TickingLog):
 
     def _wanted(self) -> dict[tuple[str, int], tuple[bool, Callable[[], Iterable[int]]]]:
         with self._config:
-            wanted = {(who, pid): (group, skip)
-                      for pid, (who, group, skip) in self._static.items()}
+            wanted = {(who, pid): (group, skip) for pid, (who, group, skip) in self._static.items()}
             sources = list(self._sources)
         for source in sources:
             for who, pid, group in source():

@@ -23,16 +23,31 @@ other implementations read) are reported and accepted (problems.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from chaos.profiles import channel_args, document, grpc_parser, service_config
 from chaos.profiles.lb_policies import DeclaredPolicy
 from chaos.profiles.model import Profile, Setting
 from chaos.profiles.problems import ERROR, WARNING, Problem, ProfileError, merged
 
-__all__ = ["DeclaredPolicy", "ERROR", "PROFILE_DIR", "Problem", "Profile", "ProfileError",
-           "Setting", "WARNING", "check", "check_many", "load", "parse", "read", "shipped"]
+__all__ = [
+    "DeclaredPolicy",
+    "ERROR",
+    "PROFILE_DIR",
+    "Problem",
+    "Profile",
+    "ProfileError",
+    "Setting",
+    "WARNING",
+    "check",
+    "check_many",
+    "load",
+    "parse",
+    "read",
+    "shipped",
+]
 
 PROFILE_DIR = Path(__file__).parent
 
@@ -47,8 +62,10 @@ def read(name_or_path: str | Path) -> tuple[str, Any]:
     text = str(name_or_path)
     path = Path(text) if ("/" in text or text.endswith(".json")) else PROFILE_DIR / f"{text}.json"
     if not path.is_file():
-        raise ProfileError(f"no profile {text!r}: not a file, and not one of the shipped "
-                           f"profiles ({', '.join(shipped())})")
+        raise ProfileError(
+            f"no profile {text!r}: not a file, and not one of the shipped "
+            f"profiles ({', '.join(shipped())})"
+        )
     try:
         return str(path), json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -67,11 +84,15 @@ def parse(data: Any, source: str = "<data>", check: bool = True) -> Profile:
     ``check`` the service config and channel options are too (both layers)."""
     problems = check_many([data])[0] if check else document.check(data)
     _raise_errors(source, problems)
-    return Profile(name=data["name"], description=data.get("description") or "",
-                   service_config=data.get("service_config"),
-                   channel_options=data.get("channel_options") or {},
-                   client_cert=bool(data.get("client_cert", False)),
-                   why=data.get("why") or {}, source=source)
+    return Profile(
+        name=data["name"],
+        description=data.get("description") or "",
+        service_config=data.get("service_config"),
+        channel_options=data.get("channel_options") or {},
+        client_cert=bool(data.get("client_cert", False)),
+        why=data.get("why") or {},
+        source=source,
+    )
 
 
 def check(profile_or_data: Profile | Any, grpc: bool = True) -> list[Problem]:
@@ -84,10 +105,9 @@ def check_many(items: Sequence[Profile | Any], grpc: bool = True) -> list[list[P
     """:func:`check` for several profiles, with one gRPC parser process for all."""
     datas = [item.data() if isinstance(item, Profile) else item for item in items]
     schema = [_schema_problems(data) for data in datas]
-    configs = [data.get("service_config") if isinstance(data, dict) else None
-               for data in datas]
+    configs = [data.get("service_config") if isinstance(data, dict) else None for data in datas]
     found_by_grpc = grpc_parser.check_many(configs) if grpc else [[] for _ in datas]
-    return [merged(s, g) for s, g in zip(schema, found_by_grpc)]
+    return [merged(s, g) for s, g in zip(schema, found_by_grpc, strict=False)]
 
 
 def _schema_problems(data: Any) -> list[Problem]:

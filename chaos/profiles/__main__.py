@@ -19,8 +19,9 @@ EXIT_OK, EXIT_USAGE, EXIT_INVALID = 0, 2, 4
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chaos.profiles",
-                                     description="Check grpc-chaos client profiles.")
+    parser = argparse.ArgumentParser(
+        prog="python -m chaos.profiles", description="Check grpc-chaos client profiles."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="check profiles (files or shipped names)")
     check.add_argument("profiles", nargs="+", metavar="FILE|NAME")
@@ -50,7 +51,7 @@ def check_profiles(names: list[str]) -> int:
         except profiles.ProfileError as exc:
             print(f"{name}: {exc}")
             invalid = True
-    for name, problems in zip(readable, profiles.check_many(list(readable.values()))):
+    for name, problems in zip(readable, profiles.check_many(list(readable.values())), strict=False):
         for problem in problems:
             print(f"{name}: {problem}")
         if any(p.is_error for p in problems):
@@ -62,8 +63,7 @@ def check_profiles(names: list[str]) -> int:
 
 def _summary(profile: profiles.Profile) -> str:
     count = len(profile.channel_options)
-    return (f"policy {profile.declared_policy}, {count} channel "
-            f"option{'' if count == 1 else 's'}")
+    return f"policy {profile.declared_policy}, {count} channel option{'' if count == 1 else 's'}"
 
 
 if __name__ == "__main__":

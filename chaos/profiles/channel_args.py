@@ -17,8 +17,9 @@ Server-side arguments in a client profile do nothing: an error, like an unknown 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from chaos.profiles import lb_policies
 from chaos.profiles.problems import WARNING, Problem, did_you_mean, key_path, quote
@@ -30,18 +31,19 @@ INT_MIN = -(2**31)
 @dataclass(frozen=True)
 class ChannelArg:
     name: str
-    kind: str                       # "int", "bool" or "str"
+    kind: str  # "int", "bool" or "str"
     default: int | str | None = None
     default_text: str | None = None  # how to say the default when the number misleads
-    unit: str = ""                  # "ms", "bytes", "s" ...
+    unit: str = ""  # "ms", "bytes", "s" ...
     low: int = INT_MIN
     high: int = INT_MAX
     floor: int | None = None
     server_only: bool = False
 
 
-def _int(name: str, default: int | None = None, unit: str = "", low: int = 0,
-         **more: Any) -> ChannelArg:
+def _int(
+    name: str, default: int | None = None, unit: str = "", low: int = 0, **more: Any
+) -> ChannelArg:
     return ChannelArg(name, "int", default, unit=unit, low=low, **more)
 
 
@@ -56,8 +58,9 @@ def _str(name: str, **more: Any) -> ChannelArg:
 _TABLE = [
     # Keepalive (chttp2_transport.cc): a client pings only when keepalive_time_ms is set
     # (its default is INT_MAX = off); values under 1 ms are raised to 1 ms.
-    _int("grpc.keepalive_time_ms", INT_MAX, "ms", floor=1,
-         default_text="off (INT_MAX) for clients"),
+    _int(
+        "grpc.keepalive_time_ms", INT_MAX, "ms", floor=1, default_text="off (INT_MAX) for clients"
+    ),
     # 20 s when keepalive is on (chttp2 kDefaultKeepaliveTimeout); docs/grpc-facts.md: the ping
     # deadline in this grpcio is grpc.http2.ping_timeout_ms.
     _int("grpc.keepalive_timeout_ms", 20_000, "ms"),
@@ -153,8 +156,12 @@ _TABLE = [
     _bool("grpc.expand_wildcard_addrs", 0, server_only=True),
     _int("grpc.max_allowed_incoming_connections", server_only=True),
     _bool("grpc.server_call_metric_recording", 0, server_only=True),
-    _int("grpc.experimental.server_config_change_drain_grace_time_ms", 10 * 60 * 1000, "ms",
-         server_only=True),
+    _int(
+        "grpc.experimental.server_config_change_drain_grace_time_ms",
+        10 * 60 * 1000,
+        "ms",
+        server_only=True,
+    ),
 ]
 CHANNEL_ARGS: dict[str, ChannelArg] = {arg.name: arg for arg in _TABLE}
 
@@ -170,19 +177,30 @@ def check(options: Mapping[str, Any], path: str = "channel_options") -> list[Pro
 def check_option(name: str, value: Any, path: str) -> list[Problem]:
     arg = CHANNEL_ARGS.get(name)
     if arg is None:
-        return [Problem(path, f"unknown channel option{did_you_mean(name, CHANNEL_ARGS)}: "
-                              f"gRPC ignores it silently")]
+        return [
+            Problem(
+                path,
+                f"unknown channel option{did_you_mean(name, CHANNEL_ARGS)}: "
+                f"gRPC ignores it silently",
+            )
+        ]
     if name == "grpc.service_config":
-        return [Problem(path, "put the service config in the profile's \"service_config\" "
-                              "(checked, and merged into the channel options for you)")]
+        return [
+            Problem(
+                path,
+                'put the service config in the profile\'s "service_config" '
+                "(checked, and merged into the channel options for you)",
+            )
+        ]
     if arg.server_only:
         return [Problem(path, "a server option: a client channel ignores it")]
     problems = _type_problems(arg, value, path)
     if not problems and arg.kind != "str":
         problems = _range_problems(arg, value, path)
     if not problems and name == "grpc.lb_policy_name":
-        problems = lb_policies.check_name(value, path, "gRPC ignores it silently and uses "
-                                                       "pick_first")
+        problems = lb_policies.check_name(
+            value, path, "gRPC ignores it silently and uses pick_first"
+        )
     return problems
 
 
@@ -210,8 +228,11 @@ def _range_problems(arg: ChannelArg, value: int, path: str) -> list[Problem]:
     if value > arg.high:
         return [Problem(path, f"must be at most {arg.high}{unit}, got {value}")]
     if arg.floor is not None and value < arg.floor:
-        return [Problem(path, f"{value}{unit} is below gRPC's minimum: gRPC uses "
-                              f"{arg.floor}{unit}", WARNING)]
+        return [
+            Problem(
+                path, f"{value}{unit} is below gRPC's minimum: gRPC uses {arg.floor}{unit}", WARNING
+            )
+        ]
     return []
 
 

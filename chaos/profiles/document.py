@@ -14,7 +14,8 @@ nothing in the profile is a warning: the explanation is stale.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from chaos.profiles.problems import WARNING, Problem, did_you_mean, json_type, key_path, quote
 
@@ -26,12 +27,18 @@ def check(data: Any) -> list[Problem]:
     channel_options, which have their own checks)."""
     if not isinstance(data, dict):
         return [Problem("", f"expected a JSON object, got {json_type(data)}")]
-    problems = [Problem(key_path("", key), f"unknown key{did_you_mean(key, FIELDS)}: a "
-                                           f"profile has {', '.join(FIELDS)}")
-                for key in data if key not in FIELDS]
+    problems = [
+        Problem(
+            key_path("", key),
+            f"unknown key{did_you_mean(key, FIELDS)}: a profile has {', '.join(FIELDS)}",
+        )
+        for key in data
+        if key not in FIELDS
+    ]
     if not isinstance(data.get("name"), str) or not data["name"]:
-        problems.append(Problem("name", f"must be a non-empty string, got "
-                                        f"{quote(data.get('name'))}"))
+        problems.append(
+            Problem("name", f"must be a non-empty string, got {quote(data.get('name'))}")
+        )
     problems += _typed(data, "description", str, "a string")
     problems += _typed(data, "service_config", dict, "an object or null")
     problems += _typed(data, "channel_options", dict, "an object (option name -> value)")
@@ -55,11 +62,22 @@ def _why(data: dict) -> list[Problem]:
     for key, reason in (data.get("why") or {}).items():
         path = key_path("why", key)
         if not isinstance(reason, str) or not reason.strip():
-            problems.append(Problem(path, f"must be a sentence naming the fault this setting "
-                                          f"answers, got {quote(reason)}"))
+            problems.append(
+                Problem(
+                    path,
+                    f"must be a sentence naming the fault this setting "
+                    f"answers, got {quote(reason)}",
+                )
+            )
         elif key not in settings:
-            problems.append(Problem(path, f"explains {quote(key)}, which is not in this "
-                                          f"profile{did_you_mean(key, settings)}", WARNING))
+            problems.append(
+                Problem(
+                    path,
+                    f"explains {quote(key)}, which is not in this "
+                    f"profile{did_you_mean(key, settings)}",
+                    WARNING,
+                )
+            )
     return problems
 
 

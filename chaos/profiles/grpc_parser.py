@@ -30,8 +30,9 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from chaos.profiles import lb_policies
 from chaos.profiles.problems import GRPC, WARNING, Problem, index_path, key_path
@@ -59,28 +60,40 @@ def check_many(configs: Sequence[Any], path: str = "service_config") -> list[lis
     texts = [json.dumps(c) if isinstance(c, dict) else None for c in configs]
     todo = sorted({t for t in texts if t is not None and t not in _cache})
     if todo:
-        for text, answer in zip(todo, _probe(todo)):
+        for text, answer in zip(todo, _probe(todo), strict=False):
             _cache[text] = _problems(answer, json.loads(text), path)
     return [_cache[t] if t is not None else [] for t in texts]
 
 
 def _probe(texts: list[str]) -> list[dict]:
-    env = dict(os.environ, GRPC_VERBOSITY="NONE",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(_PROJECT_ROOT),
-                                                        os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        GRPC_VERBOSITY="NONE",
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+        ),
+    )
     code = "from chaos.profiles.grpc_parser import probe_main; probe_main()"
     try:
-        result = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts),
-                                capture_output=True, text=True, env=env,
-                                timeout=PROBE_PROCESS_TIMEOUT_S)
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=PROBE_PROCESS_TIMEOUT_S,
+        )
         answers = json.loads(result.stdout) if result.returncode == 0 else None
     except subprocess.TimeoutExpired:
         answers, result = None, None
     if isinstance(answers, list) and len(answers) == len(texts):
         return answers
     last_line = (result.stderr.strip().splitlines() or [""])[-1] if result else ""
-    reason = (f"no answer within {PROBE_PROCESS_TIMEOUT_S:g} s" if result is None else
-              f"exit {result.returncode}: {last_line}")
+    reason = (
+        f"no answer within {PROBE_PROCESS_TIMEOUT_S:g} s"
+        if result is None
+        else f"exit {result.returncode}: {last_line}"
+    )
     return [{"failed": reason}] * len(texts)
 
 
@@ -102,8 +115,11 @@ def probe_main() -> None:
 def _probe_one(grpc, target: str, text: str) -> dict:
     # Retries off: gRPC still parses every retry setting (measured), and a config's
     # retries cannot hold the probe RPC for seconds of backoff.
-    options = [("grpc.service_config", text), ("grpc.use_local_subchannel_pool", 1),
-               ("grpc.enable_retries", 0)]
+    options = [
+        ("grpc.service_config", text),
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.enable_retries", 0),
+    ]
     with grpc.insecure_channel(target, options=options) as channel:
         call = channel.unary_unary("/grpc_chaos.ProfileCheck/Probe")
         try:
@@ -116,15 +132,25 @@ def _probe_one(grpc, target: str, text: str) -> dict:
 
 def _problems(answer: dict, config: dict, path: str) -> list[Problem]:
     if "failed" in answer:
-        return [Problem(path, f"gRPC's own parser could not be run ({answer['failed']}): "
-                              f"only the schema was checked", WARNING, GRPC)]
+        return [
+            Problem(
+                path,
+                f"gRPC's own parser could not be run ({answer['failed']}): "
+                f"only the schema was checked",
+                WARNING,
+                GRPC,
+            )
+        ]
     code, details = answer["code"], _PREFIX.sub("", answer["details"])
     if code == "INVALID_ARGUMENT" and details.startswith(_HEADER):
-        items = _split(details[len(_HEADER):])
+        items = _split(details[len(_HEADER) :])
         if items is not None:
             return _flatten(items, path, config)
-    if code == "INVALID_ARGUMENT" or code == "INTERNAL" or (
-            code == "UNAVAILABLE" and "connect" not in details.lower()):
+    if (
+        code == "INVALID_ARGUMENT"
+        or code == "INTERNAL"
+        or (code == "UNAVAILABLE" and "connect" not in details.lower())
+    ):
         return [Problem(path, f"gRPC: every RPC fails {code}: {details}", source=GRPC)]
     return []
 
@@ -145,7 +171,7 @@ def _split(text: str) -> list[tuple[str, str]] | None:
         field, separator, error = part.partition(" error:")
         if not field.startswith("field:") or not separator:
             return None
-        items.append((field[len("field:"):], error))
+        items.append((field[len("field:") :], error))
     return items
 
 

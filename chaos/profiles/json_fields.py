@@ -9,11 +9,11 @@ strings of digits (proto3 JSON allows both, and gRPC accepts both).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from chaos.profiles.problems import Problem, index_path, json_type, key_path, quote, \
-    unknown_key
+from chaos.profiles.problems import Problem, index_path, json_type, key_path, quote, unknown_key
 
 Check = Callable[[Any, str], list[Problem]]
 
@@ -23,8 +23,9 @@ UINT32_MAX = 2**32 - 1
 DURATION_MAX_SECONDS = 315_576_000_000
 # proto3 JSON Duration: decimal seconds, "s" suffix, up to 9 fractional digits (nanoseconds).
 _DURATION = re.compile(r"(\d+)(?:\.(\d{1,9}))?s\Z")
-DURATION_FORM = ('a duration like "1.5s" (seconds with an "s" suffix, '
-                 'at most 9 digits after the point)')
+DURATION_FORM = (
+    'a duration like "1.5s" (seconds with an "s" suffix, at most 9 digits after the point)'
+)
 
 
 def problem(path: str, message: str) -> list[Problem]:
@@ -49,6 +50,7 @@ def duration(positive: bool = False) -> Check:
         if positive and seconds == 0:
             return problem(path, f"must be greater than 0s, got {quote(value)}")
         return []
+
     return check
 
 
@@ -63,6 +65,7 @@ def integer_value(value: Any) -> int | None:
 
 def integer(low: int = 0, high: int = UINT32_MAX) -> Check:
     """A uint32 (by default) or any integer range within it."""
+
     def check(value: Any, path: str) -> list[Problem]:
         number = integer_value(value)
         if number is None:
@@ -72,6 +75,7 @@ def integer(low: int = 0, high: int = UINT32_MAX) -> Check:
         if number > high:
             return problem(path, f"must be at most {high}, got {number}")
         return []
+
     return check
 
 
@@ -96,6 +100,7 @@ def number(greater_than: float | None = None, at_least: float | None = None) -> 
         if at_least is not None and parsed < Decimal(str(at_least)):
             return problem(path, f"must be at least {at_least}, got {quote(value)}")
         return []
+
     return check
 
 
@@ -118,26 +123,36 @@ def list_of(item: Check, non_empty: bool = False) -> Check:
         if non_empty and not value:
             return problem(path, "must not be empty")
         return [p for i, element in enumerate(value) for p in item(element, index_path(path, i))]
+
     return check
 
 
-def obj(fields: Mapping[str, Check], required: Sequence[str] = (),
-        ignored_by: str = "gRPC",
-        extra: Callable[[Mapping[str, Any], str], list[Problem]] | None = None) -> Check:
+def obj(
+    fields: Mapping[str, Check],
+    required: Sequence[str] = (),
+    ignored_by: str = "gRPC",
+    extra: Callable[[Mapping[str, Any], str], list[Problem]] | None = None,
+) -> Check:
     """The check of a JSON object with ``fields`` (name -> check); ``required`` names the
     fields that must be present; ``extra`` checks relations between fields (it must not
     assume that the fields are well-formed)."""
+
     def check(value: Any, path: str) -> list[Problem]:
         if not isinstance(value, dict):
             return problem(path, f"expected an object, got {json_type(value)}")
-        problems = [unknown_key(path, key, fields, ignored_by)
-                    for key in value if key not in fields]
-        problems += [Problem(key_path(path, name), "required, but missing")
-                     for name in required if name not in value]
+        problems = [
+            unknown_key(path, key, fields, ignored_by) for key in value if key not in fields
+        ]
+        problems += [
+            Problem(key_path(path, name), "required, but missing")
+            for name in required
+            if name not in value
+        ]
         for name, field_check in fields.items():
             if name in value:
                 problems += field_check(value[name], key_path(path, name))
         if extra is not None:
             problems += extra(value, path)
         return problems
+
     return check

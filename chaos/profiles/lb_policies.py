@@ -26,12 +26,20 @@ present", also with requestHashHeader), rls needs a route lookup server.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from chaos.profiles import json_fields as f
-from chaos.profiles.problems import WARNING, Problem, did_you_mean, index_path, \
-    json_type, key_path, quote
+from chaos.profiles.problems import (
+    WARNING,
+    Problem,
+    did_you_mean,
+    index_path,
+    json_type,
+    key_path,
+    quote,
+)
 
 Check = Callable[[Any, str], list[Problem]]
 
@@ -45,18 +53,21 @@ RING_SIZE_MAX = 8_388_608
 class PolicyInfo:
     """What this package knows about one policy name."""
 
-    in_grpcio: bool                  # grpcio (grpc-core) implements it
-    check: Check | None = None       # its config's check (None: not checked here)
-    child_field: str | None = None   # the field holding its child policy list (wrappers)
-    needs_config: bool = False       # gRPC refuses it in loadBalancingPolicy (no config)
-    unusable: str | None = None      # why a DNS-resolved client cannot use it
+    in_grpcio: bool  # grpcio (grpc-core) implements it
+    check: Check | None = None  # its config's check (None: not checked here)
+    child_field: str | None = None  # the field holding its child policy list (wrappers)
+    needs_config: bool = False  # gRPC refuses it in loadBalancingPolicy (no config)
+    unusable: str | None = None  # why a DNS-resolved client cannot use it
 
 
 def check_list(value: Any, path: str) -> list[Problem]:
     """Check a loadBalancingConfig-shaped list (also used for every ``childPolicy``)."""
     if not isinstance(value, list):
-        return f.problem(path, 'expected a list of single-policy objects like '
-                               f'[{{"round_robin": {{}}}}], got {json_type(value)}')
+        return f.problem(
+            path,
+            "expected a list of single-policy objects like "
+            f'[{{"round_robin": {{}}}}], got {json_type(value)}',
+        )
     if not value:
         return f.problem(path, "empty: gRPC refuses a policy list without a policy it knows")
     chosen = chosen_index(value)
@@ -65,36 +76,60 @@ def check_list(value: Any, path: str) -> list[Problem]:
         problems += _check_entry(entry, index_path(path, i), value, chosen, i == chosen)
     if chosen is None:
         names = " ".join(next(iter(e)) for e in value if isinstance(e, dict) and len(e) == 1)
-        problems.append(Problem(path, f"no policy in this list is one grpcio implements "
-                                      f"({names or 'none named'}): gRPC refuses the service "
-                                      f"config"))
+        problems.append(
+            Problem(
+                path,
+                f"no policy in this list is one grpcio implements "
+                f"({names or 'none named'}): gRPC refuses the service "
+                f"config",
+            )
+        )
     return problems
 
 
-def _check_entry(entry: Any, path: str, entries: list, chosen: int | None,
-                 is_chosen: bool) -> list[Problem]:
+def _check_entry(
+    entry: Any, path: str, entries: list, chosen: int | None, is_chosen: bool
+) -> list[Problem]:
     if not isinstance(entry, dict) or len(entry) != 1:
-        what = (f"{len(entry)} keys ({', '.join(sorted(entry))})" if isinstance(entry, dict)
-                else json_type(entry))
-        return f.problem(path, f"expected an object naming exactly one policy, like "
-                               f'{{"round_robin": {{}}}}, got {what}; list alternatives as '
-                               f"separate entries")
+        what = (
+            f"{len(entry)} keys ({', '.join(sorted(entry))})"
+            if isinstance(entry, dict)
+            else json_type(entry)
+        )
+        return f.problem(
+            path,
+            f"expected an object naming exactly one policy, like "
+            f'{{"round_robin": {{}}}}, got {what}; list alternatives as '
+            f"separate entries",
+        )
     name, config = next(iter(entry.items()))
     info = POLICIES.get(name)
     problems: list[Problem] = []
     if info is None:
-        problems.append(Problem(path, f"unknown policy {quote(name)}"
-                                      f"{did_you_mean(name, POLICIES)}: gRPC skips unknown "
-                                      f"policies silently"))
+        problems.append(
+            Problem(
+                path,
+                f"unknown policy {quote(name)}"
+                f"{did_you_mean(name, POLICIES)}: gRPC skips unknown "
+                f"policies silently",
+            )
+        )
     elif not info.in_grpcio and chosen is not None:
         fallback = next(iter(entries[chosen]))
-        problems.append(Problem(path, f"grpcio does not implement {quote(name)} (other gRPC "
-                                      f"implementations may): this client skips it and uses "
-                                      f"{quote(fallback)}", WARNING))
+        problems.append(
+            Problem(
+                path,
+                f"grpcio does not implement {quote(name)} (other gRPC "
+                f"implementations may): this client skips it and uses "
+                f"{quote(fallback)}",
+                WARNING,
+            )
+        )
     if not isinstance(config, dict):
-        problems += f.problem(key_path(path, name), "expected an object (the policy's "
-                                                    f"config; {{}} for none), got "
-                                                    f"{json_type(config)}")
+        problems += f.problem(
+            key_path(path, name),
+            f"expected an object (the policy's config; {{}} for none), got {json_type(config)}",
+        )
     elif info is not None and info.check is not None:
         problems += info.check(config, key_path(path, name))
     if is_chosen and info is not None and info.unusable:
@@ -123,11 +158,13 @@ def check_name(value: Any, path: str, where: str) -> list[Problem]:
     info = POLICIES.get(name)
     if info is None or not info.in_grpcio:
         known = [n for n, i in POLICIES.items() if i.in_grpcio and not i.needs_config]
-        return f.problem(path, f"unknown policy {quote(value)}{did_you_mean(name, known)}; "
-                               f"{where}")
+        return f.problem(path, f"unknown policy {quote(value)}{did_you_mean(name, known)}; {where}")
     if info.needs_config:
-        return f.problem(path, f"{quote(name)} needs a config: name it in loadBalancingConfig "
-                               f"instead, e.g. [{{{quote(name)}: {{...}}}}]")
+        return f.problem(
+            path,
+            f"{quote(name)} needs a config: name it in loadBalancingConfig "
+            f"instead, e.g. [{{{quote(name)}: {{...}}}}]",
+        )
     if info.unusable:
         return f.problem(path, f"{quote(name)} {info.unusable}")
     return []
@@ -154,24 +191,30 @@ class DeclaredPolicy:
         if self.name is None:
             return "no usable policy (the service config's policy is invalid)"
         notes = [f"under {p}" for p in reversed(self.wrappers)]
-        notes += {"loadBalancingPolicy": ["legacy loadBalancingPolicy"],
-                  "grpc.lb_policy_name": ["from grpc.lb_policy_name"],
-                  "default": ["gRPC's default: no policy declared"]}.get(self.source, [])
+        notes += {
+            "loadBalancingPolicy": ["legacy loadBalancingPolicy"],
+            "grpc.lb_policy_name": ["from grpc.lb_policy_name"],
+            "default": ["gRPC's default: no policy declared"],
+        }.get(self.source, [])
         return f"{self.name} ({', '.join(notes)})" if notes else self.name
 
 
-def declared(service_config: Mapping[str, Any] | None,
-             channel_options: Mapping[str, Any]) -> DeclaredPolicy:
+def declared(
+    service_config: Mapping[str, Any] | None, channel_options: Mapping[str, Any]
+) -> DeclaredPolicy:
     """Which policy gRPC's precedence (module docstring) selects for these settings."""
     config = service_config or {}
     if "loadBalancingConfig" in config:
         return _declared_in_list(config["loadBalancingConfig"], ())
-    for source, value in (("loadBalancingPolicy", config.get("loadBalancingPolicy")),
-                          ("grpc.lb_policy_name", channel_options.get("grpc.lb_policy_name"))):
+    for source, value in (
+        ("loadBalancingPolicy", config.get("loadBalancingPolicy")),
+        ("grpc.lb_policy_name", channel_options.get("grpc.lb_policy_name")),
+    ):
         if isinstance(value, str) and value:
             valid = not check_name(value, "", "")
-            return DeclaredPolicy(value.lower() if valid else None, (),
-                                  source if valid else "invalid")
+            return DeclaredPolicy(
+                value.lower() if valid else None, (), source if valid else "invalid"
+            )
     return DeclaredPolicy("pick_first", (), "default")
 
 
@@ -200,52 +243,95 @@ def chosen_configs(service_config: Mapping[str, Any] | None) -> list[tuple[str, 
 def _outlier_extra(config: Mapping[str, Any], path: str) -> list[Problem]:
     if "successRateEjection" in config or "failurePercentageEjection" in config:
         return []
-    return [Problem(path, "neither successRateEjection nor failurePercentageEjection: this "
-                          "outlier detection never ejects anything", WARNING)]
+    return [
+        Problem(
+            path,
+            "neither successRateEjection nor failurePercentageEjection: this "
+            "outlier detection never ejects anything",
+            WARNING,
+        )
+    ]
 
 
 def _ring_extra(config: Mapping[str, Any], path: str) -> list[Problem]:
     low = f.integer_value(config.get("minRingSize"))
     high = f.integer_value(config.get("maxRingSize"))
     if low is not None and high is not None and high < low:
-        return f.problem(key_path(path, "maxRingSize"),
-                         f"must not be smaller than minRingSize ({low}), got {high}")
+        return f.problem(
+            key_path(path, "maxRingSize"),
+            f"must not be smaller than minRingSize ({low}), got {high}",
+        )
     return []
 
 
 _PERCENT = f.integer(0, 100)
-_EJECTION_COMMON = {"enforcementPercentage": _PERCENT, "minimumHosts": f.integer(),
-                    "requestVolume": f.integer()}
-_OUTLIER = f.obj({
-    "interval": f.duration(), "baseEjectionTime": f.duration(),
-    "maxEjectionTime": f.duration(), "maxEjectionPercent": _PERCENT,
-    "successRateEjection": f.obj({"stdevFactor": f.integer(), **_EJECTION_COMMON}),
-    "failurePercentageEjection": f.obj({"threshold": _PERCENT, **_EJECTION_COMMON}),
-    "childPolicy": check_list,
-}, required=["childPolicy"], extra=_outlier_extra)
+_EJECTION_COMMON = {
+    "enforcementPercentage": _PERCENT,
+    "minimumHosts": f.integer(),
+    "requestVolume": f.integer(),
+}
+_OUTLIER = f.obj(
+    {
+        "interval": f.duration(),
+        "baseEjectionTime": f.duration(),
+        "maxEjectionTime": f.duration(),
+        "maxEjectionPercent": _PERCENT,
+        "successRateEjection": f.obj({"stdevFactor": f.integer(), **_EJECTION_COMMON}),
+        "failurePercentageEjection": f.obj({"threshold": _PERCENT, **_EJECTION_COMMON}),
+        "childPolicy": check_list,
+    },
+    required=["childPolicy"],
+    extra=_outlier_extra,
+)
 
 POLICIES: dict[str, PolicyInfo] = {
     # Implemented by grpcio and usable with DNS resolution.
     "pick_first": PolicyInfo(True, f.obj({"shuffleAddressList": f.boolean})),
     "round_robin": PolicyInfo(True, f.obj({})),
-    "weighted_round_robin": PolicyInfo(True, f.obj({
-        "enableOobLoadReport": f.boolean, "oobReportingPeriod": f.duration(),
-        "blackoutPeriod": f.duration(), "weightExpirationPeriod": f.duration(),
-        "weightUpdatePeriod": f.duration(), "errorUtilizationPenalty": f.number(at_least=0)})),
-    "outlier_detection_experimental": PolicyInfo(True, _OUTLIER, "childPolicy",
-                                                 needs_config=True),
-    "grpclb": PolicyInfo(True, f.obj({"childPolicy": check_list, "serviceName": f.string,
-                                      "initialFallbackTimeout": f.duration()}), "childPolicy"),
+    "weighted_round_robin": PolicyInfo(
+        True,
+        f.obj(
+            {
+                "enableOobLoadReport": f.boolean,
+                "oobReportingPeriod": f.duration(),
+                "blackoutPeriod": f.duration(),
+                "weightExpirationPeriod": f.duration(),
+                "weightUpdatePeriod": f.duration(),
+                "errorUtilizationPenalty": f.number(at_least=0),
+            }
+        ),
+    ),
+    "outlier_detection_experimental": PolicyInfo(True, _OUTLIER, "childPolicy", needs_config=True),
+    "grpclb": PolicyInfo(
+        True,
+        f.obj(
+            {
+                "childPolicy": check_list,
+                "serviceName": f.string,
+                "initialFallbackTimeout": f.duration(),
+            }
+        ),
+        "childPolicy",
+    ),
     # Implemented by grpcio, not usable by a DNS-resolved client (module docstring).
-    "ring_hash_experimental": PolicyInfo(True, f.obj(
-        {"minRingSize": f.integer(1, RING_SIZE_MAX), "maxRingSize": f.integer(1, RING_SIZE_MAX),
-         "requestHashHeader": f.string}, extra=_ring_extra),
+    "ring_hash_experimental": PolicyInfo(
+        True,
+        f.obj(
+            {
+                "minRingSize": f.integer(1, RING_SIZE_MAX),
+                "maxRingSize": f.integer(1, RING_SIZE_MAX),
+                "requestHashHeader": f.string,
+            },
+            extra=_ring_extra,
+        ),
         unusable="picks by a request hash that only xDS sets: every RPC fails INTERNAL "
-                 "\"hash attribute not present\" (measured, grpcio 1.85)"),
+        '"hash attribute not present" (measured, grpcio 1.85)',
+    ),
     "priority_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     "weighted_target_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
-    "rls_experimental": PolicyInfo(True, needs_config=True,
-                                   unusable="needs a route lookup (RLS) server"),
+    "rls_experimental": PolicyInfo(
+        True, needs_config=True, unusable="needs a route lookup (RLS) server"
+    ),
     "xds_cluster_manager_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     "cds_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     "xds_cluster_impl_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
@@ -253,8 +339,9 @@ POLICIES: dict[str, PolicyInfo] = {
     "xds_wrr_locality_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     # In the published schema, not implemented by grpcio (grpc-java / grpc-go have some).
     "least_request_experimental": PolicyInfo(False, f.obj({"choiceCount": f.integer(2)})),
-    "random_subsetting_experimental": PolicyInfo(False, f.obj(
-        {"subsetSize": f.integer(1), "childPolicy": check_list})),
+    "random_subsetting_experimental": PolicyInfo(
+        False, f.obj({"subsetSize": f.integer(1), "childPolicy": check_list})
+    ),
     "override_host_experimental": PolicyInfo(False),
     "xds_cluster_resolver_experimental": PolicyInfo(False),
     "lrs_experimental": PolicyInfo(False),

@@ -9,8 +9,9 @@ config, and its bounds are requirements, never derived from the profile under te
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from chaos.profiles import channel_args, lb_policies
 from chaos.profiles.problems import ProfileError, did_you_mean
@@ -42,10 +43,14 @@ class Profile:
 
     def data(self) -> dict[str, Any]:
         """The profile as the JSON data of a profile file."""
-        return {"name": self.name, "description": self.description,
-                "service_config": self.service_config,
-                "channel_options": dict(self.channel_options),
-                "client_cert": self.client_cert, "why": dict(self.why)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "service_config": self.service_config,
+            "channel_options": dict(self.channel_options),
+            "client_cert": self.client_cert,
+            "why": dict(self.why),
+        }
 
     @property
     def declared_policy(self) -> lb_policies.DeclaredPolicy:
@@ -73,8 +78,14 @@ class Profile:
     def outlier_detection(self) -> Mapping[str, Any] | None:
         """The outlier_detection_experimental config among the policies gRPC uses (top
         level or as a child), or None. For explanations only."""
-        return next((config for name, config in lb_policies.chosen_configs(self.service_config)
-                     if name == "outlier_detection_experimental"), None)
+        return next(
+            (
+                config
+                for name, config in lb_policies.chosen_configs(self.service_config)
+                if name == "outlier_detection_experimental"
+            ),
+            None,
+        )
 
     def retry_policy(self, service: str, method: str) -> Mapping[str, Any] | None:
         """The retryPolicy gRPC applies to ``/service/method``: the most specific method
@@ -91,17 +102,20 @@ class Profile:
     def setting(self, name: str) -> Setting:
         """The value a channel option has in this profile, or gRPC's default for it."""
         if name not in channel_args.CHANNEL_ARGS:
-            raise ProfileError(f"unknown channel option {name!r}"
-                               f"{did_you_mean(name, channel_args.CHANNEL_ARGS)}")
+            raise ProfileError(
+                f"unknown channel option {name!r}{did_you_mean(name, channel_args.CHANNEL_ARGS)}"
+            )
         if name in self.channel_options:
             value = self.channel_options[name]
             return Setting(value, False, channel_args.describe(name, value))
-        return Setting(channel_args.CHANNEL_ARGS[name].default, True,
-                       channel_args.describe(name, None))
+        return Setting(
+            channel_args.CHANNEL_ARGS[name].default, True, channel_args.describe(name, None)
+        )
 
     def options(self) -> list[tuple[str, Any]]:
         """Channel arguments for grpc (service config included)."""
         from fleet import client
+
         return client.channel_options(self.service_config, list(self.channel_options.items()))
 
     def channel(self, fleet: Mapping[str, Any], aio: bool = False):
@@ -110,10 +124,14 @@ class Profile:
         The fleet's client certificate is presented when the profile asks for it or the
         fleet requires it (``"mtls": true``)."""
         from fleet import client
-        return client.channel(fleet, service_config=self.service_config,
-                              options=list(self.channel_options.items()),
-                              client_cert=self.client_cert or bool(fleet.get("mtls")),
-                              aio=aio)
+
+        return client.channel(
+            fleet,
+            service_config=self.service_config,
+            options=list(self.channel_options.items()),
+            client_cert=self.client_cert or bool(fleet.get("mtls")),
+            aio=aio,
+        )
 
 
 def _name_rank(name: Any, service: str, method: str) -> int:

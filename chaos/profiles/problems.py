@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 ERROR = "error"
 WARNING = "warning"
@@ -105,9 +106,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 def unknown_key(path: str, key: str, allowed: Iterable[str], ignored_by: str) -> Problem:
     """The problem for a key that is not part of the schema at ``path``."""
-    return Problem(key_path(path, key),
-                   f"unknown key{did_you_mean(key, allowed)}: {ignored_by} ignores it "
-                   f"silently, so this setting does nothing")
+    return Problem(
+        key_path(path, key),
+        f"unknown key{did_you_mean(key, allowed)}: {ignored_by} ignores it "
+        f"silently, so this setting does nothing",
+    )
 
 
 def merged(schema: list[Problem], grpc: list[Problem]) -> list[Problem]:
@@ -117,9 +120,12 @@ def merged(schema: list[Problem], grpc: list[Problem]) -> list[Problem]:
     for found in schema:
         if found.is_error:
             explanations.setdefault(found.path, []).append(found.message)
-    combined = [Problem(p.path, f"{p.message} ({'; '.join(explanations[p.path])})",
-                        p.severity, p.source) if p.is_error and p.path in explanations else p
-                for p in grpc]
+    combined = [
+        Problem(p.path, f"{p.message} ({'; '.join(explanations[p.path])})", p.severity, p.source)
+        if p.is_error and p.path in explanations
+        else p
+        for p in grpc
+    ]
     covered = {p.path for p in grpc if p.is_error}
     rest = [p for p in schema if not (p.is_error and p.path in covered)]
     return sorted(rest + combined, key=lambda p: p.path)

@@ -29,19 +29,40 @@ Decisions where gRPC is lenient:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chaos.profiles import json_fields as f
 from chaos.profiles import lb_policies
-from chaos.profiles.problems import WARNING, Problem, did_you_mean, index_path, json_type, \
-    key_path, quote
+from chaos.profiles.problems import (
+    WARNING,
+    Problem,
+    did_you_mean,
+    index_path,
+    json_type,
+    key_path,
+    quote,
+)
 
 # gRPC's status codes by name (grpc/status.h; the names grpc-core's parser accepts).
 STATUS_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
 }
 # service_config.proto, RetryPolicy and HedgingPolicy: "Any value greater than 5 will be
 # treated as if it were 5."
@@ -56,51 +77,78 @@ def status_code(value: Any, path: str) -> list[Problem]:
     if isinstance(value, str) and value in STATUS_CODES:
         return []
     if isinstance(value, str) and value.upper() in STATUS_CODES:
-        return f.problem(path, f"status code names are upper case: write "
-                               f"{quote(value.upper())}, not {quote(value)}")
+        return f.problem(
+            path,
+            f"status code names are upper case: write {quote(value.upper())}, not {quote(value)}",
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         name = next((n for n, code in STATUS_CODES.items() if code == value), None)
         fix = f"write {quote(name)}" if name else "no status code has this number"
         return f.problem(path, f"grpcio reads status codes by name only: {fix}, not {value}")
-    return f.problem(path, f"unknown status code {quote(value)}"
-                           f"{did_you_mean(str(value).upper(), STATUS_CODES)}")
+    return f.problem(
+        path, f"unknown status code {quote(value)}{did_you_mean(str(value).upper(), STATUS_CODES)}"
+    )
 
 
 def _max_attempts(value: Any, path: str) -> list[Problem]:
     problems = f.integer(2)(value, path)
     if not problems and int(value) > MAX_ATTEMPTS_CAP:
-        problems.append(Problem(path, f"{value} is above gRPC's cap: gRPC makes at most "
-                                      f"{MAX_ATTEMPTS_CAP} attempts", WARNING))
+        problems.append(
+            Problem(
+                path,
+                f"{value} is above gRPC's cap: gRPC makes at most {MAX_ATTEMPTS_CAP} attempts",
+                WARNING,
+            )
+        )
     return problems
 
 
-_RETRY_POLICY = f.obj({
-    "maxAttempts": _max_attempts,
-    "initialBackoff": f.duration(positive=True),
-    "maxBackoff": f.duration(positive=True),
-    "backoffMultiplier": f.number(greater_than=0),
-    "retryableStatusCodes": f.list_of(status_code, non_empty=True),
-    # gRFC A6 amendment; grpc-core reads it when grpc.experimental.enable_hedging is set.
-    "perAttemptRecvTimeout": f.duration(positive=True),
-}, required=["maxAttempts", "initialBackoff", "maxBackoff", "backoffMultiplier",
-             "retryableStatusCodes"])
+_RETRY_POLICY = f.obj(
+    {
+        "maxAttempts": _max_attempts,
+        "initialBackoff": f.duration(positive=True),
+        "maxBackoff": f.duration(positive=True),
+        "backoffMultiplier": f.number(greater_than=0),
+        "retryableStatusCodes": f.list_of(status_code, non_empty=True),
+        # gRFC A6 amendment; grpc-core reads it when grpc.experimental.enable_hedging is set.
+        "perAttemptRecvTimeout": f.duration(positive=True),
+    },
+    required=[
+        "maxAttempts",
+        "initialBackoff",
+        "maxBackoff",
+        "backoffMultiplier",
+        "retryableStatusCodes",
+    ],
+)
 
 
 def _hedging_policy(value: Any, path: str) -> list[Problem]:
-    check = f.obj({"maxAttempts": _max_attempts, "hedgingDelay": f.duration(),
-                   "nonFatalStatusCodes": f.list_of(status_code)}, required=["maxAttempts"])
-    return check(value, path) + [Problem(path, "grpcio does not implement hedging: this "
-                                               "client ignores the policy", WARNING)]
+    check = f.obj(
+        {
+            "maxAttempts": _max_attempts,
+            "hedgingDelay": f.duration(),
+            "nonFatalStatusCodes": f.list_of(status_code),
+        },
+        required=["maxAttempts"],
+    )
+    return check(value, path) + [
+        Problem(path, "grpcio does not implement hedging: this client ignores the policy", WARNING)
+    ]
 
 
 def _method_config_extra(config: Mapping[str, Any], path: str) -> list[Problem]:
     if "retryPolicy" in config and "hedgingPolicy" in config:
-        return f.problem(path, "has both retryPolicy and hedgingPolicy: a method config may "
-                               "have one of them")
+        return f.problem(
+            path, "has both retryPolicy and hedgingPolicy: a method config may have one of them"
+        )
     if not config.get("name"):
-        return f.problem(key_path(path, "name"), 'missing or empty: this method config '
-                                                 'applies to no method (gRPC skips it); '
-                                                 'use [{}] for every method')
+        return f.problem(
+            key_path(path, "name"),
+            "missing or empty: this method config "
+            "applies to no method (gRPC skips it); "
+            "use [{}] for every method",
+        )
     return []
 
 
@@ -113,20 +161,26 @@ def _nullable_string(value: Any, path: str) -> list[Problem]:
 def _name(value: Any, path: str) -> list[Problem]:
     problems = f.obj({"service": _nullable_string, "method": _nullable_string})(value, path)
     if not problems and not value.get("service") and value.get("method"):
-        problems += f.problem(path, f"method {quote(value['method'])} without a service: "
-                                    f"name the service too (gRPC refuses it)")
+        problems += f.problem(
+            path,
+            f"method {quote(value['method'])} without a service: "
+            f"name the service too (gRPC refuses it)",
+        )
     return problems
 
 
-_METHOD_CONFIG = f.obj({
-    "name": f.list_of(_name),
-    "waitForReady": f.boolean,
-    "timeout": f.duration(),
-    "maxRequestMessageBytes": f.integer(),
-    "maxResponseMessageBytes": f.integer(),
-    "retryPolicy": _RETRY_POLICY,
-    "hedgingPolicy": _hedging_policy,
-}, extra=_method_config_extra)
+_METHOD_CONFIG = f.obj(
+    {
+        "name": f.list_of(_name),
+        "waitForReady": f.boolean,
+        "timeout": f.duration(),
+        "maxRequestMessageBytes": f.integer(),
+        "maxResponseMessageBytes": f.integer(),
+        "retryPolicy": _RETRY_POLICY,
+        "hedgingPolicy": _hedging_policy,
+    },
+    extra=_method_config_extra,
+)
 
 
 def _method_names(configs: list, path: str) -> list[Problem]:
@@ -153,30 +207,44 @@ def _method_configs(value: Any, path: str) -> list[Problem]:
 
 
 def _retry_throttling(value: Any, path: str) -> list[Problem]:
-    problems = f.obj({"maxTokens": f.integer(1, MAX_TOKENS_LIMIT),
-                      "tokenRatio": f.number(greater_than=0)},
-                     required=["maxTokens", "tokenRatio"])(value, path)
+    problems = f.obj(
+        {"maxTokens": f.integer(1, MAX_TOKENS_LIMIT), "tokenRatio": f.number(greater_than=0)},
+        required=["maxTokens", "tokenRatio"],
+    )(value, path)
     ratio = f.number_value(value.get("tokenRatio")) if isinstance(value, dict) else None
     if not problems and ratio is not None and ratio != round(ratio, TOKEN_RATIO_DECIMALS):
-        problems.append(Problem(key_path(path, "tokenRatio"),
-                                f"gRPC keeps {TOKEN_RATIO_DECIMALS} decimal places: "
-                                f"{quote(value['tokenRatio'])} is used as "
-                                f"{round(ratio, TOKEN_RATIO_DECIMALS)}", WARNING))
+        problems.append(
+            Problem(
+                key_path(path, "tokenRatio"),
+                f"gRPC keeps {TOKEN_RATIO_DECIMALS} decimal places: "
+                f"{quote(value['tokenRatio'])} is used as "
+                f"{round(ratio, TOKEN_RATIO_DECIMALS)}",
+                WARNING,
+            )
+        )
     return problems
 
 
 def _health_check_config(value: Any, path: str) -> list[Problem]:
     problems = f.obj({"serviceName": f.string})(value, path)
     if not problems and "serviceName" not in value:
-        problems += f.problem(path, 'no serviceName: gRPC does not health-check at all; '
-                                    'use "" for the server\'s overall health')
+        problems += f.problem(
+            path,
+            "no serviceName: gRPC does not health-check at all; "
+            'use "" for the server\'s overall health',
+        )
     return problems
 
 
 def _connection_scaling(value: Any, path: str) -> list[Problem]:
     return f.obj({"maxConnectionsPerSubchannel": f.integer()})(value, path) + [
-        Problem(path, "grpcio reads it only when the environment variable GRPC_EXPERIMENTAL_"
-                      "MAX_CONCURRENT_STREAMS_CONNECTION_SCALING is true", WARNING)]
+        Problem(
+            path,
+            "grpcio reads it only when the environment variable GRPC_EXPERIMENTAL_"
+            "MAX_CONCURRENT_STREAMS_CONNECTION_SCALING is true",
+            WARNING,
+        )
+    ]
 
 
 def _legacy_policy(value: Any, path: str) -> list[Problem]:
@@ -185,19 +253,26 @@ def _legacy_policy(value: Any, path: str) -> list[Problem]:
 
 def _both_policies(config: Mapping[str, Any], path: str) -> list[Problem]:
     if "loadBalancingConfig" in config and "loadBalancingPolicy" in config:
-        return [Problem(key_path(path, "loadBalancingPolicy"), "ignored: loadBalancingConfig "
-                                                               "takes precedence", WARNING)]
+        return [
+            Problem(
+                key_path(path, "loadBalancingPolicy"),
+                "ignored: loadBalancingConfig takes precedence",
+                WARNING,
+            )
+        ]
     return []
 
 
-_SERVICE_CONFIG = f.obj({
-    "loadBalancingConfig": lb_policies.check_list,
-    "loadBalancingPolicy": _legacy_policy,
-    "methodConfig": _method_configs,
-    "retryThrottling": _retry_throttling,
-    "healthCheckConfig": _health_check_config,
-    "connectionScaling": _connection_scaling,
-})
+_SERVICE_CONFIG = f.obj(
+    {
+        "loadBalancingConfig": lb_policies.check_list,
+        "loadBalancingPolicy": _legacy_policy,
+        "methodConfig": _method_configs,
+        "retryThrottling": _retry_throttling,
+        "healthCheckConfig": _health_check_config,
+        "connectionScaling": _connection_scaling,
+    }
+)
 
 
 def check(config: Any, path: str = "service_config") -> list[Problem]:

@@ -37,7 +37,6 @@ def uses_chaos(item) -> bool:
     return False
 
 
-
 class RunState:
     """What the plugin learns during a run, for the end-of-run summary. A plugin object:
     under pytest-xdist its report hook runs in the controller, where the summary is."""
@@ -61,8 +60,13 @@ class RunState:
         elif report.skipped and getattr(report, "chaos_reason", None) is not None:
             self.not_run.append((report.nodeid, report.chaos_reason))
         if report.when == "teardown" and getattr(report, "chaos_attempts", 1) > 1:
-            self.reruns.append((report.nodeid, report.chaos_attempts - 1,
-                                getattr(report, "chaos_rerun_reasons", [])))
+            self.reruns.append(
+                (
+                    report.nodeid,
+                    report.chaos_attempts - 1,
+                    getattr(report, "chaos_rerun_reasons", []),
+                )
+            )
 
     def pytest_sessionfinish(self, session) -> None:
         # A pytest-xdist worker: its stalls are measured here, the summary is written by
@@ -76,7 +80,6 @@ class RunState:
         lines = getattr(node, "workeroutput", {}).get("chaos_stalls")
         if lines:
             self.worker_stalls.append((node.gateway.id, lines))
-
 
 
 # ---------------------------------------------------------------------------- reruns
@@ -99,15 +102,25 @@ def pytest_runtest_protocol(item, nextitem):
         if not any(getattr(r, "chaos_inconclusive", False) for r in reports) or last:
             break
         why.append(_first_line(reports))
-        _write(item, f"RERUN {item.nodeid}: inconclusive ({why[-1]}); attempt "
-                     f"{attempt + 1} of {limit + 1}")
+        _write(
+            item,
+            f"RERUN {item.nodeid}: inconclusive ({why[-1]}); attempt {attempt + 1} of {limit + 1}",
+        )
     results = item.config.getoption("--chaos-results")
     if results:
         from chaos.run import results as results_module
 
-        results_module.append(results, results_module.record(
-            item, reports, getattr(item, "_chaos_scenario", None), started_wall,
-            time.monotonic() - started, attempt))
+        results_module.append(
+            results,
+            results_module.record(
+                item,
+                reports,
+                getattr(item, "_chaos_scenario", None),
+                started_wall,
+                time.monotonic() - started,
+                attempt,
+            ),
+        )
     for report in reports:
         report.chaos_attempts = attempt
         report.chaos_rerun_reasons = why
@@ -129,8 +142,9 @@ def _run_once(item, nextitem, last: bool):
     again = not last and any(getattr(r, "chaos_inconclusive", False) for r in reports)
     if item.session.shouldfail or item.session.shouldstop:
         nextitem, again = None, False
-    reports.append(call_and_report(item, "teardown", log=False,
-                                   nextitem=item.parent if again else nextitem))
+    reports.append(
+        call_and_report(item, "teardown", log=False, nextitem=item.parent if again else nextitem)
+    )
     item._request = False
     item.funcargs = None
     return reports
@@ -166,9 +180,16 @@ def pytest_pyfunc_call(pyfuncitem):
             raise
         __tracebackhide__ = True
         try:
-            scenario.expect(checks.staging(scenario.history, timeout.what, timeout.start_ns,
-                                           timeout.end_ns, timeout.progress),
-                            answers=timeout.answers or STAGING_ANSWERS)
+            scenario.expect(
+                checks.staging(
+                    scenario.history,
+                    timeout.what,
+                    timeout.start_ns,
+                    timeout.end_ns,
+                    timeout.progress,
+                ),
+                answers=timeout.answers or STAGING_ANSWERS,
+            )
         except (ScenarioFailed, ScenarioInconclusive) as outcome:
             raise outcome from None  # the verdict says it all; the timeout adds nothing
         raise
@@ -176,8 +197,13 @@ def pytest_pyfunc_call(pyfuncitem):
 
 # The client settings that decide how fast a client brings a situation about, named when a
 # wait did not say which answer it.
-STAGING_ANSWERS = ("retryPolicy", "outlierDetection", "healthCheckConfig",
-                   "grpc.keepalive_time_ms", "grpc.max_reconnect_backoff_ms")
+STAGING_ANSWERS = (
+    "retryPolicy",
+    "outlierDetection",
+    "healthCheckConfig",
+    "grpc.keepalive_time_ms",
+    "grpc.max_reconnect_backoff_ms",
+)
 
 
 # ---------------------------------------------------------------------------- reports
@@ -201,8 +227,12 @@ def pytest_runtest_makereport(item, call):
         report.user_properties.append(("chaos_profile", scenario.profile.name))
         for verdict in scenario.verdicts:
             report.user_properties.append(
-                (f"chaos_{verdict.name}", f"{verdict.outcome} {verdict.figure} {verdict.unit} "
-                                          f"bound {verdict.comparison} {verdict.bound}"))
+                (
+                    f"chaos_{verdict.name}",
+                    f"{verdict.outcome} {verdict.figure} {verdict.unit} "
+                    f"bound {verdict.comparison} {verdict.bound}",
+                )
+            )
         if report.failed:
             lines = [v.headline for v in scenario.verdicts if not v.passed]
             lines.append(f"artifacts: {scenario.artifacts}")
@@ -227,19 +257,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if state.not_run:
         terminalreporter.section("grpc-chaos: scenarios that did not run", sep="=")
         for nodeid, reason in state.not_run:
-            write(f"{'NOT APPLICABLE' if reason.startswith(NOT_APPLICABLE) else 'SKIPPED'} "
-                  f"{nodeid}: {reason.removeprefix(NOT_APPLICABLE)}")
+            write(
+                f"{'NOT APPLICABLE' if reason.startswith(NOT_APPLICABLE) else 'SKIPPED'} "
+                f"{nodeid}: {reason.removeprefix(NOT_APPLICABLE)}"
+            )
     if state.inconclusive:
-        terminalreporter.section("grpc-chaos: inconclusive (the machine stalled, or too "
-                                 "little evidence to judge)", sep="=", yellow=True)
+        terminalreporter.section(
+            "grpc-chaos: inconclusive (the machine stalled, or too little evidence to judge)",
+            sep="=",
+            yellow=True,
+        )
         for nodeid, reason in state.inconclusive:
             write(f"INCONCLUSIVE {nodeid}: {reason}")
-        write("An inconclusive scenario is not a pass: the machine was too busy to judge it, "
-              "or the history held too little evidence (NOT JUDGED). Rerun on a quieter "
-              "machine, or raise --chaos-reruns.")
+        write(
+            "An inconclusive scenario is not a pass: the machine was too busy to judge it, "
+            "or the history held too little evidence (NOT JUDGED). Rerun on a quieter "
+            "machine, or raise --chaos-reruns."
+        )
     if state.reruns:
-        write("grpc-chaos: scenarios rerun after an inconclusive verdict: "
-              + ", ".join(f"{n.split('::')[-1]} ({a}x)" for n, a, _ in state.reruns))
+        write(
+            "grpc-chaos: scenarios rerun after an inconclusive verdict: "
+            + ", ".join(f"{n.split('::')[-1]} ({a}x)" for n, a, _ in state.reruns)
+        )
         for nodeid, _, reasons in state.reruns:
             for reason in reasons:
                 write(f"  {nodeid}: {reason}")
@@ -259,8 +298,9 @@ def _stall_summary(stalls) -> list[str]:
     lines = [_longest("runner stalls", runner.stalls(since))]
     starvation = getattr(stalls, "starvation", None)
     if starvation is not None:
-        lines.append(_longest("CPU waits of the runner, proxy and backends",
-                              starvation.stalls(since)))
+        lines.append(
+            _longest("CPU waits of the runner, proxy and backends", starvation.stalls(since))
+        )
     return lines
 
 

@@ -42,11 +42,11 @@ from chaos.observe import grpc_log
 grpc_log.enable()  # before anything imports grpc: its ERROR log is evidence (chaos/observe/grpc_log.py)
 
 from chaos import profiles  # noqa: E402
-from chaos.verdicts import requirements as requirements_module
+from chaos.outcomes import PreflightFailed
 from chaos.run import hooks as run_hooks
 from chaos.run.artifacts import artifact_dir, safe_name
-from chaos.outcomes import PreflightFailed
 from chaos.run.hooks import uses_chaos
+from chaos.verdicts import requirements as requirements_module
 
 FAMILIES = {
     "balance": "how RPCs spread over healthy backends",
@@ -67,42 +67,74 @@ DEFAULT_RERUNS = 2
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos", "grpc-chaos scenarios")
-    group.addoption("--chaos-profile", default="recommended",
-                    help="client profile: a shipped name (%s) or a JSON file path"
-                         % ", ".join(profiles.shipped()))
-    group.addoption("--chaos-target", default=None,
-                    help="the service under test: a grpc-chaos.toml target file (default: "
-                         "grpc-chaos.toml in the working directory, else the built-in "
-                         "Greeter)")
-    group.addoption("--chaos-requirements", default=None,
-                    help="a TOML/JSON file of requirements (bounds, SLOs) over the defaults")
-    group.addoption("--chaos-fleet-size", type=int, default=3,
-                    help=f"backends per fleet, {MIN_FLEET}..{MAX_FLEET} (3)")
-    group.addoption("--chaos-toxiproxy-url", default=None,
-                    help="an already running Toxiproxy server (default: TOXIPROXY_URL, then "
-                         "toxiproxy-server on PATH, then the embedded server)")
-    group.addoption("--chaos-artifacts", default="chaos-artifacts",
-                    help="directory for each scenario's history, verdicts and summary")
-    group.addoption("--chaos-reruns", type=int, default=DEFAULT_RERUNS,
-                    help="reruns of a scenario whose verdict is inconclusive (2)")
-    group.addoption("--chaos-results", default=None,
-                    help="append one JSON line per scenario outcome to this file "
-                         "(chaos/run/results.py; what the gate reads)")
+    group.addoption(
+        "--chaos-profile",
+        default="recommended",
+        help="client profile: a shipped name (%s) or a JSON file path"
+        % ", ".join(profiles.shipped()),
+    )
+    group.addoption(
+        "--chaos-target",
+        default=None,
+        help="the service under test: a grpc-chaos.toml target file (default: "
+        "grpc-chaos.toml in the working directory, else the built-in "
+        "Greeter)",
+    )
+    group.addoption(
+        "--chaos-requirements",
+        default=None,
+        help="a TOML/JSON file of requirements (bounds, SLOs) over the defaults",
+    )
+    group.addoption(
+        "--chaos-fleet-size",
+        type=int,
+        default=3,
+        help=f"backends per fleet, {MIN_FLEET}..{MAX_FLEET} (3)",
+    )
+    group.addoption(
+        "--chaos-toxiproxy-url",
+        default=None,
+        help="an already running Toxiproxy server (default: TOXIPROXY_URL, then "
+        "toxiproxy-server on PATH, then the embedded server)",
+    )
+    group.addoption(
+        "--chaos-artifacts",
+        default="chaos-artifacts",
+        help="directory for each scenario's history, verdicts and summary",
+    )
+    group.addoption(
+        "--chaos-reruns",
+        type=int,
+        default=DEFAULT_RERUNS,
+        help="reruns of a scenario whose verdict is inconclusive (2)",
+    )
+    group.addoption(
+        "--chaos-results",
+        default=None,
+        help="append one JSON line per scenario outcome to this file "
+        "(chaos/run/results.py; what the gate reads)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, what in FAMILIES.items():
         config.addinivalue_line("markers", f"{name}: fault family: {what}")
     config.addinivalue_line(
-        "markers", "detects(**profile_to_check): the scenario fails under each named profile, "
-                   "with a failed verdict of the named check")
+        "markers",
+        "detects(**profile_to_check): the scenario fails under each named profile, "
+        "with a failed verdict of the named check",
+    )
     config.addinivalue_line(
-        "markers", "needs(*capabilities): what the scenario needs of the target (control, "
-                   "mtls, variants, payload); not applicable without it")
+        "markers",
+        "needs(*capabilities): what the scenario needs of the target (control, "
+        "mtls, variants, payload); not applicable without it",
+    )
     size = config.getoption("--chaos-fleet-size")
     if not MIN_FLEET <= size <= MAX_FLEET:
-        raise pytest.UsageError(f"--chaos-fleet-size {size} is not within {MIN_FLEET}..{MAX_FLEET}"
-                                f" (failover needs a survivor)")
+        raise pytest.UsageError(
+            f"--chaos-fleet-size {size} is not within {MIN_FLEET}..{MAX_FLEET}"
+            f" (failover needs a survivor)"
+        )
     if config.getoption("--chaos-reruns") < 0:
         raise pytest.UsageError("--chaos-reruns must be 0 or more")
     try:
@@ -112,9 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config._chaos_target = _target(config)
     path = config.getoption("--chaos-requirements")
     try:
-        config._chaos_requirements = (requirements_module.load(path) if path
-                                      else config._chaos_target.requirements
-                                      or requirements_module.DEFAULTS)
+        config._chaos_requirements = (
+            requirements_module.load(path)
+            if path
+            else config._chaos_target.requirements or requirements_module.DEFAULTS
+        )
     except requirements_module.RequirementsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config._chaos_families = tuple(FAMILIES)
@@ -139,10 +173,10 @@ def _target(config):
 # What only the built-in Greeter can do (a target's server runs as its command says).
 BUILTIN_ONLY = {
     "variants": "needs a server started in another configuration (without its health "
-                "service, with a max connection age of the scenario's choosing): only the "
-                "built-in Greeter target can be",
+    "service, with a max connection age of the scenario's choosing): only the "
+    "built-in Greeter target can be",
     "payload": "needs requests of a chosen size (the built-in Greeter pads its name field); "
-               "a target's request is what its file says",
+    "a target's request is what its file says",
 }
 
 
@@ -175,10 +209,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     target = session.config._chaos_target
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"grpc-chaos: target {target.name} ({target.source}); profile "
-                            f"{profile.name} ({profile.source}); requirements: "
-                            f"{required.source}; fleet size "
-                            f"{session.config.getoption('--chaos-fleet-size')}")
+        reporter.write_line(
+            f"grpc-chaos: target {target.name} ({target.source}); profile "
+            f"{profile.name} ({profile.source}); requirements: "
+            f"{required.source}; fleet size "
+            f"{session.config.getoption('--chaos-fleet-size')}"
+        )
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -235,11 +271,13 @@ def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target):
     size = request.config.getoption("--chaos-fleet-size")
     try:
         with Fleet(size, proxies=toxiproxy.control(), service=chaos_target) as fleet:
-            state.preflight = preflight.run(chaos_profile, fleet, stalls=state.stalls,
-                                            target=chaos_target)
+            state.preflight = preflight.run(
+                chaos_profile, fleet, stalls=state.stalls, target=chaos_target
+            )
     except Exception as error:  # the target did not start: one verdict, as below
         state.preflight = preflight.Preflight(
-            False, None, f"the fleet of target {chaos_target.name} did not start: {error}")
+            False, None, f"the fleet of target {chaos_target.name} did not start: {error}"
+        )
     return state.preflight
 
 
@@ -258,8 +296,9 @@ def fleet(request, toxiproxy, chaos_preflight, chaos_target):
     _require_preflight(request, chaos_preflight)
     settings = dict(getattr(request.module, "chaos_fleet", {}))
     if not chaos_target.builtin:
-        settings = {k: v for k, v in settings.items()
-                    if k not in ("health", "max_connection_age_ms")}
+        settings = {
+            k: v for k, v in settings.items() if k not in ("health", "max_connection_age_ms")
+        }
     settings.setdefault("size", request.config.getoption("--chaos-fleet-size"))
     with Fleet(proxies=toxiproxy.control(), service=chaos_target, **settings) as running:
         yield running
@@ -272,8 +311,9 @@ def _require_preflight(request, result) -> None:
     if not state.preflight_reported:
         state.preflight_reported = True
         request.session.shouldfail = "grpc-chaos preflight failed (see the first error)"
-        raise PreflightFailed(f"preflight: [profile {request.config._chaos_profile.name}] "
-                              f"{result.message}")
+        raise PreflightFailed(
+            f"preflight: [profile {request.config._chaos_profile.name}] {result.message}"
+        )
     pytest.skip("not run: the preflight failed (see the first error)")
 
 
@@ -290,17 +330,24 @@ def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, ch
     attempt = getattr(request.node, "_chaos_attempt", 1)
     root = Path(request.config.getoption("--chaos-artifacts"))
     leaf = safe_name(request.node.nodeid) + (f"-attempt{attempt}" if attempt > 1 else "")
-    scenario = Scenario(fleet, chaos_profile, fleet.proxies,
-                        artifact_dir(root, safe_name(chaos_profile.name), leaf),
-                        requirements=chaos_requirements, stalls=state.stalls,
-                        shape=chaos_preflight.shape, target=chaos_target)
+    scenario = Scenario(
+        fleet,
+        chaos_profile,
+        fleet.proxies,
+        artifact_dir(root, safe_name(chaos_profile.name), leaf),
+        requirements=chaos_requirements,
+        stalls=state.stalls,
+        shape=chaos_preflight.shape,
+        target=chaos_target,
+    )
     request.node._chaos_scenario = scenario
     yield scenario
     errors = scenario.close()
     _write_stalls(scenario, state.stalls)
     if errors:
-        raise RuntimeError("clean-up after the scenario failed: "
-                           + "; ".join(repr(e) for e in errors))
+        raise RuntimeError(
+            "clean-up after the scenario failed: " + "; ".join(repr(e) for e in errors)
+        )
 
 
 def _write_stalls(scenario, stalls) -> None:
@@ -310,6 +357,10 @@ def _write_stalls(scenario, stalls) -> None:
     if stalls is None or not scenario.artifacts.is_dir():
         return
     with open(scenario.artifacts / "stalls.jsonl", "w") as out:
-        out.writelines(json.dumps({"start_ns": s.start_ns, "end_ns": s.end_ns, "who": s.who,
-                                   "source": s.source}) + "\n"
-                       for s in stalls.stalls(scenario.clock_anchor[0]))
+        out.writelines(
+            json.dumps(
+                {"start_ns": s.start_ns, "end_ns": s.end_ns, "who": s.who, "source": s.source}
+            )
+            + "\n"
+            for s in stalls.stalls(scenario.clock_anchor[0])
+        )

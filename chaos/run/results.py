@@ -47,8 +47,10 @@ def docstring_parts(function) -> tuple[str, str]:
     """(property, bound) paragraphs of a scenario's docstring ("Property: ...", "Bound: ...")."""
     text = inspect.getdoc(function) or ""
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
-    prop = next((p for p in paragraphs if p.startswith(("Property:", "Claim:"))),
-                paragraphs[0] if paragraphs else "")
+    prop = next(
+        (p for p in paragraphs if p.startswith(("Property:", "Claim:"))),
+        paragraphs[0] if paragraphs else "",
+    )
     bound = next((p for p in paragraphs if p.startswith("Bound:")), "")
     return prop, bound
 
@@ -80,14 +82,17 @@ def _first_line(report) -> str:
     return message.strip().splitlines()[-1] if message.strip() else ""
 
 
-def record(item, reports, scenario, started_wall: float, duration_s: float,
-           attempts: int) -> dict:
+def record(item, reports, scenario, started_wall: float, duration_s: float, attempts: int) -> dict:
     config = item.config
     profile = config._chaos_profile
     target = getattr(config, "_chaos_target", None)
-    verdicts = [] if scenario is None else [
-        {**v.to_dict(), "outcome": v.outcome, "headline": v.headline}
-        for v in scenario.verdicts]
+    verdicts = (
+        []
+        if scenario is None
+        else [
+            {**v.to_dict(), "outcome": v.outcome, "headline": v.headline} for v in scenario.verdicts
+        ]
+    )
     for v in verdicts:  # the decisive instants, for plots; a long count keeps its first ones
         v["culprits"] = [list(c) for c in v["culprits"][:CULPRITS_KEPT]]
         v["span"] = None if v["span"] is None else list(v["span"])
@@ -95,8 +100,14 @@ def record(item, reports, scenario, started_wall: float, duration_s: float,
     # may fail without failing anything: e.g. a claim's expected failure).
     decisive = None
     if scenario is not None and scenario.decisive is not None:
-        decisive = next((v for v, raw in zip(verdicts, scenario.verdicts)
-                         if raw is scenario.decisive), None)
+        decisive = next(
+            (
+                v
+                for v, raw in zip(verdicts, scenario.verdicts, strict=False)
+                if raw is scenario.decisive
+            ),
+            None,
+        )
     outcome, reason = outcome_of(reports)
     if decisive is not None and outcome in ("fail", "inconclusive"):
         reason = _headline(decisive)
@@ -105,15 +116,26 @@ def record(item, reports, scenario, started_wall: float, duration_s: float,
     marks = {m.name for m in item.iter_markers()}
     family = next((m for m in getattr(config, "_chaos_families", ()) if m in marks), None)
     return {
-        "schema": SCHEMA, "nodeid": item.nodeid, "scenario": f"{module}::{item.name}",
+        "schema": SCHEMA,
+        "nodeid": item.nodeid,
+        "scenario": f"{module}::{item.name}",
         "family": family,
-        "profile": {"name": profile.name, "source": profile.source,
-                    "sha256": profile_digest(profile)},
+        "profile": {
+            "name": profile.name,
+            "source": profile.source,
+            "sha256": profile_digest(profile),
+        },
         "target": None if target is None else {"name": target.name, "source": target.source},
-        "outcome": outcome, "reason": reason, "decisive": decisive, "verdicts": verdicts,
-        "property": prop, "bound": bound, "attempts": attempts,
+        "outcome": outcome,
+        "reason": reason,
+        "decisive": decisive,
+        "verdicts": verdicts,
+        "property": prop,
+        "bound": bound,
+        "attempts": attempts,
         "duration_s": round(duration_s, 3),
-        "started": _iso(started_wall), "ended": _iso(started_wall + duration_s),
+        "started": _iso(started_wall),
+        "ended": _iso(started_wall + duration_s),
         "artifacts": None if scenario is None else str(scenario.artifacts),
     }
 
@@ -122,15 +144,20 @@ def _headline(verdict: dict) -> str:
     if verdict.get("headline"):  # the verdict's own (records before 2026-12 have none)
         return verdict["headline"]
     figure = "n/a" if verdict["figure"] is None else f"{verdict['figure']:.6g}"
-    bound = "" if verdict["bound"] is None else \
-        f" (bound {verdict['comparison']} {verdict['bound']:.6g} {verdict['unit']})"
+    bound = (
+        ""
+        if verdict["bound"] is None
+        else f" (bound {verdict['comparison']} {verdict['bound']:.6g} {verdict['unit']})"
+    )
     return f"{verdict['outcome'].upper()} {verdict['name']}: {figure} {verdict['unit']}{bound}"
 
 
 def _iso(seconds: float) -> str:
     whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + \
-        f".{int((seconds - whole) * 1e6):06d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        + f".{int((seconds - whole) * 1e6):06d}Z"
+    )
 
 
 def append(path: str | os.PathLike, entry: dict) -> None:
@@ -153,7 +180,9 @@ def read(path: str | os.PathLike) -> list[dict]:
             continue
         entry = json.loads(line)
         if entry.get("schema") != SCHEMA:
-            raise ValueError(f"{path}:{number}: results schema {entry.get('schema')!r}, "
-                             f"this grpc-chaos reads schema {SCHEMA}")
+            raise ValueError(
+                f"{path}:{number}: results schema {entry.get('schema')!r}, "
+                f"this grpc-chaos reads schema {SCHEMA}"
+            )
         entries.append(entry)
     return entries

@@ -1,4 +1,4 @@
-'''The service under test: what runs in each backend, and the RPC the load sends it.
+"""The service under test: what runs in each backend, and the RPC the load sends it.
 
 A target is the built-in Greeter (``builtin()``) or a target file, ``grpc-chaos.toml``
 (``load(path)``; ``find(directory)`` looks for one)::
@@ -57,7 +57,7 @@ expect that does not fit the message: each is one line of the TargetError, namin
 and the key, e.g. ``grpc-chaos.toml: server.comand: unknown key (did you mean
 'command'?)``. With reflection, the method, request and expect are checked by
 ``RpcSpec.resolve(channel)`` against the first backend that runs.
-'''
+"""
 
 from __future__ import annotations
 
@@ -68,5 +68,14 @@ from chaos.targets.model import Target
 from chaos.targets.rpc import RpcSpec
 from chaos.targets.server import PLACEHOLDERS, ServerSpec
 
-__all__ = ["FILE_NAME", "PLACEHOLDERS", "RpcSpec", "ServerSpec", "Target", "TargetError",
-           "builtin", "find", "load"]
+__all__ = [
+    "FILE_NAME",
+    "PLACEHOLDERS",
+    "RpcSpec",
+    "ServerSpec",
+    "Target",
+    "TargetError",
+    "builtin",
+    "find",
+    "load",
+]

@@ -30,20 +30,42 @@ def _greeter_descriptors() -> list[FileDescriptorProto]:
     return [file]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin(mtls: bool = False) -> Target:
     """The built-in Greeter (``mtls``: its backends require client certificates). Cached:
     a Target is immutable, and its proto is compiled once per process."""
-    command = [sys.executable, "-m", "fleet.server", "--id", "{id}",
-               "--listen", "{host}:{port}", "--cert", "{cert}", "--key", "{key}",
-               "--control", "{control}"]
+    command = [
+        sys.executable,
+        "-m",
+        "fleet.server",
+        "--id",
+        "{id}",
+        "--listen",
+        "{host}:{port}",
+        "--cert",
+        "{cert}",
+        "--key",
+        "{key}",
+        "--control",
+        "{control}",
+    ]
     if mtls:
         command += ["--client-ca", "{client_ca}"]
-    server = ServerSpec(command=tuple(command), cwd=PROJECT, ready="line", control=True,
-                        mtls=mtls)
-    greeter = rpc.from_descriptors("greeter.Greeter/SayHello", {"name": "r{rpc}"},
-                                   {"message": "Hello r{rpc}"}, rpc.DEFAULT_DEADLINE_S, SOURCE,
-                                   _greeter_descriptors())
-    return Target(name="greeter", source=SOURCE, server=server, rpc=greeter,
-                  health_service="greeter.Greeter", identity_header="x-backend-id",
-                  builtin=True)
+    server = ServerSpec(command=tuple(command), cwd=PROJECT, ready="line", control=True, mtls=mtls)
+    greeter = rpc.from_descriptors(
+        "greeter.Greeter/SayHello",
+        {"name": "r{rpc}"},
+        {"message": "Hello r{rpc}"},
+        rpc.DEFAULT_DEADLINE_S,
+        SOURCE,
+        _greeter_descriptors(),
+    )
+    return Target(
+        name="greeter",
+        source=SOURCE,
+        server=server,
+        rpc=greeter,
+        health_service="greeter.Greeter",
+        identity_header="x-backend-id",
+        builtin=True,
+    )

@@ -82,7 +82,7 @@ SHOWN_CHARS = 80
 def cut(value: Any) -> str:
     """repr(value), cut to SHOWN_CHARS."""
     text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 # Names listed in a message: enough to recognise the right one, short enough for a line.

@@ -23,8 +23,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from chaos.targets.errors import cut, did_you_mean, line, listing, one_line
-from chaos.targets.slots import Slot, field_named, is_nested_message, slot_difference, \
-    string_slots
+from chaos.targets.slots import Slot, field_named, is_nested_message, slot_difference, string_slots
 from chaos.targets.template import fill, uses_rpc
 
 MISSING = object()
@@ -47,19 +46,24 @@ class Expectation:
         "field message is 'x', expected 'Hello chaos 7'"."""
         if self.slots is not None:
             return slot_difference(answer, self.slots, rpc_id)
-        expected = self.fixed if self.fixed is not None else canonical(
-            json_format.ParseDict(fill(self.template, rpc_id), self.response()))
+        expected = (
+            self.fixed
+            if self.fixed is not None
+            else canonical(json_format.ParseDict(fill(self.template, rpc_id), self.response()))
+        )
         return _first_difference(self.shape, expected, canonical(answer), "")
 
 
 def canonical(message: Message) -> dict:
     """The message's JSON form with proto field names and every implicit-presence field."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
-def expectation(template: dict, response: type[Message],
-                source: str) -> tuple[Expectation | None, list[str]]:
+def expectation(
+    template: dict, response: type[Message], source: str
+) -> tuple[Expectation | None, list[str]]:
     """The Expectation of a template against the response type, or None and the problem
     lines (a key that is no field; a value that does not fit it)."""
     problems: list[str] = []
@@ -69,29 +73,40 @@ def expectation(template: dict, response: type[Message],
     try:
         sample = json_format.ParseDict(fill(renamed, "0"), response())
     except json_format.ParseError as exc:
-        return None, [line(source, "rpc.expect", f"does not fit "
-                                                 f"{response.DESCRIPTOR.full_name}: "
-                                                 f"{one_line(str(exc))}")]
+        return None, [
+            line(
+                source,
+                "rpc.expect",
+                f"does not fit {response.DESCRIPTOR.full_name}: {one_line(str(exc))}",
+            )
+        ]
     fixed = None if uses_rpc(renamed) else canonical(sample)
     slots = string_slots(renamed, response.DESCRIPTOR, only_rpc=False)
     return Expectation(renamed, shape, response, fixed, slots), []
 
 
-def _shape(template: dict, descriptor: Descriptor, where: str, source: str,
-           problems: list[str]) -> tuple[dict, dict]:
+def _shape(
+    template: dict, descriptor: Descriptor, where: str, source: str, problems: list[str]
+) -> tuple[dict, dict]:
     renamed: dict[str, Any] = {}
     shape: dict[str, Any] = {}
     for key, value in template.items():
         field = field_named(descriptor, key)
         if field is None:
             names = [f.name for f in descriptor.fields]
-            problems.append(line(source, f"{where}.{key}",
-                                 f"is not a field of {descriptor.full_name}"
-                                 f"{did_you_mean(key, names)}; its fields: {listing(names)}"))
+            problems.append(
+                line(
+                    source,
+                    f"{where}.{key}",
+                    f"is not a field of {descriptor.full_name}"
+                    f"{did_you_mean(key, names)}; its fields: {listing(names)}",
+                )
+            )
             continue
         if isinstance(value, dict) and is_nested_message(field):
             renamed[field.name], shape[field.name] = _shape(
-                value, field.message_type, f"{where}.{key}", source, problems)
+                value, field.message_type, f"{where}.{key}", source, problems
+            )
         else:
             renamed[field.name], shape[field.name] = value, None
     return renamed, shape
@@ -102,8 +117,9 @@ def _first_difference(shape: dict, expected: dict, actual: dict, prefix: str) ->
         name = prefix + key
         want, have = expected.get(key, MISSING), actual.get(key, MISSING)
         if inner is not None and isinstance(want, dict):
-            found = _first_difference(inner, want, have if isinstance(have, dict) else {},
-                                      f"{name}.")
+            found = _first_difference(
+                inner, want, have if isinstance(have, dict) else {}, f"{name}."
+            )
             if found:
                 return found
         elif have is MISSING:
@@ -111,4 +127,3 @@ def _first_difference(shape: dict, expected: dict, actual: dict, prefix: str) ->
         elif have != want:
             return f"field {name} is {cut(have)}, expected {cut(want)}"
     return None
-

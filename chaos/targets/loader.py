@@ -1,9 +1,9 @@
 """Reading a target file (grpc-chaos.toml): every key checked, every problem listed.
 
-    TOML --> [server] [rpc] [health] [identity] [requirements], unknown tables and keys
-         --> all problems at once (TargetError, one line each)
-         --> protos compiled, method found, request and expect checked against its types
-         --> Target
+TOML --> [server] [rpc] [health] [identity] [requirements], unknown tables and keys
+     --> all problems at once (TargetError, one line each)
+     --> protos compiled, method found, request and expect checked against its types
+     --> Target
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import re
 import tomllib
 from pathlib import Path
 
-from chaos.verdicts import requirements as requirements_module
-from chaos.verdicts.requirements import Requirements, RequirementsError
 from chaos.targets import rpc, server
 from chaos.targets.errors import Problems, did_you_mean, error
 from chaos.targets.model import Target
 from chaos.targets.table import INVALID, Table
+from chaos.verdicts import requirements as requirements_module
+from chaos.verdicts.requirements import Requirements, RequirementsError
 
 FILE_NAME = "grpc-chaos.toml"
 TABLES = ("server", "rpc", "health", "identity", "requirements")
@@ -42,8 +42,11 @@ def load(path: str | Path) -> Target:
     problems = Problems(source)
     for key in data:
         if key not in TABLES:
-            problems.add(key, f"unknown table{did_you_mean(key, TABLES)}; a target file has "
-                              f"{', '.join(f'[{t}]' for t in TABLES)}")
+            problems.add(
+                key,
+                f"unknown table{did_you_mean(key, TABLES)}; a target file has "
+                f"{', '.join(f'[{t}]' for t in TABLES)}",
+            )
     tables = {}
     for name in TABLES:
         value = data.get(name)
@@ -59,23 +62,32 @@ def load(path: str | Path) -> Target:
     identity_header = _identity(tables["identity"], problems)
     requirements = _requirements(tables["requirements"], source, problems)
     problems.raise_if_any()
-    return Target(name=base.name, source=source, server=spec, rpc=build_rpc(),
-                  health_service=health_service, identity_header=identity_header,
-                  requirements=requirements)
+    return Target(
+        name=base.name,
+        source=source,
+        server=spec,
+        rpc=build_rpc(),
+        health_service=health_service,
+        identity_header=identity_header,
+        requirements=requirements,
+    )
 
 
 def _toml(path: Path) -> dict:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise error(str(path), "", f"no such file (a target file is {FILE_NAME}: "
-                                   f"[server] command + [rpc] method)") from None
+        raise error(
+            str(path),
+            "",
+            f"no such file (a target file is {FILE_NAME}: [server] command + [rpc] method)",
+        ) from None
     except IsADirectoryError:
-        raise error(str(path), "", f"is a directory; give the file in it ({FILE_NAME})") \
-            from None
+        raise error(str(path), "", f"is a directory; give the file in it ({FILE_NAME})") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise error(str(path), "", f"cannot read: {getattr(exc, 'strerror', None) or exc}") \
-            from None
+        raise error(
+            str(path), "", f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -92,16 +104,23 @@ def _identity(data: dict | None, problems: Problems) -> object:
     if data is None:
         return DEFAULT_IDENTITY_HEADER
     header = Table("identity", data, ("header",), problems).string(
-        "header", DEFAULT_IDENTITY_HEADER)
+        "header", DEFAULT_IDENTITY_HEADER
+    )
     if header is INVALID or header == "":
         return None
     if not METADATA_KEY.match(header):
-        problems.add("identity.header", f"{header!r} is not a gRPC metadata key: lowercase "
-                                        f"letters, digits, '-', '_', '.' (e.g. "
-                                        f"'{DEFAULT_IDENTITY_HEADER}')")
+        problems.add(
+            "identity.header",
+            f"{header!r} is not a gRPC metadata key: lowercase "
+            f"letters, digits, '-', '_', '.' (e.g. "
+            f"'{DEFAULT_IDENTITY_HEADER}')",
+        )
     elif header.endswith("-bin") or header.startswith("grpc-"):
-        problems.add("identity.header", f"{header!r} cannot name a backend: '-bin' keys carry "
-                                        f"bytes and 'grpc-' keys are gRPC's own")
+        problems.add(
+            "identity.header",
+            f"{header!r} cannot name a backend: '-bin' keys carry "
+            f"bytes and 'grpc-' keys are gRPC's own",
+        )
     return header
 
 

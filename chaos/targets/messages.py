@@ -31,13 +31,17 @@ def methods_in(files: Iterable[FileDescriptorProto]) -> list[str]:
     found = []
     for file in files:
         prefix = f"{file.package}." if file.package else ""
-        found += [f"{prefix}{service.name}/{method.name}"
-                  for service in file.service for method in service.method]
+        found += [
+            f"{prefix}{service.name}/{method.name}"
+            for service in file.service
+            for method in service.method
+        ]
     return found
 
 
-def method_types(files: list[FileDescriptorProto], method: str, source: str,
-                 origin: str) -> MethodTypes:
+def method_types(
+    files: list[FileDescriptorProto], method: str, source: str, origin: str
+) -> MethodTypes:
     """The types of ``method`` (``package.Service/Method``) among ``files``, or a
     TargetError naming what is there instead; ``origin`` says where the files came from
     ("in protos/x.proto", "served by the backend")."""
@@ -52,13 +56,28 @@ def method_types(files: list[FileDescriptorProto], method: str, source: str,
         found = None
     if found is None:
         there = methods_in(files)
-        raise error(source, "rpc.method", f"{method!r} is not {origin}"
-                                          f"{did_you_mean(method, there)}; methods there: "
-                                          f"{listing(there)}")
+        raise error(
+            source,
+            "rpc.method",
+            f"{method!r} is not {origin}"
+            f"{did_you_mean(method, there)}; methods there: "
+            f"{listing(there)}",
+        )
     if found.client_streaming or found.server_streaming:
-        kind = ("bidirectional streaming" if found.client_streaming and found.server_streaming
-                else "client streaming" if found.client_streaming else "server streaming")
-        raise error(source, "rpc.method", f"{method!r} is {kind}; grpc-chaos calls unary "
-                                          f"methods only (one request, one response)")
-    return MethodTypes(message_factory.GetMessageClass(found.input_type),
-                       message_factory.GetMessageClass(found.output_type))
+        kind = (
+            "bidirectional streaming"
+            if found.client_streaming and found.server_streaming
+            else "client streaming"
+            if found.client_streaming
+            else "server streaming"
+        )
+        raise error(
+            source,
+            "rpc.method",
+            f"{method!r} is {kind}; grpc-chaos calls unary "
+            f"methods only (one request, one response)",
+        )
+    return MethodTypes(
+        message_factory.GetMessageClass(found.input_type),
+        message_factory.GetMessageClass(found.output_type),
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.verdicts.requirements import Requirements
 from chaos.targets.rpc import RpcSpec
 from chaos.targets.server import ServerSpec
+from chaos.verdicts.requirements import Requirements
 
 PROCESS = "process"
 CONTROL = "control"
@@ -17,12 +17,12 @@ MTLS = "mtls"
 # how to provide it (the scenario is reported "not applicable: <this>").
 MISSING = {
     PROCESS: "needs backend processes grpc-chaos starts itself (kill, pause): give their "
-             "command in server.command",
+    "command in server.command",
     CONTROL: "needs grpc-chaos's Control service (health flips, application faults, live "
-             "certificate swap): serve proto/control.proto on {control} and set "
-             "server.control = true",
+    "certificate swap): serve proto/control.proto on {control} and set "
+    "server.control = true",
     MTLS: "needs a server that requires client certificates (mTLS): verify them against "
-          "{client_ca} and set server.mtls = true",
+    "{client_ca} and set server.mtls = true",
 }
 
 
@@ -44,9 +44,12 @@ class Target:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """"process" (always: grpc-chaos starts every backend), "control", "mtls"."""
-        return frozenset({PROCESS} | ({CONTROL} if self.server.control else set())
-                         | ({MTLS} if self.server.mtls else set()))
+        """ "process" (always: grpc-chaos starts every backend), "control", "mtls"."""
+        return frozenset(
+            {PROCESS}
+            | ({CONTROL} if self.server.control else set())
+            | ({MTLS} if self.server.mtls else set())
+        )
 
     def missing(self, capability: str) -> str:
         """The not-applicable reason for a capability this target lacks ("" when it has

@@ -33,24 +33,33 @@ def well_known_types() -> Path:
     return Path(str(resources.files("grpc_tools") / "_proto"))
 
 
-def compile_protos(files: list[str], import_paths: list[str],
-                   cwd: Path) -> list[FileDescriptorProto]:
+def compile_protos(
+    files: list[str], import_paths: list[str], cwd: Path
+) -> list[FileDescriptorProto]:
     """The descriptors of ``files`` and their imports; paths may be relative to ``cwd``
     (protoc's messages then name them as written)."""
     with tempfile.TemporaryDirectory(prefix="grpc-chaos-protoc-") as tmp:
         out = Path(tmp) / "descriptors.pb"
-        argv = [sys.executable, "-m", "grpc_tools.protoc",
-                *(f"--proto_path={path}" for path in import_paths),
-                f"--proto_path={well_known_types()}",
-                f"--descriptor_set_out={out}", "--include_imports", *files]
+        argv = [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            *(f"--proto_path={path}" for path in import_paths),
+            f"--proto_path={well_known_types()}",
+            f"--descriptor_set_out={out}",
+            "--include_imports",
+            *files,
+        ]
         try:
-            done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
-                                  timeout=PROTOC_TIMEOUT_S)
+            done = subprocess.run(
+                argv, cwd=cwd, capture_output=True, text=True, timeout=PROTOC_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
             raise CompileError(f"protoc did not finish within {PROTOC_TIMEOUT_S:g} s") from None
         if done.returncode != 0:
-            raise CompileError(first_error(done.stderr) or
-                               f"protoc failed with exit status {done.returncode}")
+            raise CompileError(
+                first_error(done.stderr) or f"protoc failed with exit status {done.returncode}"
+            )
         return list(FileDescriptorSet.FromString(out.read_bytes()).file)
 
 

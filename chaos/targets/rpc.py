@@ -88,8 +88,7 @@ class RpcSpec:
         if self._fixed_request is not None:
             return self._fixed_request
         if self._request_slots is not None:
-            return filled(self._base_request, self._request_slots, str(rpc_id)
-                          ).SerializeToString()
+            return filled(self._base_request, self._request_slots, str(rpc_id)).SerializeToString()
         message = json_format.ParseDict(fill(self.request, str(rpc_id)), types.request())
         return message.SerializeToString()
 
@@ -101,15 +100,15 @@ class RpcSpec:
             answer = types.response.FromString(data)
         except DecodeError as exc:
             return f"the answer is not a {types.response.DESCRIPTOR.full_name}: {exc}"
-        return None if self._expectation is None else self._expectation.difference(
-            answer, str(rpc_id))
+        return (
+            None if self._expectation is None else self._expectation.difference(answer, str(rpc_id))
+        )
 
     def multicallable(self, channel: grpc.Channel | grpc.aio.Channel):
         """The method on ``channel`` (sync or grpc.aio), taking and returning bytes."""
         return channel.unary_unary(self.path)
 
-    def resolve(self, channel: grpc.Channel,
-                timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def resolve(self, channel: grpc.Channel, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """Learn the types from the reflection service of the backend behind ``channel``
         (a no-op once known, and for protos). TargetError when the backend serves no
         reflection, not this method, or types the request or expect do not fit;
@@ -121,8 +120,10 @@ class RpcSpec:
 
     def _known_types(self) -> MethodTypes:
         if self._types is None:
-            raise RuntimeError(f"{self.method}: its types come from the server's reflection "
-                               f"service: call resolve(channel) first")
+            raise RuntimeError(
+                f"{self.method}: its types come from the server's reflection "
+                f"service: call resolve(channel) first"
+            )
         return self._types
 
     def _bind(self, types: MethodTypes) -> None:
@@ -132,9 +133,13 @@ class RpcSpec:
         try:
             sample = json_format.ParseDict(fill(self.request, SAMPLE_RPC_ID), types.request())
         except json_format.ParseError as exc:
-            problems.append(line(self.source, "rpc.request",
-                                 f"does not fit {types.request.DESCRIPTOR.full_name}: "
-                                 f"{one_line(str(exc))}"))
+            problems.append(
+                line(
+                    self.source,
+                    "rpc.request",
+                    f"does not fit {types.request.DESCRIPTOR.full_name}: {one_line(str(exc))}",
+                )
+            )
         checked = None
         if self.expect is not None:
             checked, found = expectation(self.expect, types.response, self.source)
@@ -143,22 +148,34 @@ class RpcSpec:
             raise TargetError(problems)
         self._fixed_request = None if uses_rpc(self.request) else sample.SerializeToString()
         self._base_request = sample
-        self._request_slots = string_slots(self.request, types.request.DESCRIPTOR,
-                                           only_rpc=True)
+        self._request_slots = string_slots(self.request, types.request.DESCRIPTOR, only_rpc=True)
         self._expectation = checked
         self._types = types
 
 
-def from_protos(method: str, request: dict, expect: dict | None, deadline_s: float,
-                source: str, protos: list[str], import_paths: list[str] | None,
-                base: Path) -> RpcSpec:
+def from_protos(
+    method: str,
+    request: dict,
+    expect: dict | None,
+    deadline_s: float,
+    source: str,
+    protos: list[str],
+    import_paths: list[str] | None,
+    base: Path,
+) -> RpcSpec:
     """An RpcSpec whose types are compiled from ``protos`` now (paths as written, relative
     to ``base``; ``import_paths`` default to the files' directories)."""
     if import_paths is None:
         import_paths = list(dict.fromkeys(os.path.dirname(p) or "." for p in protos))
-    spec = RpcSpec(method, request, expect, deadline_s, source,
-                   protos=tuple((base / p).resolve() for p in protos),
-                   import_paths=tuple((base / p).resolve() for p in import_paths))
+    spec = RpcSpec(
+        method,
+        request,
+        expect,
+        deadline_s,
+        source,
+        protos=tuple((base / p).resolve() for p in protos),
+        import_paths=tuple((base / p).resolve() for p in import_paths),
+    )
     try:
         files = protoc.compile_protos(protos, import_paths, base)
     except protoc.CompileError as exc:
@@ -167,8 +184,14 @@ def from_protos(method: str, request: dict, expect: dict | None, deadline_s: flo
     return spec
 
 
-def from_descriptors(method: str, request: dict, expect: dict | None, deadline_s: float,
-                     source: str, files: list[FileDescriptorProto]) -> RpcSpec:
+def from_descriptors(
+    method: str,
+    request: dict,
+    expect: dict | None,
+    deadline_s: float,
+    source: str,
+    files: list[FileDescriptorProto],
+) -> RpcSpec:
     """An RpcSpec whose types come from ``files``, descriptors already compiled (those of
     a generated module: the built-in Greeter, whose .proto sources are not installed)."""
     spec = RpcSpec(method, request, expect, deadline_s, source)
@@ -185,19 +208,19 @@ def read(data: dict, base: Path, problems: Problems) -> Callable[[], RpcSpec] | 
     if method is not INVALID and not METHOD_SHAPE.match(method):
         problems.add("rpc.method", f"{method!r} must be {METHOD_HINT}")
         method = INVALID
-    request = json_object(data["request"], "rpc.request", problems) if "request" in data \
-        else {}
-    expect = json_object(data["expect"], "rpc.expect", problems) if "expect" in data \
-        else None
+    request = json_object(data["request"], "rpc.request", problems) if "request" in data else {}
+    expect = json_object(data["expect"], "rpc.expect", problems) if "expect" in data else None
     deadline_s = table.seconds("deadline_s", DEFAULT_DEADLINE_S)
     protos, import_paths, use_reflection = _sources(table, base)
     if INVALID in (method, request, expect, deadline_s, protos, import_paths, use_reflection):
         return None
     if use_reflection:
-        return lambda: RpcSpec(method, request, expect, deadline_s, problems.source,
-                               reflection=True)
-    return lambda: from_protos(method, request, expect, deadline_s, problems.source, protos,
-                               import_paths, base)
+        return lambda: RpcSpec(
+            method, request, expect, deadline_s, problems.source, reflection=True
+        )
+    return lambda: from_protos(
+        method, request, expect, deadline_s, problems.source, protos, import_paths, base
+    )
 
 
 def _sources(table: Table, base: Path) -> tuple[Any, Any, Any]:
@@ -207,8 +230,11 @@ def _sources(table: Table, base: Path) -> tuple[Any, Any, Any]:
     protos = table.strings("protos", None, hint="['protos/helloworld.proto']")
     import_paths = table.strings("import_paths", None, hint="['protos']")
     if protos is None and use_reflection is False:
-        problems.add("rpc", "missing (required): protos = [the .proto files] or "
-                            "reflection = true (ask the server's reflection service)")
+        problems.add(
+            "rpc",
+            "missing (required): protos = [the .proto files] or "
+            "reflection = true (ask the server's reflection service)",
+        )
         return INVALID, import_paths, use_reflection
     if protos is not None and use_reflection is True:
         problems.add("rpc.reflection", "give either protos or reflection = true, not both")
@@ -219,15 +245,17 @@ def _sources(table: Table, base: Path) -> tuple[Any, Any, Any]:
     if protos not in (None, INVALID):
         protos = _existing(table, "protos", protos, base, Path.is_file, "no such file")
     if import_paths not in (None, INVALID):
-        import_paths = _existing(table, "import_paths", import_paths, base, Path.is_dir,
-                                 "no such directory")
+        import_paths = _existing(
+            table, "import_paths", import_paths, base, Path.is_dir, "no such directory"
+        )
     return protos, import_paths, use_reflection
 
 
-def _existing(table: Table, key: str, paths: list[str], base: Path, test,
-              absent: str) -> Any:
+def _existing(table: Table, key: str, paths: list[str], base: Path, test, absent: str) -> Any:
     missing = [(index, p) for index, p in enumerate(paths) if not test(base / p)]
     for index, p in missing:
-        table.problems.add(f"rpc.{key}[{index}]", f"{p!r}: {absent} (relative to the "
-                                                  f"target file: {(base / p).resolve()})")
+        table.problems.add(
+            f"rpc.{key}[{index}]",
+            f"{p!r}: {absent} (relative to the target file: {(base / p).resolve()})",
+        )
     return INVALID if missing else paths

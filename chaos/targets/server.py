@@ -30,8 +30,17 @@ PLACEHOLDERS = {
     "control": "the address on which it serves grpc-chaos's Control service (control = true)",
 }
 
-KEYS = ("command", "env", "cwd", "ready", "start_timeout_s", "stop_signal", "stop_grace_s",
-        "control", "mtls")
+KEYS = (
+    "command",
+    "env",
+    "cwd",
+    "ready",
+    "start_timeout_s",
+    "stop_signal",
+    "stop_grace_s",
+    "control",
+    "mtls",
+)
 # "line" (the JSON ready line of fleet/server.py) is internal: the built-in Greeter's only.
 READY_CHOICES = ("health", "rpc")
 # Defaults (the format in chaos/targets/__init__.py): a backend that answers its first RPC
@@ -72,8 +81,9 @@ class ServerSpec:
         placeholder the command uses needs a value that is not None."""
         unknown = sorted(set(values) - set(PLACEHOLDERS))
         if unknown:
-            raise ValueError(f"unknown placeholder values {unknown}; known: "
-                             f"{', '.join(PLACEHOLDERS)}")
+            raise ValueError(
+                f"unknown placeholder values {unknown}; known: {', '.join(PLACEHOLDERS)}"
+            )
         lacking = sorted(n for n in self.placeholders if values.get(n) is None)
         if lacking:
             raise ValueError(f"no value for placeholders {lacking} used in server.command")
@@ -117,8 +127,9 @@ def _env(table: Table) -> object:
         return INVALID
     bad = [key for key, value in env.items() if not isinstance(value, str)]
     for key in bad:
-        table.problems.add(f"server.env.{key}",
-                           f"must be a string (quote it), got {show(env[key])}")
+        table.problems.add(
+            f"server.env.{key}", f"must be a string (quote it), got {show(env[key])}"
+        )
     return INVALID if bad else dict(env)
 
 
@@ -128,8 +139,9 @@ def _cwd(table: Table, base: Path) -> object:
         return INVALID
     path = (base / cwd).resolve()
     if not path.is_dir():
-        table.problems.add("server.cwd", f"{cwd!r} is not a directory (it is relative to "
-                                         f"the target file: {path})")
+        table.problems.add(
+            "server.cwd", f"{cwd!r} is not a directory (it is relative to the target file: {path})"
+        )
         return INVALID
     return path
 
@@ -140,8 +152,10 @@ def _signal(table: Table) -> object:
         return INVALID
     names = [s.name for s in signal.Signals if not s.name.startswith("SIG_")]
     if name not in names:
-        table.problems.add("server.stop_signal", f"{name!r} is not a signal name"
-                                                 f"{did_you_mean(name, names)}, e.g. 'SIGTERM'")
+        table.problems.add(
+            "server.stop_signal",
+            f"{name!r} is not a signal name{did_you_mean(name, names)}, e.g. 'SIGTERM'",
+        )
         return INVALID
     return signal.Signals[name]
 
@@ -159,19 +173,24 @@ def _check_placeholders(command: list[str], control: bool, problems: Problems) -
             if name is None:
                 continue
             if name not in PLACEHOLDERS:
-                problems.add(where, f"unknown placeholder {{{name}}}"
-                                    f"{did_you_mean(name, known)}; known: "
-                                    + " ".join(f"{{{k}}}" for k in known))
+                problems.add(
+                    where,
+                    f"unknown placeholder {{{name}}}"
+                    f"{did_you_mean(name, known)}; known: " + " ".join(f"{{{k}}}" for k in known),
+                )
             elif spec or conversion:
-                problems.add(where, f"placeholder {{{name}}} takes no format or conversion: "
-                                    f"write {{{name}}}")
+                problems.add(
+                    where, f"placeholder {{{name}}} takes no format or conversion: write {{{name}}}"
+                )
             elif name == "control" and not control:
-                problems.add(where, "{control} is given only to servers that serve grpc-chaos's "
-                                    "Control service: set server.control = true, or remove it")
+                problems.add(
+                    where,
+                    "{control} is given only to servers that serve grpc-chaos's "
+                    "Control service: set server.control = true, or remove it",
+                )
 
 
-def _check_executable(program: str, cwd: Path, env: dict[str, str],
-                      problems: Problems) -> None:
+def _check_executable(program: str, cwd: Path, env: dict[str, str], problems: Problems) -> None:
     """The command's program must exist now: a bare name on PATH (the target's env PATH if
     it sets one, as the started process would search), a path relative to ``cwd``.
     A program that is itself a placeholder is only known per backend: not checked."""
@@ -181,8 +200,11 @@ def _check_executable(program: str, cwd: Path, env: dict[str, str],
         return
     if os.sep not in program:
         if shutil.which(program, path=env.get("PATH", os.environ.get("PATH"))) is None:
-            problems.add("server.command[0]", f"{program!r} is not found on PATH; give its "
-                                              f"path (relative to server.cwd) or install it")
+            problems.add(
+                "server.command[0]",
+                f"{program!r} is not found on PATH; give its "
+                f"path (relative to server.cwd) or install it",
+            )
         return
     path = cwd / program
     if not path.is_file():

@@ -34,12 +34,14 @@ def is_nested_message(field: FieldDescriptor) -> bool:
     """A singular message field whose JSON form is an object of its fields (not a
     repeated or map field, not a well-known type with a JSON form of its own)."""
     kind = field.message_type
-    return (kind is not None and not field.is_repeated
-            and not kind.full_name.startswith("google.protobuf."))
+    return (
+        kind is not None
+        and not field.is_repeated
+        and not kind.full_name.startswith("google.protobuf.")
+    )
 
 
-def string_slots(template: dict, descriptor: Descriptor, *,
-                 only_rpc: bool) -> list[Slot] | None:
+def string_slots(template: dict, descriptor: Descriptor, *, only_rpc: bool) -> list[Slot] | None:
     """The slots of the template's string fields (with ``only_rpc``: of those holding
     ``{rpc}``), or None when some listed value is not a singular string field."""
     slots: list[Slot] = []
@@ -54,8 +56,11 @@ def string_slots(template: dict, descriptor: Descriptor, *,
             slots += [((field.name, *path), text) for path, text in inner]
         elif only_rpc and not uses_rpc(value):
             continue
-        elif (isinstance(value, str) and field.type == FieldDescriptor.TYPE_STRING
-              and not field.is_repeated):
+        elif (
+            isinstance(value, str)
+            and field.type == FieldDescriptor.TYPE_STRING
+            and not field.is_repeated
+        ):
             slots.append(((field.name,), value))
         else:
             return None

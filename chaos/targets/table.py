@@ -50,8 +50,9 @@ class Table:
         self.problems.add(self.where(key), f"must be {what}, got {show(value)}")
         return INVALID
 
-    def string(self, key: str, default: Any = REQUIRED, *, hint: str = "",
-               choices: Collection[str] = ()) -> Any:
+    def string(
+        self, key: str, default: Any = REQUIRED, *, hint: str = "", choices: Collection[str] = ()
+    ) -> Any:
         value = self._get(key, default, hint)
         if value is INVALID or value is default:
             return value
@@ -70,8 +71,11 @@ class Table:
         """A duration in seconds: a finite number > 0 (>= 0 with ``allow_zero``)."""
         value = self.data.get(key, default)
         bound = ">= 0" if allow_zero else "> 0"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0))
+        ):
             return self._bad(key, f"a number of seconds {bound}", value)
         return float(value)
 
@@ -80,10 +84,14 @@ class Table:
         value = self._get(key, default, hint)
         if value is INVALID or value is default:
             return value
-        if not isinstance(value, list) or not value or not all(
-                isinstance(item, str) for item in value):
-            return self._bad(key, f"a non-empty list of strings{', e.g. ' + hint if hint else ''}",
-                             value)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) for item in value)
+        ):
+            return self._bad(
+                key, f"a non-empty list of strings{', e.g. ' + hint if hint else ''}", value
+            )
         return value
 
     def table(self, key: str) -> Any:

@@ -37,8 +37,11 @@ def json_object(value: Any, where: str, problems: Problems) -> Any:
         return INVALID
     dates = list(_dates(value, where))
     for place in dates:
-        problems.add(place, "TOML dates and times have no JSON form: write it as a string "
-                            "(e.g. '2026-01-02T03:04:05Z' for a google.protobuf.Timestamp)")
+        problems.add(
+            place,
+            "TOML dates and times have no JSON form: write it as a string "
+            "(e.g. '2026-01-02T03:04:05Z' for a google.protobuf.Timestamp)",
+        )
     return INVALID if dates else value
 
 

@@ -22,15 +22,23 @@ from .goaddr import GoNetError
 
 log = logging.getLogger("toxiproxy")
 
-_LEVELS = {"panic": logging.CRITICAL, "fatal": logging.CRITICAL, "error": logging.ERROR,
-           "warn": logging.WARNING, "warning": logging.WARNING, "info": logging.INFO,
-           "debug": logging.DEBUG, "trace": logging.DEBUG}
+_LEVELS = {
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
 
 
 def _setup_logging() -> None:
     level = _LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _ready_line(address: str) -> str:

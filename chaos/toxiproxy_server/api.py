@@ -32,14 +32,18 @@ _JSON = "application/json"
 
 # ------------------------------------------------------------------------ responses
 
+
 def json_response(status: int, body: str, content_type: str = _JSON) -> Response:
     return Response(status, body.encode("utf-8"), [("Content-Type", content_type)])
 
 
 def text_error(status: int, text: str) -> Response:
     """Go's http.Error: a text/plain body with a newline, and nosniff."""
-    return Response(status, (text + "\n").encode("utf-8"),
-                    [("Content-Type", _TEXT), ("X-Content-Type-Options", "nosniff")])
+    return Response(
+        status,
+        (text + "\n").encode("utf-8"),
+        [("Content-Type", _TEXT), ("X-Content-Type-Options", "nosniff")],
+    )
 
 
 def api_error(err: ApiError) -> Response:
@@ -48,6 +52,7 @@ def api_error(err: ApiError) -> Response:
 
 
 # ------------------------------------------------------------------------- routing
+
 
 def go_clean(path: str) -> str:
     """Go's path.Clean."""
@@ -79,8 +84,9 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
-_PATH_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                       b"-_.~$&+,/:;=@")
+_PATH_SAFE = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@"
+)
 
 
 def escape_path(path: str) -> str:
@@ -97,7 +103,7 @@ def _match(pattern: tuple[str, ...], segments: list[str]) -> dict[str, str] | No
     if len(pattern) != len(segments):
         return None
     params = {}
-    for want, got in zip(pattern, segments):
+    for want, got in zip(pattern, segments, strict=False):
         if want.startswith("{"):
             if not got:
                 return None
@@ -117,8 +123,12 @@ class _Xid:
 
     def __call__(self) -> str:
         self.counter = (self.counter + 1) & 0xFFFFFF
-        raw = (struct.pack(">I", int(time.time()) & 0xFFFFFFFF) + self.machine + self.pid
-               + self.counter.to_bytes(3, "big"))
+        raw = (
+            struct.pack(">I", int(time.time()) & 0xFFFFFFFF)
+            + self.machine
+            + self.pid
+            + self.counter.to_bytes(3, "big")
+        )
         return base64.b32hexencode(raw).decode("ascii").lower().rstrip("=")
 
 
@@ -182,7 +192,7 @@ class Api:
         task = asyncio.ensure_future(work)
         try:
             return await asyncio.wait_for(asyncio.shield(task), HANDLER_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return Response(503)
@@ -236,8 +246,12 @@ class Api:
 
     async def proxy_update(self, request: Request, proxy: str) -> Response:
         target = self.proxies.get(proxy)
-        current = {"name": "", "listen": target.listen, "upstream": target.upstream,
-                   "enabled": target.enabled}
+        current = {
+            "name": "",
+            "listen": target.listen,
+            "upstream": target.upstream,
+            "enabled": target.enabled,
+        }
         doc, problem = gojson.parse_into(request.body, PROXY, current)
         if problem:
             raise bad_request_body(problem)
@@ -271,8 +285,7 @@ class Api:
         return Response(204)
 
     async def version(self, request: Request) -> Response:
-        return json_response(200, '{"version": "%s"}\n' % VERSION,
-                             "application/json;charset=utf-8")
+        return json_response(200, '{"version": "%s"}\n' % VERSION, "application/json;charset=utf-8")
 
     async def metrics(self, request: Request) -> Response:
         return json_response(200, self.app.metrics.render(), METRICS_CONTENT_TYPE)

@@ -39,8 +39,9 @@ class App:
     async def listen(self, host: str, port: str) -> str:
         """Start the HTTP API on host:port (port "0" picks one); returns its address."""
         sock, self.address = await goaddr.listen(goaddr.join_host_port(host, port))
-        self._server = await asyncio.start_server(self._serve, sock=sock,
-                                                  limit=http11.MAX_HEADER_BYTES)
+        self._server = await asyncio.start_server(
+            self._serve, sock=sock, limit=http11.MAX_HEADER_BYTES
+        )
         log.info("starting Toxiproxy HTTP server on %s", self.address)
         return self.address
 

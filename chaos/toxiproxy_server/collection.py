@@ -11,12 +11,30 @@ from .gojson import BOOL, PTR_BOOL, STRING, GoType
 from .proxy import Proxy
 
 _LOGGER = GoType("struct", "zerolog.Logger", "Logger", ())  # an exported field since 2.5.0
-PROXY = GoType("struct", "toxiproxy.Proxy", "Proxy", (
-    ("name", STRING), ("listen", STRING), ("upstream", STRING), ("enabled", BOOL),
-    ("Logger", _LOGGER)))
-_POPULATE_ENTRY = GoType("struct", 'struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }',
-                         "", (("name", STRING), ("listen", STRING), ("upstream", STRING),
-                              ("enabled", PTR_BOOL), ("Logger", _LOGGER)))
+PROXY = GoType(
+    "struct",
+    "toxiproxy.Proxy",
+    "Proxy",
+    (
+        ("name", STRING),
+        ("listen", STRING),
+        ("upstream", STRING),
+        ("enabled", BOOL),
+        ("Logger", _LOGGER),
+    ),
+)
+_POPULATE_ENTRY = GoType(
+    "struct",
+    'struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }',
+    "",
+    (
+        ("name", STRING),
+        ("listen", STRING),
+        ("upstream", STRING),
+        ("enabled", PTR_BOOL),
+        ("Logger", _LOGGER),
+    ),
+)
 POPULATE = GoType("slice", "[]" + _POPULATE_ENTRY.name, elem=_POPULATE_ENTRY)
 
 

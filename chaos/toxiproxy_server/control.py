@@ -43,8 +43,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -93,6 +93,7 @@ class ServerStartError(RuntimeError):
 
 # ------------------------------------------------------------------- server selection
 
+
 def select_kind(environ=os.environ) -> tuple[str, str]:
     """Which server to use: ('url', URL) | ('binary', path) | ('embedded', '')."""
     url = environ.get(ENV_URL, "").strip()
@@ -113,8 +114,18 @@ def free_port(host: str = LOOPBACK) -> int:
 
 def embedded_command(*extra: str) -> list[str]:
     """The command line of the embedded server on a free loopback port."""
-    return [sys.executable, "-m", "chaos.toxiproxy_server", "-host", LOOPBACK, "-port", "0",
-            "--parent-watch", "--ready-line", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "chaos.toxiproxy_server",
+        "-host",
+        LOOPBACK,
+        "-port",
+        "0",
+        "--parent-watch",
+        "--ready-line",
+        *extra,
+    ]
 
 
 def _child_env() -> dict[str, str]:
@@ -152,9 +163,15 @@ class ToxiproxyServer:
     ``pid`` (None for 'url').
     """
 
-    def __init__(self, kind: str | None = None, *, url: str | None = None,
-                 binary: str | None = None, args: tuple[str, ...] = (),
-                 start_timeout: float = START_TIMEOUT):
+    def __init__(
+        self,
+        kind: str | None = None,
+        *,
+        url: str | None = None,
+        binary: str | None = None,
+        args: tuple[str, ...] = (),
+        start_timeout: float = START_TIMEOUT,
+    ):
         if kind is None:
             kind, found = select_kind()
             url = url or (found if kind == "url" else None)
@@ -184,7 +201,7 @@ class ToxiproxyServer:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def control(self, timeout: float = REQUEST_TIMEOUT) -> "ProxyControl":
+    def control(self, timeout: float = REQUEST_TIMEOUT) -> ProxyControl:
         return ProxyControl(self.url, timeout=timeout)
 
     def __repr__(self) -> str:
@@ -192,13 +209,13 @@ class ToxiproxyServer:
 
     # -- lifecycle
 
-    def __enter__(self) -> "ToxiproxyServer":
+    def __enter__(self) -> ToxiproxyServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "ToxiproxyServer":
+    def start(self) -> ToxiproxyServer:
         if self.kind == "url":
             if not self.url:
                 raise ServerStartError(f"{ENV_URL} is empty")
@@ -234,9 +251,15 @@ class ToxiproxyServer:
         return "\n".join(t.text() for t in self._tails)
 
     def _spawn(self, command: list[str], env=None) -> subprocess.Popen:
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True,
-                                close_fds=True)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
 
     def _start_embedded(self) -> None:
         self.process = self._spawn(embedded_command(*self.args), env=_child_env())
@@ -247,8 +270,9 @@ class ToxiproxyServer:
         except (ValueError, KeyError, TimeoutError) as err:
             self._tails = [_Tail(self.process.stderr)]
             self.stop()
-            raise ServerStartError(f"the embedded Toxiproxy server did not start ({err}):\n"
-                                   f"{self.output()}") from None
+            raise ServerStartError(
+                f"the embedded Toxiproxy server did not start ({err}):\n{self.output()}"
+            ) from None
         self._tails = [_Tail(self.process.stdout), _Tail(self.process.stderr)]
 
     def _start_binary(self) -> None:
@@ -257,8 +281,18 @@ class ToxiproxyServer:
         problem = ""
         for _ in range(3):  # the free port may be taken before the binary binds it
             port = free_port()
-            command = [sys.executable, "-c", _TRAMPOLINE, str(os.getpid()), self.binary,
-                       "-host", LOOPBACK, "-port", str(port), *self.args]
+            command = [
+                sys.executable,
+                "-c",
+                _TRAMPOLINE,
+                str(os.getpid()),
+                self.binary,
+                "-host",
+                LOOPBACK,
+                "-port",
+                str(port),
+                *self.args,
+            ]
             self.process = self._spawn(command)
             self._tails = [_Tail(self.process.stdout), _Tail(self.process.stderr)]
             self.url = f"http://{LOOPBACK}:{port}"
@@ -273,23 +307,29 @@ class ToxiproxyServer:
     def _check_answering(self) -> None:
         """A server given by URL is already running: it answers now, or it is an error."""
         try:
-            requests.get(self.url + "/version", timeout=URL_CHECK_TIMEOUT,
-                         proxies=_NO_PROXIES).raise_for_status()
+            requests.get(
+                self.url + "/version", timeout=URL_CHECK_TIMEOUT, proxies=_NO_PROXIES
+            ).raise_for_status()
         except requests.ConnectionError:
-            raise ServerStartError(f"no Toxiproxy server answers at {self.url} (connection "
-                                   f"refused or unreachable): start one, or drop the URL "
-                                   f"to use the embedded server") from None
+            raise ServerStartError(
+                f"no Toxiproxy server answers at {self.url} (connection "
+                f"refused or unreachable): start one, or drop the URL "
+                f"to use the embedded server"
+            ) from None
         except requests.RequestException as err:
-            raise ServerStartError(f"the server at {self.url} is not a working Toxiproxy: "
-                                   f"GET /version failed: {err}") from None
+            raise ServerStartError(
+                f"the server at {self.url} is not a working Toxiproxy: GET /version failed: {err}"
+            ) from None
 
     def _wait_until_answering(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServerStartError(f"{self.kind} Toxiproxy server exited with "
-                                       f"{self.process.returncode}:\n{self.output()}")
+                raise ServerStartError(
+                    f"{self.kind} Toxiproxy server exited with "
+                    f"{self.process.returncode}:\n{self.output()}"
+                )
             try:
                 requests.get(self.url + "/version", timeout=1.0, proxies=_NO_PROXIES)
                 return
@@ -297,8 +337,9 @@ class ToxiproxyServer:
                 last = str(err)
             # The real binary gives no sign of readiness but answering: poll (bounded).
             time.sleep(0.05)
-        raise ServerStartError(f"Toxiproxy at {self.url} did not answer within {timeout} s: "
-                               f"{last}\n{self.output()}")
+        raise ServerStartError(
+            f"Toxiproxy at {self.url} did not answer within {timeout} s: {last}\n{self.output()}"
+        )
 
 
 def _read_line(stream, deadline: float, limit: int = 65536) -> str:
@@ -373,11 +414,13 @@ class ProxyControl:
             try:
                 response = getattr(APIConsumer, method)(path, **kwargs)
             except tuple(_LIBRARY_ERRORS) as err:
-                raise ToxiproxyError(_LIBRARY_ERRORS[type(err)], _server_message(err.args[0]),
-                                     method.upper(), path) from None
+                raise ToxiproxyError(
+                    _LIBRARY_ERRORS[type(err)], _server_message(err.args[0]), method.upper(), path
+                ) from None
         if response.status_code >= 300:
-            raise ToxiproxyError(response.status_code, _server_message(response.content),
-                                 method.upper(), path)
+            raise ToxiproxyError(
+                response.status_code, _server_message(response.content), method.upper(), path
+            )
         return response
 
     @staticmethod
@@ -430,18 +473,29 @@ class ProxyControl:
 
     # -- toxics
 
-    def add_toxic(self, proxy: str, type: str, attributes: dict | None = None,
-                  stream: str = "downstream", toxicity: float = 1.0,
-                  name: str | None = None) -> str:
+    def add_toxic(
+        self,
+        proxy: str,
+        type: str,
+        attributes: dict | None = None,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        name: str | None = None,
+    ) -> str:
         """Add a toxic; returns its name (by default ``<type>_<stream>``)."""
-        body = {"type": type, "stream": stream, "toxicity": toxicity,
-                "attributes": dict(attributes or {})}
+        body = {
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": dict(attributes or {}),
+        }
         if name is not None:
             body["name"] = name
         return self._call("post", self._path("proxies", proxy, "toxics"), body).json()["name"]
 
-    def update_toxic(self, proxy: str, name: str, attributes: dict | None = None,
-                     toxicity: float | None = None) -> dict:
+    def update_toxic(
+        self, proxy: str, name: str, attributes: dict | None = None, toxicity: float | None = None
+    ) -> dict:
         """Change a toxic's attributes (merged) and/or toxicity; returns the toxic."""
         body: dict = {}
         if attributes is not None:

@@ -24,15 +24,20 @@ class Flag:
 FLAGS: dict[str, Flag] = {
     "config": Flag("string", "", "JSON file containing proxies to create on startup"),
     "host": Flag("string", "127.0.0.1", "Host for toxiproxy's API to listen on"),
-    "parent-watch": Flag("bool", False, "exit when the parent process dies or closes our "
-                         "stdin (grpc-chaos extension)"),
+    "parent-watch": Flag(
+        "bool",
+        False,
+        "exit when the parent process dies or closes our stdin (grpc-chaos extension)",
+    ),
     "port": Flag("string", "8474", "Port for toxiproxy's API to listen on (0 picks a free one)"),
     "proxy-metrics": Flag("bool", False, "enable toxiproxy-specific prometheus metrics"),
-    "ready-line": Flag("bool", False, "print one JSON line to stdout once the API listens "
-                       "(grpc-chaos extension)"),
+    "ready-line": Flag(
+        "bool", False, "print one JSON line to stdout once the API listens (grpc-chaos extension)"
+    ),
     "runtime-metrics": Flag("bool", False, "enable runtime-related prometheus metrics"),
-    "seed": Flag("int", 0, "Seed for randomizing toxics with (ignored, as by the reference "
-                 "since 2.9.0)"),
+    "seed": Flag(
+        "int", 0, "Seed for randomizing toxics with (ignored, as by the reference since 2.9.0)"
+    ),
     "version": Flag("bool", False, "print the version"),
 }
 

@@ -51,6 +51,7 @@ def join_host_port(host: str, port: str) -> str:
 
 def split_host_port(hostport: str) -> tuple[str, str]:
     """Go's ``net.SplitHostPort``, with its error texts."""
+
     def fail(why: str) -> GoNetError:
         return GoNetError(f"address {hostport}: {why}")
 
@@ -65,8 +66,11 @@ def split_host_port(hostport: str) -> tuple[str, str]:
         if end + 1 == len(hostport):
             raise fail("missing port in address")
         if end + 1 != last:
-            raise fail("too many colons in address" if hostport[end + 1] == ":"
-                       else "missing port in address")
+            raise fail(
+                "too many colons in address"
+                if hostport[end + 1] == ":"
+                else "missing port in address"
+            )
         host = hostport[1:end]
         j, k = 1, end + 1
     else:
@@ -77,7 +81,7 @@ def split_host_port(hostport: str) -> tuple[str, str]:
         raise fail("unexpected '[' in address")
     if "]" in hostport[k:]:
         raise fail("unexpected ']' in address")
-    return host, hostport[last + 1:]
+    return host, hostport[last + 1 :]
 
 
 def _parse_port(service: str) -> int | None:
@@ -105,8 +109,10 @@ def lookup_port(service: str) -> int:
     return port
 
 
-_DOTTED_QUAD = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-                          r"(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+_DOTTED_QUAD = re.compile(
+    r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    r"(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
 
 
 def _literal_ip(host: str) -> TCPAddr | None:

@@ -31,8 +31,16 @@ MAX_DEPTH = 10000  # Go's scanner refuses deeper nesting ("exceeded max depth")
 _WS = frozenset(b" \t\r\n")
 _DIGITS = frozenset(b"0123456789")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_ESCAPES = {ord('"'): '"', ord("\\"): "\\", ord("/"): "/", ord("b"): "\b",
-            ord("f"): "\f", ord("n"): "\n", ord("r"): "\r", ord("t"): "\t"}
+_ESCAPES = {
+    ord('"'): '"',
+    ord("\\"): "\\",
+    ord("/"): "/",
+    ord("b"): "\b",
+    ord("f"): "\f",
+    ord("n"): "\n",
+    ord("r"): "\r",
+    ord("t"): "\t",
+}
 
 
 class Obj(list):
@@ -57,14 +65,14 @@ codecs.register_error("gojson-replace", _replace_each_byte)
 
 # --------------------------------------------------------------------------- decoding
 
+
 def quote_char(c: int) -> str:
     """Go's ``quoteChar``: how a byte is shown in a syntax error."""
     if c == 0x27:
         return "'\\''"
     if c == 0x22:
         return "'\"'"
-    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v",
-             0x5C: "\\\\"}
+    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 0x5C: "\\\\"}
     if c in named:
         s = named[c]
     elif c < 0x20 or c == 0x7F:
@@ -135,8 +143,10 @@ def decode(data: bytes):
             if c == (0x7D if isinstance(parent, Obj) else 0x5D):  # '}' / ']'
                 value = stack.pop()
                 continue
-            raise _bad(c, "after object key:value pair" if isinstance(parent, Obj)
-                       else "after array element")
+            raise _bad(
+                c,
+                "after object key:value pair" if isinstance(parent, Obj) else "after array element",
+            )
 
 
 def _begin_value(r: _Reader, stack: list, keys: list):
@@ -263,7 +273,7 @@ def _escape(data: bytes, i: int) -> tuple[int, str]:
         raise _bad(c, "in string escape code")
     unit = _hex4(data, i + 1)
     i += 5
-    if 0xD800 <= unit < 0xDC00 and data[i:i + 2] == b"\\u":
+    if 0xD800 <= unit < 0xDC00 and data[i : i + 2] == b"\\u":
         low = _hex4(data, i + 2)
         if 0xDC00 <= low < 0xE000:
             return i + 6, chr(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
@@ -278,10 +288,11 @@ def _hex4(data: bytes, i: int) -> int:
             raise DecodeError("unexpected EOF")
         if data[k] not in _HEX:
             raise _bad(data[k], "in \\u hexadecimal character escape")
-    return int(data[i:i + 4], 16)
+    return int(data[i : i + 4], 16)
 
 
 # ------------------------------------------------------------------ Go struct decoding
+
 
 @dataclass(frozen=True)
 class GoType:
@@ -291,7 +302,7 @@ class GoType:
     name: str  # as reflect prints it, e.g. "int64", "toxiproxy.Proxy"
     struct: str = ""  # the struct's own name for error texts ("" when anonymous)
     fields: tuple = ()  # ((json name, GoType), ...) for structs
-    elem: "GoType | None" = None  # for slices
+    elem: GoType | None = None  # for slices
 
 
 STRING = GoType("string", "string")
@@ -312,8 +323,10 @@ class _Context:
 def type_error(value_desc: str, target: GoType, struct_name: str | None, path: list) -> str:
     """Go's UnmarshalTypeError text."""
     if struct_name is not None or path:
-        return (f"json: cannot unmarshal {value_desc} into Go struct field "
-                f"{struct_name or ''}.{'.'.join(path)} of type {target.name}")
+        return (
+            f"json: cannot unmarshal {value_desc} into Go struct field "
+            f"{struct_name or ''}.{'.'.join(path)} of type {target.name}"
+        )
     return f"json: cannot unmarshal {value_desc} into Go value of type {target.name}"
 
 
@@ -331,8 +344,9 @@ def _describe(value) -> str:
 
 def fold(name: str) -> str:
     """Go's case folding of JSON keys: ASCII case, plus ſ -> s and Kelvin sign -> k."""
-    return "".join(c.lower() if c < "\x80" else {"\u017f": "s", "\u212a": "k"}.get(c, c)
-                   for c in name)
+    return "".join(
+        c.lower() if c < "\x80" else {"\u017f": "s", "\u212a": "k"}.get(c, c) for c in name
+    )
 
 
 def _find_field(fields: tuple, key: str):
@@ -390,8 +404,7 @@ def _assign(value, typ: GoType, current, where, ctx: _Context):
             if found is None:
                 continue
             name, ftyp = found
-            target[name] = _assign(item, ftyp, target.get(name), (typ.struct, path + [name]),
-                                   ctx)
+            target[name] = _assign(item, ftyp, target.get(name), (typ.struct, path + [name]), ctx)
         return target
     if typ.kind == "slice":
         if not isinstance(value, list) or isinstance(value, Obj):
@@ -427,8 +440,9 @@ def parse_into(body: bytes, typ: GoType, current=None):
 
 # --------------------------------------------------------------------------- encoding
 
-_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-                            "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_HTML_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 def encode(value) -> str:

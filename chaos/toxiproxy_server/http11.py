@@ -16,9 +16,9 @@ import asyncio
 import email.utils
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Awaitable, Callable
 from urllib.parse import unquote_to_bytes
 
 log = logging.getLogger("toxiproxy.http")
@@ -54,7 +54,7 @@ class Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
 
-    def set(self, name: str, value: str) -> "Response":
+    def set(self, name: str, value: str) -> Response:
         self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
         self.headers.append((name, value))
         return self
@@ -163,8 +163,11 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _read_body(reader, writer, headers: dict[str, list[str]], version) -> bytes:
-    encodings = [v.strip().lower() for v in ",".join(headers.get("transfer-encoding", [])).split(",")
-                 if v.strip()]
+    encodings = [
+        v.strip().lower()
+        for v in ",".join(headers.get("transfer-encoding", [])).split(",")
+        if v.strip()
+    ]
     lengths = headers.get("content-length", [])
     if encodings:
         if encodings != ["chunked"]:
@@ -173,7 +176,9 @@ async def _read_body(reader, writer, headers: dict[str, list[str]], version) -> 
         return await _read_chunked(reader)
     if not lengths:
         return b""
-    if len(set(v.strip() for v in lengths)) != 1 or not re.fullmatch(r"\d{1,19}", lengths[0].strip()):
+    if len(set(v.strip() for v in lengths)) != 1 or not re.fullmatch(
+        r"\d{1,19}", lengths[0].strip()
+    ):
         raise BadRequest("bad Content-Length")
     size = int(lengths[0])
     if size > MAX_BODY_BYTES:
@@ -207,15 +212,18 @@ async def _read_rest(reader, writer, line: bytes, budget: list[int]) -> Request:
     if version >= (1, 1):
         hosts = headers.get("host", [])
         if len(hosts) != 1:
-            raise BadRequest("missing required Host header" if not hosts
-                             else "too many Host headers")
+            raise BadRequest(
+                "missing required Host header" if not hosts else "too many Host headers"
+            )
     path, query = _parse_target(target)
     body = await _read_body(reader, writer, headers, version)
     return Request(method, target, path, query, version, headers, body)
 
 
 def _keep_alive(request: Request) -> bool:
-    tokens = {t.strip().lower() for v in request.headers.get("connection", []) for t in v.split(",")}
+    tokens = {
+        t.strip().lower() for v in request.headers.get("connection", []) for t in v.split(",")
+    }
     if request.version >= (1, 1):
         return "close" not in tokens
     return "keep-alive" in tokens
@@ -245,8 +253,10 @@ def _bad_request_bytes(err: BadRequest) -> bytes:
         text = "%d %s" % (err.status, _phrase(err.status))
         if str(err):
             text += ": " + str(err)
-    return ("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            "Connection: close\r\n\r\n" + text).encode("latin-1", "replace")
+    return (
+        "HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Connection: close\r\n\r\n" + text
+    ).encode("latin-1", "replace")
 
 
 async def _next_request(reader, writer, first: bool) -> Request | None:
@@ -256,12 +266,13 @@ async def _next_request(reader, writer, first: bool) -> Request | None:
     except BadRequest as err:
         writer.write(_bad_request_bytes(err))
         return None
-    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         return None
 
 
-async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           handler: Handler) -> None:
+async def serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
+) -> None:
     """Serve requests on one connection until either side closes it."""
     try:
         first = True
@@ -277,7 +288,7 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
             if not keep:
                 break
-    except (ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         await _close(writer)
@@ -287,5 +298,5 @@ async def _close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()
         await asyncio.wait_for(writer.wait_closed(), WRITE_TIMEOUT)
-    except (ConnectionError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, ConnectionError, OSError):
         pass

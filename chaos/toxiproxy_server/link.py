@@ -33,7 +33,7 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)  # close() sends RST instead of FIN
 class Side(asyncio.Protocol):
     """One socket of a connection, forwarding its events to the links it belongs to."""
 
-    def __init__(self, conn: "Connection"):
+    def __init__(self, conn: Connection):
         self.conn = conn
         self.transport: asyncio.Transport | None = None
         self.source_of: Link | None = None  # the link that reads this socket
@@ -94,7 +94,7 @@ class Side(asyncio.Protocol):
 class Link:
     """One direction of one connection: source socket -> (toxic chain) -> destination."""
 
-    def __init__(self, conn: "Connection", direction: str, source: Side, dest: Side):
+    def __init__(self, conn: Connection, direction: str, source: Side, dest: Side):
         self.conn = conn
         self.direction = direction
         self.source, self.dest = source, dest
@@ -271,8 +271,12 @@ class Connection:
             host, port = upstream_address(self.proxy.upstream)
             await loop.create_connection(side, host, port)
         except (OSError, goaddr.GoNetError) as err:
-            log.warning("proxy %s: unable to open connection to upstream %s: %s",
-                        self.proxy.name, self.proxy.upstream, err)
+            log.warning(
+                "proxy %s: unable to open connection to upstream %s: %s",
+                self.proxy.name,
+                self.proxy.upstream,
+                err,
+            )
             self.client.transport.close()  # the client just sees EOF (spec §5.2)
             return
         except asyncio.CancelledError:  # the client left or the proxy stopped

@@ -68,12 +68,14 @@ class Metrics:
         if self.runtime:
             lines += _runtime_lines()
         if self.proxy:
-            for (name, help_text), counter in zip(_COUNTERS, self._counters):
+            for (name, help_text), counter in zip(_COUNTERS, self._counters, strict=False):
                 if counter:
                     lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
                     for labels in sorted(counter):
-                        pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in
-                                         sorted(zip(_LABELS, labels)))
+                        pairs = ",".join(
+                            f'{k}="{_escape(v)}"'
+                            for k, v in sorted(zip(_LABELS, labels, strict=False))
+                        )
                         lines.append(f"{name}{{{pairs}}} {go_float(counter[labels])}")
         return "".join(line + "\n" for line in lines)
 
@@ -91,15 +93,27 @@ def _runtime_lines() -> list[str]:
     impl = platform.python_implementation()
     major, minor, patch = platform.python_version_tuple()
     return (
-        _gauge("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-               times.user + times.system, "counter")
+        _gauge(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            times.user + times.system,
+            "counter",
+        )
         + _gauge("process_max_fds", "Maximum number of open file descriptors.", soft_fds)
-        + _gauge("process_open_fds", "Number of open file descriptors.",
-                 len(os.listdir("/proc/self/fd")))
+        + _gauge(
+            "process_open_fds", "Number of open file descriptors.", len(os.listdir("/proc/self/fd"))
+        )
         + _gauge("process_resident_memory_bytes", "Resident memory size in bytes.", resident)
-        + _gauge("process_start_time_seconds",
-                 "Start time of the process since unix epoch in seconds.", _START)
+        + _gauge(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            _START,
+        )
         + _gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", virtual)
-        + ["# HELP python_info Python platform information", "# TYPE python_info gauge",
-           f'python_info{{implementation="{impl}",major="{major}",minor="{minor}",'
-           f'patchlevel="{patch}",version="{platform.python_version()}"}} 1'])
+        + [
+            "# HELP python_info Python platform information",
+            "# TYPE python_info gauge",
+            f'python_info{{implementation="{impl}",major="{major}",minor="{minor}",'
+            f'patchlevel="{patch}",version="{platform.python_version()}"}} 1',
+        ]
+    )

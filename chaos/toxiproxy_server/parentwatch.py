@@ -36,6 +36,7 @@ def die_with_parent() -> None:
 
 def on_stdin_eof(callback) -> threading.Thread:
     """Call ``callback`` (from a thread) once stdin reaches end of file."""
+
     def watch() -> None:
         try:
             while os.read(0, 4096):

@@ -152,10 +152,9 @@ class _Deadline:
 class Stub:
     """One toxic running on one link (the reference's ToxicStub); see toxics/__init__."""
 
-    __slots__ = ("pipeline", "input", "output", "state", "task", "closed",
-                 "interrupting", "waiter")
+    __slots__ = ("pipeline", "input", "output", "state", "task", "closed", "interrupting", "waiter")
 
-    def __init__(self, pipeline: "Pipeline", input: Channel, output: Channel):
+    def __init__(self, pipeline: Pipeline, input: Channel, output: Channel):
         self.pipeline = pipeline
         self.input, self.output = input, output
         self.state = None
@@ -279,7 +278,7 @@ class Pipeline:
             self.stubs.append(stub)
             channel = stub.output
         self.tail = channel
-        for stub, wrapper in zip(self.stubs, chain):
+        for stub, wrapper in zip(self.stubs, chain, strict=False):
             stub.start(wrapper)
         self.writer = asyncio.get_running_loop().create_task(self._write())
 
@@ -311,8 +310,14 @@ class Pipeline:
 
     def _drained(self) -> bool:
         """Only the hidden noop is left, idle, with nothing queued anywhere."""
-        return (self.busy == 0 and len(self.stubs) == 1 and not self.head.items
-                and not self.head.closed and not self.tail.closed and self.stubs[0].idle())
+        return (
+            self.busy == 0
+            and len(self.stubs) == 1
+            and not self.head.items
+            and not self.head.closed
+            and not self.tail.closed
+            and self.stubs[0].idle()
+        )
 
     def _hand_back(self) -> None:
         self.dead = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from . import gojson, goaddr
+from . import goaddr, gojson
 from .link import Connection
 from .toxic_collection import ToxicCollection
 
@@ -32,16 +32,21 @@ class Proxy:
     def to_json(self) -> str:
         """The proxy object of the API, fields in the reference's order (spec §3.1)."""
         toxics = ",".join(w.to_json() for w in self.toxics.array())
-        return ('{"name":%s,"listen":%s,"upstream":%s,"enabled":%s,"Logger":{},"toxics":[%s]}'
-                % (gojson.encode(self.name), gojson.encode(self.listen),
-                   gojson.encode(self.upstream), "true" if self.enabled else "false", toxics))
+        return '{"name":%s,"listen":%s,"upstream":%s,"enabled":%s,"Logger":{},"toxics":[%s]}' % (
+            gojson.encode(self.name),
+            gojson.encode(self.listen),
+            gojson.encode(self.upstream),
+            "true" if self.enabled else "false",
+            toxics,
+        )
 
     async def start(self) -> None:
         """Bind ``listen`` and accept clients; raises GoNetError with Go's text."""
         sock, bound = await goaddr.listen(self.listen)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self).client, sock=sock,
-                                                backlog=goaddr.LISTEN_BACKLOG)
+        self._server = await loop.create_server(
+            lambda: Connection(self).client, sock=sock, backlog=goaddr.LISTEN_BACKLOG
+        )
         self.listen = bound
         self.enabled = True
         log.info("started proxy %s on %s -> %s", self.name, self.listen, self.upstream)

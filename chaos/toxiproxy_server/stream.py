@@ -47,7 +47,7 @@ def chunks_of(data: bytes, now: float | None = None):
     ts = time.monotonic() if now is None else now
     if len(data) <= CHUNK_SIZE:
         return [Chunk(data, ts)]
-    return [Chunk(data[i:i + CHUNK_SIZE], ts) for i in range(0, len(data), CHUNK_SIZE)]
+    return [Chunk(data[i : i + CHUNK_SIZE], ts) for i in range(0, len(data), CHUNK_SIZE)]
 
 
 def go_duration(value: int, unit_ns: int) -> float:

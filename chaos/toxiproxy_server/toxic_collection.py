@@ -12,8 +12,14 @@ import logging
 from dataclasses import dataclass
 
 from . import gojson, toxics
-from .errors import (INVALID_STREAM, INVALID_TOXIC_TYPE, TOXIC_EXISTS, TOXIC_NOT_FOUND,
-                     bad_request_body, error)
+from .errors import (
+    INVALID_STREAM,
+    INVALID_TOXIC_TYPE,
+    TOXIC_EXISTS,
+    TOXIC_NOT_FOUND,
+    bad_request_body,
+    error,
+)
 from .gojson import FLOAT32, STRING, GoType
 from .stream import DIRECTIONS, DOWNSTREAM, parse_direction
 
@@ -34,29 +40,50 @@ class ToxicWrapper:
 
     def to_json(self) -> str:
         attrs = ",".join(f'"{k}":{self.attrs[k]}' for k in self.kind.fields)
-        return ('{"attributes":{%s},"name":%s,"type":%s,"stream":%s,"toxicity":%s}'
-                % (attrs, gojson.encode(self.name), gojson.encode(self.type),
-                   gojson.encode(self.stream), gojson.format_float32(self.toxicity)))
+        return '{"attributes":{%s},"name":%s,"type":%s,"stream":%s,"toxicity":%s}' % (
+            attrs,
+            gojson.encode(self.name),
+            gojson.encode(self.type),
+            gojson.encode(self.stream),
+            gojson.format_float32(self.toxicity),
+        )
 
 
 NOOP = ToxicWrapper("", "noop", "", "", 1.0, toxics.lookup("noop"), {})
 
 # The Go types the reference decodes toxic bodies into (their names appear in errors).
 _NOOP_ATTRS = toxics.lookup("noop").go_type()
-WRAPPER = GoType("struct", "toxics.ToxicWrapper", "ToxicWrapper", (
-    ("attributes", _NOOP_ATTRS), ("name", STRING), ("type", STRING), ("stream", STRING),
-    ("toxicity", FLOAT32)))
+WRAPPER = GoType(
+    "struct",
+    "toxics.ToxicWrapper",
+    "ToxicWrapper",
+    (
+        ("attributes", _NOOP_ATTRS),
+        ("name", STRING),
+        ("type", STRING),
+        ("stream", STRING),
+        ("toxicity", FLOAT32),
+    ),
+)
 
 
 def _attributes_only(kind) -> GoType:
-    return GoType("struct", 'struct { Attributes interface {} "json:\\"attributes\\"" }', "",
-                  (("attributes", kind.go_type()),))
+    return GoType(
+        "struct",
+        'struct { Attributes interface {} "json:\\"attributes\\"" }',
+        "",
+        (("attributes", kind.go_type()),),
+    )
 
 
 def _update_body(kind) -> GoType:
-    return GoType("struct", 'struct { Attributes interface {} "json:\\"attributes\\""; '
-                  'Toxicity float32 "json:\\"toxicity\\"" }', "",
-                  (("attributes", kind.go_type()), ("toxicity", FLOAT32)))
+    return GoType(
+        "struct",
+        'struct { Attributes interface {} "json:\\"attributes\\""; '
+        'Toxicity float32 "json:\\"toxicity\\"" }',
+        "",
+        (("attributes", kind.go_type()), ("toxicity", FLOAT32)),
+    )
 
 
 def _checked(kind, attrs: dict) -> dict:
@@ -99,8 +126,7 @@ class ToxicCollection:
 
     async def _on_links(self, direction: str, change) -> None:
         links = [link for link in self.links if link.direction == direction]
-        results = await asyncio.gather(*(change(link) for link in links),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(change(link) for link in links), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("toxic change failed on a link of %s: %r", self.proxy.name, result)
@@ -113,8 +139,13 @@ class ToxicCollection:
                 value = gojson.decode(body)
             except gojson.DecodeError as err:
                 raise bad_request_body(str(err)) from None
-            defaults = {"attributes": {}, "name": "", "type": "", "stream": DOWNSTREAM,
-                        "toxicity": 1.0}
+            defaults = {
+                "attributes": {},
+                "name": "",
+                "type": "",
+                "stream": DOWNSTREAM,
+                "toxicity": 1.0,
+            }
             doc, problem = gojson.decode_into(value, WRAPPER, defaults)
             if problem:
                 raise bad_request_body(problem)
@@ -127,18 +158,19 @@ class ToxicCollection:
                 raise error(INVALID_TOXIC_TYPE)
             if self.find(name) is not None:
                 raise error(TOXIC_EXISTS)
-            attrs_doc, problem = gojson.decode_into(value, _attributes_only(kind),
-                                                    {"attributes": kind.defaults()})
+            attrs_doc, problem = gojson.decode_into(
+                value, _attributes_only(kind), {"attributes": kind.defaults()}
+            )
             if problem:
                 raise bad_request_body(problem)
             attrs = _checked(kind, attrs_doc["attributes"])
-            wrapper = ToxicWrapper(name, doc["type"], doc["stream"], direction,
-                                   doc["toxicity"], kind, attrs)
+            wrapper = ToxicWrapper(
+                name, doc["type"], doc["stream"], direction, doc["toxicity"], kind, attrs
+            )
             chain = self.chains[direction]
             chain.append(wrapper)
             previous = chain[-2]
-            await self._on_links(direction,
-                                 lambda link: link.add_toxic(wrapper, previous, NOOP))
+            await self._on_links(direction, lambda link: link.add_toxic(wrapper, previous, NOOP))
             return wrapper
 
     async def update(self, name: str, body: bytes) -> ToxicWrapper:
@@ -153,8 +185,7 @@ class ToxicCollection:
             wrapper.attrs = _checked(wrapper.kind, doc["attributes"])
             wrapper.toxicity = doc["toxicity"]
             index = self.chains[wrapper.direction].index(wrapper)
-            await self._on_links(wrapper.direction,
-                                 lambda link: link.update_toxic(index, wrapper))
+            await self._on_links(wrapper.direction, lambda link: link.update_toxic(index, wrapper))
             return wrapper
 
     async def remove(self, name: str) -> None:
@@ -176,5 +207,6 @@ class ToxicCollection:
         index = chain.index(wrapper)
         del chain[index]
         previous = chain[index - 1]
-        await self._on_links(wrapper.direction,
-                             lambda link: link.remove_toxic(index, wrapper, previous))
+        await self._on_links(
+            wrapper.direction, lambda link: link.remove_toxic(index, wrapper, previous)
+        )

@@ -17,10 +17,12 @@ This reads the profile only to explain; no scenario adapts to what it reads here
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from chaos.verdicts.requirements import DOCS as REQUIREMENT_DOCS, Requirements
+from chaos.verdicts.requirements import DOCS as REQUIREMENT_DOCS
+from chaos.verdicts.requirements import Requirements
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,19 @@ def _read_health(profile) -> str:
 
 def _read_retry(profile) -> str:
     policy = profile.retry_policy(*METHOD)
-    return (f"set: {_compact(policy)}" if policy
-            else f"not set (no retryPolicy applies to /{METHOD[0]}/{METHOD[1]})")
+    return (
+        f"set: {_compact(policy)}"
+        if policy
+        else f"not set (no retryPolicy applies to /{METHOD[0]}/{METHOD[1]})"
+    )
 
 
 def _read_wait_for_ready(profile) -> str:
-    waiting = [m.get("name") for m in _service_config(profile).get("methodConfig") or []
-               if isinstance(m, dict) and m.get("waitForReady")]
+    waiting = [
+        m.get("name")
+        for m in _service_config(profile).get("methodConfig") or []
+        if isinstance(m, dict) and m.get("waitForReady")
+    ]
     return f"set for {_compact(waiting[0])}" if waiting else "not set (RPCs fail fast)"
 
 
@@ -73,11 +81,13 @@ def _read_policy(profile) -> str:
 def _read_option(name: str) -> Callable[[Any], str]:
     def read(profile) -> str:
         return profile.setting(name).text
+
     return read
 
 
 # The RPC the scenarios call (the method whose retry policy matters).
 METHOD = ("greeter.Greeter", "SayHello")
+
 
 def _server(profile) -> str:
     return "a setting of the server under test, not of the client"
@@ -87,89 +97,118 @@ CATALOGUE: dict[str, Knob] = {
     "server.graceful_shutdown": Knob(
         "On its stop signal the server sets its health service NOT_SERVING, keeps serving "
         "for a drain period (longer than its clients need to move away), then stops with a "
-        "grace period (grpc: server.stop(grace)) so RPCs in flight finish", _server),
+        "grace period (grpc: server.stop(grace)) so RPCs in flight finish",
+        _server,
+    ),
     "server.keepalive_enforcement": Knob(
         "The server permits its clients' keepalive pings: "
         "grpc.keepalive_permit_without_calls = 1, grpc.http2.min_ping_interval_without_data_ms "
         "at most the clients' ping interval (a grpc-core client pings at most once a second), "
         "and grpc.http2.max_ping_strikes = 0; gRPC's defaults (5 minutes, 2 strikes) answer an "
-        "idle client's pings with GOAWAY too_many_pings", _server),
+        "idle client's pings with GOAWAY too_many_pings",
+        _server,
+    ),
     "server.max_connection_age": Knob(
         "The server ends connections at an age (grpc.max_connection_age_ms, with "
         "grpc.max_connection_age_grace_ms): clients reconnect and ask DNS again, so a "
-        "backend added to DNS gets its share within that age", _server),
+        "backend added to DNS gets its share within that age",
+        _server,
+    ),
     "server.health_truth": Knob(
         "The health service says NOT_SERVING when the service cannot answer (its "
-        "dependencies checked), so health-checking clients stop sending it RPCs", _server),
+        "dependencies checked), so health-checking clients stop sending it RPCs",
+        _server,
+    ),
     "server.readiness": Knob(
         "The server says SERVING (and accepts connections) only once it can answer: warm "
-        "caches and open dependencies first", _server),
+        "caches and open dependencies first",
+        _server,
+    ),
     "server.late_headers": Knob(
         "The server sends its response headers with the answer, not before: a call whose "
         "headers were sent is committed, and no client retry policy can replay it when the "
-        "backend dies", _server),
+        "backend dies",
+        _server,
+    ),
     "round_robin": Knob(
         "A load-balancing policy that spreads RPCs over every address (round_robin): a "
         "dead, slow or draining backend then costs a share of the traffic, not all of it",
-        _read_policy, ("loadBalancingConfig", "loadBalancingPolicy")),
+        _read_policy,
+        ("loadBalancingConfig", "loadBalancingPolicy"),
+    ),
     "healthCheckConfig": Knob(
         "Client-side health checking (with round_robin; pick_first ignores it): a backend "
         "whose health service says NOT_SERVING gets no new RPC within milliseconds",
-        _read_health),
+        _read_health,
+    ),
     "retryPolicy": Knob(
         "A methodConfig retryPolicy with UNAVAILABLE in retryableStatusCodes: RPCs that fail "
         "before any answer (a killed backend, a reset or cut connection, a failed handshake) "
         "are replayed on another backend, so the client sees no error",
-        _read_retry),
+        _read_retry,
+    ),
     "waitForReady": Knob(
         "A methodConfig waitForReady: true makes an RPC wait (until its deadline) for a "
         "backend instead of failing at once when none can serve; leave it unset where "
         "callers must learn of an outage fast",
-        _read_wait_for_ready),
+        _read_wait_for_ready,
+    ),
     "outlierDetection": Knob(
         "Outlier detection (outlier_detection_experimental) around the policy: a backend whose calls keep "
         "failing is ejected, so it stops getting first attempts (retries alone keep sending "
         "it a share, each costing a failed attempt); maxEjectionPercent below 100 keeps the "
         "client from ejecting every backend",
-        _read_outlier, ("outlier_detection_experimental",)),
+        _read_outlier,
+        ("outlier_detection_experimental",),
+    ),
     "grpc.keepalive_time_ms": Knob(
         "How often the client pings a connection: the only way a hung backend (accepts "
         "bytes, answers nothing) is noticed, also while the client is idle",
-        _read_option("grpc.keepalive_time_ms")),
+        _read_option("grpc.keepalive_time_ms"),
+    ),
     "grpc.http2.ping_timeout_ms": Knob(
         "How long a ping may go unanswered before the connection is closed (the ping "
         "deadline in this grpcio; grpc.keepalive_timeout_ms has no effect)",
-        _read_option("grpc.http2.ping_timeout_ms")),
+        _read_option("grpc.http2.ping_timeout_ms"),
+    ),
     "grpc.keepalive_permit_without_calls": Knob(
         "Keep pinging connections with no call in flight, so a backend that hangs while the "
         "client is idle is out before the next RPC is sent to it",
-        _read_option("grpc.keepalive_permit_without_calls")),
+        _read_option("grpc.keepalive_permit_without_calls"),
+    ),
     "grpc.http2.max_pings_without_data": Knob(
         "0 keeps pinging when no data flows (the default stops after 2 pings)",
-        _read_option("grpc.http2.max_pings_without_data")),
+        _read_option("grpc.http2.max_pings_without_data"),
+    ),
     "grpc.initial_reconnect_backoff_ms": Knob(
         "The first wait before reconnecting to a backend that went away",
-        _read_option("grpc.initial_reconnect_backoff_ms")),
+        _read_option("grpc.initial_reconnect_backoff_ms"),
+    ),
     "grpc.min_reconnect_backoff_ms": Knob(
         "Despite its name, grpc-core's minimum connect timeout (default 20 s): a connection "
         "attempt, TLS handshake included, is abandoned after this long, so a small value "
         "fails handshakes on a busy machine",
-        _read_option("grpc.min_reconnect_backoff_ms")),
+        _read_option("grpc.min_reconnect_backoff_ms"),
+    ),
     "grpc.max_reconnect_backoff_ms": Knob(
         "The longest wait between reconnection attempts: after a long outage a backend is "
         "back for the client only at its next attempt",
-        _read_option("grpc.max_reconnect_backoff_ms")),
+        _read_option("grpc.max_reconnect_backoff_ms"),
+    ),
     "grpc.dns_min_time_between_resolutions_ms": Knob(
         "How often the client may ask DNS again when a connection breaks or ages out",
-        _read_option("grpc.dns_min_time_between_resolutions_ms")),
+        _read_option("grpc.dns_min_time_between_resolutions_ms"),
+    ),
     "grpc.enable_retries": Knob(
         "Retries on or off for the whole channel (a retryPolicy does nothing when off)",
-        _read_option("grpc.enable_retries")),
+        _read_option("grpc.enable_retries"),
+    ),
 }
 
 
-def explain(profile, answers, requirements: Requirements | None = None,
-            requirement: str | None = None) -> str:
+def explain(
+    profile, answers, requirements: Requirements | None = None, requirement: str | None = None
+) -> str:
     """The text a failed verdict carries: each setting in ``answers`` with the profile's
     value and purpose (and the profile's own ``why`` for it), then the bound's origin."""
     unknown = [name for name in answers if name not in CATALOGUE]
@@ -177,17 +216,25 @@ def explain(profile, answers, requirements: Requirements | None = None,
         raise KeyError(f"no advice for {unknown}; known settings: {', '.join(CATALOGUE)}")
     lines = []
     if answers:
-        lines.append(f'What answers this (the profile under test, "{profile.name}", and the '
-                     f'server under test):')
+        lines.append(
+            f'What answers this (the profile under test, "{profile.name}", and the '
+            f"server under test):"
+        )
         for name in answers:
             knob = CATALOGUE[name]
-            why = next((profile.why[key] for key in (name, *knob.why_keys)
-                        if key in (profile.why or {})), None)
-            lines.append(f"  - {name}: {knob.read(profile)}. {knob.what}."
-                         + (f' This profile says why: "{why}"' if why else ""))
+            why = next(
+                (profile.why[key] for key in (name, *knob.why_keys) if key in (profile.why or {})),
+                None,
+            )
+            lines.append(
+                f"  - {name}: {knob.read(profile)}. {knob.what}."
+                + (f' This profile says why: "{why}"' if why else "")
+            )
     if requirements is not None and requirement is not None:
-        lines.append(f"Bound: {requirements.describe(requirement)} — "
-                     f"{REQUIREMENT_DOCS[requirement]} Set your own in a requirements file "
-                     f"(pytest --chaos-requirements FILE, grpc-chaos gate --requirements "
-                     f"FILE, or the target file's [requirements]).")
+        lines.append(
+            f"Bound: {requirements.describe(requirement)} — "
+            f"{REQUIREMENT_DOCS[requirement]} Set your own in a requirements file "
+            f"(pytest --chaos-requirements FILE, grpc-chaos gate --requirements "
+            f"FILE, or the target file's [requirements])."
+        )
     return "\n".join(lines)

@@ -56,8 +56,12 @@ def judge(verdict: Verdict, stalls: StallQueries | None) -> Verdict:
     chaos.observe.starvation.Stalls)."""
     if verdict.passed or stalls is None or verdict.not_judged:
         return verdict
-    if verdict.span is not None and verdict.comparison == "<=" and verdict.figure is not None \
-            and verdict.bound is not None:
+    if (
+        verdict.span is not None
+        and verdict.comparison == "<="
+        and verdict.figure is not None
+        and verdict.bound is not None
+    ):
         return _time_bound(verdict, stalls)
     if verdict.culprits:
         return _counts(verdict, stalls)
@@ -76,12 +80,14 @@ def _time_bound(verdict: Verdict, stalls: StallQueries) -> Verdict:
 def _counts(verdict: Verdict, stalls: StallQueries) -> Verdict:
     # One query for all culprits (there may be thousands of failed RPCs, and a long
     # session's log holds many stalls), then the longest stall each one lived through.
-    window = stalls.stalls(min(s for s, _ in verdict.culprits),
-                           max(e for _, e in verdict.culprits))
+    window = stalls.stalls(min(s for s, _ in verdict.culprits), max(e for _, e in verdict.culprits))
     explaining: list[Stall] = []
     for start, end in verdict.culprits:
-        worst = max((s for s in window if s.end_ns >= start and s.start_ns <= end),
-                    key=lambda s: s.end_ns - s.start_ns, default=None)
+        worst = max(
+            (s for s in window if s.end_ns >= start and s.start_ns <= end),
+            key=lambda s: s.end_ns - s.start_ns,
+            default=None,
+        )
         longest = 0.0 if worst is None else worst.ms
         if longest < max(STALL_EXPLAINS_MS, (end - start) / 2e6):
             return verdict
@@ -94,8 +100,9 @@ def _counts(verdict: Verdict, stalls: StallQueries) -> Verdict:
 
 
 def _inconclusive(verdict: Verdict, stall_ms: float, cause: str) -> Verdict:
-    return replace(verdict, inconclusive=True, stall_ms=stall_ms,
-                   data={**verdict.data, "stall_cause": cause})
+    return replace(
+        verdict, inconclusive=True, stall_ms=stall_ms, data={**verdict.data, "stall_cause": cause}
+    )
 
 
 def shares(stalls: list[Stall], start_ns: int, end_ns: int) -> str:
@@ -105,8 +112,10 @@ def shares(stalls: list[Stall], start_ns: int, end_ns: int) -> str:
     groups: dict[tuple[str, bool], list[Stall]] = {}
     for stall in stalls:
         groups.setdefault((stall.who, stall.source == RUN_QUEUE), []).append(stall)
-    ranked = sorted(((union_ns(group, start_ns, end_ns) / 1e6, group[0])
-                     for group in groups.values()), key=lambda pair: -pair[0])
+    ranked = sorted(
+        ((union_ns(group, start_ns, end_ns) / 1e6, group[0]) for group in groups.values()),
+        key=lambda pair: -pair[0],
+    )
     ranked = [(ms, stall) for ms, stall in ranked if ms > 0]
     named = ", ".join(stall.describe(ms) for ms, stall in ranked[:NAMED])
     if len(ranked) > NAMED:

@@ -55,61 +55,72 @@ class Requirements:
         """E.g. "failover_ms = 1000 ms (grpc-chaos default)"."""
         value = getattr(self, name)
         unit = UNITS.get(name, "")
-        origin = ("grpc-chaos default" if value == getattr(DEFAULTS, name)
-                  else f"set in {self.source}")
+        origin = (
+            "grpc-chaos default" if value == getattr(DEFAULTS, name) else f"set in {self.source}"
+        )
         return f"{name} = {value:g}{' ' + unit if unit else ''} ({origin})"
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-UNITS = {f.name: ("rpcs" if f.name == "error_budget" else "s" if f.name.endswith("_s")
-                  else "of an even share" if f.name == "min_share"
-                  else "ms") for f in fields(Requirements) if f.name != "source"}
+UNITS = {
+    f.name: (
+        "rpcs"
+        if f.name == "error_budget"
+        else "s"
+        if f.name.endswith("_s")
+        else "of an even share"
+        if f.name == "min_share"
+        else "ms"
+    )
+    for f in fields(Requirements)
+    if f.name != "source"
+}
 
 DOCS = {
     "failover_ms": "From a backend fault in force (killed, connection reset or cut, proxy "
-                   "down) until every RPC succeeds on the other backends. A broken "
-                   "connection is seen at once and a retry takes 10-20 ms; the rest is margin.",
+    "down) until every RPC succeeds on the other backends. A broken "
+    "connection is seen at once and a retry takes 10-20 ms; the rest is margin.",
     "drain_ms": "From a backend's health going NOT_SERVING (the server confirmed it) until "
-                "no new RPC starts on it. Health checking streams the change: a few ms.",
+    "no new RPC starts on it. Health checking streams the change: a few ms.",
     "recovery_ms": "From a backend (or the whole fleet) being back — restarted, fault removed "
-                   "— until it serves again, also after an outage of long_outage_s. A "
-                   "reconnect backoff capped at 1 s gets there in ~1.2 s; gRPC's default "
-                   "(growing to 120 s) does not.",
+    "— until it serves again, also after an outage of long_outage_s. A "
+    "reconnect backoff capped at 1 s gets there in ~1.2 s; gRPC's default "
+    "(growing to 120 s) does not.",
     "long_outage_s": "How long the long-outage scenario keeps a backend down before it must "
-                     "recover within recovery_ms: long enough for gRPC's default reconnect "
-                     "backoff to grow past recovery_ms (1 s x 1.6^n, +-20 %).",
+    "recover within recovery_ms: long enough for gRPC's default reconnect "
+    "backoff to grow past recovery_ms (1 s x 1.6^n, +-20 %).",
     "hang_detection_ms": "A backend that hangs (accepts bytes, answers nothing) is out, and "
-                         "every RPC stuck on it answered elsewhere, within this long — also "
-                         "when the client was idle when it hung. Keepalive pings at least 1 s "
-                         "apart + a 500 ms ping timeout = 1.5 s at worst; 1 s of margin.",
+    "every RPC stuck on it answered elsewhere, within this long — also "
+    "when the client was idle when it hung. Keepalive pings at least 1 s "
+    "apart + a 500 ms ping timeout = 1.5 s at worst; 1 s of margin.",
     "ejection_ms": "A backend that fails every call (while its health says SERVING) gets no "
-                   "more calls — no first attempt, no retry — within this long. Outlier "
-                   "detection ejects at the end of a 0.5 s interval; two intervals + margin.",
+    "more calls — no first attempt, no retry — within this long. Outlier "
+    "detection ejects at the end of a 0.5 s interval; two intervals + margin.",
     "readmission_ms": "A backend ejected for failing calls (outlier detection) serves again "
-                      "within this long of recovering. Each ejection lasts baseEjectionTime x "
-                      "the ejections so far, capped at maxEjectionTime: capped at 5 s, + one "
-                      "0.5 s interval, + margin. gRPC's defaults (30 s, capped at 300 s) keep "
-                      "a recovered backend out for 30 s or more.",
+    "within this long of recovering. Each ejection lasts baseEjectionTime x "
+    "the ejections so far, capped at maxEjectionTime: capped at 5 s, + one "
+    "0.5 s interval, + margin. gRPC's defaults (30 s, capped at 300 s) keep "
+    "a recovered backend out for 30 s or more.",
     "fail_fast_ms": "When no backend can serve (all down, unhealthy, untrusted), every RPC "
-                    "fails within this long instead of waiting for its deadline.",
+    "fails within this long instead of waiting for its deadline.",
     "dns_reresolution_ms": "After a broken connection the client asks DNS again within this "
-                           "long (gRPC re-resolves at most once per "
-                           "grpc.dns_min_time_between_resolutions_ms, 30 s by default).",
+    "long (gRPC re-resolves at most once per "
+    "grpc.dns_min_time_between_resolutions_ms, 30 s by default).",
     "dns_apply_ms": "From the DNS answer that drops an address until no RPC starts on it.",
     "dns_join_ms": "A backend added to DNS gets traffic within this long when servers set a "
-                   "max connection age (500 ms in the DNS scenarios).",
+    "max connection age (500 ms in the DNS scenarios).",
     "healthy_latency_ms": "Tail latency (p90) of the healthy backends while another backend "
-                          "is slowed: ~30x their loopback p90, far below the injected delays.",
+    "is slowed: ~30x their loopback p90, far below the injected delays.",
     "min_share": "A backend added to a fleet whose servers age connections out gets at "
-                 "least this fraction of an even share (1/N of the RPCs) once it serves. "
-                 "round_robin gives every READY backend the same share, but a connection "
-                 "aged out costs its backend the picks made while it reconnects (measured: "
-                 "0.78 of an even share at load average 8.7); a client that never spreads "
-                 "to it gets 0.",
+    "least this fraction of an even share (1/N of the RPCs) once it serves. "
+    "round_robin gives every READY backend the same share, but a connection "
+    "aged out costs its backend the picks made while it reconnects (measured: "
+    "0.78 of an even share at load average 8.7); a client that never spreads "
+    "to it gets 0.",
     "error_budget": "Client-visible failed RPCs allowed in a scenario whose fault a correct "
-                    "client hides completely (retries, health checking, keepalive).",
+    "client hides completely (retries, health checking, keepalive).",
 }
 
 DEFAULTS = Requirements()
@@ -146,10 +157,15 @@ def parse(data: Any, source: str = "<data>") -> Requirements:
             problems.append(f"unknown requirement {key!r}{hint}")
             continue
         wanted_int = key == "error_budget"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                wanted_int and not isinstance(value, int)):
-            problems.append(f"{key} must be {'a whole number' if wanted_int else 'a number'} "
-                            f"of {UNITS[key]}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (wanted_int and not isinstance(value, int))
+        ):
+            problems.append(
+                f"{key} must be {'a whole number' if wanted_int else 'a number'} "
+                f"of {UNITS[key]}, got {value!r}"
+            )
         elif not math.isfinite(value) or value < 0:
             problems.append(f"{key} must be a finite number >= 0, got {value!r}")
         else:

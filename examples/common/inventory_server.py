@@ -81,13 +81,13 @@ FLAWS = {
     "no_drain": "on SIGTERM flip health, then stop at once: in-flight calls are cancelled",
     "no_health_flip": "on SIGTERM drain and stop, but health stays SERVING throughout",
     "grpc_default_keepalive": "grpc's default ping enforcement: a client pinging an idle "
-                              "connection every second gets GOAWAY too_many_pings",
+    "connection every second gets GOAWAY too_many_pings",
     "no_max_connection_age": "connections live forever: clients never re-resolve DNS "
-                             "unless one breaks",
+    "unless one breaks",
     "early_headers": "send the response headers at once, then look up: every call in "
-                     "flight is committed and cannot be retried",
+    "flight is committed and cannot be retried",
     "serving_before_warm": f"listen and say SERVING, then warm the cache "
-                           f"({FLAWED_WARMUP_MS} ms): calls meanwhile wait for it",
+    f"({FLAWED_WARMUP_MS} ms): calls meanwhile wait for it",
 }
 
 
@@ -96,8 +96,9 @@ class UsageError(Exception):
 
 
 def log(message: str) -> None:
-    print(f"inventory[{os.getpid()}] {time.monotonic():.3f}: {message}",
-          file=sys.stderr, flush=True)
+    print(
+        f"inventory[{os.getpid()}] {time.monotonic():.3f}: {message}", file=sys.stderr, flush=True
+    )
 
 
 class Inventory:
@@ -120,8 +121,9 @@ class Inventory:
         if self.database_down:
             context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
         time.sleep(self.args.lookup_ms / 1000)  # the database lookup this service stands for
-        return self.messages.Item(sku=request.sku, name=f"Item {request.sku}",
-                                  stock=len(request.sku))
+        return self.messages.Item(
+            sku=request.sku, name=f"Item {request.sku}", stock=len(request.sku)
+        )
 
 
 # Why not grpc_health.v1.health.HealthServicer (grpcio-health-checking 1.85.1), the stock
@@ -203,7 +205,7 @@ class Health(health_pb2_grpc.HealthServicer):
 
     Watch.experimental_non_blocking = True  # grpcio hands Watch a send callback
 
-    def _forget(self, stream: "_HealthStream") -> None:
+    def _forget(self, stream: _HealthStream) -> None:
         stream.ended = True
         with self._lock:
             self._streams.get(stream.service, set()).discard(stream)
@@ -236,11 +238,15 @@ def server_options(args: argparse.Namespace) -> list[tuple[str, int]]:
     # still holds, not share it silently (docs/grpc-facts.md).
     options = [("grpc.so_reuseport", 0)]
     if not args.grpc_default_keepalive:
-        options += [("grpc.keepalive_permit_without_calls", 1),
-                    ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS)]
+        options += [
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
+        ]
     if not args.no_max_connection_age:
-        options += [("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
-                    ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS)]
+        options += [
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
+        ]
     return options
 
 
@@ -249,11 +255,14 @@ def credentials(args: argparse.Namespace) -> grpc.ServerCredentials:
     try:  # grpc would only fail the bind; the ssl module says what is wrong with the pair
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(args.cert, args.key)
     except ssl.SSLError as exc:
-        raise UsageError(f"{args.cert} / {args.key}: not a PEM certificate chain and its "
-                         f"private key ({exc.reason or exc})") from None
+        raise UsageError(
+            f"{args.cert} / {args.key}: not a PEM certificate chain and its "
+            f"private key ({exc.reason or exc})"
+        ) from None
     client_ca = read(args.client_ca, "client CA") if args.client_ca else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca,
-                                       require_client_auth=client_ca is not None)
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 def read(path: str, what: str) -> bytes:
@@ -280,13 +289,15 @@ def serve(args: argparse.Namespace) -> None:
         if stop.wait(warmup_s):
             return
         cache_ready.set()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS),
-                         options=server_options(args))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=WORKERS), options=server_options(args)
+    )
     services.add_InventoryServicer_to_server(Inventory(args, messages, cache_ready), server)
     health_servicer = Health()  # not grpc_health's HealthServicer: see Health
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if args.reflection:
         from grpc_reflection.v1alpha import reflection
+
         reflection.enable_server_reflection((SERVICE, reflection.SERVICE_NAME), server)
     bind(server, args.listen, creds)
     server.start()
@@ -336,29 +347,47 @@ def why_not_bindable(address: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="inventory_server.py",
-                     description="shop.v1.Inventory over TLS with grpc.health.v1.")
-    parser.add_argument("--listen", required=True, type=_address,
-                        help="HOST:PORT to serve on (TLS)")
+    parser = _Parser(
+        prog="inventory_server.py", description="shop.v1.Inventory over TLS with grpc.health.v1."
+    )
+    parser.add_argument(
+        "--listen", required=True, type=_address, help="HOST:PORT to serve on (TLS)"
+    )
     parser.add_argument("--cert", required=True, help="certificate chain, PEM")
     parser.add_argument("--key", required=True, help="private key, PEM")
     parser.add_argument("--client-ca", help="require client certificates from this CA")
     parser.add_argument("--id", help="name this backend in the x-backend-id trailer")
-    parser.add_argument("--reflection", action="store_true",
-                        help="serve grpc.reflection (what grpcurl and ghz ask)")
+    parser.add_argument(
+        "--reflection", action="store_true", help="serve grpc.reflection (what grpcurl and ghz ask)"
+    )
     parser.add_argument("--lookup-ms", type=_ms, default=20, help="time one lookup takes")
-    parser.add_argument("--warmup-ms", type=_ms, default=0,
-                        help="cache warm-up before serving (default 0)")
-    parser.add_argument("--drain-ms", type=_ms, default=500,
-                        help="on SIGTERM, NOT_SERVING this long before closing (default 500)")
-    parser.add_argument("--grace-ms", type=_ms, default=5000,
-                        help="then this long for calls in flight (default 5000)")
-    parser.add_argument("--database-down-on", action="append", default=[], metavar="ID",
-                        help="FLAW: the backend with this --id fails every call "
-                             "UNAVAILABLE while its health says SERVING")
+    parser.add_argument(
+        "--warmup-ms", type=_ms, default=0, help="cache warm-up before serving (default 0)"
+    )
+    parser.add_argument(
+        "--drain-ms",
+        type=_ms,
+        default=500,
+        help="on SIGTERM, NOT_SERVING this long before closing (default 500)",
+    )
+    parser.add_argument(
+        "--grace-ms",
+        type=_ms,
+        default=5000,
+        help="then this long for calls in flight (default 5000)",
+    )
+    parser.add_argument(
+        "--database-down-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="FLAW: the backend with this --id fails every call "
+        "UNAVAILABLE while its health says SERVING",
+    )
     for flaw, help_text in FLAWS.items():
-        parser.add_argument("--" + flaw.replace("_", "-"), action="store_true",
-                           help="FLAW: " + help_text)
+        parser.add_argument(
+            "--" + flaw.replace("_", "-"), action="store_true", help="FLAW: " + help_text
+        )
     args = parser.parse_args(argv)
     if args.serving_before_warm and not args.warmup_ms:
         args.warmup_ms = FLAWED_WARMUP_MS

@@ -21,8 +21,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 _PR_SET_PDEATHSIG = 1
 
@@ -65,8 +65,7 @@ def interrupts() -> Iterator[None]:
     handlers, and no pending interrupt (an in-process caller may run the next command)."""
     global _pending
     _pending = None
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT,
-                                                                      signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -114,8 +113,9 @@ def die_with_parent(parent_pid: int, on_parent_death: Callable[[], None] | None 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
-def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None,
-          stderr=None) -> subprocess.Popen:
+def spawn(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, stderr=None
+) -> subprocess.Popen:
     """Start ``argv`` with a lifeline on stdin and its stdout piped (text, line-buffered).
 
     The child is expected to call :func:`die_with_parent` with ``os.getpid()`` of this
@@ -123,5 +123,13 @@ def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None,
     Ctrl-C in the terminal reaches only the parent, which then stops its children in order.
     """
     return subprocess.Popen(
-        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-        env=env, text=True, bufsize=1, start_new_session=True, close_fds=True)
+        list(argv),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=env,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+        close_fds=True,
+    )

@@ -32,8 +32,12 @@ def _send(line: str) -> None:
         if _reaper is None or _owner_pid != os.getpid() or _reaper.poll() is not None:
             _reaper = subprocess.Popen(
                 [sys.executable, "-m", "fleet.procs.reaper", str(os.getpid())],
-                stdin=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
-                close_fds=True)
+                stdin=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+                close_fds=True,
+            )
             _owner_pid = os.getpid()
         try:
             _reaper.stdin.write(line + "\n")

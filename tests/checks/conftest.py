@@ -23,7 +23,14 @@ def at(ms: float) -> int:
     return T0 + round(ms * 1_000_000)
 
 
-def rpc(id: int, start_ms: float, backend: str | None, code: str = "OK", dur_ms: float = 1.0, details: str = "") -> Rpc:
+def rpc(
+    id: int,
+    start_ms: float,
+    backend: str | None,
+    code: str = "OK",
+    dur_ms: float = 1.0,
+    details: str = "",
+) -> Rpc:
     return Rpc(id, at(start_ms), at(start_ms + dur_ms), backend, code, details)
 
 
@@ -32,7 +39,9 @@ def make_rpcs(rows: Iterable[Sequence]) -> list[Rpc]:
     return [rpc(i, *row) for i, row in enumerate(rows, 1)]
 
 
-def make_history(rows: Iterable[Sequence] = (), events: Iterable[Sequence] = (), shuffle: int | None = None) -> History:
+def make_history(
+    rows: Iterable[Sequence] = (), events: Iterable[Sequence] = (), shuffle: int | None = None
+) -> History:
     """A History of make_rpcs(rows) and events (kind, target, start_ms, end_ms|None[, detail]).
 
     `shuffle` (a seed) records the RPCs in a random order, as concurrent writers would.
@@ -49,7 +58,9 @@ def make_history(rows: Iterable[Sequence] = (), events: Iterable[Sequence] = (),
     return history
 
 
-def round_robin(backends: Sequence[str], rounds: int, start_ms: float = 0.0, gap_ms: float = 1.0) -> list[tuple]:
+def round_robin(
+    backends: Sequence[str], rounds: int, start_ms: float = 0.0, gap_ms: float = 1.0
+) -> list[tuple]:
     """Rows of a perfect round robin: `rounds` times through `backends`, one RPC every gap."""
     picks = [b for _ in range(rounds) for b in backends]
     return [(start_ms + i * gap_ms, b) for i, b in enumerate(picks)]

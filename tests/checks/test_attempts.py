@@ -1,14 +1,16 @@
 """Attempt checks on gRPC's per-subchannel counters (samples as chaos/observe/channelz.py takes them)."""
 
-from chaos.observe.channelz import Sample
 from chaos.checks import attempts, ejection_time
+from chaos.observe.channelz import Sample
 
 MS = 1_000_000
 
 
 def _series(backend, counts, every_ms=25, failed=None):
-    return [Sample(i * every_ms * MS, backend, c, 0, (failed or [0] * len(counts))[i], "READY")
-            for i, c in enumerate(counts)]
+    return [
+        Sample(i * every_ms * MS, backend, c, 0, (failed or [0] * len(counts))[i], "READY")
+        for i, c in enumerate(counts)
+    ]
 
 
 def test_ejection_is_the_start_of_the_first_quiet_period():

@@ -15,7 +15,10 @@ B3 = ["b1", "b2", "b3"]
 
 def swap_backends(rows: list[tuple], i: int, j: int) -> None:
     """Exchange the backends of rows i and j, keeping their start times."""
-    rows[i], rows[j] = (rows[i][0], rows[j][1], *rows[i][2:]), (rows[j][0], rows[i][1], *rows[j][2:])
+    rows[i], rows[j] = (
+        (rows[i][0], rows[j][1], *rows[i][2:]),
+        (rows[j][0], rows[i][1], *rows[j][2:]),
+    )
 
 
 # -- exact ----------------------------------------------------------------------------
@@ -39,8 +42,14 @@ def test_a_round_in_another_order_fails_and_is_shown():
     v = balance_exact(make_history(rows), B3)
     assert not v and v.figure == 3
     # The headline names the broken round: "3 rounds (bound >= 1 rounds)" reads as a pass.
-    assert v.headline == "FAIL balance_exact: round 4 of 5 out of rotation (b2 b1 b3) (bound >= 1 rounds)"
-    assert "round 4 of 5 (RPCs #10..#12) went to b2 b1 b3: a different order from round 1 (b1 b2 b3)" in v.explanation
+    assert (
+        v.headline
+        == "FAIL balance_exact: round 4 of 5 out of rotation (b2 b1 b3) (bound >= 1 rounds)"
+    )
+    assert (
+        "round 4 of 5 (RPCs #10..#12) went to b2 b1 b3: a different order from round 1 (b1 b2 b3)"
+        in v.explanation
+    )
     assert "The 3 rounds before it" in v.explanation
     highlighted = [line for line in v.explanation.splitlines() if line.startswith(">>")]
     assert [line.split()[3] for line in highlighted] == ["#10", "#11", "#12"]
@@ -55,7 +64,9 @@ def test_a_round_missing_a_backend_fails():
 
 
 def test_a_first_round_that_is_not_a_permutation_fails():
-    v = balance_exact(make_history([(0, "b1"), (1, "b1"), (2, "b3")] + round_robin(B3, 2, start_ms=3)), B3)
+    v = balance_exact(
+        make_history([(0, "b1"), (1, "b1"), (2, "b3")] + round_robin(B3, 2, start_ms=3)), B3
+    )
     assert not v and v.figure == 0 and "round 1 of 3" in v.explanation
 
 
@@ -108,7 +119,9 @@ def test_exact_with_too_few_rounds_is_not_judged_unless_allowed():
     h = make_history([(0, "b1"), (1, "b2")])
     v = balance_exact(h, B3)
     assert not v and v.figure == 0 and "At least 1 complete rounds" in v.explanation
-    assert v.outcome == "not judged" and v.headline.startswith("NOT JUDGED balance_exact: 0 complete")
+    assert v.outcome == "not judged" and v.headline.startswith(
+        "NOT JUDGED balance_exact: 0 complete"
+    )
     assert balance_exact(h, B3, min_rounds=0).passed
     assert balance_exact(make_history(round_robin(B3, 2)), B3, min_rounds=3).passed is False
 
@@ -125,7 +138,9 @@ def test_exact_rejects_a_bad_backend_list(backends):
         balance_exact(make_history(round_robin(B3, 2)), backends)
 
 
-names = st.lists(st.sampled_from([f"b{i}" for i in range(1, 9)]), min_size=2, max_size=6, unique=True)
+names = st.lists(
+    st.sampled_from([f"b{i}" for i in range(1, 9)]), min_size=2, max_size=6, unique=True
+)
 
 
 @given(backends=names, rotation=st.integers(0, 100), rounds=st.integers(1, 20), data=st.data())
@@ -139,7 +154,9 @@ def test_any_perfect_rotation_passes(backends, rotation, rounds, data):
 @given(backends=names, rounds=st.integers(2, 12), data=st.data())
 def test_any_swap_of_two_different_backends_fails(backends, rounds, data):
     rows = round_robin(data.draw(st.permutations(backends)), rounds)
-    i, j = sorted(data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=2, max_size=2, unique=True)))
+    i, j = sorted(
+        data.draw(st.lists(st.integers(0, len(rows) - 1), min_size=2, max_size=2, unique=True))
+    )
     assume(rows[i][1] != rows[j][1])
     swap_backends(rows, i, j)
     v = balance_exact(make_rpcs(rows), backends)
@@ -233,15 +250,22 @@ def test_chi2_p_is_a_probability_and_one_only_when_even(counts):
 def test_share_is_the_targets_fraction_of_an_even_share():
     # The counts of the campaign's false red: uneven by connection churn, a fair share all
     # the same — and a backend that got a trickle, which is not.
-    rows = ([(i, "b1") for i in range(401)] + [(i, "b2") for i in range(405)]
-            + [(i, "b3") for i in range(407)] + [(i, "b4") for i in range(294)])
+    rows = (
+        [(i, "b1") for i in range(401)]
+        + [(i, "b2") for i in range(405)]
+        + [(i, "b3") for i in range(407)]
+        + [(i, "b4") for i in range(294)]
+    )
     h = make_history(rows)
     assert not balance_chi2(h, ["b1", "b2", "b3", "b4"])
     v = share(h, "b4", ["b1", "b2", "b3", "b4"], 0.5)
     assert v.passed and v.figure == pytest.approx(294 / (1507 / 4))
     assert v.comparison == ">=" and v.bound == 0.5 and "b4 got 294" in v.explanation
-    trickle = make_history([(i, "b1") for i in range(500)] + [(i, "b2") for i in range(500)]
-                           + [(i, "b3") for i in range(50)])
+    trickle = make_history(
+        [(i, "b1") for i in range(500)]
+        + [(i, "b2") for i in range(500)]
+        + [(i, "b3") for i in range(50)]
+    )
     v = share(trickle, "b3", ["b1", "b2", "b3"], 0.5)
     assert not v and "under the required 0.5" in v.explanation
 

@@ -42,7 +42,9 @@ def _even_df_closed_form(x: float, df: int) -> float:
 
 @given(x=st.floats(0.0, 300.0), m=st.integers(1, 40))
 def test_even_df_equals_the_poisson_sum(x, m):
-    assert math.isclose(chi2_sf(x, 2 * m), _even_df_closed_form(x, 2 * m), rel_tol=1e-9, abs_tol=1e-300)
+    assert math.isclose(
+        chi2_sf(x, 2 * m), _even_df_closed_form(x, 2 * m), rel_tol=1e-9, abs_tol=1e-300
+    )
 
 
 @given(x=st.floats(0.0, 600.0))

@@ -57,7 +57,9 @@ def test_drain_time_with_ties_at_the_last_start():
 
 
 @given(
-    rows=st.lists(st.tuples(st.integers(0, 100), st.sampled_from(["b1", "b2", None])), min_size=1, max_size=25),
+    rows=st.lists(
+        st.tuples(st.integers(0, 100), st.sampled_from(["b1", "b2", None])), min_size=1, max_size=25
+    ),
     after=st.integers(0, 100),
 )
 def test_drain_time_is_the_latest_start_on_target(rows, after):

@@ -25,7 +25,10 @@ def test_errors_counts_non_ok_by_code():
     assert v.passed and v.figure == 4 and v.unit == "rpcs" and v.bound == 4
     assert v.data["by_code"] == {"UNAVAILABLE": 3, "DEADLINE_EXCEEDED": 1}
     assert "UNAVAILABLE 3, DEADLINE_EXCEEDED 1" in v.explanation
-    assert "#2 (UNAVAILABLE on b2" in v.explanation and "#5 (UNAVAILABLE with no backend" in v.explanation
+    assert (
+        "#2 (UNAVAILABLE on b2" in v.explanation
+        and "#5 (UNAVAILABLE with no backend" in v.explanation
+    )
 
 
 def test_errors_over_budget_fails():
@@ -68,7 +71,9 @@ def test_errors_explanation_shows_the_timeline_around_the_first_failure():
     v = errors(make_history(ROWS, events=[("kill", "b2", 10, None)]))
     timeline = v.explanation.split("\n\n", 1)[1]
     assert "begin kill b2" in timeline
-    assert [line for line in timeline.splitlines() if line.startswith(">>")][0].split()[1] == "+0.000"
+    assert [line for line in timeline.splitlines() if line.startswith(">>")][0].split()[
+        1
+    ] == "+0.000"
 
 
 def test_error_rate_is_a_ratio_of_the_window():

@@ -71,10 +71,9 @@ def test_end_with_a_bad_handle_says_what_to_pass(handle):
 
 def test_during_ends_the_event_even_when_the_body_raises(clock):
     h = History(clock)
-    with pytest.raises(RuntimeError):
-        with h.during("toxic:latency", "b3", latency_ms=200):
-            clock.advance(5)
-            raise RuntimeError("scenario failed")
+    with pytest.raises(RuntimeError), h.during("toxic:latency", "b3", latency_ms=200):
+        clock.advance(5)
+        raise RuntimeError("scenario failed")
     assert h.events == [Event("toxic:latency", "b3", T0, at(5), {"latency_ms": 200})]
 
 
@@ -129,7 +128,13 @@ def _tricky_history() -> History:
             (4, "b3", "INTERNAL", 1, "lone surrogate \ud800 and emoji 🦄"),
         ],
         events=[
-            ("kill", "b2", 1, 300, {"signal": 9, "nested": {"list": [1, 2.5, None, True], "ü": "ß"}}),
+            (
+                "kill",
+                "b2",
+                1,
+                300,
+                {"signal": 9, "nested": {"list": [1, 2.5, None, True], "ü": "ß"}},
+            ),
             ("pause", "b3", 2, None),
             ("mark", None, 1, 1, {"label": "fault ⚡"}),
         ],
@@ -161,13 +166,21 @@ def test_jsonl_is_one_object_per_line_in_time_order(tmp_path):
     assert {o["type"] for o in objects} == {"rpc", "event"}
     starts = [o["start_ns"] for o in objects]
     assert starts == sorted(starts)
-    assert objects[0] == {"type": "rpc", "id": 1, "start_ns": T0, "end_ns": at(1.5), "backend": "b1", "code": "OK", "details": ""}
+    assert objects[0] == {
+        "type": "rpc",
+        "id": 1,
+        "start_ns": T0,
+        "end_ns": at(1.5),
+        "backend": "b1",
+        "code": "OK",
+        "details": "",
+    }
 
 
 def test_from_jsonl_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = '{"type":"rpc","id":1,"start_ns":1,"end_ns":2,"backend":"b1","code":"OK","details":""}'
-    path.write_text(f"{good}\n\n{{\"type\":\"toxic\"}}\n", encoding="utf-8")
+    path.write_text(f'{good}\n\n{{"type":"toxic"}}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.jsonl:3: .*unknown record type 'toxic'"):
         History.from_jsonl(path)
     path.write_text('{"type":"rpc","id":1}\n', encoding="utf-8")
@@ -218,10 +231,19 @@ def test_timeline_orders_rpcs_and_events_relative_to_the_point():
     lines = text.splitlines()
     assert "times in ms relative to it" in lines[0] and "6 of 6" in lines[0]
     body = [line.split() for line in lines[1:]]
-    assert [b[0] if b[0] != ">>" else b[1] for b in body][:4] == ["-5.000", "+0.000", "+0.000", "+2.000"]
+    assert [b[0] if b[0] != ">>" else b[1] for b in body][:4] == [
+        "-5.000",
+        "+0.000",
+        "+0.000",
+        "+2.000",
+    ]
     assert "begin kill b2" in lines[2] and '"signal": 9' in lines[2]
     assert "mark 'kill'" in lines[3]
-    assert lines[4].startswith(">>") and "rpc #2 b2 UNAVAILABLE" in lines[4] and '"Socket closed"' in lines[4]
+    assert (
+        lines[4].startswith(">>")
+        and "rpc #2 b2 UNAVAILABLE" in lines[4]
+        and '"Socket closed"' in lines[4]
+    )
     assert "ends +5.000 (3.000 ms)" in lines[4]
     assert "end   kill b2 (lasted 8.000 ms)" in lines[6]
 
@@ -234,7 +256,9 @@ def test_timeline_limit_keeps_events_and_highlights_then_the_nearest_rpcs():
     assert len(lines) == 4
     assert "begin pause b3" in lines[1] and "(still active)" in lines[1]
     assert "rpc #1 " in lines[0] and lines[0].startswith(">>")  # highlighted though far
-    assert {"rpc #50 ", "rpc #51 "} <= {line[line.index("rpc #") : line.index("rpc #") + 8] for line in lines[2:]}
+    assert {"rpc #50 ", "rpc #51 "} <= {
+        line[line.index("rpc #") : line.index("rpc #") + 8] for line in lines[2:]
+    }
     assert "4 of 102" in text.splitlines()[0]
 
 
@@ -285,7 +309,10 @@ def test_concurrent_begin_end_pairs_every_handle_with_its_event():
         for i in range(per_thread):
             handle = h.begin("toxic", f"b{k}", i=i)
             ended = h.end(handle)
-            if (ended.target, ended.detail) != (f"b{k}", {"i": i}):  # its own event, not a neighbour's
+            if (ended.target, ended.detail) != (
+                f"b{k}",
+                {"i": i},
+            ):  # its own event, not a neighbour's
                 mixed_up.append((k, i, ended))
 
     threads = [threading.Thread(target=churn, args=(k,)) for k in range(threads_n)]

@@ -32,7 +32,11 @@ def test_nearest_rank_is_exact_where_floats_are_not():
 
 
 def test_percentiles_per_backend_and_overall():
-    rows = _rows([1, 2, 3, 4], "b1") + _rows([10, 20], "b2", start=10) + _rows([7], None, "UNAVAILABLE", start=20)
+    rows = (
+        _rows([1, 2, 3, 4], "b1")
+        + _rows([10, 20], "b2", start=10)
+        + _rows([7], None, "UNAVAILABLE", start=20)
+    )
     table = percentiles(make_rpcs(rows[::-1]), ps=(50, 100))
     assert list(table) == ["overall", "(none)", "b1", "b2"]
     assert table["b1"] == {50: 2.0, 100: 4.0}
@@ -68,7 +72,9 @@ def test_latency_passes_within_the_bound_and_names_the_rpc():
     v = latency(make_history(rows), percentile=99, bound_ms=40)
     assert v.passed and v.figure == 40.0 and v.unit == "ms" and v.bound == 40
     assert "#99 (OK on b1" in v.explanation and "max 250.000 ms" in v.explanation
-    assert [line for line in v.explanation.splitlines() if line.startswith(">>")][0].split()[3] == "#99"
+    assert [line for line in v.explanation.splitlines() if line.startswith(">>")][0].split()[
+        3
+    ] == "#99"
     json.dumps(v.to_dict())
 
 
@@ -93,7 +99,9 @@ def test_latency_leaves_out_failed_rpcs_unless_asked():
 
 
 def test_latency_window_selects_by_start():
-    rows = [(0, "b1", "OK", 500)] + _rows([2] * 5, start=100)  # the slow one started before the window
+    rows = [(0, "b1", "OK", 500)] + _rows(
+        [2] * 5, start=100
+    )  # the slow one started before the window
     h = make_history(rows)
     assert latency(h, bound_ms=10, start_ns=at(50)).figure == 2.0
     assert latency(h, bound_ms=10).figure == 500.0
@@ -101,7 +109,9 @@ def test_latency_window_selects_by_start():
 
 def test_latency_on_empty_input_fails_unless_allowed():
     v = latency(make_history(_rows([1])), "b9", bound_ms=10)
-    assert not v and v.figure is None and "no latency to measure (at least 1 needed)" in v.explanation
+    assert (
+        not v and v.figure is None and "no latency to measure (at least 1 needed)" in v.explanation
+    )
     assert latency([], bound_ms=10, min_rpcs=0).passed
     assert latency(make_history(_rows([1, 2])), bound_ms=10, min_rpcs=3).passed is False
 

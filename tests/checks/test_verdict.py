@@ -19,7 +19,9 @@ def test_verdict_is_truthy_when_passed():
 
 
 def test_verdict_text_has_a_headline_then_the_indented_explanation():
-    v = Verdict("failover_time", False, 612.5, "ms", 500.0, "Failover took 612.500 ms.\n\ntimeline ...")
+    v = Verdict(
+        "failover_time", False, 612.5, "ms", 500.0, "Failover took 612.500 ms.\n\ntimeline ..."
+    )
     assert str(v).splitlines() == [
         "FAIL failover_time: 612.5 ms (bound <= 500 ms)",
         "    Failover took 612.500 ms.",
@@ -29,8 +31,14 @@ def test_verdict_text_has_a_headline_then_the_indented_explanation():
 
 
 def test_dimensionless_figures_are_named_first():
-    assert Verdict("balance_chi2", True, 0.0204, "p", 0.001, "", ">=").headline == "PASS balance_chi2: p 0.0204 (bound >= 0.001)"
-    assert Verdict("error_rate", True, None, "ratio", 0.1, "").headline == "PASS error_rate: ratio n/a (bound <= 0.1)"
+    assert (
+        Verdict("balance_chi2", True, 0.0204, "p", 0.001, "", ">=").headline
+        == "PASS balance_chi2: p 0.0204 (bound >= 0.001)"
+    )
+    assert (
+        Verdict("error_rate", True, None, "ratio", 0.1, "").headline
+        == "PASS error_rate: ratio n/a (bound <= 0.1)"
+    )
 
 
 def test_verdict_to_dict_is_json():
@@ -54,7 +62,16 @@ def test_windows_are_described_relative_to_the_history_start():
 
 
 KILL = make_history(
-    [(0, "b1"), (1, "b2"), (2, "b3"), (10, "b2", "UNAVAILABLE"), (11, "b1"), (12, "b3"), (30, "b2"), (31, "b1")],
+    [
+        (0, "b1"),
+        (1, "b2"),
+        (2, "b3"),
+        (10, "b2", "UNAVAILABLE"),
+        (11, "b1"),
+        (12, "b3"),
+        (30, "b2"),
+        (31, "b1"),
+    ],
     events=[("kill", "b2", 5, 20)],
 )
 EVERY_CHECK = {

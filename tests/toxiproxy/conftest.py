@@ -17,16 +17,18 @@ import re
 
 import pytest
 import requests
+from toxiproxy_testkit import Upstream
 
 from chaos.toxiproxy_server.control import ProxyControl, ToxiproxyError, ToxiproxyServer
-from toxiproxy_testkit import Upstream
 
 _counter = itertools.count()
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "embedded_only: behaviour specific to the embedded "
-                            "server (skipped against another server)")
+    config.addinivalue_line(
+        "markers",
+        "embedded_only: behaviour specific to the embedded server (skipped against another server)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +120,9 @@ def sink():
 @pytest.fixture
 def make_proxy(control: ProxyControl, prefix):
     """make_proxy(upstream_address, suffix="p") -> (name, bound listen address)."""
+
     def make(upstream: str, suffix: str = "p", listen: str = "127.0.0.1:0"):
         name = prefix + suffix
         return name, control.create(name, listen, upstream)
+
     return make

@@ -9,7 +9,6 @@ import re
 import socket
 
 import pytest
-
 from toxiproxy_testkit import EARLY_S, LATE_S, connect, read_until_closed, refused, round_trip
 
 PROXY_KEYS = ["name", "listen", "upstream", "enabled", "Logger", "toxics"]
@@ -33,8 +32,10 @@ def compact(obj) -> str:
 
 def assert_error(reply, status: int, message: str) -> None:
     """A routed error: JSON {"error", "status"} + newline in a text/plain response."""
-    assert (reply.status_code, reply.text) == (status, compact(
-        {"error": message, "status": status}) + "\n")
+    assert (reply.status_code, reply.text) == (
+        status,
+        compact({"error": message, "status": status}) + "\n",
+    )
     assert reply.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
     assert REQUEST_ID.fullmatch(reply.headers["X-Toxiproxy-Request-Id"])
@@ -77,6 +78,7 @@ def busy_port() -> socket.socket:
 
 # ------------------------------------------------------------------------ conventions
 
+
 def test_version(api):
     reply = api.get("/version")
     assert reply.status_code == 200
@@ -93,8 +95,13 @@ def test_unknown_paths_are_plain_404s_without_request_id(api):
 
 
 def test_wrong_method_is_an_empty_405(api):
-    for method, path in (("PUT", "/proxies"), ("POST", "/version"), ("GET", "/reset"),
-                         ("DELETE", "/populate"), ("PUT", "/proxies/x/toxics/y")):
+    for method, path in (
+        ("PUT", "/proxies"),
+        ("POST", "/version"),
+        ("GET", "/reset"),
+        ("DELETE", "/populate"),
+        ("PUT", "/proxies/x/toxics/y"),
+    ):
         reply = api.request(method, path)
         assert (reply.status_code, reply.text) == (405, ""), (method, path)
 
@@ -113,27 +120,37 @@ def test_request_ids_are_unique(api):
 
 def test_non_canonical_paths_are_redirected(toxiproxy_server):
     # http.client sends the path as given (requests would normalise the dots away).
-    for path, location in (("//proxies", "/proxies"), ("/proxies/../version", "/version"),
-                           ("/proxies/./x/", "/proxies/x/"), ("/a/%2E%2E/reset?q=1",
-                                                              "/reset?q=1")):
-        connection = http.client.HTTPConnection(toxiproxy_server.host, toxiproxy_server.port,
-                                                timeout=10)
+    for path, location in (
+        ("//proxies", "/proxies"),
+        ("/proxies/../version", "/version"),
+        ("/proxies/./x/", "/proxies/x/"),
+        ("/a/%2E%2E/reset?q=1", "/reset?q=1"),
+    ):
+        connection = http.client.HTTPConnection(
+            toxiproxy_server.host, toxiproxy_server.port, timeout=10
+        )
         try:
             connection.request("GET", path)
             reply = connection.getresponse()
-            assert (reply.status, reply.getheader("Location"), reply.read()) == \
-                (301, location, b""), path
+            assert (reply.status, reply.getheader("Location"), reply.read()) == (
+                301,
+                location,
+                b"",
+            ), path
         finally:
             connection.close()
 
 
 # --------------------------------------------------------------------- proxy create
 
+
 def test_create_returns_201_with_the_bound_address(api, prefix, echo):
-    reply = api.post("/proxies", {"name": prefix + "p", "upstream": echo.address,
-                                  "listen": "127.0.0.1:0"})
-    body = assert_proxy(reply, 201, name=prefix + "p", upstream=echo.address, enabled=True,
-                        toxics=[])
+    reply = api.post(
+        "/proxies", {"name": prefix + "p", "upstream": echo.address, "listen": "127.0.0.1:0"}
+    )
+    body = assert_proxy(
+        reply, 201, name=prefix + "p", upstream=echo.address, enabled=True, toxics=[]
+    )
     assert re.fullmatch(r"127\.0\.0\.1:[1-9][0-9]*", body["listen"])
     assert_proxy(api.get(f"/proxies/{prefix}p"), 200, listen=body["listen"])
 
@@ -144,21 +161,27 @@ def test_create_checks_in_order(api, prefix):
         (b"   ", "bad request body: EOF"),
         (b"{", "bad request body: unexpected EOF"),
         (b"x", "bad request body: invalid character 'x' looking for beginning of value"),
-        (b"[1]", "bad request body: json: cannot unmarshal array into Go value of type "
-                 "toxiproxy.Proxy"),
+        (
+            b"[1]",
+            "bad request body: json: cannot unmarshal array into Go value of type toxiproxy.Proxy",
+        ),
         (b'{"upstream": "127.0.0.1:1"}', "missing required field: name"),
         (b'{"name": "", "upstream": ""}', "missing required field: name"),
         (b'{"name": "%sp"}' % prefix.encode(), "missing required field: upstream"),
     ]
     for body, message in cases:
         assert_error(api.post("/proxies", body), 400, message)
-    assert_error_starts(api.post("/proxies", {"name": 5, "upstream": "u"}), 400,
-                        "bad request body: json: cannot unmarshal number into Go struct field")
+    assert_error_starts(
+        api.post("/proxies", {"name": 5, "upstream": "u"}),
+        400,
+        "bad request body: json: cannot unmarshal number into Go struct field",
+    )
 
 
 def test_create_conflict_is_checked_before_binding(api, prefix, echo):
-    first = api.post("/proxies", {"name": prefix + "p", "upstream": echo.address,
-                                  "listen": "127.0.0.1:0"}).json()
+    first = api.post(
+        "/proxies", {"name": prefix + "p", "upstream": echo.address, "listen": "127.0.0.1:0"}
+    ).json()
     again = {"name": prefix + "p", "upstream": "other:1", "listen": first["listen"]}
     assert_error(api.post("/proxies", again), 409, "proxy already exists")
 
@@ -167,37 +190,55 @@ def test_create_bind_errors_are_500_with_go_text_and_create_nothing(api, prefix)
     with busy_port() as taken:
         port = taken.getsockname()[1]
         for listen in (f"127.0.0.1:{port}", f"localhost:{port}"):
-            reply = api.post("/proxies", {"name": prefix + "p", "upstream": "x:1",
-                                          "listen": listen})
-            assert_error(reply, 500,
-                         f"listen tcp 127.0.0.1:{port}: bind: address already in use")
+            reply = api.post(
+                "/proxies", {"name": prefix + "p", "upstream": "x:1", "listen": listen}
+            )
+            assert_error(reply, 500, f"listen tcp 127.0.0.1:{port}: bind: address already in use")
     reply = api.post("/proxies", {"name": prefix + "p", "upstream": "x:1", "listen": "bogus"})
     assert_error(reply, 500, "listen tcp: address bogus: missing port in address")
     assert_error(api.get(f"/proxies/{prefix}p"), 404, "proxy not found")
 
 
 def test_create_disabled_keeps_listen_verbatim_and_binds_nothing(api, prefix):
-    reply = api.post("/proxies", {"name": prefix + "p", "upstream": "somehost:12345",
-                                  "listen": "localhost:0", "enabled": False})
+    reply = api.post(
+        "/proxies",
+        {
+            "name": prefix + "p",
+            "upstream": "somehost:12345",
+            "listen": "localhost:0",
+            "enabled": False,
+        },
+    )
     assert_proxy(reply, 201, listen="localhost:0", enabled=False, upstream="somehost:12345")
 
 
 def test_create_body_rules_follow_go(api, prefix, echo):
     # Keys are case-insensitive, unknown keys ignored, null = default, trailing bytes
     # ignored, and the content type does not matter.
-    body = ('{"NAME": "%sp", "Upstream": "%s", "listen": "127.0.0.1:0", "enabled": null, '
-            '"toxics": [1], "extra": {"a": [true]}} trailing' % (prefix, echo.address))
-    reply = api.post("/proxies", body.encode(),
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    body = (
+        '{"NAME": "%sp", "Upstream": "%s", "listen": "127.0.0.1:0", "enabled": null, '
+        '"toxics": [1], "extra": {"a": [true]}} trailing' % (prefix, echo.address)
+    )
+    reply = api.post(
+        "/proxies", body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert_proxy(reply, 201, name=prefix + "p", enabled=True, toxics=[])
 
 
 # --------------------------------------------------------------------- proxy index, show
 
+
 def test_index_maps_names_to_proxies_in_sorted_order(api, prefix, echo):
     for suffix in ("b", "a", "c"):
-        api.post("/proxies", {"name": prefix + suffix, "upstream": echo.address,
-                              "listen": "127.0.0.1:0", "enabled": suffix != "c"})
+        api.post(
+            "/proxies",
+            {
+                "name": prefix + suffix,
+                "upstream": echo.address,
+                "listen": "127.0.0.1:0",
+                "enabled": suffix != "c",
+            },
+        )
     reply = api.get("/proxies")
     assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/json"
     proxies = reply.json()
@@ -220,20 +261,27 @@ def test_names_are_addressed_percent_decoded(api, prefix, echo):
 
 # --------------------------------------------------------------------- proxy update
 
+
 @pytest.fixture
 def proxy(api, prefix, echo) -> dict:
-    return api.post("/proxies", {"name": prefix + "p", "upstream": echo.address,
-                                 "listen": "127.0.0.1:0"}).json()
+    return api.post(
+        "/proxies", {"name": prefix + "p", "upstream": echo.address, "listen": "127.0.0.1:0"}
+    ).json()
 
 
 def test_update_checks_in_order(api, prefix, proxy):
     assert_error(api.post(f"/proxies/{prefix}none", b""), 404, "proxy not found")
     assert_error(api.post(f"/proxies/{prefix}p", b""), 400, "bad request body: EOF")
-    assert_error(api.patch(f"/proxies/{prefix}p", b"[]"), 400,
-                 "bad request body: json: cannot unmarshal array into Go value of type "
-                 "toxiproxy.Proxy")
-    assert_error(api.post(f"/proxies/{prefix}p", {"listen": "bogus"}), 500,
-                 "address bogus: missing port in address")
+    assert_error(
+        api.patch(f"/proxies/{prefix}p", b"[]"),
+        400,
+        "bad request body: json: cannot unmarshal array into Go value of type toxiproxy.Proxy",
+    )
+    assert_error(
+        api.post(f"/proxies/{prefix}p", {"listen": "bogus"}),
+        500,
+        "address bogus: missing port in address",
+    )
     assert_proxy(api.get(f"/proxies/{prefix}p"), 200, listen=proxy["listen"], enabled=True)
 
 
@@ -243,8 +291,9 @@ def test_update_toggles_and_keeps_name_and_port(api, prefix, proxy, method):
     reply = api.request(method, path, {"enabled": False, "name": "renamed"})
     assert_proxy(reply, 200, name=prefix + "p", enabled=False, listen=proxy["listen"])
     assert refused(proxy["listen"])
-    assert_proxy(api.request(method, path, {"enabled": True}), 200, listen=proxy["listen"],
-                 enabled=True)
+    assert_proxy(
+        api.request(method, path, {"enabled": True}), 200, listen=proxy["listen"], enabled=True
+    )
     assert_proxy(api.request(method, path, {"enabled": None}), 200, enabled=True)
 
 
@@ -265,6 +314,7 @@ def test_update_bind_failure_leaves_the_proxy_disabled_with_new_values(api, pref
 
 # --------------------------------------------------------------------- proxy delete
 
+
 def test_delete(api, prefix, proxy):
     reply = api.delete(f"/proxies/{prefix}p")
     assert (reply.status_code, reply.text) == (204, "")
@@ -275,6 +325,7 @@ def test_delete(api, prefix, proxy):
 
 # ------------------------------------------------------------------------ toxics
 
+
 @pytest.mark.parametrize("kind", sorted(ATTRIBUTES))
 def test_toxic_create_returns_200_with_every_attribute(api, prefix, proxy, kind):
     # Only the attributes sent are given; the answer has all of them (slicer needs a size:
@@ -282,23 +333,40 @@ def test_toxic_create_returns_200_with_every_attribute(api, prefix, proxy, kind)
     sent = {"average_size": 1} if kind == "slicer" else {}
     reply = api.post(f"/proxies/{prefix}p/toxics", {"type": kind, "attributes": sent})
     assert reply.headers["Content-Type"] == "application/json"
-    assert_toxic(reply, 200, attributes=dict(ATTRIBUTES[kind], **sent),
-                 name=f"{kind}_downstream", type=kind, stream="downstream", toxicity=1)
+    assert_toxic(
+        reply,
+        200,
+        attributes=dict(ATTRIBUTES[kind], **sent),
+        name=f"{kind}_downstream",
+        type=kind,
+        stream="downstream",
+        toxicity=1,
+    )
     if kind == "bandwidth":  # rate 0 stalls the proxy: leave no stalled connection behind
         api.delete(f"/proxies/{prefix}p/toxics/bandwidth_downstream")
 
 
 def test_toxic_create_fields(api, prefix, proxy):
     path = f"/proxies/{prefix}p/toxics"
-    reply = api.post(path, {"type": "latency", "stream": "UpStream", "toxicity": 0.2,
-                            "attributes": {"latency": 10, "unknown": "ignored"}})
-    assert_toxic(reply, name="latency_UpStream", stream="UpStream", toxicity=0.2,
-                 attributes={"latency": 10, "jitter": 0})
-    reply = api.post(path, {"type": "timeout", "name": "t", "toxicity": -1,
-                            "attributes": None})
+    reply = api.post(
+        path,
+        {
+            "type": "latency",
+            "stream": "UpStream",
+            "toxicity": 0.2,
+            "attributes": {"latency": 10, "unknown": "ignored"},
+        },
+    )
+    assert_toxic(
+        reply,
+        name="latency_UpStream",
+        stream="UpStream",
+        toxicity=0.2,
+        attributes={"latency": 10, "jitter": 0},
+    )
+    reply = api.post(path, {"type": "timeout", "name": "t", "toxicity": -1, "attributes": None})
     assert_toxic(reply, name="t", toxicity=-1, attributes={"timeout": 0})
-    reply = api.post(path, {"type": "slow_close", "name": "s", "stream": None,
-                            "toxicity": None})
+    reply = api.post(path, {"type": "slow_close", "name": "s", "stream": None, "toxicity": None})
     assert_toxic(reply, stream="downstream", toxicity=1)
     assert_toxic(api.get(f"{path}/t"), name="t", type="timeout")
 
@@ -307,8 +375,11 @@ def test_toxic_create_checks_in_order(api, prefix, proxy):
     path = f"/proxies/{prefix}p/toxics"
     assert_error(api.post(f"/proxies/{prefix}none/toxics", b""), 404, "proxy not found")
     assert_error(api.post(path, b""), 400, "bad request body: EOF")
-    assert_error_starts(api.post(path, {"type": "latency", "toxicity": "1"}), 400,
-                        "bad request body: json: cannot unmarshal string into Go struct field")
+    assert_error_starts(
+        api.post(path, {"type": "latency", "toxicity": "1"}),
+        400,
+        "bad request body: json: cannot unmarshal string into Go struct field",
+    )
     invalid_stream = "stream was invalid, can be either upstream or downstream"
     assert_error(api.post(path, {"type": "bogus", "stream": "sideways"}), 400, invalid_stream)
     assert_error(api.post(path, {"type": "latency", "stream": ""}), 400, invalid_stream)
@@ -316,22 +387,34 @@ def test_toxic_create_checks_in_order(api, prefix, proxy):
         assert_error(api.post(path, {"type": kind}), 400, "invalid toxic type")
     api.post(path, {"type": "latency", "name": "taken", "stream": "upstream"})
     # The name is unique across both directions, checked before the attributes.
-    assert_error(api.post(path, {"type": "latency", "name": "taken",
-                                 "attributes": {"latency": 1.5}}), 409,
-                 "toxic already exists")
-    assert_error(api.post(path, {"type": "latency", "attributes": {"latency": 1.5}}), 400,
-                 "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
-                 "LatencyToxic.attributes.latency of type int64")
-    assert_error_starts(api.post(path, {"type": "latency", "attributes": {"jitter": "5"}}),
-                        400, "bad request body: json: cannot unmarshal string into Go struct")
+    assert_error(
+        api.post(path, {"type": "latency", "name": "taken", "attributes": {"latency": 1.5}}),
+        409,
+        "toxic already exists",
+    )
+    assert_error(
+        api.post(path, {"type": "latency", "attributes": {"latency": 1.5}}),
+        400,
+        "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
+        "LatencyToxic.attributes.latency of type int64",
+    )
+    assert_error_starts(
+        api.post(path, {"type": "latency", "attributes": {"jitter": "5"}}),
+        400,
+        "bad request body: json: cannot unmarshal string into Go struct",
+    )
     assert [t["name"] for t in api.get(path).json()] == ["taken"]
 
 
 def test_toxics_are_listed_upstream_first_in_creation_order(api, prefix, proxy):
     path = f"/proxies/{prefix}p/toxics"
     assert api.get(path).json() == []
-    for name, stream in (("d1", "downstream"), ("u1", "upstream"), ("d2", "downstream"),
-                         ("u2", "upstream")):
+    for name, stream in (
+        ("d1", "downstream"),
+        ("u1", "upstream"),
+        ("d2", "downstream"),
+        ("u2", "upstream"),
+    ):
         api.post(path, {"type": "noop", "name": name, "stream": stream})
     expected = ["u1", "u2", "d1", "d2"]
     assert [t["name"] for t in api.get(path).json()] == expected
@@ -349,12 +432,28 @@ def test_toxic_show(api, prefix, proxy):
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 def test_toxic_update_merges_attributes(api, prefix, proxy, method):
     path = f"/proxies/{prefix}p/toxics"
-    api.post(path, {"type": "latency", "name": "l", "toxicity": 0.5,
-                    "attributes": {"latency": 100, "jitter": 5}})
-    reply = api.request(method, f"{path}/l", {"attributes": {"jitter": 3}, "name": "zzz",
-                                              "type": "timeout", "stream": "upstream"})
-    assert_toxic(reply, name="l", type="latency", stream="downstream", toxicity=0.5,
-                 attributes={"latency": 100, "jitter": 3})
+    api.post(
+        path,
+        {
+            "type": "latency",
+            "name": "l",
+            "toxicity": 0.5,
+            "attributes": {"latency": 100, "jitter": 5},
+        },
+    )
+    reply = api.request(
+        method,
+        f"{path}/l",
+        {"attributes": {"jitter": 3}, "name": "zzz", "type": "timeout", "stream": "upstream"},
+    )
+    assert_toxic(
+        reply,
+        name="l",
+        type="latency",
+        stream="downstream",
+        toxicity=0.5,
+        attributes={"latency": 100, "jitter": 3},
+    )
     reply = api.request(method, f"{path}/l", {"toxicity": 1, "attributes": None})
     assert_toxic(reply, toxicity=1, attributes={"latency": 100, "jitter": 3})
     assert_toxic(api.get(f"{path}/l"), toxicity=1, attributes={"latency": 100, "jitter": 3})
@@ -366,9 +465,12 @@ def test_toxic_update_errors(api, prefix, proxy):
     assert_error(api.post(f"/proxies/{prefix}none/toxics/l", b"{}"), 404, "proxy not found")
     assert_error(api.post(f"{path}/none", b""), 404, "toxic not found")
     assert_error(api.post(f"{path}/l", b""), 400, "bad request body: EOF")
-    assert_error(api.post(f"{path}/l", {"attributes": {"latency": 1.5}}), 400,
-                 "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
-                 "LatencyToxic.attributes.latency of type int64")
+    assert_error(
+        api.post(f"{path}/l", {"attributes": {"latency": 1.5}}),
+        400,
+        "bad request body: json: cannot unmarshal number 1.5 into Go struct field "
+        "LatencyToxic.attributes.latency of type int64",
+    )
 
 
 def test_toxic_delete(api, prefix, proxy):
@@ -391,14 +493,16 @@ def test_toxics_can_be_added_to_a_disabled_proxy(api, prefix, proxy, echo):
 
 # ---------------------------------------------------------------------------- reset
 
+
 def test_reset_enables_proxies_and_removes_toxics(api, prefix, proxy, echo):
     # A latency reset left in place would hold the round trip below for 5 s.
     api.post(f"/proxies/{prefix}p/toxics", {"type": "latency", "attributes": {"latency": 5000}})
     api.post(f"/proxies/{prefix}p", {"enabled": False})
     reply = api.post("/reset", b"this body is ignored")
     assert (reply.status_code, reply.text) == (204, "")
-    assert_proxy(api.get(f"/proxies/{prefix}p"), 200, enabled=True, toxics=[],
-                 listen=proxy["listen"])
+    assert_proxy(
+        api.get(f"/proxies/{prefix}p"), 200, enabled=True, toxics=[], listen=proxy["listen"]
+    )
     with connect(proxy["listen"]) as sock:
         assert round_trip(sock) < LATE_S
 
@@ -413,17 +517,22 @@ def test_reset_closes_connections_held_by_a_timeout(api, prefix, proxy):
 
 # ------------------------------------------------------------------------- populate
 
+
 def test_populate_validates_every_entry_before_changing_anything(api, prefix):
-    body = [{"name": prefix + "a", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:0"},
-            {"upstream": "127.0.0.1:2"}]
+    body = [
+        {"name": prefix + "a", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:0"},
+        {"upstream": "127.0.0.1:2"},
+    ]
     reply = api.post("/populate", body)
     assert reply.status_code == 400
     assert reply.headers["Content-Type"] == "application/json"
-    assert reply.text == compact({"error": "missing required field: name at proxy 2",
-                                  "status": 400, "proxies": None})
+    assert reply.text == compact(
+        {"error": "missing required field: name at proxy 2", "status": 400, "proxies": None}
+    )
     body[1] = {"name": prefix + "b", "upstream": ""}
-    assert api.post("/populate", body).json()["error"] == \
-        "missing required field: upstream at proxy 2"
+    assert (
+        api.post("/populate", body).json()["error"] == "missing required field: upstream at proxy 2"
+    )
     assert_error(api.get(f"/proxies/{prefix}a"), 404, "proxy not found")
 
 
@@ -445,12 +554,24 @@ def test_populate_empty_array(api):
 
 def test_populate_creates_keeps_and_replaces(api, prefix, echo):
     path = "/populate"
-    reply = api.post(path, [
-        {"name": prefix + "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
-        {"name": prefix + "b", "upstream": echo.address, "listen": "localhost:0",
-         "enabled": False},
-        {"name": prefix + "c", "upstream": echo.address, "listen": "127.0.0.1:0",
-         "enabled": None}])
+    reply = api.post(
+        path,
+        [
+            {"name": prefix + "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
+            {
+                "name": prefix + "b",
+                "upstream": echo.address,
+                "listen": "localhost:0",
+                "enabled": False,
+            },
+            {
+                "name": prefix + "c",
+                "upstream": echo.address,
+                "listen": "127.0.0.1:0",
+                "enabled": None,
+            },
+        ],
+    )
     assert reply.status_code == 201 and reply.headers["Content-Type"] == "application/json"
     created = reply.json()["proxies"]
     assert [p["name"] for p in created] == [prefix + "a", prefix + "b", prefix + "c"]
@@ -460,16 +581,33 @@ def test_populate_creates_keeps_and_replaces(api, prefix, echo):
     port = a_listen.rsplit(":", 1)[1]
     api.post(f"/proxies/{prefix}a/toxics", {"type": "noop", "name": "kept"})
     api.post(f"/proxies/{prefix}c/toxics", {"type": "noop", "name": "lost"})
-    reply = api.post(path, [
-        # same place, named differently, and enabled false: kept untouched
-        {"name": prefix + "a", "upstream": echo.address, "listen": f"localhost:{port}",
-         "enabled": False},
-        # another upstream: replaced by a new proxy without toxics
-        {"name": prefix + "c", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"}])
+    reply = api.post(
+        path,
+        [
+            # same place, named differently, and enabled false: kept untouched
+            {
+                "name": prefix + "a",
+                "upstream": echo.address,
+                "listen": f"localhost:{port}",
+                "enabled": False,
+            },
+            # another upstream: replaced by a new proxy without toxics
+            {"name": prefix + "c", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"},
+        ],
+    )
     again = reply.json()["proxies"]
-    assert again[0] == dict(created[0], toxics=[{"attributes": {}, "name": "kept",
-                                                  "type": "noop", "stream": "downstream",
-                                                  "toxicity": 1}])
+    assert again[0] == dict(
+        created[0],
+        toxics=[
+            {
+                "attributes": {},
+                "name": "kept",
+                "type": "noop",
+                "stream": "downstream",
+                "toxicity": 1,
+            }
+        ],
+    )
     assert again[1]["upstream"] == "127.0.0.1:9" and again[1]["toxics"] == []
     assert api.get(f"/proxies/{prefix}a").json()["listen"] == a_listen
 
@@ -477,10 +615,14 @@ def test_populate_creates_keeps_and_replaces(api, prefix, echo):
 def test_populate_stops_at_a_bind_error_keeping_earlier_entries(api, prefix, echo):
     with busy_port() as taken:
         listen = f"127.0.0.1:{taken.getsockname()[1]}"
-        reply = api.post("/populate", [
-            {"name": prefix + "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
-            {"name": prefix + "b", "upstream": echo.address, "listen": listen},
-            {"name": prefix + "c", "upstream": echo.address, "listen": "127.0.0.1:0"}])
+        reply = api.post(
+            "/populate",
+            [
+                {"name": prefix + "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
+                {"name": prefix + "b", "upstream": echo.address, "listen": listen},
+                {"name": prefix + "c", "upstream": echo.address, "listen": "127.0.0.1:0"},
+            ],
+        )
     assert reply.status_code == 500 and reply.headers["Content-Type"] == "application/json"
     body = reply.json()
     assert list(body) == ["error", "status", "proxies"]
@@ -493,15 +635,18 @@ def test_populate_stops_at_a_bind_error_keeping_earlier_entries(api, prefix, ech
 
 # --------------------------------------------- where the embedded server differs on purpose
 
+
 @pytest.mark.embedded_only
-@pytest.mark.parametrize("kind, attributes", [
-    ("bandwidth", {"rate": -1}),
-    ("slicer", {"average_size": 0}),
-    ("slicer", {"average_size": 4, "size_variation": 9}),
-    ("slicer", {"average_size": 4, "size_variation": -4}),
-])
-def test_attributes_that_crash_the_reference_are_refused(api, prefix, proxy, kind,
-                                                         attributes):
+@pytest.mark.parametrize(
+    "kind, attributes",
+    [
+        ("bandwidth", {"rate": -1}),
+        ("slicer", {"average_size": 0}),
+        ("slicer", {"average_size": 4, "size_variation": 9}),
+        ("slicer", {"average_size": 4, "size_variation": -4}),
+    ],
+)
+def test_attributes_that_crash_the_reference_are_refused(api, prefix, proxy, kind, attributes):
     path = f"/proxies/{prefix}p/toxics"
     reply = api.post(path, {"type": kind, "attributes": attributes})
     assert reply.status_code == 400

@@ -14,11 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
+from toxiproxy_testkit import LATE_S, connect, refused, round_trip, wait_for
 
 from chaos.toxiproxy_server import control as toxiproxy_control
-from chaos.toxiproxy_server.control import (ProxyControl, ServerStartError, ToxiproxyError,
-                                     ToxiproxyServer, select_kind, toxiproxy_python)
-from toxiproxy_testkit import LATE_S, connect, refused, round_trip, wait_for
+from chaos.toxiproxy_server.control import (
+    ProxyControl,
+    ServerStartError,
+    ToxiproxyError,
+    ToxiproxyServer,
+    select_kind,
+    toxiproxy_python,
+)
 
 ROOT = Path(toxiproxy_control.__file__).resolve().parent.parent
 
@@ -31,15 +37,18 @@ def fake_binary():
     """
     with tempfile.TemporaryDirectory(prefix="gct-bin-") as folder:
         path = Path(folder) / "toxiproxy-server"
-        path.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" '
-                        f'-m chaos.toxiproxy_server "$@"\n')
+        path.write_text(
+            f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" '
+            f'-m chaos.toxiproxy_server "$@"\n'
+        )
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
         yield path
 
 
 def test_selection_order(fake_binary):
-    assert select_kind({"TOXIPROXY_URL": "http://127.0.0.1:1", "PATH": str(
-        fake_binary.parent)}) == ("url", "http://127.0.0.1:1")
+    assert select_kind(
+        {"TOXIPROXY_URL": "http://127.0.0.1:1", "PATH": str(fake_binary.parent)}
+    ) == ("url", "http://127.0.0.1:1")
     assert select_kind({"PATH": str(fake_binary.parent)}) == ("binary", str(fake_binary))
     assert select_kind({"PATH": "/nonexistent"}) == ("embedded", "")
 
@@ -79,8 +88,9 @@ def test_url_server_that_does_not_answer_fails_clearly_and_at_once():
         held.bind(("127.0.0.1", 0))
         port = held.getsockname()[1]
         started = time.monotonic()
-        with pytest.raises(ServerStartError, match=f"no Toxiproxy server answers at "
-                                                   f"http://127.0.0.1:{port}"):
+        with pytest.raises(
+            ServerStartError, match=f"no Toxiproxy server answers at http://127.0.0.1:{port}"
+        ):
             ToxiproxyServer("url", url=f"http://127.0.0.1:{port}").start()
     # Refused is refused at once: waiting out the request timeout, or retrying until a
     # start timeout, would take at least that long.
@@ -106,9 +116,13 @@ def _gone(pid: int) -> bool:
 
 @pytest.mark.parametrize("kind", ["embedded", "binary"])
 def test_servers_die_with_a_parent_killed_by_sigkill(kind, fake_binary):
-    parent = subprocess.Popen([sys.executable, "-c", _PARENT, kind, str(fake_binary)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, kind, str(fake_binary)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     child = None
     try:
         line = toxiproxy_control._read_line(parent.stdout, time.monotonic() + 20)
@@ -129,14 +143,19 @@ def test_servers_die_with_a_parent_killed_by_sigkill(kind, fake_binary):
 
 # --------------------------------------------------------------------- ProxyControl
 
+
 def test_proxy_control_operations(control, prefix, echo):
     name = prefix + "p"
     listen = control.create(name, "127.0.0.1:0", echo.address)
     assert listen.startswith("127.0.0.1:") and not listen.endswith(":0")
     assert control.proxies()[name]["listen"] == listen
     assert control.add_toxic(name, "latency", {"latency": 100}) == "latency_downstream"
-    assert control.add_toxic(name, "limit_data", {"bytes": 9}, stream="upstream",
-                             toxicity=0.5, name="lim") == "lim"
+    assert (
+        control.add_toxic(
+            name, "limit_data", {"bytes": 9}, stream="upstream", toxicity=0.5, name="lim"
+        )
+        == "lim"
+    )
     toxic = control.update_toxic(name, "lim", toxicity=1.0)
     assert (toxic["toxicity"], toxic["attributes"]) == (1, {"bytes": 9})
     assert control.update_toxic(name, "lim", {"bytes": 10})["attributes"] == {"bytes": 10}
@@ -146,8 +165,9 @@ def test_proxy_control_operations(control, prefix, echo):
     assert refused(listen)
     control.reset()
     assert control.proxy(name)["enabled"] is True and control.toxics(name) == []
-    made = control.populate([{"name": prefix + "q", "upstream": echo.address,
-                              "listen": "127.0.0.1:0"}])
+    made = control.populate(
+        [{"name": prefix + "q", "upstream": echo.address, "listen": "127.0.0.1:0"}]
+    )
     assert [p["name"] for p in made] == [prefix + "q"]
     control.delete(name)
     assert name not in control.proxies()
@@ -157,15 +177,20 @@ def test_proxy_control_errors_carry_the_server_message(control, prefix, echo):
     name = prefix + "p"
     listen = control.create(name, "127.0.0.1:0", echo.address)
     cases = [
-        (lambda: control.create(name, "127.0.0.1:0", echo.address), 409,
-         "proxy already exists"),
-        (lambda: control.create(prefix + "q", listen, echo.address), 500,
-         f"listen tcp {listen}: bind: address already in use"),
+        (lambda: control.create(name, "127.0.0.1:0", echo.address), 409, "proxy already exists"),
+        (
+            lambda: control.create(prefix + "q", listen, echo.address),
+            500,
+            f"listen tcp {listen}: bind: address already in use",
+        ),
         (lambda: control.delete(prefix + "none"), 404, "proxy not found"),
         (lambda: control.add_toxic(name, "bogus"), 400, "invalid toxic type"),
         (lambda: control.remove_toxic(name, "none"), 404, "toxic not found"),
-        (lambda: control.populate([{"name": prefix + "r"}]), 400,
-         "missing required field: upstream at proxy 1"),
+        (
+            lambda: control.populate([{"name": prefix + "r"}]),
+            400,
+            "missing required field: upstream at proxy 1",
+        ),
     ]
     for call, status, message in cases:
         with pytest.raises(ToxiproxyError) as caught:

@@ -13,19 +13,24 @@ from pathlib import Path
 
 import pytest
 import requests
+from toxiproxy_testkit import connect, read_until_closed, round_trip, wait_for
 
 import chaos.toxiproxy_server.__main__ as server_main
 from chaos.toxiproxy_server import control as toxiproxy_control
 from chaos.toxiproxy_server.control import ToxiproxyServer
-from toxiproxy_testkit import connect, read_until_closed, round_trip, wait_for
 
 ROOT = Path(toxiproxy_control.__file__).resolve().parent.parent
 
 
 def run_server(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chaos.toxiproxy_server", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "chaos.toxiproxy_server", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.parametrize("flag", ["-version", "--version", "-version=true"])
@@ -45,13 +50,13 @@ def test_flags_follow_go_rules():
 
 
 def test_console_script_entry_point():
-    scripts = importlib.metadata.entry_points(group="console_scripts",
-                                              name="grpc-chaos-toxiproxy")
+    scripts = importlib.metadata.entry_points(group="console_scripts", name="grpc-chaos-toxiproxy")
     assert [ep.load() for ep in scripts] == [server_main.main]
 
 
 def test_not_importable_as_toxiproxy():
     import toxiproxy
+
     assert hasattr(toxiproxy, "Toxiproxy")  # that name is toxiproxy-python's
     assert "site-packages" in toxiproxy.__file__
 
@@ -63,9 +68,13 @@ def test_api_host_is_loopback_by_default():
 
 def test_config_file_is_loaded_before_listening(echo):
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="gct-") as config:
-        json.dump([{"name": "from-config", "upstream": echo.address,
-                    "listen": "127.0.0.1:0"}, {"name": "off", "upstream": "x:1",
-                                               "enabled": False}], config)
+        json.dump(
+            [
+                {"name": "from-config", "upstream": echo.address, "listen": "127.0.0.1:0"},
+                {"name": "off", "upstream": "x:1", "enabled": False},
+            ],
+            config,
+        )
         config.flush()
         with ToxiproxyServer("embedded", args=("-config", config.name)) as server:
             proxies = server.control().proxies()
@@ -92,8 +101,10 @@ def test_proxy_metrics(echo):
             round_trip(sock, b"12345")
         url = server.url + "/metrics"
         labels = f'listener="{listen}",proxy="m",upstream="{echo.address}"'
-        wanted = [f'toxiproxy_proxy_received_bytes_total{{direction="upstream",{labels}}} 5',
-                  f'toxiproxy_proxy_sent_bytes_total{{direction="upstream",{labels}}} 5']
+        wanted = [
+            f'toxiproxy_proxy_received_bytes_total{{direction="upstream",{labels}}} 5',
+            f'toxiproxy_proxy_sent_bytes_total{{direction="upstream",{labels}}} 5',
+        ]
         text = wait_for(lambda: _metrics_with(url, wanted), 5, "the link counters")
         reply = requests.post(url, timeout=10)  # every method is served
         assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -153,6 +164,7 @@ def test_api_bind_failure_exits_with_an_error():
 class socket_in_use:
     def __enter__(self) -> int:
         import socket
+
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1)

@@ -7,12 +7,20 @@ import selectors
 import socket
 import time
 
-from toxiproxy_testkit import (LATE_S, WAIT_S, connect, read_until_closed, recv_exact, refused,
-                               round_trip, split, wait_for)
+from toxiproxy_testkit import (
+    LATE_S,
+    WAIT_S,
+    connect,
+    read_until_closed,
+    recv_exact,
+    refused,
+    round_trip,
+    split,
+    wait_for,
+)
 
 
-def test_disable_refuses_connections_and_enable_rebinds_the_same_port(echo, make_proxy,
-                                                                      control):
+def test_disable_refuses_connections_and_enable_rebinds_the_same_port(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.disable(name)
     assert refused(listen)
@@ -97,8 +105,7 @@ def test_a_thousand_concurrent_connections_are_served_and_closed(echo, make_prox
             await writer.wait_closed()
 
     async def everyone():
-        return await asyncio.wait_for(
-            asyncio.gather(*(client(n) for n in range(1000))), 30)
+        return await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(1000))), 30)
 
     replies = asyncio.run(everyone())
     assert replies == [b"client %04d\n" % n for n in range(1000)]
@@ -118,7 +125,7 @@ def test_bulk_data_in_both_directions(echo, make_proxy):
         while len(received) < len(payload) and time.monotonic() < deadline:
             for _, events in selector.select(timeout=1.0):
                 if events & selectors.EVENT_WRITE:
-                    sent += sock.send(payload[sent:sent + 65536])
+                    sent += sock.send(payload[sent : sent + 65536])
                     if sent == len(payload):
                         selector.modify(sock, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from toxiproxy.exceptions import NotFound, ProxyExists
+from toxiproxy_testkit import EARLY_S, LATE_S, connect, refused, round_trip
 
 from chaos.toxiproxy_server.control import toxiproxy_python
-from toxiproxy_testkit import EARLY_S, LATE_S, connect, refused, round_trip
 
 
 @pytest.fixture
@@ -22,8 +22,7 @@ def test_create_list_and_destroy(library, prefix, echo):
     assert proxy.name == prefix + "lib" and proxy.enabled is True
     assert proxy.listen.startswith("127.0.0.1:") and not proxy.listen.endswith(":0")
     listed = library.proxies()[prefix + "lib"]
-    assert (listed.listen, listed.upstream, listed.enabled) == (proxy.listen, echo.address,
-                                                                True)
+    assert (listed.listen, listed.upstream, listed.enabled) == (proxy.listen, echo.address, True)
     assert library.get_proxy(prefix + "lib").listen == proxy.listen
     with pytest.raises(ProxyExists):
         library.create(upstream=echo.address, name=prefix + "lib")
@@ -79,7 +78,8 @@ def test_reset(library, prefix, echo):
 
 
 def test_populate(library, prefix, echo):
-    made = library.populate([{"name": prefix + "a", "upstream": echo.address,
-                              "listen": "127.0.0.1:0"}])
+    made = library.populate(
+        [{"name": prefix + "a", "upstream": echo.address, "listen": "127.0.0.1:0"}]
+    )
     assert [p.name for p in made] == [prefix + "a"]
     assert prefix + "a" in library.proxies()

@@ -16,10 +16,19 @@ import threading
 import time
 
 import pytest
-
-from toxiproxy_testkit import (EARLY_S, LATE_S, WAIT_S, assert_delays, connect,
-                               read_until_closed, recv_exact, round_trip, round_trips,
-                               stays_open, wait_for)
+from toxiproxy_testkit import (
+    EARLY_S,
+    LATE_S,
+    WAIT_S,
+    assert_delays,
+    connect,
+    read_until_closed,
+    recv_exact,
+    round_trip,
+    round_trips,
+    stays_open,
+    wait_for,
+)
 
 MS = 0.001
 
@@ -33,6 +42,7 @@ def test_data_passes_unchanged_without_toxics(echo, make_proxy):
 
 
 # ---------------------------------------------------------------------------- latency
+
 
 def test_latency_delays_each_reply_by_100ms(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
@@ -95,8 +105,7 @@ def test_removing_latency_releases_what_it_held(echo, make_proxy, control):
     with connect(listen) as sock:
         start = time.monotonic()
         sock.sendall(b"held")
-        wait_for(lambda: echo.peers and echo.peers[0].received, WAIT_S,
-                 "the echo to get the data")
+        wait_for(lambda: echo.peers and echo.peers[0].received, WAIT_S, "the echo to get the data")
         control.remove_toxic(name, "latency_downstream")
         assert recv_exact(sock, 4) == b"held"
         assert time.monotonic() - start < HELD_MS * MS, "data waited for the removed latency"
@@ -109,8 +118,11 @@ def test_removing_a_toxic_flushes_everything_queued_for_it(echo, make_proxy, con
         start = time.monotonic()
         for number, letter in enumerate(b"abcdef", 1):  # six replies, six chunks queued
             sock.sendall(bytes([letter]))
-            wait_for(lambda: len(echo.peers[0].received) == number if echo.peers else False,
-                     WAIT_S, "the echo to answer")
+            wait_for(
+                lambda: len(echo.peers[0].received) == number if echo.peers else False,
+                WAIT_S,
+                "the echo to answer",
+            )
         control.remove_toxic(name, "latency_downstream")
         assert recv_exact(sock, 6) == b"abcdef"
         assert time.monotonic() - start < HELD_MS * MS, "data waited for the removed latency"
@@ -118,9 +130,13 @@ def test_removing_a_toxic_flushes_everything_queued_for_it(echo, make_proxy, con
 
 
 _HARMLESS = [  # toxics that delay or cut data but keep every byte
-    ("latency", {"latency": 3, "jitter": 2}), ("bandwidth", {"rate": 20_000}),
+    ("latency", {"latency": 3, "jitter": 2}),
+    ("bandwidth", {"rate": 20_000}),
     ("slicer", {"average_size": 700, "size_variation": 300, "delay": 50}),
-    ("noop", {}), ("slow_close", {"delay": 5}), ("limit_data", {"bytes": 1 << 40})]
+    ("noop", {}),
+    ("slow_close", {"delay": 5}),
+    ("limit_data", {"bytes": 1 << 40}),
+]
 
 
 def test_toxic_changes_while_data_flows_keep_every_byte_in_order(echo, make_proxy, control):
@@ -129,8 +145,9 @@ def test_toxic_changes_while_data_flows_keep_every_byte_in_order(echo, make_prox
     received = bytearray()
     rng = random.Random(7)
     with connect(listen) as sock:
-        reader = threading.Thread(target=lambda: received.extend(
-            recv_exact(sock, len(payload), timeout=30)), daemon=True)
+        reader = threading.Thread(
+            target=lambda: received.extend(recv_exact(sock, len(payload), timeout=30)), daemon=True
+        )
         reader.start()
         writer = threading.Thread(target=_send_slowly, args=(sock, payload), daemon=True)
         writer.start()
@@ -146,8 +163,13 @@ def test_toxic_changes_while_data_flows_keep_every_byte_in_order(echo, make_prox
                     control.update_toxic(name, victim, toxicity=rng.choice([0.0, 0.5, 1.0]))
             else:
                 kind, attributes = rng.choice(_HARMLESS)
-                control.add_toxic(name, kind, attributes, name=f"t{step}",
-                                  stream=rng.choice(["upstream", "downstream"]))
+                control.add_toxic(
+                    name,
+                    kind,
+                    attributes,
+                    name=f"t{step}",
+                    stream=rng.choice(["upstream", "downstream"]),
+                )
         for toxic in control.toxics(name):
             control.remove_toxic(name, toxic["name"])
         writer.join(30)
@@ -160,11 +182,12 @@ def test_toxic_changes_while_data_flows_keep_every_byte_in_order(echo, make_prox
 def _send_slowly(sock: socket.socket, payload: bytes) -> None:
     """Many small writes (many chunks), paced over about a second so changes meet data."""
     for start in range(0, len(payload), 16384):
-        sock.sendall(payload[start:start + 16384])
+        sock.sendall(payload[start : start + 16384])
         time.sleep(0.01)  # pacing the traffic, not waiting for anything
 
 
 # --------------------------------------------------------------------------- toxicity
+
 
 def _first_replies(listen: str, count: int, timeout: float = WAIT_S) -> list[float]:
     """Open ``count`` connections, send one byte on each at once; reply times in s."""
@@ -199,13 +222,12 @@ def _held(times: list[float]) -> list[bool]:
     neither prompt nor held its full delay (a toxic that applied partly)."""
     delay = TOXICITY_LATENCY_MS * MS
     held = [t >= delay - EARLY_S for t in times]
-    assert all(h or t < delay / 2 for h, t in zip(held, times)), times
+    assert all(h or t < delay / 2 for h, t in zip(held, times, strict=False)), times
     return held
 
 
 @pytest.mark.parametrize("toxicity, delayed", [(0.0, False), (1.0, True)])
-def test_toxicity_zero_never_and_one_always_applies(echo, make_proxy, control,
-                                                    toxicity, delayed):
+def test_toxicity_zero_never_and_one_always_applies(echo, make_proxy, control, toxicity, delayed):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "latency", {"latency": TOXICITY_LATENCY_MS}, toxicity=toxicity)
     assert _held(_first_replies(listen, 8)) == [delayed] * 8
@@ -221,6 +243,7 @@ def test_toxicity_is_drawn_per_connection(echo, make_proxy, control):
 
 # -------------------------------------------------------------------------- bandwidth
 
+
 def test_bandwidth_is_never_faster_than_its_rate(sink, make_proxy, control):
     name, listen = make_proxy(sink.address)
     control.add_toxic(name, "bandwidth", {"rate": 500}, stream="upstream")  # 500 KB/s
@@ -228,8 +251,11 @@ def test_bandwidth_is_never_faster_than_its_rate(sink, make_proxy, control):
     with connect(listen) as sock:
         start = time.monotonic()
         sock.sendall(os.urandom(size))
-        wait_for(lambda: sink.peers and len(sink.peers[0].received) == size, 3 * WAIT_S,
-                 "all bytes at the upstream")
+        wait_for(
+            lambda: sink.peers and len(sink.peers[0].received) == size,
+            3 * WAIT_S,
+            "all bytes at the upstream",
+        )
         elapsed = sink.peers[0].last_at - start
     promised = size / 500_000  # 0.6 s
     # Each chunk pays len/rate before it goes on, and a late timer only shortens the next
@@ -252,6 +278,7 @@ def test_bandwidth_rate_zero_stalls_until_removed(echo, make_proxy, control):
 
 # ------------------------------------------------------------------------- slow_close
 
+
 def _close_delay(sock: socket.socket) -> float:
     """Half-close our side; seconds until the proxy closes the connection."""
     start = time.monotonic()
@@ -273,6 +300,7 @@ def test_slow_close_delays_the_close(echo, make_proxy, control):
 
 
 # ---------------------------------------------------------------------------- timeout
+
 
 def test_timeout_discards_data_and_closes_after_silence(sink, make_proxy, control):
     name, listen = make_proxy(sink.address)
@@ -306,6 +334,7 @@ def test_timeout_zero_discards_until_removed_then_closes(sink, make_proxy, contr
 
 # ------------------------------------------------------------------------- reset_peer
 
+
 def test_reset_peer_resets_after_the_first_reply(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "reset_peer", {"timeout": 100})
@@ -336,10 +365,12 @@ def test_reset_peer_added_to_an_open_connection_closes_with_fin(echo, make_proxy
 
 # ----------------------------------------------------------------------------- slicer
 
+
 def test_slicer_cuts_replies_into_delayed_pieces(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
-    control.add_toxic(name, "slicer", {"average_size": 8, "size_variation": 0,
-                                       "delay": 50_000})  # µs
+    control.add_toxic(
+        name, "slicer", {"average_size": 8, "size_variation": 0, "delay": 50_000}
+    )  # µs
     payload = bytes(range(64))
     reads = []
     with connect(listen) as sock:
@@ -366,6 +397,7 @@ def test_slicer_cuts_replies_into_delayed_pieces(echo, make_proxy, control):
 
 # ------------------------------------------------------------------------- limit_data
 
+
 def test_limit_data_downstream_passes_exact_bytes_then_closes(echo, make_proxy, control):
     name, listen = make_proxy(echo.address)
     control.add_toxic(name, "limit_data", {"bytes": 5})
@@ -383,8 +415,11 @@ def test_limit_data_upstream_counts_per_connection(sink, make_proxy, control):
             sock.sendall(b"0123456789")
             _, how, _ = read_until_closed(sock)
         assert how == "eof"
-        wait_for(lambda: len(sink.peers) > round_number
-                 and sink.peers[round_number].ended_at, WAIT_S, "the upstream to be closed")
+        wait_for(
+            lambda: len(sink.peers) > round_number and sink.peers[round_number].ended_at,
+            WAIT_S,
+            "the upstream to be closed",
+        )
         assert sink.peers[round_number].received == b"01234"
 
 

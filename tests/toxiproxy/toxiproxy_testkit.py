@@ -43,10 +43,12 @@ def assert_delays(samples: list[float], at_least: float, fastest_below: float) -
     the fastest of several stays near the truth however busy the machine is.
     """
     shown = [round(sample * 1000, 1) for sample in samples]
-    assert min(samples) >= at_least - EARLY_S, \
+    assert min(samples) >= at_least - EARLY_S, (
         f"released before {at_least * 1000:g} ms (ms: {shown})"
-    assert min(samples) < fastest_below, \
+    )
+    assert min(samples) < fastest_below, (
         f"not one sample faster than {fastest_below * 1000:g} ms (ms: {shown})"
+    )
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Upstream:
         with self._lock:
             return len(self._open)
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -202,8 +204,7 @@ def recv_exact(sock: socket.socket, size: int, timeout: float = WAIT_S) -> bytes
     return bytes(data)
 
 
-def read_until_closed(sock: socket.socket,
-                      timeout: float = WAIT_S) -> tuple[bytes, str, float]:
+def read_until_closed(sock: socket.socket, timeout: float = WAIT_S) -> tuple[bytes, str, float]:
     """Read until the peer ends the connection: (data, "eof" | "reset", monotonic time)."""
     deadline = time.monotonic() + timeout
     data = bytearray()
@@ -216,7 +217,7 @@ def read_until_closed(sock: socket.socket,
             piece = sock.recv(65536)
         except ConnectionResetError:
             return bytes(data), "reset", time.monotonic()
-        except socket.timeout:
+        except TimeoutError:
             continue
         if not piece:
             return bytes(data), "eof", time.monotonic()
@@ -231,7 +232,7 @@ def stays_open(sock: socket.socket, period: float) -> bytes:
         sock.settimeout(left)
         try:
             piece = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             break
         assert piece, "the connection ended"
         data += piece

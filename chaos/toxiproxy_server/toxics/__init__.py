@@ -32,7 +32,7 @@ from typing import ClassVar
 from ..gojson import INT64, GoType
 from ..stream import INTERRUPTED
 
-REGISTRY: dict[str, type["Toxic"]] = {}
+REGISTRY: dict[str, type[Toxic]] = {}
 
 
 class Toxic:
@@ -53,8 +53,12 @@ class Toxic:
     @classmethod
     def go_type(cls) -> GoType:
         """The Go struct the attributes decode into."""
-        return GoType("struct", "toxics." + cls.go_struct, cls.go_struct,
-                      tuple((name, cls.go_int) for name in cls.fields))
+        return GoType(
+            "struct",
+            "toxics." + cls.go_struct,
+            cls.go_struct,
+            tuple((name, cls.go_int) for name in cls.fields),
+        )
 
     @classmethod
     def invalid(cls, attrs: dict[str, int]) -> str | None:

@@ -25,8 +25,10 @@ class Bandwidth(Toxic):
     @classmethod
     def invalid(cls, attrs):
         if not 0 <= attrs["rate"] <= MAX_RATE:
-            return (f"rate must be between 0 and {MAX_RATE} KB/s, got {attrs['rate']} "
-                    "(the reference server crashes on a negative rate)")
+            return (
+                f"rate must be between 0 and {MAX_RATE} KB/s, got {attrs['rate']} "
+                "(the reference server crashes on a negative rate)"
+            )
         return None
 
     @classmethod

@@ -28,12 +28,16 @@ class Slicer(Toxic):
     def invalid(cls, attrs):
         average, variation = attrs["average_size"], attrs["size_variation"]
         if average < 1:
-            return (f"average_size must be greater than 0, got {average} "
-                    "(the reference server crashes on it)")
+            return (
+                f"average_size must be greater than 0, got {average} "
+                "(the reference server crashes on it)"
+            )
         if not 1 - average <= variation <= average + 1:
-            return (f"size_variation must be between {1 - average} and {average + 1} for "
-                    f"average_size {average}, got {variation} "
-                    "(the reference server crashes on it)")
+            return (
+                f"size_variation must be between {1 - average} and {average + 1} for "
+                f"average_size {average}, got {variation} "
+                "(the reference server crashes on it)"
+            )
         return None
 
     @staticmethod
