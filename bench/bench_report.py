@@ -42,7 +42,7 @@ def main() -> int:
     run = results_file.read(Path(spec).resolve())
     records = run.records
     histories = [Path(r["artifacts"]) / "history.jsonl" for r in records if r.get("artifacts")]
-    lines = sum(sum(1 for _ in open(h)) for h in histories if h.is_file())
+    lines = sum(len(h.read_bytes().splitlines()) for h in histories if h.is_file())
     print(
         f"run {run.directory.name}: {len(records)} scenario runs, "
         f"{sum(h.is_file() for h in histories)} plots, {lines} history records"

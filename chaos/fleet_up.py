@@ -117,8 +117,8 @@ class BackendWatcher:
             for fd in self._pidfds:
                 selector.register(fd, selectors.EVENT_READ)
             while True:
-                ready = [key.fileobj for key, _ in selector.select()]
-                if self._wake_reader in ready:
+                ready = [key.fd for key, _ in selector.select()]
+                if self._wake_reader.fileno() in ready:
                     return
                 for fd in ready:
                     selector.unregister(fd)
@@ -137,7 +137,8 @@ class BackendWatcher:
         # WNOWAIT: read how it ended but leave the zombie to Fleet.reap, the one place that
         # collects backends (it also tells the reaper process to forget the pid).
         status = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
-        event = {"event": "backend-exited", "id": backend.id, "pid": backend.pid}
+        assert status is not None  # None only with WNOHANG, which is not asked for
+        event: dict[str, object] = {"event": "backend-exited", "id": backend.id, "pid": backend.pid}
         if status.si_code == os.CLD_EXITED:
             event["exit_code"] = status.si_status
         else:  # CLD_KILLED or CLD_DUMPED

@@ -247,7 +247,7 @@ class History:
             "events_by_kind": dict(sorted(Counter(e.kind for e in events).items())),
             "first_ns": first,
             "last_ns": last,
-            "duration_ms": 0.0 if first is None else (last - first) / 1e6,
+            "duration_ms": 0.0 if first is None or last is None else (last - first) / 1e6,
         }
 
     def timeline(

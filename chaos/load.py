@@ -227,6 +227,7 @@ class Load:
                 await asyncio.sleep(self.failure_pause_s)
 
     async def _open_loop(self, call) -> None:
+        assert self.rate is not None  # run() opens the loop only at a set rate
         interval_ns = int(1e9 / self.rate)
         next_ns = time.monotonic_ns()
         tasks: set[asyncio.Task] = set()
@@ -304,7 +305,8 @@ class GreeterRpc:
         self.deadline_s = deadline_s
 
     def request_bytes(self, rpc_id: int) -> bytes:
-        return greeter_pb2.HelloRequest(name=f"r{rpc_id}{self.padding}").SerializeToString()
+        request = greeter_pb2.HelloRequest(name=f"r{rpc_id}{self.padding}")
+        return request.SerializeToString()
 
     def check_response(self, data: bytes, rpc_id: int) -> str | None:
         message = greeter_pb2.HelloReply.FromString(data).message

@@ -181,6 +181,7 @@ class Scenario:
         )
         if channelz_id is None:
             raise RuntimeError("that client's channel was not found in channelz")
+        # A live view of the fleet: the sampler also names backends added later.
         sampler = AttemptSampler(channelz_id, PublishedIds(fleet or self.fleet)).start()
         self._samplers.append(sampler)
         return sampler
@@ -404,7 +405,7 @@ class Scenario:
                 future.trailing_metadata() or ()
             )
             backend = backend_of(metadata, key)
-            if before is not None and error is None:
+            if before is not None and error is None and channelz_id:
                 backend = _answered_by(before, subchannel_counts(channelz_id), names)
             code = "OK" if error is None else error.code().name
             details = "" if error is None else error.details() or ""
@@ -419,7 +420,9 @@ class Scenario:
                 raise error
             return backend if code == "OK" else None
 
-        call.records = records
+        # The RPCs this caller sent, for the scenario that holds it (a function attribute:
+        # the caller stays a plain callable).
+        call.records = records  # type: ignore[attr-defined]
         return call
 
     # ------------------------------------------------------------------ verdicts
@@ -540,7 +543,7 @@ class PublishedIds(Mapping):
         return len(self._fleet.backends)
 
 
-def _answered_by(before: dict, after: dict, names: dict[str, str]) -> str | None:
+def _answered_by(before: dict, after: dict, names: Mapping[str, str]) -> str | None:
     """The backend whose subchannel counted exactly one more success, if exactly one did."""
     grew = [
         address

@@ -69,4 +69,4 @@ def channel(
     )
 
 
-ROUND_ROBIN = {"loadBalancingConfig": [{"round_robin": {}}]}
+ROUND_ROBIN: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}

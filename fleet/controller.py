@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -107,7 +108,7 @@ class Backend:
     proxy: str | None = None
     pid: int = 0
     control: str = ""
-    process: object | None = field(default=None, repr=False)
+    process: subprocess.Popen | None = field(default=None, repr=False)
     paused: bool = False
     channel: grpc.Channel | None = field(default=None, repr=False)
     ready: launch.ReadyLine | None = field(default=None, repr=False)
@@ -170,22 +171,26 @@ class Fleet:
     ):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
-        self.service = None if service is None or getattr(service, "builtin", False) else service
-        builtin = self.service is None
-        if not builtin and (not health or max_connection_age_ms):
-            raise Unsupported(
-                f"the target {service.name} is started as its command says: it cannot be "
-                f"started {'without its health service' if not health else 'with a max connection age of our choosing'} "
-                f"(only the built-in Greeter has such options)"
+        target = None if service is None or getattr(service, "builtin", False) else service
+        self.service = target
+        if target is not None and (not health or max_connection_age_ms):
+            option = (
+                "without its health service"
+                if not health
+                else "with a max connection age of our choosing"
             )
-        if not builtin and mtls and not service.server.mtls:
             raise Unsupported(
-                f"the target {service.name} does not require client "
+                f"the target {target.name} is started as its command says: it cannot be "
+                f"started {option} (only the built-in Greeter has such options)"
+            )
+        if target is not None and mtls and not target.server.mtls:
+            raise Unsupported(
+                f"the target {target.name} does not require client "
                 f"certificates: set server.mtls = true and pass {{client_ca}} "
                 f"in server.command"
             )
         self.size = size
-        self.mtls = mtls or (not builtin and service.server.mtls)
+        self.mtls = mtls or (target is not None and target.server.mtls)
         self.health = health
         self.max_connection_age_ms = max_connection_age_ms
         self.name = name
@@ -244,7 +249,7 @@ class Fleet:
         self._resolve_rpc(self.backends[0])
         if self.proxies is not None:
             for backend in self.backends:
-                self.proxies.create(backend.proxy, backend.published, backend.listen)
+                self.proxies.create(_proxy_name(backend), backend.published, backend.listen)
         self.dns = DnsServer({self.name: [b.ip for b in self.backends]}, host=self.dns_host).start()
         with _running_lock:
             _running.add(self)
@@ -280,6 +285,7 @@ class Fleet:
         ip = self._published_ips(index + 1)[index]
         published = f"{ip}:{self.port}"
         proxied = self.proxies is not None
+        assert self.pki is not None and self.workdir is not None  # set by _start()
         return Backend(
             id=backend_id,
             published=published,
@@ -295,6 +301,7 @@ class Fleet:
         return self.service is None or bool(self.service.server.control)
 
     def _spawn(self, backend: Backend) -> None:
+        assert self.pki is not None  # set by _start()
         cert = self.pki.server_cert(backend.id, backend.ip, backend.cert_kind)
         if self.service is None:
             argv = [
@@ -345,6 +352,7 @@ class Fleet:
             backend.listen = f"{backend.listen.rsplit(':', 1)[0]}:{_free_port()}"
         if self.has_control and not backend.control:
             backend.control = f"127.0.0.1:{_free_port()}"
+        assert self.pki is not None and self.workdir is not None  # set by _start()
         if backend.workdir is None:
             backend.workdir = self.workdir / backend.id
             backend.workdir.mkdir(exist_ok=True)
@@ -363,6 +371,7 @@ class Fleet:
 
     def _await_ready(self, backend: Backend, deadline: float) -> None:
         if self.service is None:
+            assert backend.ready is not None  # _spawn() reads the built-in Greeter's ready line
             info = backend.ready.wait(max(0.0, deadline - time.monotonic()))
             if info is None:
                 reason = launch.tail(backend.log) or "no ready line"
@@ -376,24 +385,27 @@ class Fleet:
             backend.channel = grpc.insecure_channel(backend.control)
 
     def _await_command_ready(self, backend: Backend, deadline: float) -> None:
-        server = self.service.server
+        service, process = self.service, backend.process
+        assert service is not None  # only a service's command has no ready line
+        assert process is not None  # _spawn() started it
+        server = service.server
         with self.direct_channel(backend) as channel:
             if backend.cert_kind != "good":
                 # Started with a certificate no client may trust (a certificate fault): no
                 # TLS probe can succeed, so it is ready once it accepts connections.
                 probe = lambda: launch.probe_listening(backend.listen)  # noqa: E731
             elif server.ready == "rpc":
-                probe = lambda: launch.probe_rpc(channel, self.service.rpc)  # noqa: E731
+                probe = lambda: launch.probe_rpc(channel, service.rpc)  # noqa: E731
             else:
-                probe = lambda: launch.probe_health(channel, self.service.health_service)  # noqa: E731
+                probe = lambda: launch.probe_health(channel, service.health_service)  # noqa: E731
             try:
                 launch.await_ready(
-                    backend.process, f"{server.ready} probe answering", probe, deadline, backend.log
+                    process, f"{server.ready} probe answering", probe, deadline, backend.log
                 )
-                named = self.service.health_service
+                named = service.health_service
                 if named and server.ready == "rpc" and backend.cert_kind == "good":
                     launch.await_ready(
-                        backend.process,
+                        process,
                         f"its health service knowing {named!r} ([health] service)",
                         lambda: launch.probe_health_known(channel, named),
                         deadline,
@@ -437,6 +449,7 @@ class Fleet:
 
     def info_paths(self) -> dict:
         """The CA and client certificate paths, as client.credentials() reads them."""
+        assert self.pki is not None and self.client is not None  # set by _start()
         return {
             "ca": str(self.pki.ca_cert),
             "client_cert": str(self.client.cert),
@@ -451,10 +464,8 @@ class Fleet:
             self.dns.stop()
         for backend in self.backends:
             if self.proxies is not None and backend.proxy:
-                try:
+                with contextlib.suppress(Exception):  # the server may be gone: nothing to undo
                     self.proxies.delete(backend.proxy)
-                except Exception:  # the server may be gone already; nothing to undo then
-                    pass
             self._reap(backend)
         self.backends = []
         if self._own_workdir and self.workdir is not None:
@@ -493,6 +504,7 @@ class Fleet:
 
     @property
     def target(self) -> str:
+        assert self.dns is not None  # set by _start()
         return f"dns://{self.dns.address}/{self.name}:{self.port}"
 
     @property
@@ -526,13 +538,15 @@ class Fleet:
 
     def info(self) -> dict:
         """The fleet as JSON-able data (what ``python -m fleet up`` prints); absolute paths."""
+        pki, client, dns = self.pki, self.client, self.dns
+        assert pki is not None and client is not None and dns is not None  # set by _start()
         return {
             "target": self.target,
             "authority": self.authority,
-            "ca": str(self.pki.ca_cert.resolve()),
-            "client_cert": str(self.client.cert.resolve()),
-            "client_key": str(self.client.key.resolve()),
-            "dns": self.dns.address,
+            "ca": str(pki.ca_cert.resolve()),
+            "client_cert": str(client.cert.resolve()),
+            "client_key": str(client.key.resolve()),
+            "dns": dns.address,
             "mtls": self.mtls,
             "backends": [b.to_json() for b in self.backends],
         }
@@ -546,6 +560,7 @@ class Fleet:
         launch.signal_group(backend.pid, sig)
         if backend.paused and sig != signal.SIGKILL:
             launch.signal_group(backend.pid, signal.SIGCONT)  # stopped: it would never handle it
+        assert backend.process is not None  # _running(): it is alive
         try:
             backend.process.wait(timeout=timeout)
         except Exception:
@@ -570,6 +585,7 @@ class Fleet:
         (SIGTERM by default), then SIGKILL if it is still running after its grace period.
         Returns how it went (``forced`` when the grace ran out); kept as ``last_stop``."""
         backend = self._running(backend_id)
+        assert backend.process is not None  # _running(): it is alive
         stopped = launch.stop(backend.process, self.stop_signal, self.stop_grace_s)
         backend.last_stop = stopped
         self._reap(backend)
@@ -608,7 +624,8 @@ class Fleet:
         """Graceful drain: NOT_SERVING (set when this returns with ``wait=False``), wait
         ``wait_ms``, stop with ``grace_ms``; with ``wait`` (default) returns once it exited."""
         backend = self._running(backend_id)
-        self._call(backend, "Drain", control_pb2.DrainRequest(wait_ms=wait_ms, grace_ms=grace_ms))
+        drain_request = control_pb2.DrainRequest
+        self._call(backend, "Drain", drain_request(wait_ms=wait_ms, grace_ms=grace_ms))
         if wait:
             self.wait_exit(backend_id, (wait_ms + grace_ms) / 1000 + CONTROL_TIMEOUT_S)
 
@@ -643,7 +660,9 @@ class Fleet:
         """Point the backend's proxy at ``upstream`` (default: where the backend listens
         now); the proxy restarts on the same address, closing its connections."""
         backend = self.backend(backend_id)
-        self.proxies.set_upstream(backend.proxy, upstream or backend.listen)
+        if self.proxies is None:
+            raise FleetError("repoint() needs a proxied fleet: the proxy is what is repointed")
+        self.proxies.set_upstream(_proxy_name(backend), upstream or backend.listen)
 
     # ------------------------------------------------------------------ scale
 
@@ -665,7 +684,7 @@ class Fleet:
             self._spawn(backend)
             self._await_ready(backend, time.monotonic() + self.start_timeout)
             if self.proxies is not None:
-                self.proxies.create(backend.proxy, backend.published, backend.listen)
+                self.proxies.create(_proxy_name(backend), backend.published, backend.listen)
         except BaseException:
             self.remove_backend(backend.id)
             raise
@@ -677,10 +696,9 @@ class Fleet:
         the way a release does)."""
         backend = self.backend(backend_id)
         if self.proxies is not None and backend.proxy:
-            try:
+            # It may never have been created (a failed start): nothing to delete then.
+            with contextlib.suppress(Exception):
                 self.proxies.delete(backend.proxy)
-            except Exception:  # never created (a failed start): nothing to delete
-                pass
         self._reap(backend)
         self.backends.remove(backend)
 
@@ -698,16 +716,16 @@ class Fleet:
         about (:attr:`health_services`). Needs the Control service."""
         backend = self._running(backend_id)
         services = self.health_services if service is None else (service,)
+        health_request = control_pb2.SetHealthRequest
         for name in services:
-            self._call(
-                backend, "SetHealth", control_pb2.SetHealthRequest(service=name, status=status)
-            )
+            self._call(backend, "SetHealth", health_request(service=name, status=status))
 
     def set_certificate(self, backend_id: str, kind: str = "good") -> CertFiles:
         """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections:
         swapped live through the Control service when the backends have it (open
         connections keep theirs), else by restarting the backend with those files."""
         backend = self.backend(backend_id)
+        assert self.pki is not None  # set by _start()
         cert = self.pki.server_cert(backend.id, backend.ip, kind)
         backend.cert_kind = kind
         if self.has_control:
@@ -751,7 +769,8 @@ class Fleet:
     def stats(self, backend_id: str) -> dict:
         """Calls served by the backend, by status code, and in flight now."""
         backend = self._running(backend_id)
-        reply = self._call(backend, "GetStats", control_pb2.Empty())
+        request = control_pb2.Empty()
+        reply = self._call(backend, "GetStats", request)
         return {"calls": reply.calls, "by_code": dict(reply.by_code), "in_flight": reply.in_flight}
 
     def reset(self) -> None:
@@ -771,6 +790,7 @@ class Fleet:
                 self.set_health(backend.id, "SERVING")
             self.set_certificate(backend.id, "good")
             self.app_fault(backend.id)
+        assert self.dns is not None  # set by _start()
         self.dns.set_records(self.name, [b.ip for b in self.backends])
         if not self.dns.running:
             self.dns.restart()
@@ -783,13 +803,14 @@ class Fleet:
         if self.proxies is None:
             return
         for backend in self.backends:
-            for toxic in self.proxies.toxics(backend.proxy):
-                self.proxies.remove_toxic(backend.proxy, toxic["name"])
-            proxy = self.proxies.proxy(backend.proxy)
+            name = _proxy_name(backend)
+            for toxic in self.proxies.toxics(name):
+                self.proxies.remove_toxic(name, toxic["name"])
+            proxy = self.proxies.proxy(name)
             if proxy.get("upstream", backend.listen) != backend.listen:
-                self.proxies.set_upstream(backend.proxy, backend.listen)
+                self.proxies.set_upstream(name, backend.listen)
             if not proxy["enabled"]:
-                self.proxies.enable(backend.proxy)
+                self.proxies.enable(name)
 
     def _running(self, backend_id: str) -> Backend:
         backend = self.backend(backend_id)
@@ -801,6 +822,7 @@ class Fleet:
 
     def _call(self, backend: Backend, method: str, request):
         if not self.has_control:
+            assert self.service is not None  # the built-in Greeter serves Control
             raise Unsupported(
                 f"{method} needs grpc-chaos's Control service, which the "
                 f"target {self.service.name} does not serve "
@@ -815,6 +837,13 @@ class Fleet:
             raise FleetError(
                 f"backend {backend.id}: {method} failed: {exc.code().name}: {exc.details()}"
             ) from None
+
+
+def _proxy_name(backend: Backend) -> str:
+    """The name of the backend's Toxiproxy proxy: _plan() names one for every backend of a
+    proxied fleet."""
+    assert backend.proxy is not None, f"backend {backend.id} has no proxy"
+    return backend.proxy
 
 
 def _resolved(rpc, channel) -> bool:

@@ -174,17 +174,19 @@ class DnsServer:
         Idempotent. Returns once the serving thread has ended.
         """
         with self._lifecycle:
-            if not self.running:
+            loop, thread = self._loop, self._thread
+            if thread is None:  # not running
                 return
-            self._loop.wake()
-            self._thread.join(_JOIN_TIMEOUT_S)
-            if self._thread.is_alive():
+            assert loop is not None  # start() sets both, stop() clears both
+            loop.wake()
+            thread.join(_JOIN_TIMEOUT_S)
+            if thread.is_alive():
                 log.error(
                     "DNS server %s: serving thread did not stop within %s s",
                     self.address,
                     _JOIN_TIMEOUT_S,
                 )
-            self._loop.close()
+            loop.close()
             self._loop = self._thread = None
 
     def restart(self) -> None:

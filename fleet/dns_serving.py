@@ -134,7 +134,7 @@ class ServingLoop:
         sock.setblocking(False)
         connection = _TcpConnection(sock, self._server.tcp_idle_timeout)
         self._connections[sock] = connection
-        self._selector.register(sock, selectors.EVENT_READ)
+        self._serving_selector().register(sock, selectors.EVENT_READ)
 
     def _serve_connection(self, connection: _TcpConnection, mask: int) -> None:
         if mask & selectors.EVENT_WRITE:
@@ -151,12 +151,17 @@ class ServingLoop:
             self._drop(connection)
         else:
             events = selectors.EVENT_WRITE if connection.pending_output else selectors.EVENT_READ
-            self._selector.modify(connection.sock, events)
+            self._serving_selector().modify(connection.sock, events)
 
     def _drop(self, connection: _TcpConnection) -> None:
-        self._selector.unregister(connection.sock)
+        self._serving_selector().unregister(connection.sock)
         connection.sock.close()
         del self._connections[connection.sock]
+
+    def _serving_selector(self) -> selectors.BaseSelector:
+        """The selector of ``run``: connections exist only while it runs."""
+        assert self._selector is not None, "connections are served only while run() runs"
+        return self._selector
 
     def _next_timeout(self) -> float | None:
         """Seconds until the first connection's idle deadline (None: no connection)."""

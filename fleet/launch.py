@@ -107,14 +107,16 @@ class ReadyLine:
     """Reads a child's stdout on a thread; :meth:`wait` returns its JSON ready line or None."""
 
     def __init__(self, process: subprocess.Popen):
-        self._process = process
+        if process.stdout is None:
+            raise ValueError("ReadyLine reads a process started with stdout=subprocess.PIPE")
+        self._stdout = process.stdout
         self._info: dict | None = None
         self._done = threading.Event()
         threading.Thread(target=self._read, daemon=True, name=f"ready-{process.pid}").start()
 
     def _read(self) -> None:
         try:
-            for line in self._process.stdout:
+            for line in self._stdout:
                 try:
                     message = json.loads(line)
                 except ValueError:

@@ -130,6 +130,7 @@ class PKI:
     # -- issuing ----------------------------------------------------------------------
 
     def _issue_server(self, backend_id: str, ip: str, kind: str, signer: _Signer | None):
+        sans: list[x509.GeneralName]
         if kind == "wrong_name":
             sans = [x509.DNSName(WRONG_NAME)]
             common_name = WRONG_NAME
@@ -179,10 +180,11 @@ class PKI:
         cert_path, key_path = self.directory / f"{stem}.pem", self.directory / f"{stem}.key"
         with self._lock():
             try:
-                return _Signer(
-                    x509.load_pem_x509_certificate(cert_path.read_bytes()),
-                    serialization.load_pem_private_key(key_path.read_bytes(), None),
-                )
+                existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                existing_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+                if not isinstance(existing_key, ec.EllipticCurvePrivateKey):  # not made here
+                    raise ValueError(f"the key is a {type(existing_key).__name__}, not EC")
+                return _Signer(existing, existing_key)
             except FileNotFoundError:
                 pass  # first use of this directory (or half made): make a new CA
             except ValueError as error:
@@ -202,7 +204,7 @@ class PKI:
             if not self.directory.is_dir():
                 raise NotADirectoryError(
                     f"PKI directory {self.directory} exists and is not a directory"
-                )
+                ) from None
             return
         os.chmod(self.directory, 0o700)  # mkdir's mode is filtered by the umask
 

@@ -183,10 +183,11 @@ class Greeter:
         self.counters = Counters()
 
     def handler(self) -> grpc.GenericRpcHandler:
+        reply = greeter_pb2.HelloReply
         method = grpc.unary_unary_rpc_method_handler(
             self.say_hello,
             request_deserializer=_decode_hello,
-            response_serializer=greeter_pb2.HelloReply.SerializeToString,
+            response_serializer=reply.SerializeToString,
         )
         return grpc.method_handlers_generic_handler(GREETER_SERVICE, {"SayHello": method})
 
@@ -200,6 +201,7 @@ class Greeter:
             if details:
                 code = grpc.StatusCode.INVALID_ARGUMENT
             elif self.fault.draw_failure():
+                assert self.fault.code is not None  # draw_failure() is False without a code
                 code = self.fault.code
                 details = self.fault.details or f"injected {code.name} by {self.backend_id}"
             if code is not grpc.StatusCode.OK:
@@ -216,7 +218,8 @@ class Greeter:
             # answer leave a window in which a kill commits the call (measured: 2 RPCs lost
             # in one kill on a busy machine).
             context.set_trailing_metadata(((BACKEND_ID_KEY, self.backend_id),))
-            return greeter_pb2.HelloReply(message=f"Hello {request.name}")
+            reply = greeter_pb2.HelloReply
+            return reply(message=f"Hello {request.name}")
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
             raise
@@ -251,13 +254,15 @@ class Control(control_pb2_grpc.ControlServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"unknown status {request.status!r}; one of {', '.join(names)}",
             )
-        if self.backend.health is None:
+        health = self.backend.health
+        if health is None:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "this backend runs without the health service (--no-health)",
             )
+        assert health is not None  # context.abort() raises
         status = health_pb2.HealthCheckResponse.ServingStatus.Value(request.status)
-        await self.backend.health.set(request.service, status)
+        await health.set(request.service, status)
         return control_pb2.Empty()
 
     async def SetCertificate(self, request, context):

@@ -1,6 +1,6 @@
 """Regenerate the Python modules of proto/*.proto, or check that the committed ones are current.
 
-    python proto/generate.py          # write fleet/protos/*_pb2.py and *_pb2_grpc.py
+    python proto/generate.py          # write fleet/protos/*_pb2.py, *_pb2.pyi, *_pb2_grpc.py
     python proto/generate.py --check  # exit 1 (naming the stale files) if they differ
 
 ``proto/`` holds the sources only and is not a Python package: an installed top-level
@@ -40,12 +40,13 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
             "protoc",
             f"-I{tmp}",
             f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",  # type stubs: the message classes exist only at run time
             f"--grpc_python_out={out_dir}",
             *sources,
         ]
         if protoc.main(args) != 0:
             raise SystemExit(f"protoc failed on {', '.join(sources)}")
-    return sorted((out_dir / PACKAGE).glob("*_pb2*.py"))
+    return sorted((out_dir / PACKAGE).glob("*_pb2*.py*"))
 
 
 def stale_files(committed_dir: pathlib.Path = OUT_DIR) -> list[str]:
@@ -53,7 +54,7 @@ def stale_files(committed_dir: pathlib.Path = OUT_DIR) -> list[str]:
     from a fresh build of proto/*.proto."""
     with tempfile.TemporaryDirectory(prefix="grpc-chaos-proto-") as tmp:
         fresh = {p.name: p.read_bytes() for p in generate(pathlib.Path(tmp))}
-    committed = {p.name: p.read_bytes() for p in committed_dir.glob("*_pb2*.py")}
+    committed = {p.name: p.read_bytes() for p in committed_dir.glob("*_pb2*.py*")}
     names = fresh.keys() | committed.keys()
     return sorted(n for n in names if fresh.get(n) != committed.get(n))
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         return 0
-    for stale in OUT_DIR.glob("*_pb2*.py"):
+    for stale in OUT_DIR.glob("*_pb2*.py*"):
         stale.unlink()
     for written in generate(ROOT):
         print(written.relative_to(ROOT))

@@ -4,6 +4,8 @@ says, so every claim is checked under every profile run."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chaos import checks, profiles
@@ -11,7 +13,7 @@ from chaos.faults import Certificate, CutConnections, Health, Pause
 
 pytestmark = pytest.mark.claims
 
-ROUND_ROBIN = {"loadBalancingConfig": [{"round_robin": {}}]}
+ROUND_ROBIN: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
 
 
 def _profile(name: str, service_config=None, **options) -> profiles.Profile:

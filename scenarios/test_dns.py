@@ -145,14 +145,14 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
     connections break, the client re-resolves (a query in the DNS log), and from the answer
     on it starts no RPC on the removed address; no RPC fails.
 
-    Bound: the re-resolution comes within dns_reresolution_ms (1500 ms) of the break — the client re-resolves on
-    a broken connection, but at most once per grpc.dns_min_time_between_resolutions_ms
-    (1000 ms in the recommended profile, 30 s by default, so a default client keeps the
-    stale address for up to 30 s); 500 ms of margin for a busy machine. The removed address
-    gets no new RPC later than dns_apply_ms (250 ms) after the answer (the update is sub-millisecond on
-    loopback). 0 failed RPCs: RPCs in flight on the cut connections are retried (the
-    removed backend's handlers are held just before the cut, so none of them is answered
-    — committed — yet).
+    Bound: the re-resolution comes within dns_reresolution_ms (1500 ms) of the break — the
+    client re-resolves on a broken connection, but at most once per
+    grpc.dns_min_time_between_resolutions_ms (1000 ms in the recommended profile, 30 s by
+    default, so a default client keeps the stale address for up to 30 s); 500 ms of margin
+    for a busy machine. The removed address gets no new RPC later than dns_apply_ms (250 ms)
+    after the answer (the update is sub-millisecond on loopback). 0 failed RPCs: RPCs in
+    flight on the cut connections are retried (the removed backend's handlers are held just
+    before the cut, so none of them is answered — committed — yet).
     """
     # A fleet whose servers never end connections themselves (no max connection age), so
     # nothing but the cut can make the client re-resolve.

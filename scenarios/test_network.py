@@ -284,15 +284,15 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     within it too). Not applicable to a client that sends every RPC to one backend.
 
     Bound: 200 ms is the floor the limit sets — the 400 bytes of payload alone take 200 ms
-    at 2 KB/s (measured p50 ~275-300 ms with framing and TLS); healthy_latency_ms (100 ms) for unthrottled RPCs
-    is ~30x their loopback p90 and half the floor, so the two cannot be confused (p90, not
-    p99: with ~50 RPCs each in the window, one scheduling stall of a backend process on a
-    busy machine, ~240 ms measured, would be the p99 on its own). No
+    at 2 KB/s (measured p50 ~275-300 ms with framing and TLS); healthy_latency_ms (100 ms)
+    for unthrottled RPCs is ~30x their loopback p90 and half the floor, so the two cannot be
+    confused (p90, not p99: with ~50 RPCs each in the window, one scheduling stall of a
+    backend process on a busy machine, ~240 ms measured, would be the p99 on its own). No
     failover is expected (nor recovery: b2 never leaves): a slow link is not a failure,
-    round robin keeps sending it its share. Each of 8 clients sends one RPC at a time, so
-    at most one reply waits in front of a keepalive ping's answer (~270 ms < the 500 ms
-    ping timeout); a deeper queue would trip the ping timeout and tear the connection
-    down in the middle of answers.
+    round robin keeps sending it its share. Each of 8 clients sends one RPC at a time, so at
+    most one reply waits in front of a keepalive ping's answer (~270 ms < the 500 ms ping
+    timeout); a deeper queue would trip the ping timeout and tear the connection down in the
+    middle of answers.
     """
     chaos.require_spread("per-backend latency")
     loads = [

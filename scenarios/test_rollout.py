@@ -65,7 +65,7 @@ def test_rolling_restart_loses_no_rpc(chaos):
             continue  # a client on one backend moved to another: it has no rotation to rejoin
         chaos.wait_for(
             load,
-            lambda: chaos.served_since(backend, back),
+            lambda backend=backend, back=back: chaos.served_since(backend, back),
             need.recovery_ms / 1000 + 5,
             f"{backend} serving again",
         )
@@ -200,6 +200,7 @@ def test_graceful_shutdown_drains(chaos):
         answers=("server.graceful_shutdown",),
         requirement="drain_ms",
     )
+    assert not_serving is not None  # the notice above failed the scenario otherwise
     chaos.expect(
         checks.drain_time(
             chaos.history, target=target, after_ns=not_serving, bound_ms=need.drain_ms

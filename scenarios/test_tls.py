@@ -84,9 +84,13 @@ def served_certificate(fleet, backend_id: str) -> bytes:
     host, port = fleet.backend(backend_id).published.rsplit(":", 1)
     context = ssl.create_default_context(cafile=fleet.info()["ca"])
     context.set_alpn_protocols(["h2"])
-    with socket.create_connection((host, int(port)), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=fleet.name) as tls:
-            return tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=fleet.name) as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None  # the context requires one (CERT_REQUIRED)
+    return certificate
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -230,7 +234,9 @@ def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
             ).cert_pem()
         ).public_bytes(Encoding.DER)
         chaos.wait_until(
-            lambda: served_certificate(chaos.fleet, backend) == renewed,
+            lambda backend=backend, renewed=renewed: (
+                served_certificate(chaos.fleet, backend) == renewed
+            ),
             5,
             f"{backend} presenting its renewed certificate to new connections",
         )

@@ -86,10 +86,9 @@ class Chromium:
                 return int(marker.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 pass
-            try:  # wait for the process (or its start) rather than spin
+            # Wait for the process (or its start) rather than spin.
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
         raise TimeoutError(f"chromium wrote no {marker} within {START_TIMEOUT_S} s")
 
     def page(self) -> Page:

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from chaos import profiles
-from chaos.gate import aggregate, exits, results_file
+from chaos.gate import aggregate, results_file
+from chaos.outcomes import Exit
 from chaos.run import results as records_module
 from fleet.procs.waiting import wait_until
 from tests.chromium import Chromium, open_page, screenshot
@@ -195,7 +196,7 @@ def failing(work):
 
 def test_recommended_passes_and_writes_the_run_directory(passing, work):
     result, directory = passing
-    assert result.returncode == exits.PASS, result.stdout + result.stderr
+    assert result.returncode == Exit.PASS, result.stdout + result.stderr
     assert re.search(
         rf"^PASS  test_kill::{LONG_OUTAGE} \[recommended\]  recovery_time: "
         r"[\d.]+ ms \(bound <= 5000 ms\)",
@@ -276,7 +277,7 @@ def _assert_wall_clock_beside_monotonic(history: Path) -> None:
 
 def test_naive_fails_and_the_report_names_the_setting_to_add(failing):
     result, directory = failing
-    assert result.returncode == exits.FAIL, result.stdout + result.stderr
+    assert result.returncode == Exit.FAIL, result.stdout + result.stderr
     assert re.search(
         rf"^FAIL  test_kill::{KILL_UNDER_LOAD} \[naive\]  errors: \d+ rpcs "
         r"\(bound <= 0 rpcs\)",
@@ -309,7 +310,7 @@ def test_usage_error_from_pytest_itself_is_exit_4_and_keeps_no_run(work):
     result = gate(
         "-k", KILL_UNDER_LOAD, "--output", str(work / "usage-runs"), "--", "--no-such-pytest-option"
     )
-    assert result.returncode == exits.USAGE
+    assert result.returncode == Exit.USAGE
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "--no-such-pytest-option" in result.stderr
     assert not any((work / "usage-runs").iterdir())
@@ -350,7 +351,7 @@ def test_bad_input_is_one_line_naming_it_exit_4(work, args, message):
     args = [a.replace("{work}", str(work)) for a in args]
     output = [] if "--output" in args else ["--output", str(work / "bad-input-runs")]
     result = gate(*args, *output)
-    assert result.returncode == exits.USAGE, result.stdout + result.stderr
+    assert result.returncode == Exit.USAGE, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("grpc-chaos gate: error: "), result.stderr
     assert message.replace("{work}", str(work)) in lines[0]
@@ -378,7 +379,7 @@ def test_planted_regression_is_marked_even_within_its_bound_and_fails_when_asked
         str(baseline),
         "--fail-on-regression",
     )
-    assert result.returncode == exits.FAIL, result.stdout + result.stderr
+    assert result.returncode == Exit.FAIL, result.stdout + result.stderr
     assert "1 passed, 1 figure regressed" in result.stdout, result.stdout
     directory = run_dir(result)
     assert directory != baseline and (baseline / "results.json").is_file()  # both kept
@@ -397,8 +398,8 @@ def test_planted_regression_is_marked_even_within_its_bound_and_fails_when_asked
 
 def test_regressed_figure_fails_the_gate_only_with_fail_on_regression():
     counts = aggregate.Tally(aggregate.Counter({aggregate.PASS: 1}), regressed=1)
-    assert aggregate.exit_code(counts) == exits.PASS
-    assert aggregate.exit_code(counts, fail_on_regression=True) == exits.FAIL
+    assert aggregate.exit_code(counts) == Exit.PASS
+    assert aggregate.exit_code(counts, fail_on_regression=True) == Exit.FAIL
 
 
 def test_baseline_of_another_schema_version_is_refused(passing, work):
@@ -411,7 +412,7 @@ def test_baseline_of_another_schema_version_is_refused(passing, work):
     result = gate(
         "-k", LONG_OUTAGE, "--baseline", str(other), "--output", str(work / "bad-input-runs")
     )
-    assert result.returncode == exits.USAGE
+    assert result.returncode == Exit.USAGE
     assert result.stderr.strip() == (
         f"grpc-chaos gate: error: baseline {other / 'results.json'}: results schema version "
         f"{results_file.VERSION + 1} (records {records_module.SCHEMA}); this grpc-chaos reads "
@@ -433,7 +434,7 @@ def test_repeat_3_makes_a_cell_that_differs_flaky_and_fails(work):
         "--output",
         str(work / "runs"),
     )
-    assert result.returncode == exits.FAIL, result.stdout + result.stderr
+    assert result.returncode == Exit.FAIL, result.stdout + result.stderr
     directory = run_dir(result)
     doc = results(directory)
     assert sorted((r["repeat"], r["outcome"]) for r in doc["results"]) == [
@@ -467,7 +468,7 @@ def test_inconclusive_exits_2(work):
         "--output",
         str(work / "runs"),
     )
-    assert result.returncode == exits.INCONCLUSIVE, result.stdout + result.stderr
+    assert result.returncode == Exit.INCONCLUSIVE, result.stdout + result.stderr
     assert "grpc-chaos gate: INCONCLUSIVE — 1 inconclusive" in result.stdout
     assert re.search(
         r"^INCONCLUSIVE test_gate_probe::test_runner_stalled \[recommended\]  "
@@ -501,7 +502,7 @@ def test_ctrl_c_stops_pytest_keeps_what_was_written_and_leaves_nothing(work):
     finally:
         process.send_signal(signal.SIGINT)
     result = finish(process, mark)
-    assert result.returncode == exits.INTERRUPTED, result.stdout + result.stderr
+    assert result.returncode == Exit.INTERRUPTED, result.stdout + result.stderr
     directory = run_dir(result)
     doc = results(directory)
     assert doc["run"]["interrupted"] is True and doc["run"]["verdict"] == "INTERRUPTED"
@@ -538,7 +539,7 @@ def test_ctrl_c_dropped_while_pytest_starts_still_stops_the_gate(work):
         launcher=("-c", CTRL_C_WHILE_FORKING),
     )
     result = finish(process, mark)
-    assert result.returncode == exits.INTERRUPTED, result.stdout + result.stderr
+    assert result.returncode == Exit.INTERRUPTED, result.stdout + result.stderr
     doc = results(run_dir(result))
     assert doc["run"]["interrupted"] is True and doc["run"]["verdict"] == "INTERRUPTED"
     # Stopped during the first pytest: no repeat after it ran.

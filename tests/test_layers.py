@@ -19,6 +19,7 @@ LAYERS = [
     "fleet.protos",  # generated modules of the built-in Greeter and Control service
     "fleet",  # the system under test: backends, PKI, DNS, the controller
     "chaos.outcomes",  # pass / fail / inconclusive / not judged, exit codes
+    "chaos.rundir",  # run directories and the host facts each run records
     "chaos.history",  # every RPC and fault on one clock
     "chaos.observe",  # what is seen of the client and the machine beside the history
     "chaos.toxiproxy_server",  # the embedded Toxiproxy and its control client

@@ -41,7 +41,7 @@ def retry(**changes) -> dict:
     }
 
 
-O = 'channel_options["grpc.{}"]'
+C = 'channel_options["grpc.{}"]'
 M = "service_config.methodConfig[0]"
 R = f"{M}.retryPolicy"
 L = "service_config.loadBalancingConfig"
@@ -55,60 +55,60 @@ DURATION = (
     [
         (
             {"grpc.keepalive_time_msx": 20000},
-            f"{O.format('keepalive_time_msx')}: unknown channel option (did you mean "
+            f"{C.format('keepalive_time_msx')}: unknown channel option (did you mean "
             f'"grpc.keepalive_time_ms"?): gRPC ignores it silently',
         ),
         (
             {"grpc.keepalive_time_ms": "20000"},
-            f'{O.format("keepalive_time_ms")}: expected an integer, got "20000": write 20000 '
+            f'{C.format("keepalive_time_ms")}: expected an integer, got "20000": write 20000 '
             f"without quotes",
         ),
         (
             {"grpc.keepalive_time_ms": 1.5},
-            f"{O.format('keepalive_time_ms')}: expected an integer, got 1.5",
+            f"{C.format('keepalive_time_ms')}: expected an integer, got 1.5",
         ),
         (
             {"grpc.keepalive_time_ms": None},
-            f"{O.format('keepalive_time_ms')}: expected an integer, got null",
+            f"{C.format('keepalive_time_ms')}: expected an integer, got null",
         ),
         (
             {"grpc.keepalive_permit_without_calls": True},
-            f"{O.format('keepalive_permit_without_calls')}: expected 0 or 1 (gRPC's booleans are "
+            f"{C.format('keepalive_permit_without_calls')}: expected 0 or 1 (gRPC's booleans are "
             f"integers), got true: write 1",
         ),
         (
             {"grpc.keepalive_permit_without_calls": 2},
-            f"{O.format('keepalive_permit_without_calls')}: must be at most 1, got 2",
+            f"{C.format('keepalive_permit_without_calls')}: must be at most 1, got 2",
         ),
         (
             {"grpc.max_reconnect_backoff_ms": -5},
-            f"{O.format('max_reconnect_backoff_ms')}: must be at least 0 ms, got -5",
+            f"{C.format('max_reconnect_backoff_ms')}: must be at least 0 ms, got -5",
         ),
         (
             {"grpc.keepalive_time_ms": 2**31},
-            f"{O.format('keepalive_time_ms')}: must be at most 2147483647 ms, got 2147483648",
+            f"{C.format('keepalive_time_ms')}: must be at most 2147483647 ms, got 2147483648",
         ),
         (
             {"grpc.initial_reconnect_backoff_ms": 10},
-            f"{O.format('initial_reconnect_backoff_ms')}: warning: 10 ms is below gRPC's minimum: "
+            f"{C.format('initial_reconnect_backoff_ms')}: warning: 10 ms is below gRPC's minimum: "
             f"gRPC uses 100 ms",
         ),
         (
             {"grpc.default_authority": 5},
-            f"{O.format('default_authority')}: expected a string, got 5",
+            f"{C.format('default_authority')}: expected a string, got 5",
         ),
         (
             {"grpc.service_config": "{}"},
-            f"{O.format('service_config')}: put the service config in the profile's "
+            f"{C.format('service_config')}: put the service config in the profile's "
             f'"service_config" (checked, and merged into the channel options for you)',
         ),
         (
             {"grpc.max_connection_age_ms": 1000},
-            f"{O.format('max_connection_age_ms')}: a server option: a client channel ignores it",
+            f"{C.format('max_connection_age_ms')}: a server option: a client channel ignores it",
         ),
         (
             {"grpc.lb_policy_name": "round_robbin"},
-            f'{O.format("lb_policy_name")}: unknown policy "round_robbin" (did you mean '
+            f'{C.format("lb_policy_name")}: unknown policy "round_robbin" (did you mean '
             f'"round_robin"?); gRPC ignores it silently and uses pick_first',
         ),
     ],

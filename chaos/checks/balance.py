@@ -140,7 +140,7 @@ def balance_chi2(
     ok = [r for r in in_window(h.rpcs, start_ns, end_ns) if r.ok]
     names = _backend_names(backends, ok)
     counts = Counter({b: 0 for b in names})
-    counts.update(r.backend for r in ok if r.backend in counts)
+    counts.update(r.backend for r in ok if r.backend is not None and r.backend in counts)
     unexpected = Counter(r.backend for r in ok if r.backend is not None and r.backend not in counts)
     unattributed = sum(1 for r in ok if r.backend is None)
     total = sum(counts.values())
@@ -240,13 +240,14 @@ def _bad_round_text(ok: list[Rpc], names: list[str], order: list, bad: int) -> s
         *([f"unlisted backend {', '.join(strangers)}"] if strangers else []),
     ]
     first = ok[bad * n]
+    last = ok[min(len(ok), (bad + 1) * n) - 1]
     what = (
         "; ".join(faults)
         if faults
         else f"a different order from round 1 ({' '.join(map(str, order))})"
     )
     return (
-        f"round {bad + 1} of {-(-len(ok) // n)} (RPCs #{first.id}..#{ok[min(len(ok), (bad + 1) * n) - 1].id}) "
+        f"round {bad + 1} of {-(-len(ok) // n)} (RPCs #{first.id}..#{last.id}) "
         f"went to {seq}: {what}."
         + (f" The {bad} rounds before it followed the rotation." if bad else "")
     )
@@ -292,7 +293,7 @@ def share(
     h = as_history(history)
     ok = [r for r in in_window(h.rpcs, start_ns, end_ns) if r.ok and r.backend in backends]
     counts = Counter({b: 0 for b in backends})
-    counts.update(r.backend for r in ok)
+    counts.update(r.backend for r in ok if r.backend is not None)  # (ok: on backends only)
     even = len(ok) / len(backends) if backends else 0.0
     figure = counts[target] / even if even else None
     passed = figure is not None and figure >= min_share

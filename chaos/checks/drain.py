@@ -59,8 +59,9 @@ def drain_time(
         )
     if not on_target:
         paragraph = (
-            f"No RPC started on {target} after its health flip: drained at once (0 ms, bound {bound_ms:g} ms). "
-            f"The {len(later)} RPCs started after the flip went to: {count_text(by_backend(later))}.{note}"
+            f"No RPC started on {target} after its health flip: drained at once "
+            f"(0 ms, bound {bound_ms:g} ms). The {len(later)} RPCs started after the flip "
+            f"went to: {count_text(by_backend(later))}.{note}"
         )
         return Verdict(
             "drain_time", bound_ms >= 0.0, 0.0, "ms", bound_ms, explain(paragraph, h, after_ns)

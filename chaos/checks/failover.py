@@ -58,6 +58,7 @@ def failover_time(
         else next((r for r in later if r.start_ns > last_bad.start_ns), None)
     )
     if first_good is None:
+        assert last_bad is not None  # first_good is later[0] otherwise
         observed = ms(later[-1].start_ns - after_ns)
         paragraph = (
             f"The client never failed over from {target} within the {observed / 1000:.1f} s "
@@ -109,8 +110,8 @@ def _failover_paragraph(
 ) -> str:
     if bad:
         cause = (
-            f"the last RPC that failed or went to {target} was {describe_rpc(bad[-1], after_ns, 'the fault')}; "
-            f"{_bad_summary(bad, target)}"
+            f"the last RPC that failed or went to {target} was "
+            f"{describe_rpc(bad[-1], after_ns, 'the fault')}; {_bad_summary(bad, target)}"
         )
     else:
         cause = f"no RPC that started after the fault failed or went to {target}"

@@ -87,7 +87,10 @@ def latency(
     nearest_rank(1, percentile)  # validates the percentile even when there is nothing to rank
     h = as_history(history)
     chosen = _select(h, backend, start_ns, end_ns, only_ok)
-    what = f"{'OK ' if only_ok else ''}RPCs{f' on {backend}' if backend else ''} that started {describe_window(h, start_ns, end_ns)}"
+    what = (
+        f"{'OK ' if only_ok else ''}RPCs{f' on {backend}' if backend else ''} "
+        f"that started {describe_window(h, start_ns, end_ns)}"
+    )
     origin, origin_name = anchor(h, start_ns)
     comparison = ">=" if at_least else "<="
     if not chosen or len(chosen) < min_rpcs:

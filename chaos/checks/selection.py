@@ -38,6 +38,7 @@ def describe_window(history: History, start_ns: int | None, end_ns: int | None) 
         return "over the whole history"
     if origin is None:
         origin = start_ns if start_ns is not None else end_ns
+        assert origin is not None  # both None was answered above
     since = "the start" if start_ns is None else f"{(start_ns - origin) / 1e6:+.3f} ms"
     until = "the end" if end_ns is None else f"{(end_ns - origin) / 1e6:+.3f} ms"
     return f"from {since} to {until} of the history"
@@ -55,7 +56,8 @@ def describe_rpc(rpc: Rpc, origin_ns: int, origin_name: str) -> str:
     """E.g. "#41 (UNAVAILABLE on b2, started +3.100 ms after the fault)"."""
     where = f"on {rpc.backend}" if rpc.backend is not None else "with no backend"
     details = f', "{rpc.details[:60]}"' if rpc.details else ""
-    return f"#{rpc.id} ({rpc.code} {where}{details}, started {(rpc.start_ns - origin_ns) / 1e6:+.3f} ms after {origin_name})"
+    started = f"{(rpc.start_ns - origin_ns) / 1e6:+.3f} ms after {origin_name}"
+    return f"#{rpc.id} ({rpc.code} {where}{details}, started {started})"
 
 
 def count_text(counter: Counter | dict) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from chaos.history import History
+from chaos.outcomes import Outcome
 
 # How much of the timeline an explanation shows each side of its decisive point, and
 # at most how many lines: a fifth of a second shows a fault's start and the first RPCs
@@ -67,18 +68,18 @@ class Verdict:
         return self.passed
 
     @property
-    def outcome(self) -> str:
-        """ "pass", "fail", "inconclusive" or "not judged"."""
+    def outcome(self) -> Outcome:
+        """PASS, FAIL, INCONCLUSIVE or NOT_JUDGED (chaos/outcomes.py)."""
         if self.passed:
-            return "pass"
+            return Outcome.PASS
         if self.not_judged:
-            return "not judged"
-        return "inconclusive" if self.inconclusive else "fail"
+            return Outcome.NOT_JUDGED
+        return Outcome.INCONCLUSIVE if self.inconclusive else Outcome.FAIL
 
     @property
     def failed(self) -> bool:
         """A red: it did not pass, and neither a stall nor missing evidence explains it."""
-        return self.outcome == "fail"
+        return self.outcome is Outcome.FAIL
 
     def breaks_bound(self) -> bool:
         """Whether the figure the headline states is one that breaks the bound (what a

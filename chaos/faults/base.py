@@ -21,8 +21,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any, ClassVar
 
 from chaos.history import History
 
@@ -40,12 +40,13 @@ class Fault(ABC):
     def apply(self, nemesis: Nemesis) -> None:
         """Do the damage."""
 
-    def revert(self, nemesis: Nemesis) -> None:
-        """Repair it. Instantaneous faults (a restart) have nothing to repair."""
+    def revert(self, nemesis: Nemesis) -> None:  # noqa: B027  an optional hook, empty on purpose
+        """Repair it. Deliberately not abstract: instantaneous faults (a restart) have nothing
+        to repair and keep this default, which does nothing; every other fault overrides it."""
 
     def detail(self) -> dict:
         """The fault's parameters, JSON-able, for the event record."""
-        data = asdict(self) if hasattr(self, "__dataclass_fields__") else {}
+        data: dict[str, Any] = asdict(self) if is_dataclass(self) else {}
         data.pop("target", None)
         return data
 

@@ -153,6 +153,7 @@ class Campaign:
         improved = True
         while improved:
             improved = False
+            assert self.result.minimal is not None  # polished only once something failed
             for candidate in simpler(self.result.minimal.schedule):
                 if candidate.key() in tried:
                     continue
@@ -225,6 +226,7 @@ class Campaign:
                 + f"\n    ranks: {run.ranks_text()}\n  shrinking it (rule {r.rule})"
             )
             return True
+        assert run.rule is not None and r.minimal is not None  # a failed run, not the first
         if run.rule != r.rule:
             r.also.setdefault(run.rule, Finding(schedule, run, self.elapsed()))
             self._line(run, f"fails {run.rule} instead (not the rule being shrunk)")

@@ -23,6 +23,7 @@ inconclusive, 4 a usage or configuration error (one line that names it; nothing 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import sys
@@ -30,15 +31,14 @@ import time
 from pathlib import Path
 
 from chaos import profiles as profiles_module
+from chaos import rundir
 from chaos.fuzz import kinds as kinds_module
 from chaos.fuzz import render, results
 from chaos.fuzz.campaign import Campaign, Finding, Result, database_key
 from chaos.fuzz.executor import ERROR, FAIL, INCONCLUSIVE, Executor
 from chaos.fuzz.schedule import Schedule, ScheduleError
 from chaos.fuzz.strategy import MAX_FAULTS, schedules
-from chaos.gate.exits import FAIL as EXIT_FAIL
-from chaos.gate.exits import INCONCLUSIVE as EXIT_INCONCLUSIVE
-from chaos.gate.exits import INTERRUPTED, PASS, USAGE, GateError
+from chaos.outcomes import Exit, UsageError, UsageParser
 from chaos.toxiproxy_server.control import ServerStartError
 from fleet.controller import FleetError
 from fleet.procs.lifeline import interrupts
@@ -48,10 +48,6 @@ DEFAULT_CORPUS = Path("scenarios") / "fuzz_corpus"
 DEFAULT_TIMES = 10
 MIN_FLEET, MAX_FLEET = 2, 200  # a failover needs a survivor (as chaos/run/plugin.py)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-class UsageError(Exception):
-    """A bad argument or file: printed as one line, exit 4."""
 
 
 def parse_budget(text: str) -> float:
@@ -65,13 +61,8 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse exits 2, which means inconclusive here
-        raise UsageError(f"{message} (see --help)")
-
-
 def parser(prog: str = "python -m chaos.fuzz") -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog=prog,
         description="Search fault schedules for one that breaks the "
         "client, shrink it to the smallest, replay it.",
@@ -184,7 +175,7 @@ class Setup:
         try:
             self.target = gate_cli.load_target(args.target)
             self.requirements = gate_cli.load_requirements(args.requirements, self.target)
-        except GateError as exc:
+        except UsageError as exc:
             raise UsageError(str(exc)) from None
         planned = args.schedule.fleet_size if args.schedule is not None else 3
         self.size = args.fleet_size or planned
@@ -271,7 +262,7 @@ class Command:
     def run(self) -> int:
         try:
             directory = _create_run_directory(Path(self.args.output))
-        except GateError as exc:
+        except UsageError as exc:
             raise UsageError(str(exc)) from None
         # Ctrl-C and SIGTERM stop the campaign (exit 130), also where SIGINT came in ignored
         # (nohup, a background job): fleet.procs.lifeline.interrupts.
@@ -293,7 +284,7 @@ class Command:
         from chaos.run import preflight
 
         setup, args = self.setup, self.args
-        started, load_start = time.time(), results.load_average()
+        started, load_start = time.time(), rundir.load_average()
         self.say(
             f"grpc-chaos fuzz: run {directory}; profile {setup.profile.name}; budget "
             f"{args.budget_s:g} s; fleet of {setup.size}; load average {load_start}",
@@ -306,6 +297,7 @@ class Command:
             if not check.passed:
                 failed = Result(stopped="preflight", last_error=check.message)
                 return self._report(directory, failed, started, load_start, [])
+            assert check.shape is not None  # a preflight that passed observed the shape
             self.say(f"preflight: the client {check.shape.describe()}")
             kinds = setup.kinds
             executor = Executor(
@@ -372,8 +364,8 @@ class Command:
             "fleet_size": setup.size,
             "kinds": kind_names,
             "max_faults": args.max_faults,
-            "host": dict(results.host(), load_average=load_start),
-            "load_average_end": results.load_average(),
+            "host": dict(rundir.host(), load_average=load_start),
+            "load_average_end": rundir.load_average(),
             "replay_extra": extra,
         }
         results.write_run(directory, meta, result)
@@ -381,10 +373,12 @@ class Command:
         _point_latest(directory)
         self.say(self._closing(directory, result, corpus, extra), always=True)
         if result.stopped == "interrupted":
-            return INTERRUPTED
+            return Exit.INTERRUPTED
         if result.stopped == "broken":
-            return USAGE
-        return EXIT_FAIL if result.minimal is not None or result.stopped == "preflight" else PASS
+            return Exit.USAGE
+        return (
+            Exit.FAIL if result.minimal is not None or result.stopped == "preflight" else Exit.PASS
+        )
 
     def _closing(self, directory: Path, result, corpus: Path | None, extra) -> str:
         lines = [
@@ -443,7 +437,7 @@ class Command:
             f"grpc-chaos fuzz: replaying {args.replay} {args.times} times under "
             f"{setup.profile.name}"
             + (f"; it failed {expected}" if expected else "")
-            + f"; load average {results.load_average()}",
+            + f"; load average {rundir.load_average()}",
             always=True,
         )
         self.say(schedule.text(), always=True)
@@ -455,7 +449,8 @@ class Command:
             )
             if not check.passed:
                 self.say(f"FAIL before any fault — the preflight: {check.message}", always=True)
-                return EXIT_FAIL
+                return Exit.FAIL
+            assert check.shape is not None  # a preflight that passed observed the shape
             executor = Executor(
                 side.fleet,
                 setup.profile,
@@ -510,7 +505,7 @@ class Command:
             + (f", not judged {unjudged}" if unjudged else "")
             + f", errors {outcomes.count(ERROR)}"
             + (f" ({reruns} inconclusive run(s) run again)" if reruns else "")
-            + f"; load average {results.load_average()}"
+            + f"; load average {rundir.load_average()}"
         )
         self.say(line + f"\n  results: {directory}", always=True)
         (directory / "replay.json").write_text(
@@ -529,9 +524,9 @@ class Command:
         )
         _point_latest(directory)
         if failed:
-            return EXIT_FAIL
+            return Exit.FAIL
         unknown = INCONCLUSIVE in outcomes or unjudged
-        return EXIT_INCONCLUSIVE if unknown and "pass" not in outcomes else PASS
+        return Exit.INCONCLUSIVE if unknown and "pass" not in outcomes else Exit.PASS
 
 
 def save_to_corpus(corpus: Path, schedule: Schedule, rule: str | None, profile: str) -> Path:
@@ -559,18 +554,13 @@ def save_to_corpus(corpus: Path, schedule: Schedule, rule: str | None, profile: 
 
 
 def _create_run_directory(output: Path) -> Path:
-    from chaos.gate import rundir
-
     return rundir.create(output)
 
 
 def _point_latest(directory: Path) -> None:
-    from chaos.gate import rundir
-
-    try:
+    # The run directory itself is written; only the convenience link may be missing.
+    with contextlib.suppress(UsageError):
         rundir.point_latest(directory)
-    except GateError:
-        pass  # the run directory itself is written; only the convenience link is missing
 
 
 def _digest(profile) -> str:
@@ -591,10 +581,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m chaos.fuzz") -> i
         return Command(parse(argv, prog), argv=argv).run()
     except UsageError as exc:
         print(f"grpc-chaos fuzz: error: {exc}", file=sys.stderr)
-        return USAGE
+        return Exit.USAGE
     except KeyboardInterrupt:
         print("grpc-chaos fuzz: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -24,18 +24,20 @@ that spawned it — a backend restarted from a short-lived thread dies with that
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from chaos.checks.verdict import Verdict
-from chaos.faults import Active, Nemesis
+from chaos.faults import Active, Fault, Nemesis
 from chaos.fuzz import kinds, oracle
 from chaos.fuzz.load_shape import ShapedLoad
 from chaos.fuzz.model import REVERT
 from chaos.fuzz.schedule import ALL, Schedule
 from chaos.history import History
 from chaos.load import GreeterRpc
+from chaos.outcomes import Outcome
 from chaos.verdicts.judge import judge
 from chaos.verdicts.requirements import DEFAULTS, Requirements
 from fleet.procs.lifeline import check_interrupt
@@ -46,7 +48,8 @@ WARM_UP_S = 10.0
 # After the liveness bound an RPC started right at it must still be seen to end.
 TAIL_MARGIN_S = 0.5
 
-PASS, FAIL, INCONCLUSIVE, ERROR = "pass", "fail", "inconclusive", "error"
+# A run's outcome (chaos/outcomes.py): pass, fail, inconclusive, or error (could not run).
+PASS, FAIL, INCONCLUSIVE, ERROR = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.ERROR
 # An inconclusive run (the runner stalled) is run again this many times before its
 # outcome is taken as inconclusive: by the campaign (which then rejects the example) and
 # by a replay (which then counts it inconclusive, never as reproduced nor as passed).
@@ -237,13 +240,14 @@ class Executor:
         actions = []
         for spec in schedule.faults:
             kind = kinds.get(spec.kind)
-            backends = (
-                [None]
-                if kind.fleet_wide
-                else list(ranks.values())
-                if spec.target == ALL
-                else [ranks[spec.target]]
-            )
+            backends: list[str | None]
+            if kind.fleet_wide:
+                backends = [None]
+            elif spec.target == ALL:
+                backends = list(ranks.values())
+            else:
+                assert isinstance(spec.target, int)  # a rank: the schedule was validated
+                backends = [ranks[spec.target]]
             for backend in backends:
                 fault = kind.make(backend, spec.params)
                 at = t0 + spec.at_ms * 1_000_000
@@ -274,10 +278,9 @@ class Executor:
                 for backend, t in due.items()
             )
 
-        try:
+        # On a timeout, the liveness verdicts say what did not come back.
+        with contextlib.suppress(TimeoutError):
             load.wait_until(recovered, wait_s, "the client serving again")
-        except TimeoutError:
-            pass  # the liveness verdicts say what did not come back
 
     def _clean_up(self, load: ShapedLoad, nemesis: Nemesis, run: Run, clock: _Phases) -> None:
         try:
@@ -327,7 +330,7 @@ class _Phases:
 class _Action:
     due_ns: int
     order: int  # 0 revert, 1 inject
-    fault: object  # a chaos.faults fault (one per backend for a target of "all")
+    fault: Fault  # one per backend for a target of "all"
 
 
 class _Scheduler:

@@ -103,7 +103,9 @@ class Kind:
     name: str
     group: str
     event: str
-    make: Callable[[str | None, dict], faults.Fault]
+    # (backend id, params) -> the fault; the id is a str, None only for a fleet-wide kind, so
+    # each kind's own builder takes what it gets (a per-backend kind never sees None).
+    make: Callable[..., faults.Fault]
     effect: Effect | Callable[[dict], Effect]
     about: str
     params: tuple[Param, ...] = ()

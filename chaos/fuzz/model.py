@@ -35,6 +35,7 @@ Everything here is pure: events in, windows out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from chaos.fuzz import kinds
@@ -132,7 +133,7 @@ def _refine(
     window: Window,
     every: list[Window],
     requirements: Requirements,
-    gaps: list[tuple[int, int]] = (),
+    gaps: Sequence[tuple[int, int]] = (),
 ) -> Window:
     """Family modifiers from the other faults on the same backend, and the bound."""
     family = window.family
@@ -143,6 +144,7 @@ def _refine(
         dirty = _on_at(every, window.target, window.start_ns, "splits_replies")
     detection = 0
     if window.state == DOWN:
+        assert family is not None  # a DOWN window always has its family (kinds.Effect)
         detection = int(getattr(requirements, DETECTION[family]) * 1e6)
         if family == EJECT:
             detection = _with_idle(window.in_force_ns, detection, gaps)
@@ -172,7 +174,7 @@ def _reply_delay_ns(event: Event) -> int:
     return int((attributes.get("latency", 0) + attributes.get("jitter", 0)) * 1e6)
 
 
-def _with_idle(from_ns: int, bound_ns: int, gaps: list[tuple[int, int]]) -> int:
+def _with_idle(from_ns: int, bound_ns: int, gaps: Sequence[tuple[int, int]]) -> int:
     """The eject bound in time *with load*: a client learns that a backend fails every call
     only from its calls (outlier detection counts them per interval), so an idle gap of
     the load inside the blind window lengthens the window by the gap. Breaks, hangs and

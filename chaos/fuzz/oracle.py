@@ -533,6 +533,7 @@ def _after_idle(t_ns: int, gaps: list[tuple[int, int]]) -> int:
 
 
 def _bound_name(w: Window) -> str:
+    assert w.family is not None  # only DOWN windows have a detection bound to name
     return DETECTION[w.family]
 
 

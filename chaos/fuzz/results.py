@@ -1,4 +1,4 @@
-"""The run directory of a fuzz campaign (laid out by chaos/gate/rundir.py, as the gate's).
+"""The run directory of a fuzz campaign (laid out by chaos/rundir.py, as the gate's).
 
 chaos-fuzz/
   latest -> 20261130T193000Z-1a2b3c
@@ -19,8 +19,6 @@ chaos-fuzz/
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -107,17 +105,6 @@ def _median(values: list[float]) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[len(ordered) // 2], 3)
-
-
-def host() -> dict:
-    return {"name": platform.node(), "cpus": os.cpu_count(), "load_average": load_average()}
-
-
-def load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def summary(doc: dict, result: Result, directory: Path) -> str:

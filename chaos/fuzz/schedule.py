@@ -29,6 +29,7 @@ being killed), and latency that adds up past half the deadline.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -288,7 +289,9 @@ class _Where:
     def fail(self, path: str, message: str):
         raise ScheduleError(f"{self.source}: {path + ': ' if path else ''}{message}")
 
-    def mapping(self, data: Any, path: str, allowed: set[str], required: set[str] = frozenset()):
+    def mapping(
+        self, data: Any, path: str, allowed: set[str], required: AbstractSet[str] = frozenset()
+    ):
         if not isinstance(data, dict):
             self.fail(path, f"expected an object, got {type(data).__name__}")
         unknown = sorted(set(data) - allowed)
@@ -345,7 +348,7 @@ def _own_problem(fault: FaultSpec, size: int) -> str | None:
     kind = kinds_module.get(fault.kind)
     if kind.fleet_wide and fault.target != ALL:
         return f'{fault.kind} acts on the whole fleet: its target is "all"'
-    if fault.target != ALL and not 1 <= fault.target <= size:
+    if isinstance(fault.target, int) and not 1 <= fault.target <= size:
         return f"target #{fault.target}, but the fleet has {size} backends (#1 to #{size})"
     if kind.instant and fault.for_ms:
         return f"{fault.kind} is instant: for_ms must be 0, not {fault.for_ms}"

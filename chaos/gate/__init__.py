@@ -6,7 +6,6 @@ act on, a run directory that keeps everything, and a report a person reads.
     pytest_run.py    one pytest child per (profile, repeat); its results tailed
     plan.py          the pytest plugin that tells the gate what a child selected
     progress.py      a line per finished scenario; the elapsed/ETA bar on a terminal
-    rundir.py        chaos-runs/<UTC time>-<id>/ and the latest link
     aggregate.py     the one aggregation: cells (flaky k/N), figures, verdict, exit code
     baseline.py      figure-by-figure comparison with an earlier run
     results_file.py  results.json (versioned schema, docs/gate.md)
@@ -14,7 +13,11 @@ act on, a run directory that keeps everything, and a report a person reads.
     summary_md.py    summary.md (and $GITHUB_STEP_SUMMARY)
     report_html.py   report.html, self-contained
     plots.py         the plot of one scenario run (matplotlib)
-    exits.py         exit codes and the usage error
+    matrix.py        every scenario under every profile (docs/matrix.md), from run dirs
+    report.py        every figure of one or more run directories
+    campaign.py      the suite many times beside CPU burners: the zero-flake campaign
+
+Outcomes and exit codes are chaos/outcomes.py's; run directories chaos/rundir.py's.
 
 Importing this package imports nothing else: pytest children load plan.py from here, and
 they need neither matplotlib nor the gate.

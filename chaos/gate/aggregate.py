@@ -21,15 +21,22 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from chaos.gate import exits
+from chaos.outcomes import Exit, Outcome, merge
+from chaos.outcomes import exit_code as outcome_exit_code
 
-# Cell outcomes, from the records' outcomes plus "flaky" (the repeats disagree).
-PASS, FAIL, FLAKY, INCONCLUSIVE, ERROR = "pass", "fail", "flaky", "inconclusive", "error"
-NOT_APPLICABLE, SKIPPED = "not_applicable", "skipped"
+# Cell outcomes: the records' outcomes plus "flaky" (the repeats disagree); chaos/outcomes.py.
+PASS, FAIL, FLAKY, INCONCLUSIVE, ERROR = (
+    Outcome.PASS,
+    Outcome.FAIL,
+    Outcome.FLAKY,
+    Outcome.INCONCLUSIVE,
+    Outcome.ERROR,
+)
+NOT_APPLICABLE, SKIPPED = Outcome.NOT_APPLICABLE, Outcome.SKIPPED
 # How a cell reads in a table: the shipped matrix's words.
 # An error (a fixture that failed, the preflight) reads FAIL, as pytest counts it; the
 # records keep "error", and the counts say "errored".
-_LABELS = {
+_LABELS: dict[str, str] = {
     PASS: "pass",
     FAIL: "FAIL",
     INCONCLUSIVE: "INCONCLUSIVE",
@@ -70,8 +77,10 @@ def describe(verdict: dict) -> str:
     figure = verdict.get("figure")
     if figure is None:  # no figure: the thing never happened (never recovered, ...)
         shown = "n/a"
+    elif named:
+        shown = f"{unit} {figure:.6g}"
     else:
-        shown = f"{unit} {figure:.6g}" if named else f"{figure:.6g} {unit}".rstrip()
+        shown = f"{figure:.6g} {unit}".rstrip()
     bound = verdict.get("bound")
     limit = (
         ""
@@ -147,7 +156,8 @@ def combine(runs: list[Cell]) -> Cell:
     distinct failures (k runs did not pass). A flaky cell is never a pass."""
     first = runs[0]
     failed = sum(cell.failed for cell in runs)
-    if all((c.outcome, c.check) == (first.outcome, first.check) for c in runs):
+    same_check = all(cell.check == first.check for cell in runs)
+    if same_check and merge(cell.outcome for cell in runs) is not Outcome.FLAKY:
         return Cell(first.outcome, first.reason, failed, len(runs), first.check)
     reasons = list(dict.fromkeys(str(c) for c in runs if c.outcome != PASS))
     return Cell(FLAKY, "; ".join(reasons), failed, len(runs))
@@ -208,7 +218,8 @@ def figures(records: list[dict]) -> dict[tuple, Figures]:
             found[key].append(verdict)
     return {
         key: Figures(
-            *key[:2],
+            key[0],
+            key[1],
             key[2],
             key[5],
             key[3],
@@ -260,22 +271,20 @@ def tally(matrix: dict[tuple[str, str], Cell], regressed: int = 0, not_run: int 
 
 
 def exit_code(counts: Tally, fail_on_regression: bool = False, interrupted: bool = False) -> int:
-    """The gate's exit code (chaos/gate/exits.py) for these counts."""
-    if interrupted:
-        return exits.INTERRUPTED
-    bad = counts.by_outcome[FAIL] + counts.by_outcome[ERROR] + counts.by_outcome[FLAKY]
-    if bad or (fail_on_regression and counts.regressed):
-        return exits.FAIL
-    if counts.by_outcome[INCONCLUSIVE]:
-        return exits.INCONCLUSIVE
-    return exits.PASS
+    """The gate's exit code (chaos/outcomes.py's map) for these counts."""
+    return outcome_exit_code(
+        counts.by_outcome,
+        regressed=fail_on_regression and bool(counts.regressed),
+        interrupted=interrupted,
+    )
 
 
 def verdict(code: int) -> str:
     """PASS / FAIL / INCONCLUSIVE / INTERRUPTED for an exit code."""
-    return {
-        exits.PASS: "PASS",
-        exits.FAIL: "FAIL",
-        exits.INCONCLUSIVE: "INCONCLUSIVE",
-        exits.INTERRUPTED: "INTERRUPTED",
-    }.get(code, "ERROR")
+    words: dict[int, str] = {
+        Exit.PASS: "PASS",
+        Exit.FAIL: "FAIL",
+        Exit.INCONCLUSIVE: "INCONCLUSIVE",
+        Exit.INTERRUPTED: "INTERRUPTED",
+    }
+    return words.get(code, "ERROR")

@@ -1,19 +1,22 @@
-"""The zero-flake campaign: the scenario suite run many times in a row, optionally beside
-CPU burners, with every run's outcome counted.
+"""The zero-flake campaign: the gate's pytest runner, repeated, beside CPU burners, with
+every run's outcome counted.
 
-    python -m chaos.gate.campaign --runs 20 --burners 2 [--out DIR] [-- extra pytest args]
+    python -m chaos.gate.campaign --runs 20 --burners 2 [--profile P] [--out DIR]
+                                  [-- extra pytest args]
 
-Each run is ``pytest scenarios/`` in its own process with ``--chaos-results`` (one JSON
-line per scenario, chaos/run/results.py) and its own artifacts directory under ``--out``. The
-burners are ``python3 -c "while True: pass"`` processes started before the first run and
-killed after the last. Prints one line per run — passed, failed, inconclusive, not
-applicable, reruns, seconds, load average — and a summary; exits 1 when any scenario
-failed in any run, 2 when none failed but some stayed inconclusive.
+Each run is one child pytest over the catalogue, as the gate starts it
+(chaos/gate/pytest_run.py), writing into ``--out`` as a gate run directory does:
+``pytest/<profile>.<run>.{log,jsonl,xml}`` and ``artifacts/repeat-<run>/``. The burners
+are ``python3 -c "while True: pass"`` processes started before the first run and killed
+after the last. Prints one line per run — passed, failed, inconclusive, not applicable,
+reruns, seconds, load average — and a summary; exits as every command does
+(chaos/outcomes.py): 1 when any scenario failed or errored in any run, 2 when none did but
+some stayed inconclusive, 130 interrupted.
 
 Ctrl-C or SIGTERM stops the run under way (SIGINT to its pytest, which tears its fleets
-down; SIGKILL after STOP_GRACE_S) and the burners, and exits 130; if the campaign itself
-is killed, its children get SIGKILL from the kernel (PR_SET_PDEATHSIG) and the fleets
-follow their pytest (fleet/procs/lifeline.py).
+down; SIGKILL after the runner's grace) and the burners; if the campaign itself is killed,
+its children get SIGKILL from the kernel (PR_SET_PDEATHSIG) and the fleets follow their
+pytest (fleet/procs/lifeline.py).
 """
 
 from __future__ import annotations
@@ -27,22 +30,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from chaos.gate.selection import CATALOGUE
-from chaos.run import results
+from chaos import profiles as profiles_module
+from chaos.gate.pytest_run import Options, PytestRun
+from chaos.gate.selection import CATALOGUE, Selection
+from chaos.outcomes import Exit, Outcome, UsageError, UsageParser, exit_code
 from fleet.procs.lifeline import check_interrupt, interrupts, set_pdeathsig
 
 BURNER = "while True: pass"
-STOP_GRACE_S = 30  # for pytest to tear its fleets down after SIGINT
+# Options the campaign sets itself for each run (give --profile, not --chaos-profile).
+_OWN_OPTIONS = ("--chaos-profile", "--chaos-results", "--chaos-artifacts", "--junitxml")
+_WAIT_TICK_S = 0.5  # how often a wait for a run looks for a Ctrl-C Python dropped
 
 
-def _child(argv: list[str], **options) -> subprocess.Popen:
-    """A child that dies with the campaign (SIGKILL on our death; we may be killed -9)."""
+def _child(argv: list[str]) -> subprocess.Popen:
+    """A burner that dies with the campaign (SIGKILL on our death; we may be killed -9)."""
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=lambda: set_pdeathsig(signal.SIGKILL),
-        **options,
     )
 
 
@@ -57,53 +63,45 @@ def stop_burners(burners: list[subprocess.Popen]) -> None:
         burner.wait(timeout=10)
 
 
-def run_once(number: int, out: Path, pytest_args: list[str]) -> tuple[Counter, float, int]:
-    """One run of the suite; returns (outcomes by kind, seconds, pytest's exit code)."""
-    folder = out / f"run-{number:02d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    record = folder / "results.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(CATALOGUE),
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--chaos-results={record}",
-        f"--chaos-artifacts={folder / 'artifacts'}",
-        *pytest_args,
-    ]
-    started = time.monotonic()
-    with open(folder / "pytest.log", "w") as log:
-        process = _child(command, stdout=log, stderr=subprocess.STDOUT, cwd=CATALOGUE.parent)
-        try:
-            check_interrupt()  # a Ctrl-C dropped while the process was being started
-            code = process.wait()
-        except KeyboardInterrupt:
-            _stop(process)
-            raise
-    seconds = time.monotonic() - started
-    outcomes = Counter()
-    if record.exists():
-        for entry in results.read(record):
-            outcomes[entry["outcome"]] += 1
-            outcomes["reruns"] += entry["attempts"] - 1
-    return outcomes, seconds, code
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGINT (pytest tears its fleets down), SIGKILL after STOP_GRACE_S."""
-    process.send_signal(signal.SIGINT)
+def run_once(
+    number: int, out: Path, profile: str, pytest_args: list[str]
+) -> tuple[Counter, float, int]:
+    """One run of the catalogue; returns (outcomes by kind, seconds, pytest's exit code)."""
+    name = profiles_module.load(profile, check=False).name
+    run = PytestRun(out, profile, name, number)
+    run.file("log").parent.mkdir(parents=True, exist_ok=True)
+    options = Options(Selection(paths=(str(CATALOGUE),), extra=("-q", *pytest_args)))
+    run.start(options)
     try:
-        process.wait(timeout=STOP_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):  # or a second Ctrl-C
-        process.kill()
-        process.wait()
+        check_interrupt()  # a Ctrl-C dropped while the process was being started
+        while not run.wait(_WAIT_TICK_S):
+            check_interrupt()
+    except KeyboardInterrupt:
+        run.stop()
+        raise
+    outcomes: Counter = Counter()
+    for record in run.new_records():
+        outcomes[Outcome(record["outcome"])] += 1
+        outcomes["reruns"] += record["attempts"] - 1
+    assert run.exit_code is not None  # wait() returned True
+    return outcomes, run.duration_s, run.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    try:
+        args = _parse(argv)
+    except UsageError as exc:
+        print(f"campaign: error: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ", time.gmtime())
+    # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
+    # background job): the runs' pytest then gets a SIGINT it does not ignore.
+    with interrupts():
+        return _campaign(args, out)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = UsageParser(
         prog="python -m chaos.gate.campaign",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -111,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument(
         "--burners", type=int, default=0, help="CPU burners (busy loops) beside the runs"
+    )
+    parser.add_argument(
+        "--profile", default="recommended", help="client profile: a shipped name or a JSON file"
     )
     parser.add_argument(
         "--out",
@@ -122,27 +123,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.burners < 0:
         parser.error("--runs must be at least 1 and --burners at least 0")
-    out = args.out or Path("chaos-runs") / time.strftime("campaign-%Y%m%dT%H%M%SZ", time.gmtime())
-    # Ctrl-C and SIGTERM stop the campaign cleanly, also when SIGINT came in ignored (a
-    # background job): the runs' pytest then gets a SIGINT it does not ignore.
-    with interrupts():
-        return _campaign(args, out)
+    own = [arg for arg in args.pytest_args if arg.split("=")[0] in _OWN_OPTIONS]
+    if own:
+        parser.error(f"{own[0].split('=')[0]} is the campaign's to set (the profile: --profile)")
+    try:
+        profiles_module.load(args.profile)
+    except profiles_module.ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    return args
 
 
 def _campaign(args: argparse.Namespace, out: Path) -> int:
-    totals, failed_runs, number = Counter(), [], 1
+    totals: Counter = Counter()
+    failed_runs, number = [], 1
     burners = start_burners(args.burners)
     try:
         print(f"campaign: {args.runs} runs, {args.burners} burners, into {out}", flush=True)
         for number in range(1, args.runs + 1):
-            outcomes, seconds, code = run_once(number, out, args.pytest_args)
+            outcomes, seconds, code = run_once(number, out, args.profile, args.pytest_args)
+            if code not in (0, 1):  # pytest itself failed: a usage error, nothing collected
+                outcomes[Outcome.ERROR] += 1
             totals.update(outcomes)
-            if outcomes["fail"] or outcomes["error"] or code not in (0, 1):
+            if exit_code(outcomes) is Exit.FAIL:
                 failed_runs.append(number)
             print(
-                f"run {number:2d}: pass {outcomes['pass']}, fail {outcomes['fail']}, "
-                f"error {outcomes['error']}, inconclusive {outcomes['inconclusive']}, "
-                f"n/a {outcomes['not_applicable']}, reruns {outcomes['reruns']}, "
+                f"run {number:2d}: pass {outcomes[Outcome.PASS]}, fail {outcomes[Outcome.FAIL]}, "
+                f"error {outcomes[Outcome.ERROR]}, inconclusive {outcomes[Outcome.INCONCLUSIVE]}, "
+                f"n/a {outcomes[Outcome.NOT_APPLICABLE]}, reruns {outcomes['reruns']}, "
                 f"{seconds:.1f} s, load {os.getloadavg()[0]:.1f}, pytest exit {code}",
                 flush=True,
             )
@@ -152,17 +159,15 @@ def _campaign(args: argparse.Namespace, out: Path) -> int:
             f"{number - 1} runs complete)",
             flush=True,
         )
-        return 130
+        return exit_code(totals, interrupted=True)
     finally:
         stop_burners(burners)
     print(
-        f"campaign: {args.runs} runs: pass {totals['pass']}, fail {totals['fail']}, "
-        f"error {totals['error']}, inconclusive {totals['inconclusive']}, reruns "
+        f"campaign: {args.runs} runs: pass {totals[Outcome.PASS]}, fail {totals[Outcome.FAIL]}, "
+        f"error {totals[Outcome.ERROR]}, inconclusive {totals[Outcome.INCONCLUSIVE]}, reruns "
         f"{totals['reruns']}; runs with a failure: {failed_runs or 'none'}"
     )
-    if totals["fail"] or totals["error"]:
-        return 1
-    return 2 if totals["inconclusive"] else 0
+    return exit_code(totals)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 
 Runs the scenarios (the shipped catalogue unless PATHs are given) through the pytest
 plugin, once per profile and repeat, each in its own pytest process; prints one line per
-finished scenario; writes a run directory (chaos/gate/rundir.py) with results.json,
+finished scenario; writes a run directory (chaos/rundir.py) with results.json,
 junit.xml, summary.md and report.html; compares with a baseline; and exits with a code CI
-can act on (chaos/gate/exits.py): 0 pass, 1 fail / flaky / regressed (with
+can act on (chaos/outcomes.py, Exit): 0 pass, 1 fail / flaky / regressed (with
 --fail-on-regression), 2 inconclusive, 4 usage or configuration error, 130 interrupted.
 
     arguments --> checks (profiles, requirements, target, selection, baseline, output)
@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 from chaos import profiles as profiles_module
-from chaos.gate import aggregate, exits, junit, results_file, rundir, summary_md
+from chaos import rundir
+from chaos.gate import aggregate, junit, results_file, summary_md
 from chaos.gate import baseline as baseline_module
 from chaos.gate import selection as selection_module
-from chaos.gate.exits import GateError
 from chaos.gate.progress import Progress
 from chaos.gate.pytest_run import Options, PytestRun
+from chaos.outcomes import Exit, UsageError, UsageParser
 from chaos.run import results as records_module
 from chaos.verdicts import requirements as requirements_module
 from fleet.procs.lifeline import check_interrupt, interrupts
@@ -44,15 +45,8 @@ POLL_S = 0.25  # how often progress is read from the results files (and the bar 
 DEFAULT_LIMIT_MIN = 60  # per pytest run: the catalogue takes ~2 min; a hung run is stopped
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on a usage error, which is the gate's INCONCLUSIVE: use 4."""
-
-    def error(self, message: str):
-        raise GateError(f"{message} (see grpc-chaos gate --help)")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="grpc-chaos gate",
         description=__doc__.split("\n\n")[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -148,13 +142,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser().parse_args(argv)
     args.pytest_args = extra
     if args.repeat < 1:
-        raise GateError(f"--repeat {args.repeat}: give 1 or more")
+        raise UsageError(f"--repeat {args.repeat}: give 1 or more")
     if args.tolerance < 0:
-        raise GateError(f"--tolerance {args.tolerance}: give 0 or more (0.5 = 50 %)")
+        raise UsageError(f"--tolerance {args.tolerance}: give 0 or more (0.5 = 50 %)")
     if args.time_limit <= 0:
-        raise GateError(f"--time-limit {args.time_limit}: give a number of minutes above 0")
+        raise UsageError(f"--time-limit {args.time_limit}: give a number of minutes above 0")
     if args.fail_on_regression and not args.baseline:
-        raise GateError("--fail-on-regression needs --baseline PATH|latest to compare with")
+        raise UsageError("--fail-on-regression needs --baseline PATH|latest to compare with")
     return args
 
 
@@ -166,14 +160,14 @@ def load_profiles(names: list[str]) -> list:
         try:
             read.append(profiles_module.read(name))
         except profiles_module.ProfileError as exc:
-            raise GateError(str(exc)) from None
+            raise UsageError(str(exc)) from None
     found = []
     for (source, data), problems in zip(
         read, profiles_module.check_many([d for _, d in read]), strict=False
     ):
         errors = [str(p) for p in problems if p.is_error]
         if errors:
-            raise GateError(
+            raise UsageError(
                 f"profile {source}: {len(errors)} problem(s): "
                 + "; ".join(errors)
                 + " (python -m chaos.profiles check "
@@ -183,7 +177,7 @@ def load_profiles(names: list[str]) -> list:
     names_seen: dict[str, str] = {}
     for profile in found:
         if profile.name in names_seen:
-            raise GateError(
+            raise UsageError(
                 f"two profiles are named {profile.name!r} ({names_seen[profile.name]}"
                 f', {profile.source}): give each its own "name"'
             )
@@ -200,7 +194,7 @@ def load_target(path: str | None):
     try:
         return target.load(found) if found else target.builtin()
     except target.TargetError as exc:
-        raise GateError("; ".join(str(exc).splitlines())) from None
+        raise UsageError("; ".join(str(exc).splitlines())) from None
 
 
 def load_requirements(path: str | None, target):
@@ -210,7 +204,7 @@ def load_requirements(path: str | None, target):
     try:
         return requirements_module.load(path)
     except requirements_module.RequirementsError as exc:
-        raise GateError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 class Gate:
@@ -270,7 +264,7 @@ class Gate:
                 )
                 for run in self.runs:
                     run.stop()
-            except GateError:
+            except UsageError:
                 for run in self.runs:
                     run.stop()
                 shutil.rmtree(self.directory, ignore_errors=True)  # it judged nothing
@@ -291,8 +285,9 @@ class Gate:
             check_interrupt()  # a Ctrl-C dropped while pytest was being started
             for record in run.new_records():
                 self.progress.finished(record, tag)
-            if not expected and run.planned() is not None:
-                self.progress.expect(len(run.planned()) * self.args.repeat * len(self.profiles))
+            planned = None if expected else run.planned()
+            if planned is not None:
+                self.progress.expect(len(planned) * self.args.repeat * len(self.profiles))
                 expected = True
             self.progress.tick()
             if time.monotonic() > deadline:  # a hung run fails the gate; the others still run
@@ -312,11 +307,11 @@ class Gate:
         if code in (0, 1):
             return
         if code == 5:
-            raise GateError(f"no scenario matches the selection ({self.selection.describe()})")
+            raise UsageError(f"no scenario matches the selection ({self.selection.describe()})")
         if code == 4:
-            raise GateError(run.usage_error())
+            raise UsageError(run.usage_error())
         if code in (2, 3):  # not interrupted by the gate: a collection or internal error
-            raise GateError(
+            raise UsageError(
                 f"pytest could not run the scenarios: {run.usage_error()} "
                 f"(python -m pytest --collect-only shows it whole)"
             )
@@ -361,8 +356,8 @@ class Gate:
         regressed = sum(c.regressed for c in comparisons or [])
         counts = aggregate.tally(aggregate.cells(records), regressed, not_run)
         code = aggregate.exit_code(counts, self.args.fail_on_regression, self.interrupted)
-        if code in (exits.PASS, exits.INCONCLUSIVE) and self.problems:
-            code = exits.FAIL  # pytest said something failed: never a pass
+        if code in (Exit.PASS, Exit.INCONCLUSIVE) and self.problems:
+            code = Exit.FAIL  # pytest said something failed: never a pass
         meta = self._meta(code, counts)
         doc = results_file.document(meta, records, comparisons)
         results_file.write(self.directory, doc)
@@ -392,7 +387,7 @@ class Gate:
             "counts": dict(counts.by_outcome, regressed=counts.regressed, not_run=counts.not_run),
             "counts_text": counts.text(),
             "problems": self.problems,
-            "host": results_file.host(),
+            "host": rundir.host(),
             "versions": results_file.versions(),
             "command": self.command,
             "target": {
@@ -449,12 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return Gate(parse(argv), command=argv).run()
-    except GateError as exc:
+    except UsageError as exc:
         print(f"grpc-chaos gate: error: {exc}", file=sys.stderr)
-        return exits.USAGE
+        return Exit.USAGE
     except KeyboardInterrupt:  # before any pytest started, or while writing the report
         print("grpc-chaos gate: interrupted", file=sys.stderr)
-        return exits.INTERRUPTED
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

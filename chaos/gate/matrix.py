@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.gate import aggregate, results_file, rundir
+from chaos import rundir
+from chaos.gate import aggregate, results_file
 from chaos.gate.cli import DEFAULT_OUTPUT, Gate
 from chaos.gate.cli import parse as parse_gate
-from chaos.gate.exits import USAGE, GateError
 from chaos.gate.selection import CATALOGUE
 from chaos.gate.summary_md import matrix_table
+from chaos.outcomes import Exit, UsageError
 
 DEFAULT_PROFILES = ("pick_first", "naive", "recommended", "outlier")
 DEFAULT_REPEAT = 3
@@ -52,7 +54,11 @@ class Cell:
 
 
 def run_profile(
-    profile: str, pytest_args: list[str], workdir: Path, paths: list[str] = (), runs: int = 1
+    profile: str,
+    pytest_args: list[str],
+    workdir: Path,
+    paths: Sequence[str] = (),
+    runs: int = 1,
 ) -> dict[str, Cell]:
     """Run the gate under one profile (``runs`` repeats) on ``paths`` and ``pytest_args``
     (node ids relative to the project count as paths), into ``workdir``; returns scenario
@@ -95,7 +101,7 @@ def of_runs(runs: list[results_file.Run]) -> str:
 def update_readme(path: Path, text: str) -> None:
     content = path.read_text()
     if BEGIN not in content or END not in content:
-        raise GateError(f"{path} has no {BEGIN} ... {END} markers to put the matrix between")
+        raise UsageError(f"{path} has no {BEGIN} ... {END} markers to put the matrix between")
     head, rest = content.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.readme is not None and not args.readme.is_file():
-            raise GateError(f"no file {args.readme} to write the matrix into")
+            raise UsageError(f"no file {args.readme} to write the matrix into")
         if args.run:
             directories = [rundir.resolve(spec, Path(args.output)) for spec in args.run]
         else:
@@ -156,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         text = of_runs([results_file.read(d) for d in directories])
         if args.readme:
             update_readme(args.readme, text)
-    except GateError as exc:
+    except UsageError as exc:
         print(f"chaos.gate.matrix: error: {exc}", file=sys.stderr)
-        return USAGE
+        return Exit.USAGE
     print(text)
     return 0
 

@@ -189,7 +189,7 @@ class Plotter:
         _plot_latency(latency_ax, x, bins, data, nbins)
         _shade_events(self.axes, data)
         instant = decisive_instant(verdict, data.origin_ns)
-        if instant is not None:
+        if instant is not None and verdict is not None:  # an instant comes from a verdict
             for ax in self.axes:
                 ax.add_collection(
                     LineCollection(
@@ -216,11 +216,11 @@ class Plotter:
             ax.autoscale_view()
             ax.set_xlim(0, data.span_s)
         self.figure.suptitle(title, fontsize=9, x=0.09, ha="left")
-        with rc_context(_TEXT):
+        with rc_context(_TEXT):  # type: ignore[arg-type]  # rcParams keys, typed as str here
             self.figure.canvas.draw()
-        rgb = Image.frombuffer(
-            "RGBA", self.figure.canvas.get_width_height(), self.figure.canvas.buffer_rgba()
-        ).convert("RGB")
+        # The Agg canvas (the backend set above) has buffer_rgba; the base class does not.
+        pixels = self.figure.canvas.buffer_rgba()  # type: ignore[attr-defined]
+        rgb = Image.frombuffer("RGBA", self.figure.canvas.get_width_height(), pixels).convert("RGB")
         buffer = io.BytesIO()
         rgb.save(buffer, format="png", **PNG_OPTIONS)
         return Plot(
@@ -391,7 +391,7 @@ def _shade_events(axes, data: Timeline) -> None:
                 ),
                 autolim=False,
             )
-    for number, mark in enumerate(marks[:MAX_MARK_LABELS]):
+    for mark in marks[:MAX_MARK_LABELS]:
         axes[2].text(
             seconds(mark["start_ns"]),
             0.02,

@@ -17,14 +17,15 @@ import time
 from typing import TextIO
 
 from chaos.gate import aggregate
+from chaos.outcomes import Outcome
 
 WORDS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "inconclusive": "INCONCLUSIVE",
-    "error": "ERROR",
-    "not_applicable": "N/A",
-    "skipped": "SKIP",
+    Outcome.PASS: "PASS",
+    Outcome.FAIL: "FAIL",
+    Outcome.INCONCLUSIVE: "INCONCLUSIVE",
+    Outcome.ERROR: "ERROR",
+    Outcome.NOT_APPLICABLE: "N/A",
+    Outcome.SKIPPED: "SKIP",
 }
 _BAR_WIDTH = 24
 _CLEAR = "\r\033[K"
@@ -34,7 +35,8 @@ def line(record: dict, tag: str = "") -> str:
     """The progress line of one finished scenario."""
     word = WORDS.get(record["outcome"], record["outcome"].upper())
     verdict = aggregate.decisive(record)
-    if verdict is not None and record["outcome"] in ("pass", "fail", "inconclusive"):
+    judged = (Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE)
+    if verdict is not None and record["outcome"] in judged:
         detail = aggregate.describe(verdict)
     else:
         detail = aggregate.reason_of(record)

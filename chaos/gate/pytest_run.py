@@ -122,6 +122,7 @@ class PytestRun:
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the child to end; True when it has."""
+        assert self._process is not None, "start() the run first"
         try:
             self.exit_code = self._process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

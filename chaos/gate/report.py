@@ -16,9 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from chaos.gate import aggregate, results_file, rundir
+from chaos import rundir
+from chaos.gate import aggregate, results_file
 from chaos.gate.cli import DEFAULT_OUTPUT
-from chaos.gate.exits import USAGE, GateError
+from chaos.outcomes import Exit, UsageError
 
 
 def table(figures: dict[tuple, aggregate.Figures]) -> str:
@@ -66,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = [results_file.read(rundir.resolve(spec, Path(args.output))) for spec in args.runs]
-    except GateError as exc:
+    except UsageError as exc:
         print(f"chaos.gate.report: error: {exc}", file=sys.stderr)
-        return USAGE
+        return Exit.USAGE
     records = [
         r
         for run in runs

@@ -35,7 +35,7 @@ _ORDER = {
     aggregate.SKIPPED: 4,
     aggregate.NOT_APPLICABLE: 5,
 }
-_CLASS = {
+_CLASS: dict[str, str] = {
     aggregate.PASS: "pass",
     aggregate.FAIL: "fail",
     aggregate.ERROR: "fail",
@@ -46,7 +46,8 @@ _CLASS = {
 }
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
+color:#1d2433;background:#f6f7f9}
 main{max-width:1180px;margin:0 auto;padding:0 20px 40px}
 header.verdict{padding:18px 20px;color:#fff}
 header.verdict h1{margin:0;font-size:26px}
@@ -57,7 +58,8 @@ h2{margin:28px 0 10px;font-size:19px;border-bottom:1px solid #d5d9e0;padding-bot
 h3{margin:18px 0 6px;font-size:16px}
 .advice{background:#fff4e5;border-left:5px solid #e85d04;padding:10px 14px;margin:10px 0;border-radius:3px}
 .advice h3{margin:0 0 6px}
-pre{white-space:pre-wrap;word-break:break-word;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:6px 0}
+pre{white-space:pre-wrap;word-break:break-word;margin:6px 0;
+font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
 .advice pre{font-size:13px}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:13px}
 th,td{border:1px solid #d5d9e0;padding:4px 8px;text-align:left;vertical-align:top}

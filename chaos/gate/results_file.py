@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import socket
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from chaos.gate import aggregate
-from chaos.gate.exits import GateError
+from chaos.outcomes import UsageError
 from chaos.run import results as records_module
 
 KIND = "grpc-chaos run"
@@ -36,19 +34,8 @@ VERSION = 1
 NAME = "results.json"
 
 
-def host() -> dict:
-    """Where the run ran: a figure means little without the machine it was measured on."""
-    return {
-        "name": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def versions() -> dict:
-    found = {}
+    found: dict[str, str | None] = {}
     for package in ("grpc-chaos", "grpcio", "pytest"):
         try:
             found[package] = metadata.version(package)
@@ -137,18 +124,18 @@ def read(path: str | os.PathLike, what: str = "run") -> Run:
     path = Path(path)
     file = path / NAME if path.is_dir() else path
     if not file.is_file():
-        raise GateError(
+        raise UsageError(
             f"{what} {path}: no {NAME} there (give a run directory made by "
             f"grpc-chaos gate, its {NAME}, or 'latest')"
         )
     try:
         doc = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise GateError(f"{what} {file}: not a readable {NAME}: {exc}") from None
+        raise UsageError(f"{what} {file}: not a readable {NAME}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise GateError(f'{what} {file}: not a grpc-chaos {NAME} (no "kind": "{KIND}")')
+        raise UsageError(f'{what} {file}: not a grpc-chaos {NAME} (no "kind": "{KIND}")')
     if doc.get("version") != VERSION or doc.get("records_schema") != records_module.SCHEMA:
-        raise GateError(
+        raise UsageError(
             f"{what} {file}: results schema version {doc.get('version')!r} (records "
             f"{doc.get('records_schema')!r}); this grpc-chaos reads version {VERSION} (records "
             f"{records_module.SCHEMA}) — make the {what} again with this grpc-chaos"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.gate.exits import GateError
+from chaos.outcomes import UsageError
 from chaos.run.plugin import FAMILIES
 
 # Markers a scenario may carry besides its family (chaos/run/plugin.py registers "detects";
@@ -97,7 +97,7 @@ def build(
     for path in paths or [str(CATALOGUE)]:
         node = path.split("::", 1)
         if not Path(node[0]).exists():
-            raise GateError(f"no scenario file or directory {node[0]}")
+            raise UsageError(f"no scenario file or directory {node[0]}")
         resolved.append("::".join([str(Path(node[0]).resolve()), *node[1:]]))
     return Selection(tuple(resolved), chosen, markers, keyword, tuple(extra))
 
@@ -107,7 +107,7 @@ def _families(names: list[str]) -> tuple[str, ...]:
     for item in names:
         for name in filter(None, (n.strip() for n in item.split(","))):
             if name not in FAMILIES:
-                raise GateError(
+                raise UsageError(
                     f"unknown family {name!r}{_hint(name, FAMILIES)}; "
                     f"families: {', '.join(FAMILIES)}"
                 )
@@ -120,7 +120,7 @@ def check_markers(expression: str) -> None:
     known = (*FAMILIES, *OTHER_MARKERS)
     for name in _NAME.findall(expression):
         if name not in _KEYWORDS and name not in known:
-            raise GateError(
+            raise UsageError(
                 f"unknown marker {name!r} in -m {expression!r}"
                 f"{_hint(name, known)}; families: {', '.join(FAMILIES)}"
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from chaos.gate import aggregate
 from chaos.gate.aggregate import Cell
+from chaos.outcomes import Outcome
 
 REASON_CHARS = 110  # a table cell stays one readable line on a wide screen
 NOT_RUN = Cell("—", "", 0, 0)
@@ -69,7 +70,8 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
         "",
         matrix_table(matrix, profiles),
     ]
-    failures = [r for r in records if r["outcome"] in ("fail", "error", "inconclusive")]
+    unsettled = (Outcome.FAIL, Outcome.ERROR, Outcome.INCONCLUSIVE)
+    failures = [r for r in records if r["outcome"] in unsettled]
     if failures:
         parts += ["", "### What answers the failures", ""]
         for record in failures:

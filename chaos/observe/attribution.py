@@ -170,7 +170,7 @@ class Attribution:
         self._unpicked: set[int] = set()  # in flight, their pick not seen
         self._previous: int | None = None  # the last subchannel found picked
         self._next: dict[int, int] = {}  # subchannel -> the one picked after it
-        self._picks = Counter()  # subchannel -> starts given to it
+        self._picks: Counter[int] = Counter()  # subchannel -> starts given to it
         self._loop_checked = False
 
     # ------------------------------------------------------------------ the two hooks
@@ -253,6 +253,7 @@ class Attribution:
             self._checkpoint()
         elif self._open is not None:
             self._find_pick()  # the previous start's bracket ends here
+        assert self._base is not None  # the first start made a checkpoint
         self._open = self._starts[rid] = _Start(rid, self._base)
         self._segment.append(self._open)
         asyncio.get_running_loop().call_soon(self._after_start)
@@ -265,6 +266,7 @@ class Attribution:
         """Read subchannels, the likeliest first, until one counted a start nothing
         explains: the open start's pick (verified at the next checkpoint)."""
         start, self._open = self._open, None
+        assert start is not None  # called only while a start is open
         for subchannel in self._candidates():
             counters = self._read(subchannel)
             if counters is None:
@@ -295,7 +297,7 @@ class Attribution:
     def _candidates(self) -> list[int]:
         # The one picked after the last pick last time (round_robin: the next in its
         # order; pick_first: the same), then the least picked.
-        guess = self._next.get(self._previous)
+        guess = None if self._previous is None else self._next.get(self._previous)
         rest = sorted(self._targets, key=lambda s: (s == guess, self._picks[s]))
         return rest if guess not in self._targets else [guess] + rest[:-1]
 

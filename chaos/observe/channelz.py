@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -77,7 +77,7 @@ def subchannel_counts(channel_id: int) -> dict[str, Sample]:
     """Per subchannel address ("127.0.0.12:41234") its counters now (backend = address)."""
     now = time.monotonic_ns()
     channel = json.loads(cygrpc.channelz_get_channel(channel_id))["channel"]
-    counts = {}
+    counts: dict[str, Sample] = {}
     for ref in channel.get("subchannelRef", []):
         subchannel = json.loads(cygrpc.channelz_get_subchannel(int(ref["subchannelId"])))
         data = subchannel["subchannel"]["data"]
@@ -110,7 +110,7 @@ def subchannel_counts(channel_id: int) -> dict[str, Sample]:
 class AttemptSampler:
     """Samples one channel's per-backend attempt counters on a daemon thread."""
 
-    def __init__(self, channel_id: int, backends: dict[str, str], interval_s: float = SAMPLE_S):
+    def __init__(self, channel_id: int, backends: Mapping[str, str], interval_s: float = SAMPLE_S):
         self.channel_id = channel_id
         self.backends = backends  # published address -> backend id (a live mapping is kept)
         self.interval_s = interval_s

@@ -232,7 +232,7 @@ def _declared_in_list(entries: Any, wrappers: tuple[str, ...]) -> DeclaredPolicy
 def chosen_configs(service_config: Mapping[str, Any] | None) -> list[tuple[str, dict]]:
     """The (name, config) pairs gRPC uses, outermost first, following child policies."""
     chain: list[tuple[str, dict]] = []
-    entries = (service_config or {}).get("loadBalancingConfig")
+    entries: Any = (service_config or {}).get("loadBalancingConfig")
     while (chosen := chosen_index(entries)) is not None:
         name, config = next(iter(entries[chosen].items()))
         chain.append((name, config))

@@ -15,7 +15,8 @@ def safe_name(text: str, limit: int = 120) -> str:
     apart)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:limit] or "_"
     if cleaned != text:
-        cleaned = f"{cleaned[: limit - 9]}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        cleaned = f"{cleaned[: limit - 9]}-{digest}"
     return cleaned
 
 

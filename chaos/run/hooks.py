@@ -20,6 +20,7 @@ from _pytest.runner import call_and_report
 
 from chaos import checks
 from chaos.outcomes import NOT_APPLICABLE, ScenarioFailed, ScenarioInconclusive, StagingTimeout
+from chaos.run import settings
 
 CHAOS_FIXTURES = {"chaos", "fleet", "chaos_preflight"}
 
@@ -247,7 +248,8 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    state = getattr(config, "_chaos_state", None)
+    run = settings.get(config)
+    state = None if run is None else run.state
     if state is None or not state.active:
         return
     write = terminalreporter.write_line

@@ -39,14 +39,17 @@ import pytest
 
 from chaos.observe import grpc_log
 
-grpc_log.enable()  # before anything imports grpc: its ERROR log is evidence (chaos/observe/grpc_log.py)
+# Before anything imports grpc: its ERROR log is evidence (chaos/observe/grpc_log.py). The
+# imports below (E402) must come after it, because some of them import grpc.
+grpc_log.enable()
 
 from chaos import profiles  # noqa: E402
-from chaos.outcomes import PreflightFailed
-from chaos.run import hooks as run_hooks
-from chaos.run.artifacts import artifact_dir, safe_name
-from chaos.run.hooks import uses_chaos
-from chaos.verdicts import requirements as requirements_module
+from chaos.outcomes import PreflightFailed  # noqa: E402
+from chaos.run import hooks as run_hooks  # noqa: E402
+from chaos.run import settings  # noqa: E402
+from chaos.run.artifacts import artifact_dir, safe_name  # noqa: E402
+from chaos.run.hooks import uses_chaos  # noqa: E402
+from chaos.verdicts import requirements as requirements_module  # noqa: E402
 
 FAMILIES = {
     "balance": "how RPCs spread over healthy backends",
@@ -138,22 +141,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--chaos-reruns") < 0:
         raise pytest.UsageError("--chaos-reruns must be 0 or more")
     try:
-        config._chaos_profile = profiles.load(config.getoption("--chaos-profile"))
+        profile = profiles.load(config.getoption("--chaos-profile"))
     except profiles.ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config._chaos_target = _target(config)
+    target = _target(config)
     path = config.getoption("--chaos-requirements")
     try:
-        config._chaos_requirements = (
+        required = (
             requirements_module.load(path)
             if path
-            else config._chaos_target.requirements or requirements_module.DEFAULTS
+            else target.requirements or requirements_module.DEFAULTS
         )
     except requirements_module.RequirementsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config._chaos_families = tuple(FAMILIES)
-    config._chaos_state = run_hooks.RunState()
-    config.pluginmanager.register(config._chaos_state, "chaos-run-state")
+    state = run_hooks.RunState()
+    config.stash[settings.KEY] = settings.Settings(
+        profile, target, required, tuple(FAMILIES), state
+    )
+    config.pluginmanager.register(state, "chaos-run-state")
     config.pluginmanager.register(run_hooks, "chaos-run-hooks")
 
 
@@ -194,19 +199,37 @@ def _needs(item, target) -> str | None:
     return None
 
 
+def _check_answers(items) -> None:
+    """Every ``answers=`` key a scenario writes names a setting of the advice catalogue:
+    a typo is a usage error now, not a KeyError the day its verdict fails."""
+    from chaos.verdicts.advice import unknown_answers
+
+    seen: set[int] = set()
+    problems: list[str] = []
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None or id(function) in seen or not uses_chaos(item):
+            continue
+        seen.add(id(function))
+        problems += unknown_answers(function)
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(uses_chaos(item) for item in session.items):
         return
-    state = session.config._chaos_state
+    _check_answers(session.items)
+    state = settings.of(session.config).state
     state.active = True
     from chaos.observe.starvation import monitor
 
     # Measured throughout, from before the first fleet starts: the runner's stalls and the
     # CPU waits of the runner and of every fleet this process runs (chaos/observe/starvation.py).
     state.stalls = monitor()
-    profile = session.config._chaos_profile
-    required = session.config._chaos_requirements
-    target = session.config._chaos_target
+    profile = settings.of(session.config).profile
+    required = settings.of(session.config).requirements
+    target = settings.of(session.config).target
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
@@ -223,19 +246,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def chaos_profile(pytestconfig) -> profiles.Profile:
     """The client profile under test (--chaos-profile)."""
-    return pytestconfig._chaos_profile
+    return settings.of(pytestconfig).profile
 
 
 @pytest.fixture(scope="session")
 def chaos_requirements(pytestconfig):
     """The requirements (bounds) scenarios hold the client to (--chaos-requirements)."""
-    return pytestconfig._chaos_requirements
+    return settings.of(pytestconfig).requirements
 
 
 @pytest.fixture(scope="session")
 def chaos_target(pytestconfig):
     """The service under test (--chaos-target, grpc-chaos.toml here, or the built-in)."""
-    return pytestconfig._chaos_target
+    return settings.of(pytestconfig).target
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +268,7 @@ def toxiproxy(pytestconfig):
     from chaos.toxiproxy_server.control import ToxiproxyServer
 
     url = pytestconfig.getoption("--chaos-toxiproxy-url")
-    stalls = pytestconfig._chaos_state.stalls
+    stalls = settings.of(pytestconfig).state.stalls
     with ToxiproxyServer("url" if url else None, url=url) as server:
         # Every RPC goes through it: a verdict depends on its getting a CPU (one it did not
         # start, given by URL, runs elsewhere and is not seen).
@@ -267,7 +290,7 @@ def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target):
     from chaos.run import preflight
     from fleet.controller import Fleet
 
-    state = request.config._chaos_state
+    state = settings.of(request.config).state
     size = request.config.getoption("--chaos-fleet-size")
     try:
         with Fleet(size, proxies=toxiproxy.control(), service=chaos_target) as fleet:
@@ -307,12 +330,12 @@ def fleet(request, toxiproxy, chaos_preflight, chaos_target):
 def _require_preflight(request, result) -> None:
     if result.passed:
         return
-    state = request.config._chaos_state
+    state = settings.of(request.config).state
     if not state.preflight_reported:
         state.preflight_reported = True
         request.session.shouldfail = "grpc-chaos preflight failed (see the first error)"
         raise PreflightFailed(
-            f"preflight: [profile {request.config._chaos_profile.name}] {result.message}"
+            f"preflight: [profile {settings.of(request.config).profile.name}] {result.message}"
         )
     pytest.skip("not run: the preflight failed (see the first error)")
 
@@ -326,7 +349,7 @@ def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, ch
     missing = _needs(request.node, chaos_target)
     if missing:
         raise NotApplicable(missing)
-    state = request.config._chaos_state
+    state = settings.of(request.config).state
     attempt = getattr(request.node, "_chaos_attempt", 1)
     root = Path(request.config.getoption("--chaos-artifacts"))
     leaf = safe_name(request.node.nodeid) + (f"-attempt{attempt}" if attempt > 1 else "")

@@ -31,6 +31,9 @@ import threading
 import time
 from pathlib import Path
 
+from chaos.outcomes import NOT_APPLICABLE, Outcome
+from chaos.run import settings
+
 SCHEMA = 1
 CULPRITS_KEPT = 5
 _lock = threading.Lock()
@@ -55,22 +58,22 @@ def docstring_parts(function) -> tuple[str, str]:
     return prop, bound
 
 
-def outcome_of(reports) -> tuple[str, str]:
+def outcome_of(reports) -> tuple[Outcome, str]:
     """The scenario's outcome and its one-line reason from its setup/call/teardown reports."""
     for report in reports:
         if getattr(report, "chaos_inconclusive", False):
-            return "inconclusive", report.chaos_reason
+            return Outcome.INCONCLUSIVE, report.chaos_reason
     for report in reports:
         if report.skipped:
             reason = getattr(report, "chaos_reason", "") or ""
-            kind = "not_applicable" if reason.startswith("not applicable: ") else "skipped"
-            return kind, reason
+            applies = not reason.startswith(NOT_APPLICABLE)
+            return (Outcome.SKIPPED if applies else Outcome.NOT_APPLICABLE), reason
         if report.failed:
             text = _first_line(report)
             if report.when == "call" and text.startswith(("[profile", "ScenarioFailed")):
-                return "fail", text
-            return ("fail" if report.when == "call" else "error"), text
-    return "pass", ""
+                return Outcome.FAIL, text
+            return (Outcome.FAIL if report.when == "call" else Outcome.ERROR), text
+    return Outcome.PASS, ""
 
 
 def _first_line(report) -> str:
@@ -83,9 +86,8 @@ def _first_line(report) -> str:
 
 
 def record(item, reports, scenario, started_wall: float, duration_s: float, attempts: int) -> dict:
-    config = item.config
-    profile = config._chaos_profile
-    target = getattr(config, "_chaos_target", None)
+    run = settings.of(item.config)
+    profile, target = run.profile, run.target
     verdicts = (
         []
         if scenario is None
@@ -109,12 +111,12 @@ def record(item, reports, scenario, started_wall: float, duration_s: float, atte
             None,
         )
     outcome, reason = outcome_of(reports)
-    if decisive is not None and outcome in ("fail", "inconclusive"):
+    if decisive is not None and outcome in (Outcome.FAIL, Outcome.INCONCLUSIVE):
         reason = _headline(decisive)
     prop, bound = docstring_parts(getattr(item, "function", None))
     module = Path(str(item.fspath)).stem
     marks = {m.name for m in item.iter_markers()}
-    family = next((m for m in getattr(config, "_chaos_families", ()) if m in marks), None)
+    family = next((m for m in run.families if m in marks), None)
     return {
         "schema": SCHEMA,
         "nodeid": item.nodeid,

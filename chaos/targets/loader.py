@@ -62,6 +62,8 @@ def load(path: str | Path) -> Target:
     identity_header = _identity(tables["identity"], problems)
     requirements = _requirements(tables["requirements"], source, problems)
     problems.raise_if_any()
+    # No problem: both required tables were given, and read without one.
+    assert spec is not None and build_rpc is not None
     return Target(
         name=base.name,
         source=source,
@@ -94,13 +96,15 @@ def _toml(path: Path) -> dict:
         raise error(str(path), "", f"not valid TOML: {exc}") from None
 
 
-def _health(data: dict | None, problems: Problems) -> object:
+def _health(data: dict | None, problems: Problems) -> str:
+    """The health service to check (INVALID after reporting a problem)."""
     if data is None:
         return ""
     return Table("health", data, ("service",), problems).string("service", "")
 
 
-def _identity(data: dict | None, problems: Problems) -> object:
+def _identity(data: dict | None, problems: Problems) -> str | None:
+    """The metadata key that names the backend; None when set to "" (or after a problem)."""
     if data is None:
         return DEFAULT_IDENTITY_HEADER
     header = Table("identity", data, ("header",), problems).string(

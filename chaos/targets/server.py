@@ -14,6 +14,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chaos.targets.errors import Problems, did_you_mean, show
 from chaos.targets.table import INVALID, Table
@@ -121,7 +122,8 @@ def read(data: dict, base: Path, problems: Problems) -> ServerSpec | None:
     return ServerSpec(command=tuple(command), env=env, cwd=cwd, **values)
 
 
-def _env(table: Table) -> object:
+def _env(table: Table) -> Any:
+    """``env`` as a dict of strings, or INVALID."""
     env = table.table("env")
     if env is INVALID:
         return INVALID
@@ -133,7 +135,8 @@ def _env(table: Table) -> object:
     return INVALID if bad else dict(env)
 
 
-def _cwd(table: Table, base: Path) -> object:
+def _cwd(table: Table, base: Path) -> Any:
+    """``cwd`` as a resolved directory Path, or INVALID."""
     cwd = table.string("cwd", ".")
     if cwd is INVALID:
         return INVALID
@@ -146,7 +149,8 @@ def _cwd(table: Table, base: Path) -> object:
     return path
 
 
-def _signal(table: Table) -> object:
+def _signal(table: Table) -> Any:
+    """``stop_signal`` as a signal.Signals, or INVALID."""
     name = table.string("stop_signal", DEFAULT_STOP_SIGNAL)
     if name is INVALID:
         return INVALID

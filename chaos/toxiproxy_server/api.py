@@ -15,6 +15,7 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Awaitable, Callable
 
 from . import VERSION, gojson
 from .collection import PROXY
@@ -24,6 +25,9 @@ from .http11 import Request, Response
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger("toxiproxy.api")
+
+# A route's handler: handler(request, **path parameters).
+Handler = Callable[..., Awaitable[Response]]
 
 HANDLER_TIMEOUT = 25.0  # the reference wraps every handler in http.TimeoutHandler(25 s)
 _TEXT = "text/plain; charset=utf-8"
@@ -140,7 +144,7 @@ class Api:
         self.proxies = app.collection
         self._request_id = _Xid()
         self._background: set[asyncio.Task] = set()  # handlers that outlived their 503
-        self.routes = [
+        routes: list[tuple[str, set[str] | None, Handler]] = [
             ("/reset", {"POST"}, self.reset),
             ("/proxies", {"GET"}, self.proxy_index),
             ("/proxies", {"POST"}, self.proxy_create),
@@ -156,8 +160,8 @@ class Api:
             ("/version", {"GET"}, self.version),
         ]
         if app.metrics.enabled:
-            self.routes.append(("/metrics", None, self.metrics))  # every method
-        self.routes = [(_split(p), methods, h) for p, methods, h in self.routes]
+            routes.append(("/metrics", None, self.metrics))  # every method
+        self.routes = [(_split(p), methods, h) for p, methods, h in routes]
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS" and request.target == "*":

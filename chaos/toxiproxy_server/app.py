@@ -30,9 +30,9 @@ class App:
         except OSError as err:
             log.error("error reading config file %s: %s", path, err)
             return
-        applied, err = await self.collection.populate(body)
-        if err is not None:
-            log.error("failed to populate proxies from file %s: %s", path, err.message)
+        applied, failure = await self.collection.populate(body)
+        if failure is not None:
+            log.error("failed to populate proxies from file %s: %s", path, failure.message)
         else:
             log.info("populated %d proxies from file %s", len(applied), path)
 
@@ -47,6 +47,7 @@ class App:
 
     async def _serve(self, reader, writer) -> None:
         task = asyncio.current_task()
+        assert task is not None  # start_server runs each client in a task of its own
         self._clients.add(task)
         try:
             await http11.serve_connection(reader, writer, self.api.handle)

@@ -61,7 +61,9 @@ START_TIMEOUT = 15.0  # seconds for a server to answer after its start
 STOP_TIMEOUT = 5.0  # seconds for a SIGTERM before SIGKILL
 REQUEST_TIMEOUT = 30.0  # an API call; the server itself answers 503 after 25 s
 _LOG_LINES = 200  # last lines of a child's output kept for error messages
-_NO_PROXIES = {"http": None, "https": None}  # never send loopback calls through a proxy
+# Never send loopback calls through a proxy. requests drops None-valued proxies after
+# merging the environment's (sessions.merge_setting), but types the argument dict[str, str].
+_NO_PROXIES = {"http": None, "https": None}
 
 # Sets PR_SET_PDEATHSIG on itself, then becomes the binary (the signal survives execve).
 _TRAMPOLINE = (
@@ -308,7 +310,9 @@ class ToxiproxyServer:
         """A server given by URL is already running: it answers now, or it is an error."""
         try:
             requests.get(
-                self.url + "/version", timeout=URL_CHECK_TIMEOUT, proxies=_NO_PROXIES
+                self.url + "/version",
+                timeout=URL_CHECK_TIMEOUT,
+                proxies=_NO_PROXIES,  # type: ignore[arg-type]  # None: no proxy (see _NO_PROXIES)
             ).raise_for_status()
         except requests.ConnectionError:
             raise ServerStartError(
@@ -331,7 +335,11 @@ class ToxiproxyServer:
                     f"{self.process.returncode}:\n{self.output()}"
                 )
             try:
-                requests.get(self.url + "/version", timeout=1.0, proxies=_NO_PROXIES)
+                requests.get(
+                    self.url + "/version",
+                    timeout=1.0,
+                    proxies=_NO_PROXIES,  # type: ignore[arg-type]  # None: no proxy (see _NO_PROXIES)
+                )
                 return
             except requests.RequestException as err:
                 last = str(err)

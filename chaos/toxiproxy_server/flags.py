@@ -87,7 +87,8 @@ def parse(argv: list[str]) -> dict[str, object]:
         name = arg[2:] if arg.startswith("--") else arg[1:]
         if not name or name[0] in "-=":
             raise UsageError(f"bad flag syntax: {arg}")
-        name, has_value, value = name.partition("=")
+        name, equals, value = name.partition("=")
+        has_value = bool(equals)
         if name in ("h", "help"):
             raise UsageError("", 0)
         flag = FLAGS.get(name)

@@ -157,7 +157,7 @@ async def _lookup(host: str, port: int) -> TCPAddr:
     for family in (socket.AF_INET, socket.AF_INET6):
         for fam, _, _, _, sockaddr in infos:
             if fam == family:
-                return TCPAddr(sockaddr[0], port, fam)
+                return TCPAddr(str(sockaddr[0]), port, fam)  # an IPv4/IPv6 host string
     raise GoNetError(f"lookup {host}: no such host")
 
 

@@ -55,8 +55,10 @@ class DecodeError(Exception):
     """A body that Go's decoder rejects; ``str(err)`` is Go's error text."""
 
 
-def _replace_each_byte(err: UnicodeDecodeError):
+def _replace_each_byte(err: UnicodeError) -> tuple[str, int]:
     # Go's decoder turns every invalid UTF-8 byte into one U+FFFD.
+    if not isinstance(err, UnicodeDecodeError):  # registered for decoding only
+        raise err
     return "\ufffd", err.start + 1
 
 
@@ -376,9 +378,9 @@ def _scalar(value, typ: GoType, where, ctx: _Context, current):
         ctx.errors.append(type_error("number " + text, typ, struct_name, path))
         return current
     if isinstance(value, Num) and typ.kind == "float32":
-        number = float(value)
+        double = float(value)
         try:
-            single = struct.unpack("f", struct.pack("f", number))[0]
+            single = struct.unpack("f", struct.pack("f", double))[0]
         except OverflowError:
             single = math.inf
         if not math.isinf(single):
@@ -410,8 +412,10 @@ def _assign(value, typ: GoType, current, where, ctx: _Context):
         if not isinstance(value, list) or isinstance(value, Obj):
             ctx.errors.append(type_error(_describe(value), typ, *where))
             return current
+        elem = typ.elem
+        assert elem is not None  # every slice GoType names its element type
         # Elements are decoded without a field context, as in Go.
-        return [_assign(item, typ.elem, None, (None, []), ctx) for item in value]
+        return [_assign(item, elem, None, (None, []), ctx) for item in value]
     return _scalar(value, typ, where, ctx, current)
 
 

@@ -77,6 +77,7 @@ class Side(asyncio.Protocol):
 
     def set_reading(self, wanted: bool) -> None:
         transport = self.transport
+        assert transport is not None  # connection_made came first: it calls this
         if wanted == self.reading or self.lost or transport.is_closing():
             return
         self.reading = wanted
@@ -86,6 +87,7 @@ class Side(asyncio.Protocol):
             transport.pause_reading()
 
     def set_linger_zero(self) -> None:
+        assert self.transport is not None  # only sides of a connection with links
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
@@ -100,7 +102,9 @@ class Link:
         self.source, self.dest = source, dest
         source.source_of = self
         dest.dest_of = self
-        self.dest_transport = dest.transport
+        # Links are made once both sockets are connected.
+        assert dest.transport is not None
+        self.dest_transport: asyncio.Transport = dest.transport
         self.pipeline: Pipeline | None = None
         self.received = 0
         self.sent = 0
@@ -277,21 +281,24 @@ class Connection:
                 self.proxy.upstream,
                 err,
             )
+            assert self.client.transport is not None  # connected: it started the dial
             self.client.transport.close()  # the client just sees EOF (spec §5.2)
             return
         except asyncio.CancelledError:  # the client left or the proxy stopped
             if dialed and dialed[0].transport is not None and not dialed[0].lost:
                 dialed[0].transport.abort()
             raise
+        upstream = dialed[0]
+        assert upstream.transport is not None  # create_connection returned: it is connected
         if self.client.lost or self.finished:
-            dialed[0].transport.abort()
+            upstream.transport.abort()
             return
-        self.upstream = dialed[0]
-        self._start_links()
+        self.upstream = upstream
+        self._start_links(upstream)
 
-    def _start_links(self) -> None:
-        up = Link(self, UPSTREAM, self.client, self.upstream)
-        down = Link(self, DOWNSTREAM, self.upstream, self.client)
+    def _start_links(self, upstream: Side) -> None:
+        up = Link(self, UPSTREAM, self.client, upstream)
+        down = Link(self, DOWNSTREAM, upstream, self.client)
         self.links = (up, down)
         self.proxy.toxics.start_links(self, up, down)
         if all(s.lost for s in self.sides()):  # both closed while the links were made
@@ -307,8 +314,10 @@ class Connection:
                     self.dial.cancel()
                 self._finish()
             return
-        side.source_of.source_ended()
-        side.dest_of.dest_gone()
+        source_of, dest_of = side.source_of, side.dest_of
+        assert source_of is not None and dest_of is not None  # each side is in both links
+        source_of.source_ended()
+        dest_of.dest_gone()
         if all(s.lost for s in self.sides()):
             self._finish()
 

@@ -36,6 +36,7 @@ def go_float(value: float) -> str:
         return "0"
     number = decimal.Decimal(repr(float(value))).normalize()  # shortest round-trip digits
     sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # NaN and infinities were answered above
     sci = len(digits) + exponent - 1  # exponent in d.ddd x 10^sci
     if -4 <= sci < 6:  # Go uses %e outside this range for the shortest form
         return format(number, "f")

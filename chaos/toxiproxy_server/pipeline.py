@@ -230,7 +230,7 @@ class Stub:
 
     async def _run(self, wrapper) -> None:
         # Toxicity is drawn each time a toxic starts on a link (spec §6).
-        kind = wrapper.kind if random.random() < wrapper.toxicity else toxics.lookup("noop")
+        kind = wrapper.kind if random.random() < wrapper.toxicity else toxics.REGISTRY["noop"]
         try:
             await kind.pipe(self, wrapper.attrs)
         except asyncio.CancelledError:

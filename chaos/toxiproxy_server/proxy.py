@@ -56,6 +56,7 @@ class Proxy:
         if not self.enabled:
             return
         self.enabled = False
+        assert self._server is not None  # enabled only once start() made it
         self._server.close()
         self._server = None
         for conn in list(self.connections):

@@ -8,6 +8,7 @@ these changes are serialised per proxy, as the reference does under its collecti
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ class ToxicWrapper:
     stream: str  # as sent, e.g. "UpStream"
     direction: str
     toxicity: float  # a float32 value
-    kind: type
+    kind: builtins.type[toxics.Toxic]  # ``type`` is the field above
     attrs: dict
 
     def to_json(self) -> str:
@@ -49,10 +50,10 @@ class ToxicWrapper:
         )
 
 
-NOOP = ToxicWrapper("", "noop", "", "", 1.0, toxics.lookup("noop"), {})
+NOOP = ToxicWrapper("", "noop", "", "", 1.0, toxics.REGISTRY["noop"], {})
 
 # The Go types the reference decodes toxic bodies into (their names appear in errors).
-_NOOP_ATTRS = toxics.lookup("noop").go_type()
+_NOOP_ATTRS = toxics.REGISTRY["noop"].go_type()
 WRAPPER = GoType(
     "struct",
     "toxics.ToxicWrapper",

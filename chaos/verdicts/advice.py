@@ -16,7 +16,11 @@ This reads the profile only to explain; no scenario adapts to what it reads here
 
 from __future__ import annotations
 
+import ast
+import difflib
+import inspect
 import json
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -238,3 +242,37 @@ def explain(
             f"FILE, or the target file's [requirements])."
         )
     return "\n".join(lines)
+
+
+def unknown_answers(function) -> list[str]:
+    """Problems with the ``answers=`` keys written as literals in ``function``'s source
+    (a scenario): each unknown key, where it is, and the nearest known one. Checked when
+    scenarios are collected, so that a typo fails at once rather than when the verdict
+    it would explain fails. Keys computed at run time are not seen here."""
+    try:
+        lines, first = inspect.getsourcelines(function)
+    except (OSError, TypeError):
+        return []
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg != "answers":
+                continue
+            values = (
+                keyword.value.elts
+                if isinstance(keyword.value, ast.Tuple | ast.List)
+                else [keyword.value]
+            )
+            for value in values:
+                if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                    continue
+                if value.value in CATALOGUE:
+                    continue
+                near = difflib.get_close_matches(value.value, CATALOGUE, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                where = f"{inspect.getsourcefile(function)}:{first + value.lineno - 1}"
+                problems.append(f"{where}: answers= names {value.value!r}, no known setting{hint}")
+    return problems

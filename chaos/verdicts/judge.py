@@ -69,6 +69,8 @@ def judge(verdict: Verdict, stalls: StallQueries | None) -> Verdict:
 
 
 def _time_bound(verdict: Verdict, stalls: StallQueries) -> Verdict:
+    # judge() checked these: a time bound with a figure and the span it measures.
+    assert verdict.figure is not None and verdict.bound is not None and verdict.span is not None
     excess = verdict.figure - verdict.bound
     start, end = verdict.span
     stalled = stalls.total_ms(start, end)
@@ -88,8 +90,7 @@ def _counts(verdict: Verdict, stalls: StallQueries) -> Verdict:
             key=lambda s: s.end_ns - s.start_ns,
             default=None,
         )
-        longest = 0.0 if worst is None else worst.ms
-        if longest < max(STALL_EXPLAINS_MS, (end - start) / 2e6):
+        if worst is None or worst.ms < max(STALL_EXPLAINS_MS, (end - start) / 2e6):
             return verdict
         explaining.append(worst)
     weakest = min(explaining, key=lambda s: s.ms)

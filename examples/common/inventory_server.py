@@ -140,9 +140,10 @@ class Inventory:
 # connections, answers pings (gRPC's core does that) and had said SERVING on the new
 # stream, so clients keep sending it RPCs and each waits for its deadline (issue 17 #1:
 # test_hang's SIGSTOP scenario: 571 RPCs DEADLINE_EXCEEDED after SIGCONT, the backend
-# serving nothing more; examples/good/README.md has the figures). The rule this servicer follows: never hold a lock across a call
-# that waits for gRPC (a send, on a sync server) when gRPC's event thread may need that
-# lock; a callback run by gRPC only flips flags and edits sets.
+# serving nothing more; examples/good/README.md has the figures). The rule this servicer
+# follows: never hold a lock across a call that waits for gRPC (a send, on a sync server)
+# when gRPC's event thread may need that lock; a callback run by gRPC only flips flags and
+# edits sets.
 class Health(health_pb2_grpc.HealthServicer):
     """grpc.health.v1 for a thread-pool server: the stock servicer's API (set,
     enter_graceful_shutdown, Check, Watch) without its deadlock.

@@ -39,9 +39,11 @@ def _send(line: str) -> None:
                 close_fds=True,
             )
             _owner_pid = os.getpid()
+        stdin = _reaper.stdin
+        assert stdin is not None  # started with stdin=PIPE
         try:
-            _reaper.stdin.write(line + "\n")
-            _reaper.stdin.flush()
+            stdin.write(line + "\n")
+            stdin.flush()
         except (BrokenPipeError, ValueError):
             pass  # the reaper is gone; the next call starts a new one
 
@@ -75,11 +77,14 @@ def _watch() -> None:
     paths: set[str] = set()
     for line in sys.stdin:  # ends at EOF: the parent closed the pipe or died
         op, _, arg = line.rstrip("\n").partition(" ")
-        target = {"+pid": pids, "-pid": pids, "+path": paths, "-path": paths}.get(op)
-        if target is None:
-            continue
-        value = int(arg) if op.endswith("pid") else arg
-        (target.add if op.startswith("+") else target.discard)(value)
+        if op == "+pid":
+            pids.add(int(arg))
+        elif op == "-pid":
+            pids.discard(int(arg))
+        elif op == "+path":
+            paths.add(arg)
+        elif op == "-path":
+            paths.discard(arg)
     for pid in pids:
         _kill(pid)
     for path in paths:

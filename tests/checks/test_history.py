@@ -289,7 +289,7 @@ def test_concurrent_record_keeps_every_rpc():
             rid = k * per_thread + i
             h.record(Rpc(rid, rid, rid + 1, f"b{k}", "OK"))
             if i % 500 == 0:
-                h.rpcs  # readers may run alongside writers
+                _ = h.rpcs  # readers may run alongside writers
 
     threads = [threading.Thread(target=write, args=(k,)) for k in range(threads_n)]
     for t in threads:

@@ -119,7 +119,9 @@ def test_removing_a_toxic_flushes_everything_queued_for_it(echo, make_proxy, con
         for number, letter in enumerate(b"abcdef", 1):  # six replies, six chunks queued
             sock.sendall(bytes([letter]))
             wait_for(
-                lambda: len(echo.peers[0].received) == number if echo.peers else False,
+                lambda number=number: (
+                    len(echo.peers[0].received) == number if echo.peers else False
+                ),
                 WAIT_S,
                 "the echo to answer",
             )
@@ -416,7 +418,7 @@ def test_limit_data_upstream_counts_per_connection(sink, make_proxy, control):
             _, how, _ = read_until_closed(sock)
         assert how == "eof"
         wait_for(
-            lambda: len(sink.peers) > round_number and sink.peers[round_number].ended_at,
+            lambda n=round_number: len(sink.peers) > n and sink.peers[n].ended_at,
             WAIT_S,
             "the upstream to be closed",
         )

@@ -43,7 +43,7 @@ class Slicer(Toxic):
     @staticmethod
     def cut(length: int, average: int, variation: int) -> list[tuple[int, int]]:
         """The (start, end) pieces of a chunk of ``length`` bytes, in order."""
-        pieces = []
+        pieces: list[tuple[int, int]] = []
         todo = [(0, length)]  # ranges still to cut; the next one is last
         for _ in range(64 * (length + 2)):  # bounds the (rare) retries when mid == start
             if not todo:

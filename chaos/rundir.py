@@ -1,4 +1,7 @@
-"""Run directories: one per gate run, never overwritten, and a ``latest`` link.
+"""Run directories — one per gate, fuzz or campaign run, never overwritten, and a
+``latest`` link — and the host facts each run records.
+
+The gate's layout (the fuzzer's: docs/fuzzing.md)::
 
     chaos-runs/
       latest -> 20261130T185504Z-3f9a1c          (the newest run with a results.json)
@@ -16,11 +19,13 @@ write into each other's run.
 from __future__ import annotations
 
 import os
+import platform
 import secrets
+import socket
 import time
 from pathlib import Path
 
-from chaos.gate.exits import GateError
+from chaos.outcomes import UsageError
 
 LATEST = "latest"
 _ID_BYTES = 3  # six hex digits: two runs started in the same second still differ
@@ -42,12 +47,12 @@ def create(output: Path) -> Path:
                 (path / sub).mkdir()
             return path
     except OSError as exc:
-        raise GateError(
+        raise UsageError(
             f"cannot write run directories under {output}: "
             f"{exc.strerror or exc}; pass --output DIR with a directory you can "
             f"write"
         ) from None
-    raise GateError(f"no free run directory name under {output} after {_NAME_TRIES} tries")
+    raise UsageError(f"no free run directory name under {output} after {_NAME_TRIES} tries")
 
 
 def point_latest(run: Path) -> None:
@@ -60,7 +65,7 @@ def point_latest(run: Path) -> None:
         temporary.symlink_to(run.name, target_is_directory=True)
         os.replace(temporary, link)
     except OSError as exc:
-        raise GateError(f"cannot point {link} at {run.name}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot point {link} at {run.name}: {exc.strerror or exc}") from None
 
 
 def resolve(spec: str, output: Path) -> Path:
@@ -68,12 +73,31 @@ def resolve(spec: str, output: Path) -> Path:
     if spec == LATEST:
         link = output / LATEST
         if not link.exists():
-            raise GateError(
+            raise UsageError(
                 f"no run to compare with: {link} does not exist (run the gate "
                 f"once, or give --baseline a run directory)"
             )
         return link.resolve()
     path = Path(spec)
     if not path.exists():
-        raise GateError(f"no run directory or results.json at {spec}")
+        raise UsageError(f"no run directory or results.json at {spec}")
     return path
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded; [] where the OS has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def host() -> dict:
+    """Where a run ran: a figure means little without the machine it was measured on."""
+    return {
+        "name": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": load_average(),
+    }
