@@ -84,7 +84,9 @@ def test_every_backend_not_serving_fails_fast(chaos):
     load.wait_for(40, timeout=20)
     for backend in chaos.fleet.ids:
         chaos.expect(
-            checks.no_traffic_to(chaos.history, target=backend, start_ns=drained),
+            checks.no_traffic_to(
+                chaos.history, target=backend, start_ns=drained, bound_from_ns=flips[-1].in_force_ns
+            ),
             answers=HEALTH,
             requirement="drain_ms",
         )

@@ -184,3 +184,31 @@ def test_a_pass_and_a_floor_are_never_touched_by_cpu_waits():
     assert judge(_time(50), starved) == _time(50)
     floor = Verdict("latency", False, 150.0, "ms", 200, "", ">=", span=(0, 10_000 * MS))
     assert not judge(floor, starved).inconclusive
+
+
+def _late(*items: tuple[int, int, float]) -> Verdict:
+    """RPCs that each started ``excess`` ms past a detection bound counted from ``from``."""
+    return Verdict(
+        "routed_away",
+        False,
+        len(items),
+        "rpcs",
+        0,
+        "",
+        culprits=tuple((s * MS, (a + 500) * MS) for s, a, _ in items),
+        late=tuple((s * MS, a * MS, excess) for s, a, excess in items),
+    )
+
+
+def test_rpcs_just_past_a_detection_bound_a_stall_explains_are_inconclusive():
+    # The fuzz campaign's case: an RPC started 51 ms after a drain was in force, against a
+    # 50 ms bound: a client stalled 1 ms or more in between may have learnt of it late.
+    judged = judge(_late((0, 51, 1.0), (0, 52, 2.0)), _monitor((10, 14)))
+    assert judged.inconclusive and judged.stall_ms == 4
+    assert "runner stalled 4 ms" in judged.headline
+
+
+def test_an_rpc_later_than_the_stalls_before_it_keeps_the_verdict_a_failure():
+    # 4 ms of stall explain an RPC 2 ms late, not one 30 ms late; nor a stall after it.
+    assert not judge(_late((0, 51, 1.0), (0, 80, 30.0)), _monitor((10, 14))).inconclusive
+    assert not judge(_late((0, 51, 1.0)), _monitor((60, 200))).inconclusive

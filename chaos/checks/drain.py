@@ -93,11 +93,15 @@ def no_traffic_to(
     end_ns: int | None = None,
     *,
     min_rpcs: int = 1,
+    bound_from_ns: int | None = None,
 ) -> Verdict:
     """No RPC that started in [start_ns, end_ns) was served by `target`.
 
     figure = the number that were (bound 0). *Not judged* when fewer than `min_rpcs` RPCs
     started in the window at all: an idle window says nothing about routing.
+    ``bound_from_ns``: when ``start_ns`` is a time bound counted from that instant (a
+    health flip in force + drain_ms), each RPC found came that much past the bound, and
+    the judge may put it down to a stall between the two (Verdict.late).
     """
     h = as_history(history)
     window = in_window(h.rpcs, start_ns, end_ns)
@@ -131,6 +135,9 @@ def no_traffic_to(
     highlight = [r.id for r in hits[:10]]
     # What a stall could bend: how late each of these RPCs was picked, from the window start.
     culprits = tuple((origin, r.start_ns) for r in hits)
+    late: tuple[tuple[int, int, float], ...] = ()
+    if bound_from_ns is not None and start_ns is not None:
+        late = tuple((bound_from_ns, r.start_ns, (r.start_ns - start_ns) / 1e6) for r in hits)
     return Verdict(
         "no_traffic_to",
         False,
@@ -139,4 +146,5 @@ def no_traffic_to(
         0,
         explain(paragraph, h, first.start_ns, highlight),
         culprits=culprits,
+        late=late,
     )

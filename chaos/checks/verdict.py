@@ -35,7 +35,11 @@ class Verdict:
     what they measured): `span` is the interval of the history whose length *is* a time
     figure (fault in force -> decisive instant), and `culprits` the intervals of the
     failing items of a count (each failed RPC's lifetime, each RPC that went where it
-    should not). `inconclusive` and `stall_ms` are set by the judge, never by a check: a
+    should not). `late` is for a count of items that each came past a time bound (an RPC
+    started on a backend after the client should have known it was down): per item
+    ``(from_ns, at_ns, excess_ms)`` — the item is put down to the machine when the stalls
+    within [from_ns, at_ns] add up to its excess over the bound. `inconclusive` and
+    `stall_ms` are set by the judge, never by a check: a
     missed bound that the runner's own stall explains. `advice` names the client or
     server settings that answer a failure (chaos/verdicts/advice.py).
 
@@ -58,6 +62,7 @@ class Verdict:
     data: dict = field(default_factory=dict, hash=False)
     span: tuple[int, int] | None = None
     culprits: tuple[tuple[int, int], ...] = ()
+    late: tuple[tuple[int, int, float], ...] = ()
     inconclusive: bool = False
     stall_ms: float | None = None
     advice: str = ""

@@ -312,6 +312,11 @@ class _Rules:
             0,
             explain(paragraph, self.h, r.start_ns, [h.id for h, _ in hits[:LISTED]]),
             culprits=tuple((w.in_force_ns, r.end_ns) for r, w in hits),
+            # Each RPC came this long past the fault's detection bound: a client (or a
+            # backend sending the news) stalled that long in between may have learnt late.
+            late=tuple(
+                (w.in_force_ns, r.start_ns, ms(r.start_ns - w.known_down[0])) for r, w in hits
+            ),
         )
 
     def _sent_there_while_down(self, r: Rpc, w: Window, revert_ns: int) -> bool:

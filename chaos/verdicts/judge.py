@@ -63,9 +63,32 @@ def judge(verdict: Verdict, stalls: StallQueries | None) -> Verdict:
         and verdict.bound is not None
     ):
         return _time_bound(verdict, stalls)
+    if verdict.late:
+        judged = _late(verdict, stalls)
+        if judged.inconclusive:
+            return judged
     if verdict.culprits:
         return _counts(verdict, stalls)
     return verdict
+
+
+def _late(verdict: Verdict, stalls: StallQueries) -> Verdict:
+    """A count of items that each came past a time bound: inconclusive only when every
+    item's excess over the bound is covered by the stalls between the instant the bound
+    counts from and the item (a client stalled that long may have learnt that late)."""
+    least: tuple[float, int, int] | None = None
+    for start, at, excess_ms in verdict.late:
+        stalled = stalls.total_ms(start, at)
+        if stalled <= 0 or stalled < excess_ms:
+            return verdict
+        if least is None or stalled < least[0]:
+            least = (stalled, start, at)
+    assert least is not None  # verdict.late is not empty
+    stalled, start, at = least
+    cause = shares(stalls.stalls(start, at), start, at)
+    if len(verdict.late) > 1:
+        cause += f" (the least of the stalls before each of the {len(verdict.late)} items)"
+    return _inconclusive(verdict, stalled, cause)
 
 
 def _time_bound(verdict: Verdict, stalls: StallQueries) -> Verdict:

@@ -111,3 +111,11 @@ def test_no_traffic_to_window_sides_default_to_open():
     assert not no_traffic_to(h, "b2")
     assert no_traffic_to(h, "b2", start_ns=at(104)).passed
     assert not no_traffic_to(h, target="b2", end_ns=at(101))
+
+
+def test_no_traffic_to_says_how_late_each_rpc_was_past_a_bound_it_is_told_of():
+    # The window starts at a bound (flip in force at 50 ms + a 50 ms drain bound): the RPCs
+    # on b2 at 100 and 103 ms came 0 and 3 ms past it — what a stall may explain.
+    v = no_traffic_to(make_history(FLIP), "b2", at(100), at(200), bound_from_ns=at(50))
+    assert v.late == ((at(50), at(100), 0.0), (at(50), at(103), 3.0))
+    assert no_traffic_to(make_history(FLIP), "b2", at(100), at(200)).late == ()
