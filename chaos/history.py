@@ -228,6 +228,28 @@ class History:
         """The RPCs that *started* in [start_ns, end_ns); None leaves a side open."""
         return [r for r in self.rpcs if started_in(r, start_ns, end_ns)]
 
+    def served_by(self, since_ns: int | None = None) -> set[str]:
+        """The backends that answered an RPC OK that started at or after ``since_ns``."""
+        return {r.backend for r in self.window(since_ns) if r.ok and r.backend}
+
+    def served_since(self, backend: str, since_ns: int) -> bool:
+        """Whether ``backend`` answered an RPC OK that started at or after ``since_ns``."""
+        return backend in self.served_by(since_ns)
+
+    def count_ok(self, backend: str, since_ns: int) -> int:
+        """OK RPCs answered by ``backend`` that started at or after ``since_ns``."""
+        return sum(1 for r in self.window(since_ns) if r.ok and r.backend == backend)
+
+    def busiest(self, since_ns: int) -> str:
+        """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).
+
+        Scenarios fault this one, so that under pick_first (one backend takes everything)
+        the fault lands where the traffic is. AssertionError when none answered yet."""
+        counts = Counter(r.backend for r in self.window(since_ns) if r.ok and r.backend)
+        if not counts:
+            raise AssertionError("no backend has answered an RPC OK yet")
+        return min(counts, key=lambda b: (-counts[b], b))
+
     def summary(self) -> dict:
         """Counts by code, by backend and by event kind, and the time span covered."""
         rpcs, events = self.rpcs, self.events

@@ -258,10 +258,7 @@ class Load:
             metadata = tuple(await pending.initial_metadata() or ()) + tuple(
                 await pending.trailing_metadata() or ()
             )
-            code = "OK"
-            wrong = self.rpc.check_response(data, rid)
-            if wrong:
-                code, details = "DATA_LOSS", f"wrong answer: {wrong}"
+            code, details = checked_answer(self.rpc, rid, data)
         except grpc.aio.AioRpcError as exc:
             # A failure a backend answered comes Trailers-Only: its id is in the trailers.
             metadata = tuple(exc.initial_metadata() or ()) + tuple(exc.trailing_metadata() or ())
@@ -272,13 +269,43 @@ class Load:
             raise
         end = time.monotonic_ns()
         self._ids.add(rid)
-        backend = backend_of(metadata, self.identity_key)
+        attributed = None
         if self.attribution is not None:
             attributed = self.attribution.completed(rid, code)  # every RPC: it keeps count
-            backend = backend if backend is not None else attributed
-        self.history.record(Rpc(rid, start, end, backend, code, details))
+        record_rpc(
+            self.history, rid, start, end, metadata, self.identity_key, code, details, attributed
+        )
         self.completed += 1
         return code == "OK"
+
+
+def checked_answer(rpc, rpc_id: int, data: bytes) -> tuple[str, str]:
+    """(code, details) of an RPC that got an answer: OK, or DATA_LOSS when the answer is
+    not what the service under test must say (the target's [rpc.expect])."""
+    wrong = rpc.check_response(data, rpc_id)
+    return ("DATA_LOSS", f"wrong answer: {wrong}") if wrong else ("OK", "")
+
+
+def record_rpc(
+    history: History,
+    rpc_id: int,
+    start_ns: int,
+    end_ns: int,
+    metadata,
+    identity_key: str | None,
+    code: str,
+    details: str,
+    attributed: str | None = None,
+) -> Rpc:
+    """The one place an RPC the client sent becomes a history record: its backend is the
+    one its answer names (headers or trailers, under ``identity_key``), else the one
+    ``attributed`` from gRPC's own accounting (None: unattributed, never guessed)."""
+    named = backend_of(metadata, identity_key)
+    record = Rpc(
+        rpc_id, start_ns, end_ns, named if named is not None else attributed, code, details
+    )
+    history.record(record)
+    return record
 
 
 def backend_of(metadata, key: str | None = BACKEND_ID_KEY) -> str | None:

@@ -34,9 +34,9 @@ from typing import Any
 
 from chaos import checks
 from chaos.checks import Verdict
-from chaos.faults import Nemesis, SlowHandler
+from chaos.faults import Active, Nemesis, SlowHandler
 from chaos.history import Event, History, Rpc, clock_anchor
-from chaos.load import GreeterRpc, Load, backend_of
+from chaos.load import GreeterRpc, Load, checked_answer, record_rpc
 from chaos.observe import client_shape
 from chaos.observe.attribution import Attribution
 from chaos.observe.channelz import AttemptSampler, subchannel_counts, track_new_channel
@@ -204,7 +204,7 @@ class Scenario:
         wanted = set(backends or [b.id for b in self.fleet.backends if b.alive()])
         known = self.shape if profile is None or profile is self.profile else None
         if known is not None and not known.spreads:
-            load.wait_until(lambda: self._served_since(since), timeout, "a first OK RPC")
+            load.wait_until(lambda: self.history.served_by(since), timeout, "a first OK RPC")
         else:
             shape = load.wait_until(
                 lambda: client_shape.observe(
@@ -213,7 +213,7 @@ class Scenario:
                 timeout,
                 f"OK RPCs from each of {sorted(wanted)}",
                 progress=lambda: (
-                    "OK RPCs from " + (", ".join(sorted(self._served_since(since))) or "none")
+                    "OK RPCs from " + (", ".join(sorted(self.history.served_by(since))) or "none")
                 ),
             )
             if profile is None or profile is self.profile:
@@ -234,9 +234,6 @@ class Scenario:
                 f"{self.shape.describe()}. A load-balancing policy such as round_robin "
                 f"makes it spread."
             )
-
-    def _served_since(self, since_ns: int) -> set[str]:
-        return {r.backend for r in self.history.window(since_ns) if r.ok and r.backend}
 
     def hold_rpcs_on(
         self,
@@ -329,18 +326,56 @@ class Scenario:
             requirement="hang_detection_ms",
         )
 
-    def busiest(self, since_ns: int) -> str:
-        """The backend that answered most OK RPCs since ``since_ns`` (ties: lowest id).
-
-        Scenarios fault this one, so that under pick_first (one backend takes everything)
-        the fault lands where the traffic is."""
-        counts: dict[str, int] = {}
-        for rpc in self.history.window(since_ns):
-            if rpc.ok and rpc.backend:
-                counts[rpc.backend] = counts.get(rpc.backend, 0) + 1
-        if not counts:
-            raise AssertionError("no backend has answered an RPC OK yet")
-        return min(counts, key=lambda b: (-counts[b], b))
+    def expect_slowness_stays_on(
+        self,
+        load: Load,
+        fault: Active,
+        backend: str,
+        delay_ms: float,
+        answers: tuple[str, ...] = (),
+    ) -> None:
+        """One backend made slow by ``fault`` (a latency toxic, a slow handler: the process
+        and the network are fine) shows it in its own latency only: once it has answered 40
+        RPCs, its median reaches ``delay_ms``, every other backend's p90 stays within
+        healthy_latency_ms (both counted from the fault in force: RPCs sent while it was
+        being applied may have slipped through), and no RPC fails from the fault's start on
+        (one that failed while it was being applied failed because of it). ``answers``:
+        the settings that shape whether the slow backend gets RPCs at all."""
+        load.wait_until(
+            lambda: self.history.count_ok(backend, fault.in_force_ns) >= 40,
+            20,
+            f"40 RPCs answered by the slow {backend}",
+            progress=lambda: f"{self.history.count_ok(backend, fault.in_force_ns)} answered",
+            answers=answers,
+        )
+        need = self.requirements
+        self.expect(
+            checks.latency(
+                self.history,
+                backend=backend,
+                percentile=50,
+                bound_ms=delay_ms,
+                at_least=True,
+                start_ns=fault.in_force_ns,
+            )
+        )
+        for other in self.fleet.ids:
+            if other == backend:
+                continue
+            self.expect(
+                checks.latency(
+                    self.history,
+                    backend=other,
+                    percentile=90,
+                    bound_ms=need.healthy_latency_ms,
+                    start_ns=fault.in_force_ns,
+                ),
+                requirement="healthy_latency_ms",
+            )
+        self.expect(
+            checks.errors(self.history, start_ns=fault.start_ns, budget=need.error_budget),
+            requirement="error_budget",
+        )
 
     def spread_calls(self, call, attempts: int = 30) -> set[str]:
         """Call ``call`` until every running backend has answered (at most ``attempts``
@@ -354,14 +389,6 @@ class Scenario:
                 break
         seen.discard(None)
         return seen
-
-    def count_ok(self, backend: str, since_ns: int) -> int:
-        """OK RPCs answered by ``backend`` that started at or after ``since_ns``."""
-        return sum(1 for r in self.history.window(since_ns) if r.ok and r.backend == backend)
-
-    def served_since(self, backend: str, since_ns: int) -> bool:
-        """Whether ``backend`` has answered an RPC OK that started at or after ``since_ns``."""
-        return backend in self._served_since(since_ns)
 
     def wait_until(self, condition, timeout: float, what: str):
         """Wait for a condition with a deadline (never a fixed sleep)."""
@@ -404,21 +431,21 @@ class Scenario:
             metadata = tuple(future.initial_metadata() or ()) + tuple(
                 future.trailing_metadata() or ()
             )
-            backend = backend_of(metadata, key)
+            attributed = None
             if before is not None and error is None and channelz_id:
-                backend = _answered_by(before, subchannel_counts(channelz_id), names)
-            code = "OK" if error is None else error.code().name
-            details = "" if error is None else error.details() or ""
+                attributed = _answered_by(before, subchannel_counts(channelz_id), names)
             if error is None:
-                wrong = rpc.check_response(future.result(), rid)
-                if wrong:
-                    code, details = "DATA_LOSS", f"wrong answer: {wrong}"
-            record = Rpc(rid, start, time.monotonic_ns(), backend, code, details)
-            self.history.record(record)
+                code, details = checked_answer(rpc, rid, future.result())
+            else:
+                code, details = error.code().name, error.details() or ""
+            record = record_rpc(
+                self.history, rid, start, time.monotonic_ns(), metadata, key, code, details,
+                attributed,
+            )  # fmt: skip
             records.append(record)
             if error is not None and not tolerate:
                 raise error
-            return backend if code == "OK" else None
+            return record.backend if code == "OK" else None
 
         # The RPCs this caller sent, for the scenario that holds it (a function attribute:
         # the caller stays a plain callable).

@@ -40,7 +40,7 @@ def test_backend_failing_every_call_is_ejected(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     sampler = chaos.attempts(load)
     fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
     need = chaos.requirements
@@ -85,7 +85,7 @@ def test_ejected_backend_that_recovers_is_readmitted(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
     failing_until = fault.in_force_ns + int(FAILING_S * 1e9)
     load.wait_until(
@@ -97,7 +97,7 @@ def test_ejected_backend_that_recovers_is_readmitted(chaos):
     need = chaos.requirements
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, cleared),
+        lambda: chaos.history.served_since(target, cleared),
         need.readmission_ms / 1000 + 5,
         f"{target} serving again",
     )
@@ -124,7 +124,7 @@ def test_backend_failing_every_call_is_hidden_by_retries(chaos):
     load = chaos.load(concurrency=1)
     warm = chaos.warm_up(load)
     load.wait_for(30, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
 
     def refused() -> int:
         return chaos.fleet.stats(target)["by_code"].get("UNAVAILABLE", 0)
@@ -193,36 +193,6 @@ def test_slow_handler_shows_in_that_backends_latency(chaos):
     load = chaos.load(concurrency=12)
     chaos.warm_up(load)
     slow = chaos.nemesis.inject(SlowHandler("b2", delay_ms=200))
-    load.wait_until(
-        lambda: chaos.count_ok("b2", slow.in_force_ns) >= 40,
-        20,
-        "40 RPCs answered by the slow handler",
-        progress=lambda: f"{chaos.count_ok('b2', slow.in_force_ns)} answered",
-        answers=("outlierDetection", "round_robin"),
-    )
-    need = chaos.requirements
-    chaos.expect(
-        checks.latency(
-            chaos.history,
-            backend="b2",
-            percentile=50,
-            bound_ms=200,
-            at_least=True,
-            start_ns=slow.in_force_ns,
-        )
-    )
-    for fast in ("b1", "b3"):
-        chaos.expect(
-            checks.latency(
-                chaos.history,
-                backend=fast,
-                percentile=90,
-                bound_ms=need.healthy_latency_ms,
-                start_ns=slow.in_force_ns,
-            ),
-            requirement="healthy_latency_ms",
-        )
-    chaos.expect(
-        checks.errors(chaos.history, start_ns=slow.in_force_ns, budget=need.error_budget),
-        requirement="error_budget",
+    chaos.expect_slowness_stays_on(
+        load, slow, "b2", delay_ms=200, answers=("outlierDetection", "round_robin")
     )

@@ -65,7 +65,7 @@ def test_returning_backend_gets_its_share_again(chaos):
     need = chaos.requirements
     chaos.wait_for(
         load,
-        lambda: chaos.served_since("b2", restarted),
+        lambda: chaos.history.served_since("b2", restarted),
         need.recovery_ms / 1000 + 5,
         "b2 serving again",
     )

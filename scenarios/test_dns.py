@@ -162,10 +162,10 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
         load = chaos.load(concurrency=8, fleet=fleet)
         warm = chaos.warm_up(load)
         load.wait_for(200, timeout=10)
-        target = chaos.busiest(warm)
+        target = chaos.history.busiest(warm)
         removed = nemesis.inject(DnsRemove(target))
         load.wait_until(
-            lambda: chaos.count_ok(target, removed.in_force_ns) >= 50,
+            lambda: chaos.history.count_ok(target, removed.in_force_ns) >= 50,
             10,
             f"{target} still served after its record was removed",
         )
@@ -235,7 +235,7 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     # The recovery_time verdict below says what happened if b3 never served.
     chaos.wait_for(
         load,
-        lambda: chaos.served_since("b3", added.end_ns),
+        lambda: chaos.history.served_since("b3", added.end_ns),
         need.dns_join_ms / 1000 + 2,
         "b3 serving after its record was added",
     )
@@ -286,7 +286,7 @@ def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(ch
             fresh = call.records
         settled = outage.start_ns + OUTAGE_WINDOW_MS * 1_000_000
         load.wait_until(
-            lambda: all(chaos.served_since(b, settled) for b in used),
+            lambda: all(chaos.history.served_since(b, settled) for b in used),
             10,
             f"{', '.join(used)} serving {OUTAGE_WINDOW_MS} ms into the outage",
         )

@@ -78,7 +78,7 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
     what a user must read first.
     """
     load, warm = _warm_load(chaos)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     hold = chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     hang = chaos.nemesis.inject(Pause(target))
     settled = chaos.settle(load)
@@ -90,7 +90,7 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
     chaos.nemesis.undo(hold)
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, resume),
+        lambda: chaos.history.served_since(target, resume),
         need.recovery_ms / 1000 + 5,
         f"{target} serving again",
     )
@@ -136,7 +136,7 @@ def test_blackholed_backend_is_out_within_keepalive_bound_and_comes_back(chaos):
     RPC sent into it ends in DEADLINE_EXCEEDED: they fail the errors check.
     """
     load, warm = _warm_load(chaos)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     hole = chaos.nemesis.inject(Blackhole(target))
     chaos.settle(load)
     need = chaos.requirements
@@ -152,7 +152,7 @@ def test_blackholed_backend_is_out_within_keepalive_bound_and_comes_back(chaos):
     removed = chaos.nemesis.undo(hole).end_ns
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, removed),
+        lambda: chaos.history.served_since(target, removed),
         need.recovery_ms / 1000 + 5,
         f"{target} serving again",
     )

@@ -30,7 +30,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     flip = chaos.nemesis.inject(Health(target))
     load.wait_for(1500, timeout=20)
     need = chaos.requirements
@@ -44,7 +44,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     back = chaos.nemesis.undo(flip)
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, back.end_ns),
+        lambda: chaos.history.served_since(target, back.end_ns),
         need.recovery_ms / 1000 + 5,
         f"{target} serving again",
     )
@@ -125,7 +125,7 @@ def test_graceful_drain_loses_no_rpc(chaos):
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)  # where the traffic is (pick_first: its only backend)
+    target = chaos.history.busiest(warm)  # where the traffic is (pick_first: its only backend)
     chaos.hold_rpcs_on(target, delay_ms=20)
     drain = chaos.nemesis.inject(Drain(target, wait_ms=500, grace_ms=1000))
     chaos.fleet.wait_exit(target, timeout=10)

@@ -78,7 +78,7 @@ def test_kill_under_load_loses_no_rpc(chaos):
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(300, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     chaos.hold_rpcs_on(target, delay_ms=20)
     kill = chaos.nemesis.inject(Kill(target))
     load.wait_for(1500, timeout=20)
@@ -186,7 +186,7 @@ def test_restarted_backend_rejoins_the_rotation(chaos):
     need = chaos.requirements
     chaos.wait_for(
         load,
-        lambda: chaos.served_since("b2", restart.end_ns),
+        lambda: chaos.history.served_since("b2", restart.end_ns),
         need.recovery_ms / 1000 + 10,
         "b2 serving again",
     )
@@ -238,7 +238,7 @@ def test_backend_back_after_a_long_outage_rejoins_within_the_recovery_bound(chao
         back = chaos.history.mark("b2 back")
     chaos.wait_for(
         load,
-        lambda: chaos.served_since("b2", back),
+        lambda: chaos.history.served_since("b2", back),
         need.recovery_ms / 1000 + 10,
         "b2 serving again",
     )

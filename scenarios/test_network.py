@@ -58,7 +58,7 @@ def _breaks_and_recovers(chaos, fault_on):
     """The shared course of the three breaking faults: hold RPCs on the busiest backend,
     break its connection, check failover, remove the fault, check recovery."""
     load, warm = _warm_load(chaos)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     hold = chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     fault = chaos.nemesis.inject(fault_on(target))
     if hold is not None:
@@ -97,7 +97,7 @@ def _breaks_and_recovers(chaos, fault_on):
     removed = chaos.nemesis.undo(fault).end_ns
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, removed),
+        lambda: chaos.history.served_since(target, removed),
         need.recovery_ms / 1000 + 5,
         f"{target} serving again",
     )
@@ -194,7 +194,7 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     """
     need = chaos.requirements
     load, warm = _warm_load(chaos, deadline_s=max(DEADLINE_S, need.hang_detection_ms / 1000 + 0.5))
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     chaos.nemesis.inject(SlowClose(target, 5000))
     hold = chaos.hold_rpcs_on(target, HOLD_MS, at_least=3)
     kill = chaos.nemesis.inject(Kill(target))
@@ -204,7 +204,7 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     restarted = chaos.nemesis.undo(kill).end_ns
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(target, restarted),
+        lambda: chaos.history.served_since(target, restarted),
         need.recovery_ms / 1000 + 5,
         f"{target} serving again",
     )
@@ -246,7 +246,7 @@ def test_slicer_keeps_every_reply_byte_exact(chaos):
     (measured: 600 RPC/s of ~1 KB messages in 16 pieces cost 2-3 UNAVAILABLE per run).
     """
     load, warm = _warm_load_closed(chaos, SLICER_CLIENTS, payload_bytes=SLICER_PAYLOAD)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     chaos.nemesis.inject(
         Slicer(target, average_size=100, size_variation=50, delay_us=100, stream="downstream")
     )
@@ -254,7 +254,7 @@ def test_slicer_keeps_every_reply_byte_exact(chaos):
         Slicer(target, average_size=100, size_variation=50, delay_us=100, stream="upstream")
     ).in_force_ns
     load.wait_until(
-        lambda: chaos.count_ok(target, in_place) >= 100,
+        lambda: chaos.history.count_ok(target, in_place) >= 100,
         10,
         f"100 RPCs answered by the sliced {target}",
     )
@@ -304,14 +304,14 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
     limit = chaos.nemesis.inject(Bandwidth(target, BANDWIDTH_KBPS))
     in_place = limit.in_force_ns  # the API answers once every link has it
     loads[0].wait_until(
-        lambda: chaos.count_ok(target, in_place) >= 24,
+        lambda: chaos.history.count_ok(target, in_place) >= 24,
         20,
         f"24 RPCs answered by the throttled {target}",
     )
     lifting = chaos.history.mark("lifting the limit")
     lifted = chaos.nemesis.undo(limit).end_ns
     loads[0].wait_until(
-        lambda: chaos.count_ok(target, lifted) >= 24,
+        lambda: chaos.history.count_ok(target, lifted) >= 24,
         10,
         f"24 RPCs answered by {target} after the limit",
     )

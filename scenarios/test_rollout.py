@@ -65,7 +65,7 @@ def test_rolling_restart_loses_no_rpc(chaos):
             continue  # a client on one backend moved to another: it has no rotation to rejoin
         chaos.wait_for(
             load,
-            lambda backend=backend, back=back: chaos.served_since(backend, back),
+            lambda backend=backend, back=back: chaos.history.served_since(backend, back),
             need.recovery_ms / 1000 + 5,
             f"{backend} serving again",
         )
@@ -97,7 +97,7 @@ def test_scale_in_loses_no_rpc(chaos):
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     scale_in = chaos.nemesis.inject(ScaleIn(target))
     load.wait_for(500, timeout=20)
     chaos.expect(_stopped_gracefully(chaos, target), answers=("server.graceful_shutdown",))
@@ -135,7 +135,7 @@ def test_scaled_out_backend_gets_its_share(chaos):
     new = fault.added[0]
     chaos.wait_for(
         load,
-        lambda: chaos.served_since(new, added.in_force_ns),
+        lambda: chaos.history.served_since(new, added.in_force_ns),
         need.dns_join_ms / 1000 + 2,
         f"{new} serving",
     )
@@ -177,7 +177,7 @@ def test_graceful_shutdown_drains(chaos):
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     backend = chaos.fleet.backend(target)
     with chaos.fleet.direct_channel(backend) as channel:
         watch = HealthWatch(channel, chaos.fleet.health_services[-1])
@@ -325,7 +325,10 @@ def test_restarted_backend_gets_no_rpc_before_it_can_answer(chaos):
     gone = stop.in_force_ns
     restart = chaos.nemesis.undo(stop)
     chaos.wait_for(
-        probe, lambda: chaos.count_ok(target, restart.end_ns) >= 50, 10, f"{target} answering again"
+        probe,
+        lambda: chaos.history.count_ok(target, restart.end_ns) >= 50,
+        10,
+        f"{target} answering again",
     )
     probe.wait_for(300, timeout=20)
     probe_rpcs = [r for r in chaos.history.window(gone) if probe.owns(r)]

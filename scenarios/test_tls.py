@@ -241,7 +241,7 @@ def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
             f"{backend} presenting its renewed certificate to new connections",
         )
     before.wait_until(
-        lambda: chaos.count_ok(chaos.busiest(warm), rotated) >= 100,
+        lambda: chaos.history.count_ok(chaos.history.busiest(warm), rotated) >= 100,
         10,
         "the first client still served on its old connections",
     )
@@ -271,10 +271,10 @@ def test_rotation_to_a_bad_certificate_takes_the_backend_out_for_new_connections
     load = chaos.load(concurrency=16)
     warm = chaos.warm_up(load)
     load.wait_for(300, timeout=10)
-    target = chaos.busiest(warm)
+    target = chaos.history.busiest(warm)
     rotation = chaos.nemesis.inject(Certificate(target, "expired"))
     load.wait_until(
-        lambda: chaos.count_ok(target, rotation.start_ns) >= 20,
+        lambda: chaos.history.count_ok(target, rotation.start_ns) >= 20,
         10,
         f"{target} still serving on its open connections",
     )

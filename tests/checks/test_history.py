@@ -31,6 +31,19 @@ def test_reads_are_copies():
     assert len(h.rpcs) == 1 and h.events == []
 
 
+def test_queries_of_who_served_count_only_ok_rpcs_started_since():
+    h = make_history(
+        [(0, "b1"), (10, "b2"), (20, "b2", "UNAVAILABLE"), (30, "b3"), (40, "b2"), (50, None)]
+    )
+    assert h.served_by(at(10)) == {"b2", "b3"}
+    assert h.served_since("b1", at(0)) and not h.served_since("b1", at(1))
+    assert h.count_ok("b2", at(0)) == 2  # the UNAVAILABLE one is not an answer
+    assert h.busiest(at(0)) == "b2"
+    assert h.busiest(at(25)) == "b2"  # ties go to the lowest id: b2 (1) ties b3 (1)
+    with pytest.raises(AssertionError, match="no backend has answered"):
+        h.busiest(at(60))
+
+
 def test_window_selects_by_start_half_open():
     h = make_history([(0, "b1", "OK", 50), (10, "b2"), (20, "b3"), (30, "b1")])
     assert [r.id for r in h.window(at(10), at(30))] == [2, 3]  # [10, 30): 30 excluded
