@@ -46,7 +46,7 @@ from chaos.outcomes import NotApplicable, ScenarioFailed, ScenarioInconclusive, 
 from chaos.profiles import Profile
 from chaos.verdicts import advice
 from chaos.verdicts.judge import judge
-from chaos.verdicts.requirements import DEFAULTS, Requirements
+from chaos.verdicts.requirements import DEFAULTS, Requirements, requirement_of
 from fleet.controller import Fleet
 from fleet.procs.waiting import wait_until
 
@@ -312,7 +312,6 @@ class Scenario:
         self.expect(
             checks.errors(self.history, start_ns=since_ns, budget=need.error_budget),
             answers=answers,
-            requirement="error_budget",
         )
         self.expect(
             checks.latency(
@@ -323,7 +322,6 @@ class Scenario:
                 counted_from_ns=fault.in_force_ns if fault else None,
             ),
             answers=answers,
-            requirement="hang_detection_ms",
         )
 
     def expect_slowness_stays_on(
@@ -370,11 +368,9 @@ class Scenario:
                     bound_ms=need.healthy_latency_ms,
                     start_ns=fault.in_force_ns,
                 ),
-                requirement="healthy_latency_ms",
             )
         self.expect(
             checks.errors(self.history, start_ns=fault.start_ns, budget=need.error_budget),
-            requirement="error_budget",
         )
 
     def spread_calls(self, call, attempts: int = 30) -> set[str]:
@@ -469,11 +465,14 @@ class Scenario:
         end the scenario: inconclusive (the stall explains the miss) or failed.
 
         ``answers`` names the client settings that answer this check in this situation
-        (keys of chaos/verdicts/advice.py's catalogue), ``requirement`` the requirement its bound
-        is (chaos/verdicts/requirements.py): a failure then says what this profile has for each
-        and where the bound comes from.
+        (keys of chaos/verdicts/advice.py's catalogue): a failure then says what this
+        profile has for each, and where the bound comes from — the requirement the check
+        was given as its bound (``need.failover_ms`` carries its name), or ``requirement``
+        for a bound derived from one.
         """
         __tracebackhide__ = True  # the verdict explains the failure; the frame adds nothing
+        if requirement is None:
+            requirement = requirement_of(verdict.bound)
         if not verdict.passed and not verdict.not_judged:
             verdict = judge(verdict, self.stalls)
             verdict = replace(

@@ -74,7 +74,6 @@ def test_returning_backend_gets_its_share_again(chaos):
             chaos.history, target="b2", after_ns=restarted, bound_ms=need.recovery_ms
         ),
         answers=("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
-        requirement="recovery_ms",
     )
     back = chaos.history.mark("b2 back")
     load.wait_for(1500, timeout=20)

@@ -194,19 +194,16 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
                 f"{target}'s connections broke",
             ),
             answers=DNS,
-            requirement="dns_reresolution_ms",
         )
         load.wait_for(300, timeout=10)
         chaos.expect(
             checks.drain_time(
                 chaos.history, target=target, after_ns=query.t_ns, bound_ms=need.dns_apply_ms
             ),
-            requirement="dns_apply_ms",
         )
         chaos.expect(
             checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
             answers=("retryPolicy",),
-            requirement="error_budget",
         )
     finally:
         nemesis.undo_all()
@@ -254,11 +251,9 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
             chaos.history, target="b3", after_ns=added.end_ns, bound_ms=need.dns_join_ms
         ),
         answers=DNS + ("round_robin",),
-        requirement="dns_join_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-        requirement="error_budget",
     )
 
 
@@ -300,11 +295,9 @@ def test_dns_outage_leaves_a_running_channel_working_and_fails_a_new_one_fast(ch
             min_rpcs=CALLS,
         ),
         answers=("waitForReady",),
-        requirement="fail_fast_ms",
     )
     fresh_ids = {r.id for r in fresh}
     running = [r for r in chaos.history.rpcs if r.id not in fresh_ids]
     chaos.expect(
         checks.errors(running, start_ns=warm, budget=chaos.requirements.error_budget),
-        requirement="error_budget",
     )

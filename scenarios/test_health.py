@@ -39,7 +39,6 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
             chaos.history, target=target, after_ns=flip.in_force_ns, bound_ms=need.drain_ms
         ),
         answers=HEALTH,
-        requirement="drain_ms",
     )
     back = chaos.nemesis.undo(flip)
     chaos.wait_for(
@@ -53,12 +52,10 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
             chaos.history, target=target, after_ns=back.end_ns, bound_ms=need.recovery_ms
         ),
         answers=HEALTH,
-        requirement="recovery_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=flip.start_ns, budget=need.error_budget),
         answers=HEALTH,
-        requirement="error_budget",
     )
 
 
@@ -99,7 +96,6 @@ def test_every_backend_not_serving_fails_fast(chaos):
             start_ns=drained,
         ),
         answers=("waitForReady", "retryPolicy"),
-        requirement="fail_fast_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=drained, codes=["DEADLINE_EXCEEDED"], budget=0),
@@ -136,12 +132,10 @@ def test_graceful_drain_loses_no_rpc(chaos):
             chaos.history, target=target, after_ns=drain.in_force_ns, bound_ms=need.drain_ms
         ),
         answers=HEALTH,
-        requirement="drain_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=("healthCheckConfig", "retryPolicy"),
-        requirement="error_budget",
     )
 
 
@@ -159,7 +153,6 @@ def test_server_without_health_service_counts_as_healthy(chaos):
     load.wait_for(600, timeout=20)
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=chaos.requirements.error_budget),
-        requirement="error_budget",
     )
 
 

@@ -72,14 +72,12 @@ def _breaks_and_recovers(chaos, fault_on):
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=RETRIES,
-        requirement="error_budget",
     )
     chaos.expect(
         checks.failover_time(
             chaos.history, target=target, after_ns=fault.in_force_ns, bound_ms=need.failover_ms
         ),
         answers=RETRIES,
-        requirement="failover_ms",
     )
     # RPCs held on the target waited for the scenario until the break: their replay is
     # counted from it.
@@ -92,7 +90,6 @@ def _breaks_and_recovers(chaos, fault_on):
             counted_from_ns=fault.in_force_ns if hold is not None else None,
         ),
         answers=RETRIES,
-        requirement="failover_ms",
     )
     removed = chaos.nemesis.undo(fault).end_ns
     chaos.wait_for(
@@ -106,12 +103,10 @@ def _breaks_and_recovers(chaos, fault_on):
             chaos.history, target=target, after_ns=removed, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
-        requirement="recovery_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=RETRIES,
-        requirement="error_budget",
     )
 
 
@@ -213,12 +208,10 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
             chaos.history, target=target, after_ns=restarted, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
-        requirement="recovery_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=KEEPALIVE,
-        requirement="error_budget",
     )
 
 
@@ -337,7 +330,6 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
                 bound_ms=need.healthy_latency_ms,
                 start_ns=in_place,
             ),
-            requirement="healthy_latency_ms",
         )
     chaos.expect(
         checks.latency(
@@ -347,5 +339,4 @@ def test_bandwidth_limit_slows_only_that_backend_and_lifts(chaos):
             bound_ms=need.healthy_latency_ms,
             start_ns=lifted,
         ),
-        requirement="healthy_latency_ms",
     )

@@ -74,13 +74,11 @@ def test_rolling_restart_loses_no_rpc(chaos):
                 chaos.history, target=backend, after_ns=back, bound_ms=need.recovery_ms
             ),
             answers=("grpc.initial_reconnect_backoff_ms",),
-            requirement="recovery_ms",
         )
     load.wait_for(200, timeout=10)
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=GRACEFUL,
-        requirement="error_budget",
     )
 
 
@@ -104,7 +102,6 @@ def test_scale_in_loses_no_rpc(chaos):
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=GRACEFUL,
-        requirement="error_budget",
     )
     chaos.expect(checks.no_traffic_to(chaos.history, target=target, start_ns=scale_in.in_force_ns))
 
@@ -144,18 +141,15 @@ def test_scaled_out_backend_gets_its_share(chaos):
             chaos.history, target=new, after_ns=added.in_force_ns, bound_ms=need.dns_join_ms
         ),
         answers=("server.max_connection_age", "grpc.dns_min_time_between_resolutions_ms"),
-        requirement="dns_join_ms",
     )
     joined = chaos.history.mark(f"{new} serving")
     load.wait_for(1500, timeout=20)
     chaos.expect(
         checks.share(chaos.history, new, chaos.fleet.ids, need.min_share, start_ns=joined),
         answers=("round_robin",),
-        requirement="min_share",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
-        requirement="error_budget",
     )
 
 
@@ -198,7 +192,6 @@ def test_graceful_shutdown_drains(chaos):
     chaos.expect(
         checks.shutdown_notice(stop.start_ns, not_serving, closed, need.drain_ms),
         answers=("server.graceful_shutdown",),
-        requirement="drain_ms",
     )
     assert not_serving is not None  # the notice above failed the scenario otherwise
     chaos.expect(
@@ -206,12 +199,10 @@ def test_graceful_shutdown_drains(chaos):
             chaos.history, target=target, after_ns=not_serving, bound_ms=need.drain_ms
         ),
         answers=("healthCheckConfig", "round_robin"),
-        requirement="drain_ms",
     )
     chaos.expect(
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=GRACEFUL,
-        requirement="error_budget",
     )
     chaos.expect(_stopped_gracefully(chaos, target), answers=("server.graceful_shutdown",))
 
@@ -274,7 +265,6 @@ def test_keepalive_is_tolerated_through_idle_and_busy_phases(chaos, capfd):
     chaos.expect(
         checks.errors(chaos.history, start_ns=busy, budget=need.error_budget),
         answers=("server.keepalive_enforcement",),
-        requirement="error_budget",
     )
 
 
@@ -336,9 +326,6 @@ def test_restarted_backend_gets_no_rpc_before_it_can_answer(chaos):
     chaos.expect(
         checks.latency(probe_rpcs, percentile=100, bound_ms=need.failover_ms),
         answers=("server.readiness",),
-        requirement="failover_ms",
     )
     mine = [r for r in chaos.history.window(warm) if not probe.owns(r)]
-    chaos.expect(
-        checks.errors(mine, budget=need.error_budget), answers=GRACEFUL, requirement="error_budget"
-    )
+    chaos.expect(checks.errors(mine, budget=need.error_budget), answers=GRACEFUL)

@@ -30,10 +30,47 @@ class RequirementsError(ValueError):
     """A requirements file that cannot be used; the message names the file and the key."""
 
 
+class FloatBound(float):
+    """A requirement's value that knows which requirement it is: given to a check as its
+    bound, the verdict's bound still says where it comes from (Scenario.expect names it in
+    a failure, so no scenario writes a bound's name twice). Arithmetic gives a plain
+    number: a value derived from a requirement is not the requirement."""
+
+    requirement: str
+
+    def __new__(cls, value: float, requirement: str) -> FloatBound:
+        bound = super().__new__(cls, value)
+        bound.requirement = requirement
+        return bound
+
+    def __reduce__(self):  # copies (dataclasses.asdict) keep the name
+        return (type(self), (float(self), self.requirement))
+
+
+class IntBound(int):
+    """As :class:`FloatBound`, for a count (error_budget)."""
+
+    requirement: str
+
+    def __new__(cls, value: int, requirement: str) -> IntBound:
+        bound = super().__new__(cls, value)
+        bound.requirement = requirement
+        return bound
+
+    def __reduce__(self):
+        return (type(self), (int(self), self.requirement))
+
+
+def requirement_of(bound: object) -> str | None:
+    """The requirement a check's bound is, when it was given as one (else None)."""
+    return getattr(bound, "requirement", None)
+
+
 @dataclass(frozen=True)
 class Requirements:
     """Every bound the scenarios hold a client to. Defaults are documented per field in
-    DOCS (what it bounds, why the default); ``source`` says where the values came from."""
+    DOCS (what it bounds, why the default); ``source`` says where the values came from.
+    Each value reads as a FloatBound or IntBound that carries its requirement's name."""
 
     failover_ms: float = 1000
     drain_ms: float = 50
@@ -50,6 +87,16 @@ class Requirements:
     min_share: float = 0.5
     error_budget: int = 0
     source: str = "defaults"
+
+    def __getattribute__(self, name: str):
+        value = object.__getattribute__(self, name)
+        if name.startswith("_") or name == "source" or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return IntBound(value, name)
+        if isinstance(value, float):
+            return FloatBound(value, name)
+        return value
 
     def describe(self, name: str) -> str:
         """E.g. "failover_ms = 1000 ms (grpc-chaos default)"."""
