@@ -237,13 +237,13 @@ class Scenario:
 
     def hold_rpcs_on(
         self,
-        target: str,
+        backend: str,
         delay_ms: int,
         at_least: int = 1,
         fleet: Fleet | None = None,
         nemesis: Nemesis | None = None,
     ):
-        """Make ``target``'s handlers take ``delay_ms`` and wait until ``at_least`` RPCs are
+        """Make ``backend``'s handlers take ``delay_ms`` and wait until ``at_least`` RPCs are
         asleep in them; returns the injected fault (undone with the rest at the end).
 
         Backends send their headers with the answer, so a held RPC is not committed: a fault
@@ -256,23 +256,23 @@ class Scenario:
             # whatever is in flight then (the property is the same; only a weak profile's
             # failure is less certain).
             return None
-        held = nemesis.inject(SlowHandler(target, delay_ms=delay_ms))
+        held = nemesis.inject(SlowHandler(backend, delay_ms=delay_ms))
         started = time.monotonic_ns()
         try:
             wait_until(
-                lambda: fleet.stats(target)["in_flight"] >= at_least,
+                lambda: fleet.stats(backend)["in_flight"] >= at_least,
                 5,
-                f"{at_least} RPCs held on {target}",
+                f"{at_least} RPCs held on {backend}",
             )
         except TimeoutError:
             # RPCs reach the victim only if the client sends it some: a client that keeps
             # away from it cannot be staged (a staging verdict, chaos/outcomes.py).
             raise StagingTimeout(
-                f"{at_least} RPCs held on {target}",
+                f"{at_least} RPCs held on {backend}",
                 5,
                 started,
                 time.monotonic_ns(),
-                f"{fleet.stats(target)['in_flight']} in flight on it",
+                f"{fleet.stats(backend)['in_flight']} in flight on it",
             ) from None
         return held
 

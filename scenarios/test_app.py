@@ -102,7 +102,7 @@ def test_ejected_backend_that_recovers_is_readmitted(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=cleared, bound_ms=need.readmission_ms
+            chaos.history, backend=target, after_ns=cleared, bound_ms=need.readmission_ms
         ),
         answers=("outlierDetection",),
     )

@@ -71,7 +71,7 @@ def test_returning_backend_gets_its_share_again(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target="b2", after_ns=restarted, bound_ms=need.recovery_ms
+            chaos.history, backend="b2", after_ns=restarted, bound_ms=need.recovery_ms
         ),
         answers=("grpc.initial_reconnect_backoff_ms", "grpc.max_reconnect_backoff_ms"),
     )

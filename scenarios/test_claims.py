@@ -35,7 +35,7 @@ def test_claim_the_default_policy_is_pick_first(chaos):
     others = [b for b in chaos.fleet.ids if b not in served]
     assert len(served) == 1, f"RPCs went to {sorted(served)}: not pick_first"
     for backend in others:
-        chaos.expect(checks.no_traffic_to(chaos.history, target=backend, start_ns=warm))
+        chaos.expect(checks.no_traffic_to(chaos.history, backend=backend, start_ns=warm))
 
 
 def test_claim_round_robin_skips_a_backend_with_a_bad_certificate(chaos):
@@ -50,7 +50,7 @@ def test_claim_round_robin_skips_a_backend_with_a_bad_certificate(chaos):
     load = chaos.load(concurrency=8, profile=_profile("round_robin", ROUND_ROBIN))
     chaos.warm_up(load, backends=["b1", "b3"])
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=start))
+    chaos.expect(checks.no_traffic_to(chaos.history, backend="b2", start_ns=start))
     chaos.expect(checks.errors(chaos.history, start_ns=start, budget=0))
 
 
@@ -67,7 +67,9 @@ def test_claim_the_health_service_drains_a_backend(chaos):
     chaos.warm_up(load)
     flip = chaos.nemesis.inject(Health("b2"))
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.drain_time(chaos.history, target="b2", after_ns=flip.start_ns, bound_ms=50))
+    chaos.expect(
+        checks.drain_time(chaos.history, backend="b2", after_ns=flip.start_ns, bound_ms=50)
+    )
 
 
 def test_claim_keepalive_without_ping_timeout_does_not_catch_a_hang(chaos):

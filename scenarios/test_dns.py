@@ -198,7 +198,7 @@ def test_removed_record_is_dropped_once_a_broken_connection_makes_the_client_re_
         load.wait_for(300, timeout=10)
         chaos.expect(
             checks.drain_time(
-                chaos.history, target=target, after_ns=query.t_ns, bound_ms=need.dns_apply_ms
+                chaos.history, backend=target, after_ns=query.t_ns, bound_ms=need.dns_apply_ms
             ),
         )
         chaos.expect(
@@ -226,7 +226,7 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load, backends=["b1", "b2"])
     load.wait_for(100, timeout=10)
-    chaos.expect(checks.no_traffic_to(chaos.history, target="b3", start_ns=warm))
+    chaos.expect(checks.no_traffic_to(chaos.history, backend="b3", start_ns=warm))
     added = chaos.nemesis.undo(removed)
     need = chaos.requirements
     # The recovery_time verdict below says what happened if b3 never served.
@@ -248,7 +248,7 @@ def test_added_record_gets_traffic_when_servers_set_a_max_connection_age(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target="b3", after_ns=added.end_ns, bound_ms=need.dns_join_ms
+            chaos.history, backend="b3", after_ns=added.end_ns, bound_ms=need.dns_join_ms
         ),
         answers=DNS + ("round_robin",),
     )

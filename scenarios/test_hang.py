@@ -104,12 +104,12 @@ def test_sigstop_is_out_within_keepalive_bound_and_sigcont_brings_it_back(chaos)
     )
     # RPCs sent to the frozen backend would be answered now, after SIGCONT, as its own.
     chaos.expect(
-        checks.no_traffic_to(chaos.history, target=target, start_ns=settled, end_ns=resume),
+        checks.no_traffic_to(chaos.history, backend=target, start_ns=settled, end_ns=resume),
         answers=KEEPALIVE,
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=resume, bound_ms=need.recovery_ms
+            chaos.history, backend=target, after_ns=resume, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )
@@ -162,7 +162,7 @@ def test_blackholed_backend_is_out_within_keepalive_bound_and_comes_back(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=removed, bound_ms=need.recovery_ms
+            chaos.history, backend=target, after_ns=removed, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )

@@ -36,7 +36,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     need = chaos.requirements
     chaos.expect(
         checks.drain_time(
-            chaos.history, target=target, after_ns=flip.in_force_ns, bound_ms=need.drain_ms
+            chaos.history, backend=target, after_ns=flip.in_force_ns, bound_ms=need.drain_ms
         ),
         answers=HEALTH,
     )
@@ -49,7 +49,7 @@ def test_not_serving_drains_the_backend_and_serving_brings_it_back(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=back.end_ns, bound_ms=need.recovery_ms
+            chaos.history, backend=target, after_ns=back.end_ns, bound_ms=need.recovery_ms
         ),
         answers=HEALTH,
     )
@@ -82,7 +82,10 @@ def test_every_backend_not_serving_fails_fast(chaos):
     for backend in chaos.fleet.ids:
         chaos.expect(
             checks.no_traffic_to(
-                chaos.history, target=backend, start_ns=drained, bound_from_ns=flips[-1].in_force_ns
+                chaos.history,
+                backend=backend,
+                start_ns=drained,
+                bound_from_ns=flips[-1].in_force_ns,
             ),
             answers=HEALTH,
             requirement="drain_ms",
@@ -129,7 +132,7 @@ def test_graceful_drain_loses_no_rpc(chaos):
     need = chaos.requirements
     chaos.expect(
         checks.drain_time(
-            chaos.history, target=target, after_ns=drain.in_force_ns, bound_ms=need.drain_ms
+            chaos.history, backend=target, after_ns=drain.in_force_ns, bound_ms=need.drain_ms
         ),
         answers=HEALTH,
     )

@@ -49,7 +49,7 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
         after = chaos.history.mark("b2 out")
         for _ in range(30):
             call()
-        chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=after))
+        chaos.expect(checks.no_traffic_to(chaos.history, backend="b2", start_ns=after))
         # Shared by both survivors — not necessarily in exact rotation: round_robin rebuilds
         # its picker (restarting the rotation) whenever the dead backend's subchannel
         # changes state while it retries the connection.
@@ -59,7 +59,7 @@ def test_round_robin_spreads_then_kill_moves_every_rpc_to_survivors(chaos):
         )
         chaos.check(
             checks.failover_time(
-                chaos.history, target="b2", after_ns=kill.in_force_ns, bound_ms=10_000
+                chaos.history, backend="b2", after_ns=kill.in_force_ns, bound_ms=10_000
             )
         )
 
@@ -89,7 +89,7 @@ def test_kill_under_load_loses_no_rpc(chaos):
     )
     chaos.expect(
         checks.failover_time(
-            chaos.history, target=target, after_ns=kill.in_force_ns, bound_ms=need.failover_ms
+            chaos.history, backend=target, after_ns=kill.in_force_ns, bound_ms=need.failover_ms
         ),
         answers=RETRIES,
     )
@@ -155,7 +155,7 @@ def test_all_backends_killed_fail_fast_then_recover(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=None, after_ns=restarted, bound_ms=need.recovery_ms
+            chaos.history, backend=None, after_ns=restarted, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )
@@ -188,7 +188,7 @@ def test_restarted_backend_rejoins_the_rotation(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target="b2", after_ns=restart.end_ns, bound_ms=need.recovery_ms
+            chaos.history, backend="b2", after_ns=restart.end_ns, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )
@@ -237,6 +237,6 @@ def test_backend_back_after_a_long_outage_rejoins_within_the_recovery_bound(chao
         "b2 serving again",
     )
     chaos.expect(
-        checks.recovery_time(chaos.history, target="b2", after_ns=back, bound_ms=need.recovery_ms),
+        checks.recovery_time(chaos.history, backend="b2", after_ns=back, bound_ms=need.recovery_ms),
         answers=BACKOFF,
     )

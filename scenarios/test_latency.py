@@ -137,7 +137,7 @@ def test_latency_above_the_deadline_fails_only_that_backends_rpcs(chaos):
         sampler.mark()
     window = dict(start_ns=slow.in_force_ns)
     chaos.expect(checks.errors(chaos.history, codes=OTHER_CODES, **window))
-    chaos.expect(checks.no_traffic_to(chaos.history, target="b2", **window))
+    chaos.expect(checks.no_traffic_to(chaos.history, backend="b2", **window))
     for fast in ("b1", "b3"):
         chaos.expect(
             checks.attempts(sampler.samples, fast, counter="failed", start_ns=slow.in_force_ns)

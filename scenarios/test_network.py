@@ -75,7 +75,7 @@ def _breaks_and_recovers(chaos, fault_on):
     )
     chaos.expect(
         checks.failover_time(
-            chaos.history, target=target, after_ns=fault.in_force_ns, bound_ms=need.failover_ms
+            chaos.history, backend=target, after_ns=fault.in_force_ns, bound_ms=need.failover_ms
         ),
         answers=RETRIES,
     )
@@ -100,7 +100,7 @@ def _breaks_and_recovers(chaos, fault_on):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=removed, bound_ms=need.recovery_ms
+            chaos.history, backend=target, after_ns=removed, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )
@@ -205,7 +205,7 @@ def test_death_behind_slow_close_is_caught_by_keepalive(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=target, after_ns=restarted, bound_ms=need.recovery_ms
+            chaos.history, backend=target, after_ns=restarted, bound_ms=need.recovery_ms
         ),
         answers=BACKOFF,
     )

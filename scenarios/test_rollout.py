@@ -71,7 +71,7 @@ def test_rolling_restart_loses_no_rpc(chaos):
         )
         chaos.expect(
             checks.recovery_time(
-                chaos.history, target=backend, after_ns=back, bound_ms=need.recovery_ms
+                chaos.history, backend=backend, after_ns=back, bound_ms=need.recovery_ms
             ),
             answers=("grpc.initial_reconnect_backoff_ms",),
         )
@@ -103,7 +103,7 @@ def test_scale_in_loses_no_rpc(chaos):
         checks.errors(chaos.history, start_ns=warm, budget=need.error_budget),
         answers=GRACEFUL,
     )
-    chaos.expect(checks.no_traffic_to(chaos.history, target=target, start_ns=scale_in.in_force_ns))
+    chaos.expect(checks.no_traffic_to(chaos.history, backend=target, start_ns=scale_in.in_force_ns))
 
 
 def test_scaled_out_backend_gets_its_share(chaos):
@@ -138,7 +138,7 @@ def test_scaled_out_backend_gets_its_share(chaos):
     )
     chaos.expect(
         checks.recovery_time(
-            chaos.history, target=new, after_ns=added.in_force_ns, bound_ms=need.dns_join_ms
+            chaos.history, backend=new, after_ns=added.in_force_ns, bound_ms=need.dns_join_ms
         ),
         answers=("server.max_connection_age", "grpc.dns_min_time_between_resolutions_ms"),
     )
@@ -196,7 +196,7 @@ def test_graceful_shutdown_drains(chaos):
     assert not_serving is not None  # the notice above failed the scenario otherwise
     chaos.expect(
         checks.drain_time(
-            chaos.history, target=target, after_ns=not_serving, bound_ms=need.drain_ms
+            chaos.history, backend=target, after_ns=not_serving, bound_ms=need.drain_ms
         ),
         answers=("healthCheckConfig", "round_robin"),
     )

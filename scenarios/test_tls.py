@@ -108,7 +108,7 @@ def test_backend_with_a_bad_certificate_never_serves(chaos, kind):
     load = chaos.load(concurrency=8)
     chaos.warm_up(load, backends=["b1", "b3"])
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.no_traffic_to(chaos.history, target="b2", start_ns=start))
+    chaos.expect(checks.no_traffic_to(chaos.history, backend="b2", start_ns=start))
     chaos.expect(
         checks.errors(chaos.history, start_ns=start, budget=chaos.requirements.error_budget),
     )
@@ -285,7 +285,7 @@ def test_rotation_to_a_bad_certificate_takes_the_backend_out_for_new_connections
     )
     chaos.expect(
         checks.failover_time(
-            chaos.history, target=target, after_ns=cut.in_force_ns, bound_ms=need.failover_ms
+            chaos.history, backend=target, after_ns=cut.in_force_ns, bound_ms=need.failover_ms
         ),
         answers=("retryPolicy",),
     )

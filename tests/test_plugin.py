@@ -32,7 +32,7 @@ def test_drain(chaos):
     chaos.warm_up(load)
     flip = chaos.nemesis.inject(Health("b2"))
     load.wait_for(600, timeout=20)
-    chaos.expect(checks.drain_time(chaos.history, target="b2", after_ns=flip.in_force_ns,
+    chaos.expect(checks.drain_time(chaos.history, backend="b2", after_ns=flip.in_force_ns,
                                    bound_ms=chaos.requirements.drain_ms),
                  answers=("healthCheckConfig",), requirement="drain_ms")
 

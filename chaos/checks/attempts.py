@@ -24,16 +24,16 @@ BUCKET_NS = 250_000_000  # the explanation counts attempts per quarter second
 
 
 def ejection_time(
-    samples: Sequence[Sample], target: str, after_ns: int, bound_ms: float, quiet_ms: float
+    samples: Sequence[Sample], backend: str, after_ns: int, bound_ms: float, quiet_ms: float
 ) -> Verdict:
-    """Time from ``after_ns`` until ``target`` got no attempt for ``quiet_ms``.
+    """Time from ``after_ns`` until ``backend`` got no attempt for ``quiet_ms``.
 
     figure = T - after_ns, T being the first sample at or after ``after_ns`` from which the
-    target's attempt counter stays the same for at least ``quiet_ms`` (samples are taken
+    backend's attempt counter stays the same for at least ``quiet_ms`` (samples are taken
     every ~25 ms, so T is at most one sample late). Fails when there is no such T in the
     samples, or over ``bound_ms``.
     """
-    own = sorted((s for s in samples if s.backend == target), key=lambda s: s.t_ns)
+    own = sorted((s for s in samples if s.backend == backend), key=lambda s: s.t_ns)
     later = [s for s in own if s.t_ns >= after_ns]
     quiet_ns = int(quiet_ms * 1e6)
     start = None
@@ -45,7 +45,7 @@ def ejection_time(
             figure = ms(t_ns - after_ns)
             passed = figure <= bound_ms
             text = (
-                f"{target} got no attempt (first or retry) for {quiet_ms:g} ms from "
+                f"{backend} got no attempt (first or retry) for {quiet_ms:g} ms from "
                 f"{figure:.0f} ms after the fault on: ejected "
                 f"{'within' if passed else 'later than'} the bound of {bound_ms:g} ms. "
                 + _timeline(later, after_ns)
@@ -56,7 +56,7 @@ def ejection_time(
     sent = later[-1].started - later[0].started if later else 0
     seconds = (later[-1].t_ns - after_ns) / 1e9 if later else 0.0
     text = (
-        f"{target} kept getting attempts: {sent} in the {seconds:.1f} s after the fault, "
+        f"{backend} kept getting attempts: {sent} in the {seconds:.1f} s after the fault, "
         f"never a quiet {quiet_ms:g} ms — the client went on sending it first attempts "
         f"(and retries) although it failed every call. " + _timeline(later, after_ns)
     )
@@ -91,7 +91,7 @@ COUNTERS = {
 
 def attempts(
     samples: Sequence[Sample],
-    target: str,
+    backend: str,
     start_ns: int,
     end_ns: int | None = None,
     budget: int = 0,
@@ -99,11 +99,11 @@ def attempts(
     *,
     at_least: int | None = None,
 ) -> Verdict:
-    """The attempts (first attempts and retries) the client sent ``target`` between
+    """The attempts (first attempts and retries) the client sent ``backend`` between
     ``start_ns`` and ``end_ns`` (None: the last sample), against ``budget`` — all of them
     (``counter="started"``), or those that ``"failed"`` or ``"succeeded"``.
 
-    figure = the rise of the target's counter from the last sample at or before
+    figure = the rise of the backend's counter from the last sample at or before
     ``start_ns`` to the last sample at or before ``end_ns``. Fails without a sample at or
     before ``start_ns`` (nothing to count from). With ``at_least`` the bound is a floor
     instead: passes when the figure reaches it (e.g. "b2's attempts did fail").
@@ -111,15 +111,15 @@ def attempts(
     if counter not in COUNTERS:
         raise ValueError(f"counter {counter!r} is not one of {', '.join(COUNTERS)}")
     what = COUNTERS[counter]
-    own = sorted((s for s in samples if s.backend == target), key=lambda s: s.t_ns)
+    own = sorted((s for s in samples if s.backend == backend), key=lambda s: s.t_ns)
     before = [s for s in own if s.t_ns <= start_ns]
     until = [s for s in own if end_ns is None or s.t_ns <= end_ns]
     name = "attempts" if counter == "started" else f"{counter}_attempts"
     if not before or not until:
         return not_judged(
             name,
-            f"no attempt counter of {target} sampled before the window",
-            f"No attempt counter of {target} was sampled before the window: "
+            f"no attempt counter of {backend} sampled before the window",
+            f"No attempt counter of {backend} was sampled before the window: "
             f"nothing to count from ({len(own)} samples in all).",
             unit="attempts",
             bound=budget,
@@ -146,7 +146,7 @@ def attempts(
         else ""
     )
     text = (
-        f"{target} had {sent} {what} (first attempts and retries, from gRPC's "
+        f"{backend} had {sent} {what} (first attempts and retries, from gRPC's "
         f"per-subchannel counters{discounted}) in the window of "
         f"{(until[-1].t_ns - start_ns) / 1e6:.0f} ms, {against}; its subchannel was "
         f"{until[-1].state} at the end."

@@ -281,13 +281,13 @@ def _chi2_problems(
 
 def share(
     history: History | Iterable[Rpc | Event],
-    target: str,
+    backend: str,
     backends: Sequence[str],
     min_share: float,
     start_ns: int | None = None,
     end_ns: int | None = None,
 ) -> Verdict:
-    """``target``'s OK RPCs started in the window as a fraction of an even share (the OK
+    """``backend``'s OK RPCs started in the window as a fraction of an even share (the OK
     RPCs on ``backends``, divided by their number). figure = that fraction; passes when it
     is at least ``min_share`` (a requirement). Not judged with no OK RPC in the window."""
     h = as_history(history)
@@ -295,13 +295,13 @@ def share(
     counts = Counter({b: 0 for b in backends})
     counts.update(r.backend for r in ok if r.backend is not None)  # (ok: on backends only)
     even = len(ok) / len(backends) if backends else 0.0
-    figure = counts[target] / even if even else None
+    figure = counts[backend] / even if even else None
     passed = figure is not None and figure >= min_share
     paragraph = (
         f"{len(ok)} OK RPCs started {describe_window(h, start_ns, end_ns)} on "
         f"{len(backends)} backends ({', '.join(f'{b} {counts[b]}' for b in backends)}); "
         + (
-            f"{target} got {counts[target]}, {figure:.3f} of an even share of {even:.1f}, "
+            f"{backend} got {counts[backend]}, {figure:.3f} of an even share of {even:.1f}, "
             f"{'at least' if passed else 'under'} the required {min_share:g}."
             if figure is not None
             else "no RPC to share out."

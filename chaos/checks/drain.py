@@ -1,6 +1,6 @@
 """Draining: once a backend is marked unhealthy, the client stops *starting* RPCs on it.
 
-    health flip at after_ns          last RPC started on target
+    health flip at after_ns          last RPC started on backend
     ----|-----b2----b2--------b2--------|  b1  b3  b1  b3 ...
         |<---------- drain_time ------->|
 
@@ -28,28 +28,29 @@ from chaos.history import Event, History, Rpc
 
 def drain_time(
     history: History | Iterable[Rpc | Event],
-    target: str,
+    backend: str,
     after_ns: int,
     bound_ms: float,
     *,
     min_rpcs: int = 1,
 ) -> Verdict:
-    """Time from the health flip (`after_ns`) to the last RPC *started* on `target`.
+    """Time from the health flip (`after_ns`) to the last RPC *started* on `backend`.
 
-    Counts RPCs with backend == target that started at or after `after_ns`, whatever
+    Counts RPCs with backend == backend that started at or after `after_ns`, whatever
     their outcome. figure = last such start - after_ns in ms, 0 if there is none.
     Fails over `bound_ms`; *not judged* when fewer than `min_rpcs` RPCs (on any backend)
     started after the flip: with no traffic, a drain proves nothing.
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
-    on_target = [r for r in later if r.backend == target]
+    on_target = [r for r in later if r.backend == backend]
     unknown = sum(1 for r in later if r.backend is None)
     note = f" {unknown} of them had no backend id and could not be attributed." if unknown else ""
     if len(later) < min_rpcs:
         paragraph = (
-            f"Only {len(later)} RPCs started after the health flip of {target} (at least {min_rpcs} needed): "
-            f"with no traffic, the drain cannot be seen. Is the load running across the flip?"
+            f"Only {len(later)} RPCs started after the health flip of {backend} "
+            f"(at least {min_rpcs} needed): with no traffic, the drain cannot be seen. "
+            f"Is the load running across the flip?"
         )
         return not_judged(
             "drain_time",
@@ -59,7 +60,7 @@ def drain_time(
         )
     if not on_target:
         paragraph = (
-            f"No RPC started on {target} after its health flip: drained at once "
+            f"No RPC started on {backend} after its health flip: drained at once "
             f"(0 ms, bound {bound_ms:g} ms). The {len(later)} RPCs started after the flip "
             f"went to: {count_text(by_backend(later))}.{note}"
         )
@@ -70,7 +71,7 @@ def drain_time(
     figure = ms(last.start_ns - after_ns)
     passed = figure <= bound_ms
     paragraph = (
-        f"{target} kept getting new RPCs for {figure:.3f} ms after its health flip, "
+        f"{backend} kept getting new RPCs for {figure:.3f} ms after its health flip, "
         f"{'within' if passed else 'over'} the bound of {bound_ms:g} ms: {len(on_target)} of the "
         f"{len(later)} RPCs started after the flip went to it, the last being "
         f"{describe_rpc(last, after_ns, 'the flip')}.{note}"
@@ -88,14 +89,14 @@ def drain_time(
 
 def no_traffic_to(
     history: History | Iterable[Rpc | Event],
-    target: str,
+    backend: str,
     start_ns: int | None = None,
     end_ns: int | None = None,
     *,
     min_rpcs: int = 1,
     bound_from_ns: int | None = None,
 ) -> Verdict:
-    """No RPC that started in [start_ns, end_ns) was served by `target`.
+    """No RPC that started in [start_ns, end_ns) was served by `backend`.
 
     figure = the number that were (bound 0). *Not judged* when fewer than `min_rpcs` RPCs
     started in the window at all: an idle window says nothing about routing.
@@ -105,13 +106,13 @@ def no_traffic_to(
     """
     h = as_history(history)
     window = in_window(h.rpcs, start_ns, end_ns)
-    hits = [r for r in window if r.backend == target]
+    hits = [r for r in window if r.backend == backend]
     where = describe_window(h, start_ns, end_ns)
     origin, origin_name = anchor(h, start_ns)
     if len(window) < min_rpcs:
         paragraph = (
             f"Only {len(window)} RPCs started {where} (at least {min_rpcs} needed): "
-            f"an idle window says nothing about traffic to {target}."
+            f"an idle window says nothing about traffic to {backend}."
         )
         return not_judged(
             "no_traffic_to",
@@ -123,13 +124,13 @@ def no_traffic_to(
         )
     if not hits:
         paragraph = (
-            f"None of the {len(window)} RPCs that started {where} was served by {target} "
+            f"None of the {len(window)} RPCs that started {where} was served by {backend} "
             f"(they went to: {count_text(by_backend(window))})."
         )
         return Verdict("no_traffic_to", True, 0, "rpcs", 0, explain(paragraph, h, origin))
     first = hits[0]
     paragraph = (
-        f"{len(hits)} of the {len(window)} RPCs that started {where} were served by {target}; "
+        f"{len(hits)} of the {len(window)} RPCs that started {where} were served by {backend}; "
         f"the first was {describe_rpc(first, origin, origin_name)}, the last #{hits[-1].id}."
     )
     highlight = [r.id for r in hits[:10]]

@@ -1,7 +1,7 @@
 """Failover and recovery: how long until the client routes around a fault, and back.
 
     fault at after_ns          T (failover instant)
-    ----|----x--x----x-----------|--ok--ok--ok--ok--ok-->   x: failed, or served by target
+    ----|----x--x----x-----------|--ok--ok--ok--ok--ok-->   x: failed, or served by backend
         |<-------- figure ------>|
 
 Only RPCs that *start* at or after the fault count: RPCs in flight when it struck are
@@ -20,14 +20,14 @@ from chaos.history import Event, History, Rpc
 
 def failover_time(
     history: History | Iterable[Rpc | Event],
-    target: str,
+    backend: str,
     after_ns: int,
     bound_ms: float,
 ) -> Verdict:
     """Time from the fault (`after_ns`) until every later RPC succeeds on a survivor.
 
     The failover instant T is the earliest of `after_ns` and the RPC start times such
-    that every RPC starting at or after T is OK and not served by `target`, and at least
+    that every RPC starting at or after T is OK and not served by `backend`, and at least
     one such RPC exists. So T is `after_ns` when no RPC went wrong after the fault, and
     otherwise the start of the first RPC that started strictly after the last bad one
     (RPCs with the same start as the bad one are not "after" it). An OK RPC without a
@@ -38,11 +38,11 @@ def failover_time(
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
-    bad = [r for r in later if not r.ok or r.backend == target]
+    bad = [r for r in later if not r.ok or r.backend == backend]
     last_bad = bad[-1] if bad else None
     if not later:
         paragraph = (
-            f"No RPC started at or after the fault on {target}, so failover cannot be measured "
+            f"No RPC started at or after the fault on {backend}, so failover cannot be measured "
             f"({len(h.rpcs)} RPCs in the history)."
         )
         return not_judged(
@@ -61,9 +61,9 @@ def failover_time(
         assert last_bad is not None  # first_good is later[0] otherwise
         observed = ms(later[-1].start_ns - after_ns)
         paragraph = (
-            f"The client never failed over from {target} within the {observed / 1000:.1f} s "
+            f"The client never failed over from {backend} within the {observed / 1000:.1f} s "
             f"observed: the last bad RPC, {describe_rpc(last_bad, after_ns, 'the fault')}, is also "
-            f"the last RPC started. {_bad_summary(bad, target)}."
+            f"the last RPC started. {_bad_summary(bad, backend)}."
         )
         explanation = explain(paragraph, h, last_bad.start_ns, [last_bad.id])
         if observed <= bound_ms:
@@ -86,7 +86,7 @@ def failover_time(
     figure = ms(t_ns - after_ns)
     passed = figure <= bound_ms
     paragraph = _failover_paragraph(
-        target, figure, bound_ms, passed, bad, after_ns, [r for r in later if r.start_ns >= t_ns]
+        backend, figure, bound_ms, passed, bad, after_ns, [r for r in later if r.start_ns >= t_ns]
     )
     highlight = [first_good.id] + ([last_bad.id] if last_bad else [])
     return _verdict(
@@ -100,7 +100,7 @@ def failover_time(
 
 
 def _failover_paragraph(
-    target: str,
+    backend: str,
     figure: float,
     bound_ms: float,
     passed: bool,
@@ -110,13 +110,13 @@ def _failover_paragraph(
 ) -> str:
     if bad:
         cause = (
-            f"the last RPC that failed or went to {target} was "
-            f"{describe_rpc(bad[-1], after_ns, 'the fault')}; {_bad_summary(bad, target)}"
+            f"the last RPC that failed or went to {backend} was "
+            f"{describe_rpc(bad[-1], after_ns, 'the fault')}; {_bad_summary(bad, backend)}"
         )
     else:
-        cause = f"no RPC that started after the fault failed or went to {target}"
+        cause = f"no RPC that started after the fault failed or went to {backend}"
     return (
-        f"Failover from {target} took {figure:.3f} ms, {'within' if passed else 'over'} the bound of "
+        f"Failover from {backend} took {figure:.3f} ms, {'within' if passed else 'over'} the bound of "
         f"{bound_ms:g} ms: {cause}. From {figure:+.3f} ms on, all {len(survivors)} RPCs that started "
         f"succeeded on other backends ({count_text(by_backend(survivors))})."
     )
@@ -124,16 +124,16 @@ def _failover_paragraph(
 
 def recovery_time(
     history: History | Iterable[Rpc | Event],
-    target: str | None,
+    backend: str | None,
     after_ns: int,
     bound_ms: float,
     *,
     idle: Iterable[tuple[int, int]] = (),
 ) -> Verdict:
-    """Time from the fault being cleared (`after_ns`) until `target` serves again
-    (`target` None: until any backend does, for a fleet-wide outage).
+    """Time from the fault being cleared (`after_ns`) until `backend` serves again
+    (`backend` None: until any backend does, for a fleet-wide outage).
 
-    figure = start of the first OK RPC served by `target` that started at or after
+    figure = start of the first OK RPC served by `backend` that started at or after
     `after_ns`, minus `after_ns`, in ms. Fails over `bound_ms`, or when there is none —
     but only on evidence: a miss is judged when the client kept sending through the bound,
     i.e. at least `evidence_rpcs()` RPCs (two rounds over the backends seen) started from
@@ -143,8 +143,8 @@ def recovery_time(
     """
     h = as_history(history)
     later = [r for r in h.rpcs if r.start_ns >= after_ns]
-    first = next((r for r in later if r.ok and (r.backend == target or target is None)), None)
-    name = target or "the fleet"
+    first = next((r for r in later if r.ok and (r.backend == backend or backend is None)), None)
+    name = backend or "the fleet"
     due_ns = after_ns + int(bound_ms * 1e6)
     # A miss is judged only if the client was sending when the bound ran out.
     until = first.start_ns if first is not None else None
@@ -181,7 +181,7 @@ def recovery_time(
         explanation = explain(paragraph, h, after_ns)
         shown = f"never within the {observed / 1000:.1f} s observed"
         figure, span = None, None
-    needed = evidence_rpcs(h, target)
+    needed = evidence_rpcs(h, backend)
     if len(witnesses) < needed:
         reason = (
             f"{len(witnesses)} RPC(s) started between the end of the bound and "
@@ -192,14 +192,14 @@ def recovery_time(
     return _verdict("recovery_time", False, figure, bound_ms, explanation, span=span, shown=shown)
 
 
-def evidence_rpcs(history: History, target: str | None) -> int:
+def evidence_rpcs(history: History, backend: str | None) -> int:
     """How many RPCs a client must start after a bound ran out for "it did not come back
     in time" to be evidence: two rounds over the backends seen in the history (a client
     that spreads gives a backend that is back one RPC a round), or two RPCs when any
     backend will do."""
-    if target is None:
+    if backend is None:
         return 2
-    seen = {r.backend for r in history.rpcs if r.backend is not None} | {target}
+    seen = {r.backend for r in history.rpcs if r.backend is not None} | {backend}
     return 2 * len(seen)
 
 
@@ -207,12 +207,12 @@ def _in_any(t_ns: int, intervals: Iterable[tuple[int, int]]) -> bool:
     return any(start <= t_ns < end for start, end in intervals)
 
 
-def _bad_summary(bad: list[Rpc], target: str) -> str:
+def _bad_summary(bad: list[Rpc], backend: str) -> str:
     failed = Counter(r.code for r in bad if not r.ok)
     served = sum(1 for r in bad if r.ok)
     return (
         f"{len(bad)} RPCs started after the fault went wrong "
-        f"(failed: {count_text(failed)}; OK but served by {target}: {served})"
+        f"(failed: {count_text(failed)}; OK but served by {backend}: {served})"
     )
 
 

@@ -28,10 +28,10 @@ from chaos.history import History
 
 
 class Fault(ABC):
-    """Something that goes wrong on ``target`` (a backend id, or None for the fleet)."""
+    """Something that goes wrong on ``backend`` (a backend id, or None for the fleet)."""
 
     kind: ClassVar[str]
-    target: str | None
+    backend: str | None
     # An instantaneous fault (a restart) is over once applied: its event ends right away
     # and there is nothing to undo.
     instant: ClassVar[bool] = False
@@ -47,12 +47,12 @@ class Fault(ABC):
     def detail(self) -> dict:
         """The fault's parameters, JSON-able, for the event record."""
         data: dict[str, Any] = asdict(self) if is_dataclass(self) else {}
-        data.pop("target", None)
+        data.pop("backend", None)
         return data
 
     def __str__(self) -> str:
         params = ", ".join(f"{k}={v}" for k, v in self.detail().items())
-        return f"{self.kind}({self.target or 'fleet'}{', ' + params if params else ''})"
+        return f"{self.kind}({self.backend or 'fleet'}{', ' + params if params else ''})"
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Nemesis:
 
     def inject(self, fault: Fault) -> Active:
         """Apply ``fault`` now; it stays until :meth:`undo` or :meth:`undo_all`."""
-        handle = self.history.begin(fault.kind, fault.target, **fault.detail())
+        handle = self.history.begin(fault.kind, fault.backend, **fault.detail())
         active = Active(fault, handle, self.history)
         self._active.append(active)
         try:

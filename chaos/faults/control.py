@@ -12,16 +12,16 @@ from chaos.faults.base import Fault
 class Health(Fault):
     """Set the backend's health (both "" and greeter.Greeter) to ``status``; back to SERVING."""
 
-    target: str
+    backend: str
     status: str = "NOT_SERVING"
     kind = "health"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.set_health(self.target, self.status)
+        nemesis.fleet.set_health(self.backend, self.status)
 
     def revert(self, nemesis) -> None:
-        if nemesis.fleet.backend(self.target).alive():
-            nemesis.fleet.set_health(self.target, "SERVING")
+        if nemesis.fleet.backend(self.backend).alive():
+            nemesis.fleet.set_health(self.backend, "SERVING")
 
 
 @dataclass(frozen=True)
@@ -29,47 +29,47 @@ class Certificate(Fault):
     """Serve a certificate of ``kind_of_cert`` (fleet.pki.SERVER_KINDS) to new connections;
     reverted to the good one. Open connections keep the certificate they were made with."""
 
-    target: str
+    backend: str
     cert: str = "other_ca"
     kind = "certificate"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.set_certificate(self.target, self.cert)
+        nemesis.fleet.set_certificate(self.backend, self.cert)
 
     def revert(self, nemesis) -> None:
-        if nemesis.fleet.backend(self.target).alive():
-            nemesis.fleet.set_certificate(self.target, "good")
+        if nemesis.fleet.backend(self.backend).alive():
+            nemesis.fleet.set_certificate(self.backend, "good")
 
 
 @dataclass(frozen=True)
 class AppError(Fault):
     """SayHello fails with ``code`` (every call, a ``fraction``, or the ``next_n``)."""
 
-    target: str
+    backend: str
     code: str = "UNAVAILABLE"
     fraction: float = 1.0
     next_n: int = 0
     kind = "app:error"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.app_fault(self.target, self.code, fraction=self.fraction, next_n=self.next_n)
+        nemesis.fleet.app_fault(self.backend, self.code, fraction=self.fraction, next_n=self.next_n)
 
     def revert(self, nemesis) -> None:
-        if nemesis.fleet.backend(self.target).alive():
-            nemesis.fleet.app_fault(self.target)
+        if nemesis.fleet.backend(self.backend).alive():
+            nemesis.fleet.app_fault(self.backend)
 
 
 @dataclass(frozen=True)
 class SlowHandler(Fault):
     """SayHello answers ``delay_ms`` late (the handler is slow, not the network)."""
 
-    target: str
+    backend: str
     delay_ms: int = 200
     kind = "app:delay"
 
     def apply(self, nemesis) -> None:
-        nemesis.fleet.app_fault(self.target, delay_ms=self.delay_ms)
+        nemesis.fleet.app_fault(self.backend, delay_ms=self.delay_ms)
 
     def revert(self, nemesis) -> None:
-        if nemesis.fleet.backend(self.target).alive():
-            nemesis.fleet.app_fault(self.target)
+        if nemesis.fleet.backend(self.backend).alive():
+            nemesis.fleet.app_fault(self.backend)

@@ -11,12 +11,12 @@ from chaos.faults.base import Fault
 class DnsRemove(Fault):
     """The backend's address is no longer published; clients notice when they re-resolve."""
 
-    target: str
+    backend: str
     kind = "dns:remove"
 
     def apply(self, nemesis) -> None:
         fleet = nemesis.fleet
-        fleet.dns.remove_record(fleet.name, fleet.backend(self.target).ip)
+        fleet.dns.remove_record(fleet.name, fleet.backend(self.backend).ip)
 
     def revert(self, nemesis) -> None:
         _publish_all(nemesis.fleet)
@@ -26,7 +26,7 @@ class DnsRemove(Fault):
 class DnsEmpty(Fault):
     """The name resolves to no address at all (NOERROR, empty answer)."""
 
-    target: None = None
+    backend: None = None
     kind = "dns:empty"
 
     def apply(self, nemesis) -> None:
@@ -40,7 +40,7 @@ class DnsEmpty(Fault):
 class DnsNxdomain(Fault):
     """The name does not exist (NXDOMAIN)."""
 
-    target: None = None
+    backend: None = None
     kind = "dns:nxdomain"
 
     def apply(self, nemesis) -> None:
@@ -54,7 +54,7 @@ class DnsNxdomain(Fault):
 class DnsOutage(Fault):
     """The DNS server is down: queries go unanswered (the port is closed)."""
 
-    target: None = None
+    backend: None = None
     kind = "dns:outage"
 
     def apply(self, nemesis) -> None:

@@ -19,7 +19,7 @@ _names = itertools.count(1)
 class Toxic(Fault):
     """Any toxic by type and attributes (see the Toxiproxy spec, section 7)."""
 
-    target: str
+    backend: str
     type: str = "noop"
     attributes: dict = field(default_factory=dict)
     stream: str = "downstream"
@@ -38,7 +38,7 @@ class Toxic(Fault):
         return name
 
     def apply(self, nemesis) -> None:
-        proxy = nemesis.proxy_of(self.target)
+        proxy = nemesis.proxy_of(self.backend)
         nemesis.proxies.add_toxic(
             proxy,
             self.type,
@@ -49,33 +49,33 @@ class Toxic(Fault):
         )
 
     def revert(self, nemesis) -> None:
-        proxy = nemesis.proxy_of(self.target)
+        proxy = nemesis.proxy_of(self.backend)
         nemesis.proxies.remove_toxic(proxy, self._toxic_name())
 
 
-def Latency(target: str, ms: int, jitter_ms: int = 0, stream: str = "downstream") -> Toxic:
+def Latency(backend: str, ms: int, jitter_ms: int = 0, stream: str = "downstream") -> Toxic:
     """Each chunk delayed by ``ms`` ± ``jitter_ms`` (uniform)."""
-    return Toxic(target, "latency", {"latency": ms, "jitter": jitter_ms}, stream)
+    return Toxic(backend, "latency", {"latency": ms, "jitter": jitter_ms}, stream)
 
 
-def Bandwidth(target: str, kb_per_s: int, stream: str = "downstream") -> Toxic:
+def Bandwidth(backend: str, kb_per_s: int, stream: str = "downstream") -> Toxic:
     """Throughput limited to ``kb_per_s`` KB/s (0 stalls the direction entirely)."""
-    return Toxic(target, "bandwidth", {"rate": kb_per_s}, stream)
+    return Toxic(backend, "bandwidth", {"rate": kb_per_s}, stream)
 
 
-def Blackhole(target: str, timeout_ms: int = 0, stream: str = "upstream") -> Toxic:
+def Blackhole(backend: str, timeout_ms: int = 0, stream: str = "upstream") -> Toxic:
     """Bytes are swallowed (the timeout toxic): requests and pings never arrive; with
     ``timeout_ms`` > 0 the connection is closed after that long without data."""
-    return Toxic(target, "timeout", {"timeout": timeout_ms}, stream)
+    return Toxic(backend, "timeout", {"timeout": timeout_ms}, stream)
 
 
-def ResetPeer(target: str, timeout_ms: int = 0, stream: str = "upstream") -> Toxic:
+def ResetPeer(backend: str, timeout_ms: int = 0, stream: str = "upstream") -> Toxic:
     """Connections are reset (RST) ``timeout_ms`` after their first bytes."""
-    return Toxic(target, "reset_peer", {"timeout": timeout_ms}, stream)
+    return Toxic(backend, "reset_peer", {"timeout": timeout_ms}, stream)
 
 
 def Slicer(
-    target: str,
+    backend: str,
     average_size: int = 16,
     size_variation: int = 8,
     delay_us: int = 100,
@@ -83,21 +83,21 @@ def Slicer(
 ) -> Toxic:
     """Chunks cut into small pieces sent ``delay_us`` apart; bytes unchanged."""
     return Toxic(
-        target,
+        backend,
         "slicer",
         {"average_size": average_size, "size_variation": size_variation, "delay": delay_us},
         stream,
     )
 
 
-def LimitData(target: str, limit_bytes: int, stream: str = "downstream") -> Toxic:
+def LimitData(backend: str, limit_bytes: int, stream: str = "downstream") -> Toxic:
     """Each connection is closed after ``limit_bytes`` bytes in this direction."""
-    return Toxic(target, "limit_data", {"bytes": limit_bytes}, stream)
+    return Toxic(backend, "limit_data", {"bytes": limit_bytes}, stream)
 
 
-def SlowClose(target: str, delay_ms: int, stream: str = "downstream") -> Toxic:
+def SlowClose(backend: str, delay_ms: int, stream: str = "downstream") -> Toxic:
     """Closing is delayed by ``delay_ms`` after the source ends."""
-    return Toxic(target, "slow_close", {"delay": delay_ms}, stream)
+    return Toxic(backend, "slow_close", {"delay": delay_ms}, stream)
 
 
 @dataclass(frozen=True)
@@ -105,15 +105,15 @@ class ProxyDown(Fault):
     """The proxy stops listening and closes every connection (refused until it is back on
     the same port)."""
 
-    target: str
+    backend: str
     kind = "proxy:down"
 
     def apply(self, nemesis) -> None:
-        proxy = nemesis.proxy_of(self.target)
+        proxy = nemesis.proxy_of(self.backend)
         nemesis.proxies.disable(proxy)
 
     def revert(self, nemesis) -> None:
-        proxy = nemesis.proxy_of(self.target)
+        proxy = nemesis.proxy_of(self.backend)
         nemesis.proxies.enable(proxy)
 
 
@@ -122,11 +122,11 @@ class CutConnections(Fault):
     """Close every open connection through the proxy at once (disable + enable): clients
     must reconnect, and so meet whatever the backend serves now (e.g. a new certificate)."""
 
-    target: str
+    backend: str
     kind = "proxy:cut"
     instant = True
 
     def apply(self, nemesis) -> None:
-        proxy = nemesis.proxy_of(self.target)
+        proxy = nemesis.proxy_of(self.backend)
         nemesis.proxies.disable(proxy)
         nemesis.proxies.enable(proxy)

@@ -21,7 +21,7 @@ class ScaleOut(Fault):
     """One more backend, published in DNS once it is ready. ``added`` names it once
     applied. Reverted by removing its record and the backend."""
 
-    target: None = None
+    backend: None = None
     added: list = field(default_factory=list, compare=False)
     kind = "scale:out"
 
@@ -48,16 +48,16 @@ class ScaleIn(Fault):
     """The backend's DNS record is removed, then it is stopped gracefully. In force once
     it has exited. Reverted by starting it again and publishing it."""
 
-    target: str
+    backend: str
     kind = "scale:in"
 
     def apply(self, nemesis) -> None:
         fleet = nemesis.fleet
-        fleet.dns.remove_record(fleet.name, fleet.backend(self.target).ip)
-        fleet.terminate(self.target)
+        fleet.dns.remove_record(fleet.name, fleet.backend(self.backend).ip)
+        fleet.terminate(self.backend)
 
     def revert(self, nemesis) -> None:
         fleet = nemesis.fleet
-        if not fleet.backend(self.target).alive():
-            fleet.restart(self.target)
+        if not fleet.backend(self.backend).alive():
+            fleet.restart(self.backend)
         fleet.dns.set_records(fleet.name, [b.ip for b in fleet.backends])

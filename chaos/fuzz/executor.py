@@ -371,7 +371,7 @@ class _Scheduler:
         # its readiness is confirmed): the oracle's "known down" ends here (model.REVERT).
         history.note(
             REVERT,
-            active.fault.target,
+            active.fault.backend,
             history.now(),
             of=active.event.kind,
             began_ns=active.start_ns,

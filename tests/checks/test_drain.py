@@ -110,7 +110,7 @@ def test_no_traffic_to_window_sides_default_to_open():
     h = make_history(FLIP)
     assert not no_traffic_to(h, "b2")
     assert no_traffic_to(h, "b2", start_ns=at(104)).passed
-    assert not no_traffic_to(h, target="b2", end_ns=at(101))
+    assert not no_traffic_to(h, backend="b2", end_ns=at(101))
 
 
 def test_no_traffic_to_says_how_late_each_rpc_was_past_a_bound_it_is_told_of():
