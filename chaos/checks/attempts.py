@@ -151,8 +151,28 @@ def attempts(
         f"{(until[-1].t_ns - start_ns) / 1e6:.0f} ms, {against}; its subchannel was "
         f"{until[-1].state} at the end."
     )
-    culprits = ((start_ns, until[-1].t_ns),) if not passed and at_least is None else ()
+    culprits: tuple[tuple[int, int], ...] = ()
+    if not passed and at_least is None:
+        window_samples = [s for s in own if before[-1].t_ns <= s.t_ns <= until[-1].t_ns]
+        culprits = ((start_ns, until[-1].t_ns),)
+        if counter == "failed":
+            culprits = _failures(window_samples) or culprits
     return Verdict(name, passed, sent, "attempts", bound, text, comparison, culprits=culprits)
+
+
+def _failures(samples: list[Sample]) -> tuple[tuple[int, int], ...]:
+    """Where each failed attempt lived, as closely as the samples tell (what a stall of the
+    machine must cover to explain it): from the last sample before the attempts started
+    counter reached its value at the failure, to the sample that saw the failure. With
+    attempts in parallel the failed one may have started earlier still: the interval is
+    then too short, never too long, so a stall never excuses more than it covered."""
+    lived = []
+    for previous, sample in zip(samples, samples[1:], strict=False):
+        if sample.failed <= previous.failed:
+            continue
+        began = [s.t_ns for s in samples if s.t_ns <= previous.t_ns and s.started < sample.started]
+        lived.append((began[-1] if began else previous.t_ns, sample.t_ns))
+    return tuple(lived)
 
 
 def _timeline(samples: list[Sample], after_ns: int) -> str:

@@ -49,3 +49,19 @@ def test_attempts_counts_the_rise_in_the_window_against_a_budget_or_a_floor():
 def test_attempts_without_a_sample_before_the_window_proves_nothing():
     verdict = attempts(_series("b2", [1, 2]), "b2", start_ns=-1)
     assert not verdict.passed and "nothing to count from" in verdict.explanation
+
+
+def test_each_failed_attempt_is_a_culprit_over_its_own_life_not_the_whole_window():
+    # One RPC at a time: started counts 1 at 25 ms, 2 at 100 ms (that one fails, seen at
+    # 375 ms), 3 at 400 ms. A stall must cover 75-375 ms to explain it, not the whole
+    # second (found at load 13.7: a 250 ms deadline missed by one of b1's RPCs was judged
+    # against the 1 s window and stayed a red).
+    started = [0, 1, 1, 1, 2] + [2] * 11 + [3] * 25
+    failed = [0] * 15 + [1] * 26
+    samples = _series("b1", started, failed=failed)
+    verdict = attempts(samples, "b1", start_ns=0, counter="failed")
+    assert not verdict.passed and verdict.figure == 1
+    assert verdict.culprits == ((75 * MS, 375 * MS),)
+    # Counting all attempts against a budget keeps the window.
+    sent = attempts(samples, "b1", start_ns=0, counter="started", budget=0)
+    assert sent.culprits == ((0, 1000 * MS),)
