@@ -393,9 +393,9 @@ class Scenario:
         spreads = self.shape is not None and self.shape.spreads
         started_ns = time.monotonic_ns()
         deadline_ns = started_ns + int(SPREAD_TIMEOUT_S * 1e9)
-        for made in range(SPREAD_MAX_CALLS if spreads else attempts):
+        for _ in range(SPREAD_MAX_CALLS if spreads else attempts):
             seen.add(call(tolerate=True))
-            if wanted <= seen or (made + 1 >= attempts and not spreads):
+            if wanted <= seen:
                 break
             if time.monotonic_ns() > deadline_ns:
                 raise StagingTimeout(

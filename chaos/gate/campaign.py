@@ -64,10 +64,9 @@ def stop_burners(burners: list[subprocess.Popen]) -> None:
 
 
 def run_once(
-    number: int, out: Path, profile: str, pytest_args: list[str]
+    number: int, out: Path, profile: str, name: str, pytest_args: list[str]
 ) -> tuple[Counter, float, int]:
     """One run of the catalogue; returns (outcomes by kind, seconds, pytest's exit code)."""
-    name = profiles_module.load(profile, check=False).name
     run = PytestRun(out, profile, name, number)
     run.file("log").parent.mkdir(parents=True, exist_ok=True)
     options = Options(Selection(paths=(str(CATALOGUE),), extra=("-q", *pytest_args)))
@@ -127,7 +126,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if own:
         parser.error(f"{own[0].split('=')[0]} is the campaign's to set (the profile: --profile)")
     try:
-        profiles_module.load(args.profile)
+        args.profile_name = profiles_module.load(args.profile).name
     except profiles_module.ProfileError as exc:
         raise UsageError(str(exc)) from None
     return args
@@ -140,7 +139,9 @@ def _campaign(args: argparse.Namespace, out: Path) -> int:
     try:
         print(f"campaign: {args.runs} runs, {args.burners} burners, into {out}", flush=True)
         for number in range(1, args.runs + 1):
-            outcomes, seconds, code = run_once(number, out, args.profile, args.pytest_args)
+            outcomes, seconds, code = run_once(
+                number, out, args.profile, args.profile_name, args.pytest_args
+            )
             if code not in (0, 1):  # pytest itself failed: a usage error, nothing collected
                 outcomes[Outcome.ERROR] += 1
             totals.update(outcomes)

@@ -33,7 +33,7 @@ def _greeter_descriptors() -> list[FileDescriptorProto]:
 @functools.cache
 def builtin(mtls: bool = False) -> Target:
     """The built-in Greeter (``mtls``: its backends require client certificates). Cached:
-    a Target is immutable, and its proto is compiled once per process."""
+    a Target is immutable, and its RPC's types are read from the generated module once."""
     command = [
         sys.executable,
         "-m",
