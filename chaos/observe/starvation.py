@@ -351,6 +351,10 @@ class Stalls(StallQueries):
     def __init__(self, runner: StallMonitor, starvation: StarvationMonitor):
         self.runner = runner
         self.starvation = starvation
+        # Stalls other processes measure and log themselves (the proxy's event loop:
+        # chaos/observe/proxy_lag.py), added and removed by whoever starts those processes.
+        self.others: list[StallQueries] = []
+        self.retired: list[StallQueries] = []  # removed, kept for the run's summary
 
     @property
     def since_ns(self) -> int | None:
@@ -378,9 +382,29 @@ class Stalls(StallQueries):
     def unwatch(self, pid: int) -> None:
         self.starvation.unwatch(pid)
 
+    def add(self, other: StallQueries) -> None:
+        """Count the stalls ``other`` reports too (until :meth:`remove`)."""
+        self.others = [*self.others, other]
+
+    def remove(self, other: StallQueries) -> None:
+        """Stop counting ``other`` in verdicts; what it reported so far stays in the run's
+        summary (:meth:`reported`)."""
+        other.stalls()  # the last of it, while its source is still there
+        self.others = [o for o in self.others if o is not other]
+        self.retired.append(other)
+
+    def reported(self, start_ns: int | None = None) -> list[Stall]:
+        """Every stall other processes reported since ``start_ns``, counted now or before."""
+        found: list[Stall] = []
+        for other in [*self.others, *self.retired]:
+            found += other.stalls(start_ns)
+        return found
+
     def stalls(self, start_ns: int | None = None, end_ns: int | None = None) -> list[Stall]:
-        both = self.runner.stalls(start_ns, end_ns) + self.starvation.stalls(start_ns, end_ns)
-        return sorted(both, key=lambda s: (s.start_ns, s.end_ns))
+        found = self.runner.stalls(start_ns, end_ns) + self.starvation.stalls(start_ns, end_ns)
+        for other in self.others:
+            found += other.stalls(start_ns, end_ns)
+        return sorted(found, key=lambda s: (s.start_ns, s.end_ns))
 
     def monitor_threads(self) -> set[int]:
         """The ids of the measuring threads themselves (not counted as the runner's work)."""

@@ -294,7 +294,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 
 def _stall_summary(stalls) -> list[str]:
     """The runner's stalls this run and, when measured (chaos/observe/starvation.py), the CPU
-    waits of the processes the verdicts depended on: how many over 3 ms, the longest."""
+    waits of the processes the verdicts depended on and the proxy's event-loop stalls
+    (chaos/observe/proxy_lag.py): how many over 3 ms, the longest."""
     since = stalls.since_ns
     runner = getattr(stalls, "runner", stalls)
     lines = [_longest("runner stalls", runner.stalls(since))]
@@ -303,6 +304,9 @@ def _stall_summary(stalls) -> list[str]:
         lines.append(
             _longest("CPU waits of the runner, proxy and backends", starvation.stalls(since))
         )
+    reported = getattr(stalls, "reported", None)
+    if reported is not None and reported(since):
+        lines.append(_longest("event-loop stalls of the proxy", reported(since)))
     return lines
 
 

@@ -265,20 +265,35 @@ def chaos_target(pytestconfig):
 def toxiproxy(pytestconfig):
     """A Toxiproxy server for the session: --chaos-toxiproxy-url, TOXIPROXY_URL, a binary
     on PATH, or the embedded server (started here and stopped at the end)."""
+    import tempfile
+
+    from chaos.observe.proxy_lag import LagLog
     from chaos.toxiproxy_server.control import ToxiproxyServer
 
     url = pytestconfig.getoption("--chaos-toxiproxy-url")
     stalls = settings.of(pytestconfig).state.stalls
-    with ToxiproxyServer("url" if url else None, url=url) as server:
-        # Every RPC goes through it: a verdict depends on its getting a CPU (one it did not
-        # start, given by URL, runs elsewhere and is not seen).
-        if server.pid and stalls is not None:
-            stalls.watch(f"toxiproxy (pid {server.pid})", server.pid)
-        try:
-            yield server
-        finally:
+    server = ToxiproxyServer("url" if url else None, url=url)
+    with tempfile.TemporaryDirectory(prefix="grpc-chaos-proxy-") as scratch:
+        lag_path = Path(scratch) / "lag.log"
+        if server.kind == "embedded":
+            # Its event loop's lateness delays every RPC (chaos/observe/proxy_lag.py).
+            server.args += ("--lag-log", str(lag_path))
+        with server:
+            # Every RPC goes through it: a verdict depends on its getting a CPU (one it did
+            # not start, given by URL, runs elsewhere and is not seen).
+            watched = []
             if server.pid and stalls is not None:
-                stalls.unwatch(server.pid)
+                who = f"toxiproxy (pid {server.pid})"
+                stalls.watch(who, server.pid)
+                watched.append(LagLog(lag_path, f"{who} event loop"))
+                stalls.add(watched[0])
+            try:
+                yield server
+            finally:
+                if server.pid and stalls is not None:
+                    stalls.unwatch(server.pid)
+                    for lag in watched:
+                        stalls.remove(lag)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ stderr (level from LOG_LEVEL, as the reference). SIGINT and SIGTERM stop it clea
 the API closes and every proxied connection is closed, then it exits with 0. With
 ``--ready-line`` one JSON line ``{"ready": true, "url": ..., "pid": ...}`` is printed to
 stdout once the API listens (so a parent can start it on -port 0); ``--parent-watch``
-makes it die with its parent (parentwatch.py).
+makes it die with its parent (parentwatch.py); ``--lag-log PATH`` logs how late its event
+loop runs (lag.py).
 """
 
 from __future__ import annotations
@@ -67,10 +68,24 @@ async def serve(options: dict) -> int:
         log.error("cannot start the HTTP API: %s", err)
         await app.close()
         return 1
+    lag = None
+    if options["lag_log"]:
+        from . import lag as lag_meter
+
+        try:
+            fd = lag_meter.open_log(str(options["lag_log"]))
+        except OSError as err:
+            log.error("cannot open the lag log %s: %s", options["lag_log"], err.strerror)
+            await app.close()
+            return 1
+        lag = asyncio.create_task(lag_meter.measure(fd))
     if options["ready_line"]:
         print(_ready_line(address), flush=True)
     await stop.wait()
     log.info("shutdown started")
+    if lag is not None:
+        lag.cancel()
+        await asyncio.gather(lag, return_exceptions=True)
     await app.close()
     return 0
 

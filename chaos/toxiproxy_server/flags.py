@@ -3,7 +3,7 @@
 ``-name value``, ``-name=value``, ``--name value`` and ``--name=value`` all work; boolean
 flags take no value (or ``=true``/``=false``); parsing stops at the first non-flag argument
 or ``--``. Unknown flags print the usage and exit with 2, ``-h`` prints it and exits with 0.
-``--parent-watch`` and ``--ready-line`` are grpc-chaos extensions.
+``--parent-watch``, ``--ready-line`` and ``--lag-log`` are grpc-chaos extensions.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ class Flag:
 FLAGS: dict[str, Flag] = {
     "config": Flag("string", "", "JSON file containing proxies to create on startup"),
     "host": Flag("string", "127.0.0.1", "Host for toxiproxy's API to listen on"),
+    "lag-log": Flag(
+        "string",
+        "",
+        "append the event loop's lateness to this file, one 'start_ns end_ns' line per late "
+        "tick on CLOCK_MONOTONIC (grpc-chaos extension)",
+    ),
     "parent-watch": Flag(
         "bool",
         False,

@@ -172,3 +172,33 @@ class socket_in_use:
 
     def __exit__(self, *exc) -> None:
         self.sock.close()
+
+
+def test_lag_log_holds_a_stop_of_the_server_as_one_stall(tmp_path):
+    """--lag-log: the event loop's lateness, on the history's clock, read as stalls."""
+    import time
+
+    from chaos.observe.proxy_lag import LagLog
+
+    path = tmp_path / "lag.log"
+    with ToxiproxyServer("embedded", args=("--lag-log", str(path))) as server:
+        lag = LagLog(path, "proxy")
+        stopped = time.monotonic_ns()
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.3)  # the fault itself: the loop cannot run for 300 ms
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        resumed = time.monotonic_ns()
+        found = wait_for(
+            lambda: [s for s in lag.stalls(stopped, resumed) if s.ms >= 250], 5, "the stall"
+        )
+    assert found[0].start_ns <= stopped + 10_000_000 and found[0].end_ns >= resumed
+    assert found[0].describe() == f"proxy stalled {found[0].ms:.0f} ms"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_lag_log_that_cannot_be_opened_stops_the_server_with_its_name():
+    done = run_server("-port", "0", "--lag-log", "/nonexistent/dir/lag.log")
+    assert done.returncode == 1
+    assert "cannot open the lag log /nonexistent/dir/lag.log" in done.stderr
