@@ -34,6 +34,10 @@ from typing import Any
 
 from chaos import checks
 from chaos.checks import Verdict
+from chaos.clients import config as client_config
+from chaos.clients.driver import Driver, RemoteChannel
+from chaos.clients.remote import RemoteLoad, remote_caller
+from chaos.clients.remote import subchannel_counts as remote_counts
 from chaos.faults import Active, Nemesis, SlowHandler
 from chaos.history import Event, History, Rpc, clock_anchor
 from chaos.load import GreeterRpc, Load, checked_answer, record_rpc
@@ -83,6 +87,7 @@ class Scenario:
         stalls: StallMonitor | None = None,
         shape: Shape | None = None,
         target=None,
+        client: Driver | None = None,
     ):
         from chaos.targets import builtin
 
@@ -90,6 +95,9 @@ class Scenario:
         # The service under test (chaos/targets/): what the backends run, the RPC to call.
         self.target = target or builtin()
         self.profile = profile
+        # The client under test: a driver process (chaos/clients/), or None for the grpcio
+        # channel made in this process.
+        self.client = client
         self.proxies = proxies
         self.requirements = requirements
         self.stalls = stalls
@@ -105,6 +113,7 @@ class Scenario:
         self._samplers: list[AttemptSampler] = []
         self._channel_ids: dict[int, int | None] = {}
         self._extra_fleets: list[Fleet] = []
+        self._remote_channels: list[RemoteChannel] = []
         self._settle_ids: list[int] = []  # history ids settle() drew, never an RPC's
 
     # ------------------------------------------------------------------ fleets
@@ -127,7 +136,12 @@ class Scenario:
         self, aio: bool = False, fleet: Fleet | None = None, profile: Profile | None = None
     ):
         """A new channel (a new client) configured by the profile under test, or by
-        ``profile``, to the scenario's fleet or to ``fleet``."""
+        ``profile``, to the scenario's fleet or to ``fleet``: a grpc channel, or a
+        RemoteChannel in the client driver under test (closed when the scenario ends)."""
+        if self.client is not None:
+            remote = self._remote_channel(fleet or self.fleet, profile or self.profile)
+            self._remote_channels.append(remote)
+            return remote
         with track_new_channel() as channelz_id:
             channel = (profile or self.profile).channel((fleet or self.fleet).info(), aio=aio)
         self._channel_ids[id(channel)] = channelz_id()
@@ -149,6 +163,21 @@ class Scenario:
         fleet = fleet or self.fleet
         info = fleet.info()
         client_profile = profile or self.profile
+        if self.client is not None:
+            rpc_options = self._rpc_options(options.pop("payload_bytes", 0))
+            self._require_identity(rpc_options.get("identity_key", "x-backend-id"))
+            remote = RemoteLoad(
+                lambda: self._remote_channel(fleet, client_profile),
+                self.history,
+                concurrency=concurrency,
+                rate=rate,
+                deadline_s=deadline_s,
+                stalls=self.stalls,
+                **rpc_options,
+                **options,
+            )
+            self._loads.append(remote)
+            return remote.start()
         load = Load(
             lambda: client_profile.channel(info, aio=True),
             self.history,
@@ -165,6 +194,26 @@ class Scenario:
             load.attribution = Attribution(lambda: load.channelz_id, PublishedIds(fleet))
         self._loads.append(load)
         return load.start()
+
+    def _remote_channel(self, fleet: Fleet, profile: Profile) -> RemoteChannel:
+        assert self.client is not None and self.client.capabilities is not None
+        config = client_config.channel_config(profile, fleet.info(), self.client.capabilities)
+        return self.client.open_channel(config)
+
+    def _require_identity(self, key: str | None) -> None:
+        if key is None:
+            # In this process, gRPC's channelz names the backend of an answer that does not;
+            # a driver's channel is another process's.
+            raise NotApplicable(
+                "needs each RPC's backend, and the target's answers do not name it "
+                f"([identity] in the target file): {self.client_name} cannot be attributed "
+                "from this process's channelz"
+            )
+
+    @property
+    def client_name(self) -> str:
+        """The client under test, as verdicts name it."""
+        return "the in-process grpcio client" if self.client is None else self.client.describe
 
     def _rpc_options(self, payload_bytes: int = 0) -> dict:
         """What the load calls: the built-in Greeter's SayHello (padded to a size of the
@@ -184,6 +233,21 @@ class Scenario:
         """Sample the attempts a client — a Load, or a channel from :meth:`channel` — sends
         to each backend (first attempts and retries, from gRPC's channelz) until the
         scenario ends (chaos/observe/channelz.py)."""
+        if isinstance(client, (RemoteChannel, RemoteLoad)):
+            assert self.client is not None and self.client.capabilities is not None
+            if not self.client.capabilities.subchannels:
+                raise NotApplicable(
+                    "counts the attempts sent to each backend (gRPC's channelz), which "
+                    f"{self.client_name} does not report (the driver protocol's Subchannels)"
+                )
+            remote = client.channel if isinstance(client, RemoteLoad) else client
+            if remote is None:
+                raise RuntimeError("that load has not opened its channel")
+            sampler = AttemptSampler(
+                remote_counts(remote), PublishedIds(fleet or self.fleet)
+            ).start()
+            self._samplers.append(sampler)
+            return sampler
         channelz_id = (
             client.channelz_id if isinstance(client, Load) else self._channel_ids.get(id(client))
         )
@@ -291,6 +355,20 @@ class Scenario:
         30 more RPCs end first, so that RPCs are sent *into* the fault before the count is
         taken. Both waits are bounded by the load's deadline, whatever the profile does."""
         load.wait_for(30, timeout=load.deadline_s + 10)
+        if isinstance(load, RemoteLoad):
+            # A driver's RPCs get their ids when they are recorded, so the count below does
+            # not apply: the driver says which RPCs are still in flight instead.
+            now = time.monotonic_ns()
+            load.wait_until(
+                lambda: load.ended_before_ns >= now,
+                load.deadline_s + 10,
+                what,
+                progress=lambda: (
+                    "RPCs started "
+                    f"{(now - load.ended_before_ns) / 1e6:.0f} ms before it still in flight"
+                ),
+            )
+            return self.history.mark(what)
         # Ids are drawn in order by every RPC of the history, so every id below this one
         # belongs to an RPC already sent — but for the ids earlier settles drew this way.
         last = self.history.next_id()
@@ -435,6 +513,9 @@ class Scenario:
         """
         options = self._rpc_options()
         rpc, key = options["rpc"], options.get("identity_key", "x-backend-id")
+        if isinstance(channel, RemoteChannel):
+            self._require_identity(key)
+            return remote_caller(channel, self.history, rpc, key)
         method = channel.unary_unary(rpc.path)
         records: list[Rpc] = []
         channelz_id = self._channel_ids.get(id(channel))
@@ -524,6 +605,11 @@ class Scenario:
         for load in self._loads:
             try:
                 load.stop()
+            except Exception as exc:
+                errors.append(exc)
+        for remote in self._remote_channels:
+            try:
+                remote.close()
             except Exception as exc:
                 errors.append(exc)
         errors += self.nemesis.undo_all()

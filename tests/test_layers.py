@@ -27,6 +27,7 @@ LAYERS = [
     "chaos.faults",  # the faults, each recorded in the history
     "chaos.profiles",  # client profiles: channel options and service config
     "chaos.load",  # the load generator
+    "chaos.clients",  # the client under test in another process: driver protocol, drivers
     "chaos.verdicts",  # requirements (bounds), the judge, advice
     "chaos.targets",  # the service under test: built-in or a target file
     "chaos.scenario",  # one scenario: fleet, client, load, faults, checks

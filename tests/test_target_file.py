@@ -293,7 +293,7 @@ def test_every_problem_is_listed_at_once(workdir):
     text = edited('method = "helloworld.Greeter/SayHello"', 'methd = "x"', text)
     assert problems(text + "[helth]\n") == [
         "grpc-chaos.toml: helth: unknown table (did you mean 'health'?); a target file has "
-        "[server], [rpc], [health], [identity], [requirements]",
+        "[server], [rpc], [health], [identity], [requirements], [client]",
         "grpc-chaos.toml: server.comand: unknown key (did you mean 'command'?)",
         'grpc-chaos.toml: server.command: missing (required): ["./server", "--port", '
         '"{port}"]: the argv of one backend',
@@ -310,7 +310,7 @@ def test_every_problem_is_listed_at_once(workdir):
             "[server]",
             "[servers]",
             "servers: unknown table (did you mean 'server'?); a target file has [server], [rpc], "
-            "[health], [identity], [requirements]",
+            "[health], [identity], [requirements], [client]",
         ),
         ("[rpc]", "[rpcs]", "rpc: missing (required table [rpc]: the method to call)"),
         (
@@ -640,3 +640,34 @@ def test_well_known_types_and_import_paths_compile(workdir):
     )
     rpc = target.load(write(text)).rpc
     assert b"\x08" in rpc.request_bytes(0)  # Timestamp.seconds is field 1, a varint
+
+
+def test_a_client_table_names_the_teams_driver(workdir):
+    driver = workdir / "app" / "driver"
+    driver.write_text("#!/bin/sh\n")
+    driver.chmod(0o755)
+    text = edited(
+        "[server]", '[client]\ncommand = ["./app/driver", "--tls"]\nenv = { A = "1" }\n\n[server]'
+    )
+    loaded = target.load(write(text))
+    assert loaded.client is not None
+    assert loaded.client.command == ("./app/driver", "--tls")
+    assert loaded.client.cwd == workdir and loaded.client.env == {"A": "1"}
+    from chaos.clients import builtin
+
+    command = builtin.resolve(None, loaded)
+    assert command is not None and command.argv == ["./app/driver", "--tls"]
+    assert command.cwd == str(workdir) and command.name == "driver"
+    assert builtin.resolve("inprocess", loaded) is None  # the command line wins
+
+
+def test_client_table_problems_name_their_key(workdir):
+    text = edited("[server]", '[client]\ncommand = ["./app/nodriver"]\nenv = { A = 1 }\n\n[server]')
+    assert problems(text) == [
+        "grpc-chaos.toml: client.env.A: must be a string (quote it), got 1",
+    ]
+    text = edited("[server]", '[client]\ncommand = ["./app/nodriver"]\n\n[server]')
+    found = problems(text)
+    assert len(found) == 1 and found[0].startswith(
+        "grpc-chaos.toml: client.command[0]: './app/nodriver' does not exist"
+    )

@@ -108,10 +108,18 @@ def subchannel_counts(channel_id: int) -> dict[str, Sample]:
 
 
 class AttemptSampler:
-    """Samples one channel's per-backend attempt counters on a daemon thread."""
+    """Samples one channel's per-backend attempt counters on a daemon thread.
 
-    def __init__(self, channel_id: int, backends: Mapping[str, str], interval_s: float = SAMPLE_S):
-        self.channel_id = channel_id
+    ``channel`` is the channelz id of a channel of this process, or a function returning
+    its counters by address (a client driver's channel: chaos/clients/remote.py)."""
+
+    def __init__(
+        self,
+        channel: int | Callable[[], dict[str, Sample]],
+        backends: Mapping[str, str],
+        interval_s: float = SAMPLE_S,
+    ):
+        self.counts = channel if callable(channel) else (lambda: subchannel_counts(channel))
         self.backends = backends  # published address -> backend id (a live mapping is kept)
         self.interval_s = interval_s
         self.samples: list[Sample] = []
@@ -143,7 +151,7 @@ class AttemptSampler:
 
     def _sample(self) -> None:
         try:
-            counts = subchannel_counts(self.channel_id)
+            counts = self.counts()
         except (ValueError, KeyError) as exc:  # the channel is gone (closed): nothing to add
             self.error = exc
             return

@@ -51,6 +51,9 @@ class RunState:
         self.inconclusive: list[tuple[str, str]] = []
         self.reruns: list[tuple[str, int, list[str]]] = []  # nodeid, reruns, why each
         self.worker_stalls: list[tuple[str, list[str]]] = []  # pytest-xdist worker, summary
+        # The client driver under test as it described itself: name, implementation, version.
+        self.client: dict | None = None
+        self.unhonoured: list[str] = []  # what of the profile it cannot honour
 
     def pytest_runtest_logreport(self, report) -> None:
         if not getattr(report, "chaos", False):

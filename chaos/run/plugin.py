@@ -5,6 +5,9 @@ report; nothing runs (no header, no thread, no fleet) unless chaos scenarios are
 
 options   --chaos-profile NAME|PATH  client profile (default: recommended), checked
                                      before anything starts (python -m chaos.profiles check)
+          --chaos-client NAME|COMMAND  the client under test: inprocess (default: grpcio
+                                     in the runner), a shipped driver (python, go, node)
+                                     or a driver command of your own (docs/clients.md)
           --chaos-target FILE        the service under test (grpc-chaos.toml, chaos/targets/;
                                      default: grpc-chaos.toml in the working directory, else
                                      the built-in Greeter)
@@ -75,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="recommended",
         help="client profile: a shipped name (%s) or a JSON file path"
         % ", ".join(profiles.shipped()),
+    )
+    group.addoption(
+        "--chaos-client",
+        default=None,
+        help="the client under test: inprocess (grpcio in the runner), a shipped driver "
+        "(python, go, node) or the command of a driver of your own (docs/clients.md); "
+        "default: the target file's [client], else inprocess",
     )
     group.addoption(
         "--chaos-target",
@@ -154,12 +164,25 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except requirements_module.RequirementsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    client = _client(config, target)
     state = run_hooks.RunState()
     config.stash[settings.KEY] = settings.Settings(
-        profile, target, required, tuple(FAMILIES), state
+        profile, target, required, tuple(FAMILIES), state, client
     )
     config.pluginmanager.register(state, "chaos-run-state")
     config.pluginmanager.register(run_hooks, "chaos-run-hooks")
+
+
+def _client(config, target):
+    """The driver --chaos-client (else the target's [client]) names; None for the
+    in-process client. A driver that needs building is built now, before any fleet."""
+    from chaos.clients import builtin
+    from chaos.clients.driver import DriverError
+
+    try:
+        return builtin.resolve(config.getoption("--chaos-client"), target)
+    except DriverError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _target(config):
@@ -297,7 +320,46 @@ def toxiproxy(pytestconfig):
 
 
 @pytest.fixture(scope="session")
-def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target):
+def chaos_client(pytestconfig):
+    """The client driver under test for the session (--chaos-client), started once; None
+    for the in-process client. What it cannot honour of the profile is said first."""
+    from chaos.clients import config as client_config
+    from chaos.clients.driver import Driver
+
+    run = settings.of(pytestconfig)
+    if run.client is None:
+        yield None
+        return
+    stalls = run.state.stalls
+    command = run.client
+    with Driver(command.argv, command.name, env=command.env, cwd=command.cwd) as driver:
+        assert driver.capabilities is not None and driver.process is not None
+        caps = driver.capabilities
+        run.state.client = {
+            "name": driver.name,
+            "implementation": caps.implementation,
+            "version": caps.version,
+        }
+        run.state.unhonoured = client_config.unhonoured(run.profile, driver.capabilities)
+        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"grpc-chaos: client under test: {driver.describe}")
+            for line in run.state.unhonoured:
+                reporter.write_line(f"grpc-chaos:   not honoured: {line}", yellow=True)
+        if stalls is not None:
+            # Every RPC starts and ends in it: a verdict depends on its getting a CPU.
+            stalls.watch(
+                f"client driver {driver.name} (pid {driver.process.pid})", driver.process.pid
+            )
+        try:
+            yield driver
+        finally:
+            if stalls is not None and driver.process is not None:
+                stalls.unwatch(driver.process.pid)
+
+
+@pytest.fixture(scope="session")
+def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target, chaos_client):
     """Once per session: the client under test against a fleet of its own (chaos/run/preflight.py).
 
     A failed preflight is one error (the first scenario's setup) and stops the run; the
@@ -310,7 +372,7 @@ def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target):
     try:
         with Fleet(size, proxies=toxiproxy.control(), service=chaos_target) as fleet:
             state.preflight = preflight.run(
-                chaos_profile, fleet, stalls=state.stalls, target=chaos_target
+                chaos_profile, fleet, stalls=state.stalls, target=chaos_target, client=chaos_client
             )
     except Exception as error:  # the target did not start: one verdict, as below
         state.preflight = preflight.Preflight(
@@ -356,7 +418,9 @@ def _require_preflight(request, result) -> None:
 
 
 @pytest.fixture
-def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, chaos_target):
+def chaos(
+    request, fleet, chaos_profile, chaos_requirements, chaos_preflight, chaos_target, chaos_client
+):
     """The scenario: fleet, profile client, history, nemesis; cleaned up however it ends."""
     from chaos.outcomes import NotApplicable
     from chaos.scenario import Scenario
@@ -377,6 +441,7 @@ def chaos(request, fleet, chaos_profile, chaos_requirements, chaos_preflight, ch
         stalls=state.stalls,
         shape=chaos_preflight.shape,
         target=chaos_target,
+        client=chaos_client,
     )
     request.node._chaos_scenario = scenario
     yield scenario

@@ -43,14 +43,24 @@ class Preflight:
     message: str
 
 
-def run(profile, fleet, stalls=None, target=None) -> Preflight:
+def run(profile, fleet, stalls=None, target=None, client=None) -> Preflight:
     """Drive the profile's client at ``fleet`` (running, at baseline, of ``target``: the
-    built-in Greeter when None) and judge it."""
+    built-in Greeter when None) and judge it; ``client`` is the driver under test (None:
+    the in-process client)."""
     history = History()
     info = fleet.info()
     rpc = None if target is None or target.builtin else target.rpc
-    load = Load(
-        lambda: profile.channel(info, aio=True),
+    if client is not None:
+        from chaos.clients.config import channel_config
+        from chaos.clients.remote import RemoteLoad
+
+        config = channel_config(profile, info, client.capabilities)
+        load_class: type[Load] = RemoteLoad
+        make_channel = lambda: client.open_channel(config)  # noqa: E731
+    else:
+        load_class, make_channel = Load, lambda: profile.channel(info, aio=True)
+    load = load_class(
+        make_channel,
         history,
         concurrency=4,
         deadline_s=2.0,
@@ -58,7 +68,7 @@ def run(profile, fleet, stalls=None, target=None) -> Preflight:
         rpc=rpc,
         identity_key="x-backend-id" if rpc is None else target.identity_header,
     )
-    if load.identity_key is None:  # the server names no backend: gRPC's accounting does
+    if load.identity_key is None and client is None:  # no backend named: gRPC's accounting does
         load.attribution = Attribution(
             lambda: load.channelz_id, {b.published: b.id for b in fleet.backends}
         )

@@ -4,6 +4,8 @@ JSON lines, appended and flushed as each scenario ends (so a reader can follow a
 
     {"schema": 1, "nodeid": "scenarios/test_kill.py::test_x", "scenario": "test_kill::test_x",
      "family": "kill", "profile": {"name", "source", "sha256"}, "target": {"name", "source"},
+     "client": {"name": "inprocess" | "python" | "go" | "node" | a driver's, "implementation":
+                "grpcio" | "grpc-go" | "grpc-js" | ..., "version"} (the client under test),
      "outcome": "pass" | "fail" | "inconclusive" | "not_applicable" | "skipped" | "error",
      "reason": the decisive verdict's headline, the skip reason, or the error's first line,
      "decisive": the verdict that decided (the failed one), or null,
@@ -85,6 +87,17 @@ def _first_line(report) -> str:
     return message.strip().splitlines()[-1] if message.strip() else ""
 
 
+def client_of(run) -> dict:
+    """The client under test: the driver as it described itself, or the in-process grpcio."""
+    if run.state.client is not None:
+        return dict(run.state.client)
+    if run.client is not None:  # its driver has not started (yet): only its name is known
+        return {"name": run.client.name, "implementation": None, "version": None}
+    import grpc
+
+    return {"name": "inprocess", "implementation": "grpcio", "version": grpc.__version__}
+
+
 def record(item, reports, scenario, started_wall: float, duration_s: float, attempts: int) -> dict:
     run = settings.of(item.config)
     profile, target = run.profile, run.target
@@ -128,6 +141,7 @@ def record(item, reports, scenario, started_wall: float, duration_s: float, atte
             "sha256": profile_digest(profile),
         },
         "target": None if target is None else {"name": target.name, "source": target.source},
+        "client": client_of(run),
         "outcome": outcome,
         "reason": reason,
         "decisive": decisive,

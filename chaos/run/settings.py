@@ -1,7 +1,7 @@
 """What the plugin decided at start-up for the whole run, kept on pytest's config.
 
 One typed object in ``config.stash`` (pytest's place for a plugin's data) instead of ad hoc
-attributes: the profile under test, the service under test, the bounds, the fault
+attributes: the profile and client under test, the service under test, the bounds, the fault
 families, and the run's state (preflight, stall monitors, reruns).
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from chaos.clients.builtin import DriverCommand
     from chaos.profiles import Profile
     from chaos.run.hooks import RunState
     from chaos.targets.model import Target
@@ -26,6 +27,9 @@ class Settings:
     requirements: Requirements
     families: tuple[str, ...]
     state: RunState
+    # The client under test: a driver to start (--chaos-client), or None for the grpcio
+    # channel the runner makes in its own process.
+    client: DriverCommand | None = None
 
 
 KEY = pytest.StashKey[Settings]()

@@ -12,7 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from chaos.targets import rpc, server
+from chaos.targets import client, rpc, server
 from chaos.targets.errors import Problems, did_you_mean, error
 from chaos.targets.model import Target
 from chaos.targets.table import INVALID, Table
@@ -20,7 +20,7 @@ from chaos.verdicts import requirements as requirements_module
 from chaos.verdicts.requirements import Requirements, RequirementsError
 
 FILE_NAME = "grpc-chaos.toml"
-TABLES = ("server", "rpc", "health", "identity", "requirements")
+TABLES = ("server", "rpc", "health", "identity", "requirements", "client")
 REQUIRED_TABLES = {"server": "the command of one backend", "rpc": "the method to call"}
 DEFAULT_IDENTITY_HEADER = "x-backend-id"
 # gRPC metadata keys: lowercase ASCII letters, digits, '-', '_' and '.' (the gRPC HTTP/2
@@ -61,6 +61,7 @@ def load(path: str | Path) -> Target:
     health_service = _health(tables["health"], problems)
     identity_header = _identity(tables["identity"], problems)
     requirements = _requirements(tables["requirements"], source, problems)
+    driver = None if tables["client"] is None else client.read(tables["client"], base, problems)
     problems.raise_if_any()
     # No problem: both required tables were given, and read without one.
     assert spec is not None and build_rpc is not None
@@ -72,6 +73,7 @@ def load(path: str | Path) -> Target:
         health_service=health_service,
         identity_header=identity_header,
         requirements=requirements,
+        client=driver,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chaos.targets.client import ClientSpec
 from chaos.targets.rpc import RpcSpec
 from chaos.targets.server import ServerSpec
 from chaos.verdicts.requirements import Requirements
@@ -41,6 +42,8 @@ class Target:
     identity_header: str | None = "x-backend-id"
     requirements: Requirements | None = None
     builtin: bool = False
+    # The team's own client driver ([client]; chaos/targets/client.py), or None.
+    client: ClientSpec | None = None
 
     @property
     def capabilities(self) -> frozenset[str]:

@@ -102,8 +102,8 @@ def read(data: dict, base: Path, problems: Problems) -> ServerSpec | None:
     None after reporting its problems."""
     table = Table("server", data, KEYS, problems)
     command = table.strings("command", hint=COMMAND_HINT)
-    env = _env(table)
-    cwd = _cwd(table, base)
+    env = read_env(table)
+    cwd = read_cwd(table, base)
     control = table.boolean("control", False)
     values = {
         "ready": table.string("ready", DEFAULT_READY, choices=READY_CHOICES),
@@ -116,34 +116,35 @@ def read(data: dict, base: Path, problems: Problems) -> ServerSpec | None:
     if command is not INVALID:
         _check_placeholders(command, control is True, problems)
         if cwd is not INVALID and env is not INVALID:
-            _check_executable(command[0], cwd, env, problems)
+            check_executable(command[0], cwd, env, problems)
     if INVALID in (command, env, cwd, *values.values()):
         return None
     return ServerSpec(command=tuple(command), env=env, cwd=cwd, **values)
 
 
-def _env(table: Table) -> Any:
-    """``env`` as a dict of strings, or INVALID."""
+def read_env(table: Table) -> Any:
+    """``env`` of a table ([server], [client]) as a dict of strings, or INVALID."""
     env = table.table("env")
     if env is INVALID:
         return INVALID
     bad = [key for key, value in env.items() if not isinstance(value, str)]
     for key in bad:
         table.problems.add(
-            f"server.env.{key}", f"must be a string (quote it), got {show(env[key])}"
+            table.where(f"env.{key}"), f"must be a string (quote it), got {show(env[key])}"
         )
     return INVALID if bad else dict(env)
 
 
-def _cwd(table: Table, base: Path) -> Any:
-    """``cwd`` as a resolved directory Path, or INVALID."""
+def read_cwd(table: Table, base: Path) -> Any:
+    """``cwd`` of a table as a resolved directory Path (relative to ``base``), or INVALID."""
     cwd = table.string("cwd", ".")
     if cwd is INVALID:
         return INVALID
     path = (base / cwd).resolve()
     if not path.is_dir():
         table.problems.add(
-            "server.cwd", f"{cwd!r} is not a directory (it is relative to the target file: {path})"
+            table.where("cwd"),
+            f"{cwd!r} is not a directory (it is relative to the target file: {path})",
         )
         return INVALID
     return path
@@ -194,24 +195,26 @@ def _check_placeholders(command: list[str], control: bool, problems: Problems) -
                 )
 
 
-def _check_executable(program: str, cwd: Path, env: dict[str, str], problems: Problems) -> None:
+def check_executable(
+    program: str, cwd: Path, env: dict[str, str], problems: Problems, table: str = "server"
+) -> None:
     """The command's program must exist now: a bare name on PATH (the target's env PATH if
     it sets one, as the started process would search), a path relative to ``cwd``.
     A program that is itself a placeholder is only known per backend: not checked."""
     if _fields(program) or not program:
         if not program:
-            problems.add("server.command[0]", "the program is empty")
+            problems.add(f"{table}.command[0]", "the program is empty")
         return
     if os.sep not in program:
         if shutil.which(program, path=env.get("PATH", os.environ.get("PATH"))) is None:
             problems.add(
-                "server.command[0]",
+                f"{table}.command[0]",
                 f"{program!r} is not found on PATH; give its "
-                f"path (relative to server.cwd) or install it",
+                f"path (relative to {table}.cwd) or install it",
             )
         return
     path = cwd / program
     if not path.is_file():
-        problems.add("server.command[0]", f"{program!r} does not exist (looked for {path})")
+        problems.add(f"{table}.command[0]", f"{program!r} does not exist (looked for {path})")
     elif not os.access(path, os.X_OK):
-        problems.add("server.command[0]", f"{program!r} is not executable: chmod +x {path}")
+        problems.add(f"{table}.command[0]", f"{program!r} is not executable: chmod +x {path}")
