@@ -47,6 +47,7 @@ from fleet.procs.waiting import wait_until
 from fleet.protos import greeter_pb2
 
 BACKEND_ID_KEY = "x-backend-id"
+IDLE = "load:idle"  # the history event of a gap in which a load starts no RPC
 # The load loop's own lag is sampled every 10 ms: fine enough for bounds of 50 ms and up.
 LAG_TICK_S = 0.01
 

@@ -106,6 +106,22 @@ def test_a_saved_schedule_replays_its_failure_and_passes_a_client_that_survives_
     assert "reproduced 0/2" in out and "passed 2" in out
 
 
+def test_a_replay_through_a_client_driver_judges_that_client(tmp_path, capsys):
+    """--client: the schedule's load runs in the driver (grpcio in a subprocess here), and
+    the same verdicts follow: naive fails the drain, recommended survives it."""
+    path = DRAIN.save(tmp_path / "drain.json")
+    code, out, _ = fuzz(
+        tmp_path, capsys, "--replay", str(path), "--times", "1", "--client", "python"
+    )
+    assert code == 1, out
+    assert "reproduced 1/1 (routed_away)" in out
+    code, out, _ = fuzz(
+        tmp_path, capsys, "--replay", str(path), "--times", "1", "--profile", "recommended",
+        "--client", "python",
+    )  # fmt: skip
+    assert code == 0, out
+
+
 def test_an_inconclusive_replay_is_run_again_and_never_counted_as_reproduced(
     tmp_path, capsys, monkeypatch
 ):

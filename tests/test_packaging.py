@@ -123,6 +123,40 @@ def test_the_wheel_claims_only_chaos_and_fleet(installed):
     assert {top for top in tops if not top.endswith(".dist-info")} == {"chaos", "fleet"}
 
 
+def test_the_wheel_carries_the_drivers_sources_and_their_protocol(installed):
+    wheel, _ = installed
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        proto = archive.read("chaos/clients/drivers/driver.proto").decode()
+    assert "package grpc_chaos.driver.v1;" in proto  # the file, not a dangling link
+    assert proto == (ROOT / "proto" / "driver.proto").read_text()
+    for name in (
+        "chaos/clients/drivers/python_grpcio.py",
+        "chaos/clients/drivers/go/main.go",
+        "chaos/clients/drivers/go/Makefile",
+        "chaos/clients/drivers/node/driver.js",
+        "chaos/clients/drivers/node/package-lock.json",
+    ):
+        assert name in names, name
+
+
+def test_the_python_driver_runs_from_the_wheel(installed, team_dir):
+    _, bin_dir = installed
+    done = _run(
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "from chaos.clients import builtin; from chaos.clients.driver import Driver; "
+            "c = builtin.resolve('python'); d = Driver(c.argv, c.name).start(); "
+            "print(d.describe); d.close()",
+        ],
+        team_dir,
+        120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("grpcio ") and "(python driver)" in done.stdout
+
+
 def test_proto_stays_proto_plus_beside_grpc_chaos(installed, team_dir):
     _, bin_dir = installed
     done = _run(

@@ -96,9 +96,15 @@ def unhonoured(profile, caps: driver_pb2.Capabilities) -> list[str]:
     implementation = f"{caps.implementation} {caps.version}"
     found: list[str] = []
     if not takes_any_option(caps):
-        for name in profile.channel_options:
+        for name, value in profile.channel_options.items():
             field = PORTABLE.get(name)
             if field is not None and field in caps.settings:
+                floor = caps.minimums.get(field)
+                if floor is not None and not isinstance(value, bool) and value < floor:
+                    found.append(
+                        f"{name}: {value} is below {implementation}'s floor for {field}; it "
+                        f"uses {floor}"
+                    )
                 continue
             if name in caps.options:
                 continue

@@ -31,8 +31,8 @@ from chaos.clients.driver import (
     RemoteChannel,
     check_record,
 )
-from chaos.history import History
-from chaos.load import Load, checked_answer, record_rpc
+from chaos.history import Event, History
+from chaos.load import IDLE, Load, checked_answer, record_rpc
 from chaos.observe.channelz import Sample
 from fleet.protos import driver_pb2
 
@@ -83,6 +83,17 @@ class RemoteLoad(Load):
     def driver(self) -> Driver:
         assert self.channel is not None
         return self.channel.driver
+
+    def set_idle(self, gaps_ns: list[tuple[int, int]], history: History | None = None) -> None:
+        """Idle from start to end (history clock) for each gap, from now on; recorded in
+        ``history`` as ``load:idle`` events (as chaos.fuzz.load_shape.ShapedLoad does)."""
+        self.idle = sorted(gaps_ns)
+        if history is not None:
+            for start, end in self.idle:
+                history.add_event(Event(IDLE, None, start, end, {}))
+        if self._ref is not None:
+            gaps = [driver_pb2.Gap(start_ns=a, end_ns=b) for a, b in self.idle]
+            self.driver.control("SetIdle", driver_pb2.IdleGaps(load=self._ref.id, idle=gaps))
 
     def stop(self, timeout: float | None = None) -> None:
         if self._thread is None:

@@ -91,6 +91,12 @@ def parser(prog: str = "python -m chaos.fuzz") -> argparse.ArgumentParser:
         metavar="FILE",
         help="a target file (your service) instead of the built-in Greeter",
     )
+    p.add_argument(
+        "--client",
+        metavar="NAME|COMMAND",
+        help="the client under test: inprocess (default), a shipped driver (python, go, "
+        "node) or your driver's command (docs/clients.md); default: the target's [client]",
+    )
     p.add_argument("--requirements", metavar="FILE", help="your bounds, TOML or JSON")
     p.add_argument("--seed", type=int, help="Hypothesis seed (printed when not given)")
     p.add_argument("--fleet-size", type=int, metavar="N", help="backends (3)")
@@ -177,6 +183,13 @@ class Setup:
             self.requirements = gate_cli.load_requirements(args.requirements, self.target)
         except UsageError as exc:
             raise UsageError(str(exc)) from None
+        from chaos.clients import builtin
+        from chaos.clients.driver import DriverError
+
+        try:
+            self.client = builtin.resolve(getattr(args, "client", None), self.target)
+        except DriverError as exc:
+            raise UsageError(str(exc)) from None
         planned = args.schedule.fleet_size if args.schedule is not None else 3
         self.size = args.fleet_size or planned
         if args.schedule is not None and args.schedule.fleet_size > self.size:
@@ -215,22 +228,47 @@ class Rig:
         self.url = toxiproxy_url
 
     def __enter__(self):
+        import tempfile
+
+        from chaos.clients.driver import Driver
+        from chaos.observe.proxy_lag import LagLog
         from chaos.observe.starvation import monitor
         from chaos.toxiproxy_server.control import ToxiproxyServer
         from fleet.controller import Fleet
 
-        # The runner's stalls and the CPU waits of the fleet and the proxy (a verdict
-        # depends on each of them getting a CPU: chaos/verdicts/judge.py).
+        # The runner's stalls, the CPU waits of the fleet, the proxy and the client driver,
+        # and the proxy's event-loop lag (a verdict depends on each of them getting a CPU:
+        # chaos/verdicts/judge.py).
         self.stalls = monitor()
-        self.toxiproxy = ToxiproxyServer("url" if self.url else None, url=self.url).start()
-        if self.toxiproxy.pid:
-            self.stalls.watch(f"toxiproxy (pid {self.toxiproxy.pid})", self.toxiproxy.pid)
+        self.scratch = tempfile.TemporaryDirectory(prefix="grpc-chaos-fuzz-")
+        self.toxiproxy = ToxiproxyServer("url" if self.url else None, url=self.url)
+        self.lag = None
+        self.driver = None
+        lag_path = Path(self.scratch.name) / "lag.log"
+        if self.toxiproxy.kind == "embedded":
+            self.toxiproxy.args += ("--lag-log", str(lag_path))
         try:
+            self.toxiproxy.start()
+            if self.toxiproxy.pid:
+                who = f"toxiproxy (pid {self.toxiproxy.pid})"
+                self.stalls.watch(who, self.toxiproxy.pid)
+                self.lag = LagLog(lag_path, f"{who} event loop")
+                self.stalls.add(self.lag)
+            command = self.setup.client
+            if command is not None:
+                self.driver = Driver(
+                    command.argv, command.name, env=command.env, cwd=command.cwd
+                ).start()
+                assert self.driver.process is not None
+                self.stalls.watch(
+                    f"client driver {command.name} (pid {self.driver.process.pid})",
+                    self.driver.process.pid,
+                )
             self.fleet = Fleet(
                 self.setup.size, proxies=self.toxiproxy.control(), service=self.setup.target
             ).start()
         except BaseException:
-            self.toxiproxy.stop()
+            self._stop_rest()
             raise
         return self
 
@@ -238,9 +276,19 @@ class Rig:
         try:
             self.fleet.close()
         finally:
-            if self.toxiproxy.pid:
-                self.stalls.unwatch(self.toxiproxy.pid)
-            self.toxiproxy.stop()
+            self._stop_rest()
+
+    def _stop_rest(self) -> None:
+        if self.driver is not None and self.driver.process is not None:
+            self.stalls.unwatch(self.driver.process.pid)
+        if self.driver is not None:
+            self.driver.close()
+        if self.toxiproxy.pid:
+            self.stalls.unwatch(self.toxiproxy.pid)
+        if self.lag is not None:
+            self.stalls.remove(self.lag)
+        self.toxiproxy.stop()
+        self.scratch.cleanup()
 
 
 class Command:
@@ -292,7 +340,11 @@ class Command:
         )
         with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(
-                setup.profile, side.fleet, stalls=side.stalls, target=setup.target
+                setup.profile,
+                side.fleet,
+                stalls=side.stalls,
+                target=setup.target,
+                client=side.driver,
             )
             if not check.passed:
                 failed = Result(stopped="preflight", last_error=check.message)
@@ -307,6 +359,7 @@ class Command:
                 stalls=side.stalls,
                 spreads=check.shape.spreads,
                 target=setup.target,
+                client=side.driver,
             )
             key = database_key(
                 setup.profile,
@@ -445,7 +498,11 @@ class Command:
         reruns = 0  # inconclusive runs that were run again
         with Rig(setup, args.toxiproxy_url) as side:
             check = preflight.run(
-                setup.profile, side.fleet, stalls=side.stalls, target=setup.target
+                setup.profile,
+                side.fleet,
+                stalls=side.stalls,
+                target=setup.target,
+                client=side.driver,
             )
             if not check.passed:
                 self.say(f"FAIL before any fault — the preflight: {check.message}", always=True)
@@ -458,6 +515,7 @@ class Command:
                 stalls=side.stalls,
                 spreads=check.shape.spreads,
                 target=setup.target,
+                client=side.driver,
             )
 
             def rerun(run) -> None:  # called within the iteration: `number` is this replay's

@@ -30,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from chaos.checks.verdict import Verdict
+from chaos.clients.config import channel_config
+from chaos.clients.remote import RemoteLoad
 from chaos.faults import Active, Fault, Nemesis
 from chaos.fuzz import kinds, oracle
 from chaos.fuzz.load_shape import ShapedLoad
@@ -111,8 +113,10 @@ class Executor:
         stalls=None,
         spreads: bool = True,
         target=None,
+        client=None,
     ):
         self.fleet = fleet
+        self.client = client  # a client driver (chaos/clients/), or None: in-process
         self.profile = profile
         self.requirements = requirements
         self.stalls = stalls
@@ -162,11 +166,22 @@ class Executor:
             run = self.run(schedule)
         return run
 
-    def _load(self, schedule: Schedule, history: History) -> ShapedLoad:
+    def _load(self, schedule: Schedule, history: History) -> ShapedLoad | RemoteLoad:
         info = self.fleet.info()
         options = {"rpc": GreeterRpc()}
         if self.target is not None and not self.target.builtin:
             options = {"rpc": self.target.rpc, "identity_key": self.target.identity_header}
+        if self.client is not None:
+            config = channel_config(self.profile, info, self.client.capabilities)
+            return RemoteLoad(
+                lambda: self.client.open_channel(config),
+                history,
+                concurrency=schedule.load.concurrency or 1,
+                rate=schedule.load.rate,
+                deadline_s=schedule.load.deadline_ms / 1000,
+                stalls=self.stalls,
+                **options,
+            )
         load = ShapedLoad(
             lambda: self.profile.channel(info, aio=True),
             history,
@@ -183,7 +198,7 @@ class Executor:
             load.attribution = Attribution(lambda: load.channelz_id, PublishedIds(self.fleet))
         return load
 
-    def _warm_up(self, load: ShapedLoad, history: History, run: Run) -> int | None:
+    def _warm_up(self, load: ShapedLoad | RemoteLoad, history: History, run: Run) -> int | None:
         """Wait until the client is warm; set the ranks; mark "warm" and return it. A client
         that does not get there is a baseline failure (a verdict, not an error)."""
         since = history.now()
@@ -219,7 +234,7 @@ class Executor:
         self,
         schedule: Schedule,
         nemesis: Nemesis,
-        load: ShapedLoad,
+        load: ShapedLoad | RemoteLoad,
         history: History,
         run: Run,
         clock: _Phases,
@@ -258,7 +273,7 @@ class Executor:
         actions.sort(key=lambda a: (a.due_ns, a.order))
         return actions
 
-    def _tail(self, load: ShapedLoad, history: History) -> None:
+    def _tail(self, load: ShapedLoad | RemoteLoad, history: History) -> None:
         """Let the load run until liveness is decided (the oracle's own targets), at most
         recovery_ms + TAIL_MARGIN_S after the last of them."""
         context = oracle.Context(tuple(self.fleet.ids), self.requirements, spreads=self.spreads)
@@ -282,7 +297,9 @@ class Executor:
         with contextlib.suppress(TimeoutError):
             load.wait_until(recovered, wait_s, "the client serving again")
 
-    def _clean_up(self, load: ShapedLoad, nemesis: Nemesis, run: Run, clock: _Phases) -> None:
+    def _clean_up(
+        self, load: ShapedLoad | RemoteLoad, nemesis: Nemesis, run: Run, clock: _Phases
+    ) -> None:
         try:
             load.stop()
         except Exception as exc:  # the load thread died: nothing it measured can be judged

@@ -41,10 +41,12 @@ from dataclasses import dataclass, replace
 from chaos.fuzz import kinds
 from chaos.fuzz.kinds import BREAK, DETECTION, DOWN, DRAIN, EJECT, HANG, UNPUBLISHED, UNTRUSTED
 from chaos.history import Event
+from chaos.load import IDLE as LOAD_IDLE
 from chaos.verdicts.requirements import Requirements
 
 FOREVER = 1 << 62  # the end of a fault never reverted
-IDLE = "load:idle"  # the event of an idle gap of the load (chaos/fuzz/load_shape.py)
+# The event of an idle gap of the load (chaos/fuzz/load_shape.py, chaos/clients/remote.py).
+IDLE = LOAD_IDLE
 # Noted by the scheduler just before it reverts a fault (detail: the fault's event kind and
 # start): the backend may serve again from then on, before the revert has returned.
 REVERT = "revert"

@@ -346,6 +346,8 @@ def chaos_client(pytestconfig):
             reporter.write_line(f"grpc-chaos: client under test: {driver.describe}")
             for line in run.state.unhonoured:
                 reporter.write_line(f"grpc-chaos:   not honoured: {line}", yellow=True)
+            for note in driver.capabilities.notes:
+                reporter.write_line(f"grpc-chaos:   {caps.implementation}: {note}")
         if stalls is not None:
             # Every RPC starts and ends in it: a verdict depends on its getting a CPU.
             stalls.watch(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leet/protos/driver.proto\x12\x14grpc_chaos.driver.v1\"#\n\x0f\x44\x65scribeRequest\x12\x10\n\x08protocol\x18\x01 \x01(\r\"\x8c\x02\n\x0c\x43\x61pabilities\x12\x10\n\x08protocol\x18\x01 \x01(\r\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x10\n\x08settings\x18\x05 \x03(\t\x12\x0f\n\x07options\x18\x06 \x03(\t\x12\x13\n\x0blb_policies\x18\x07 \x03(\t\x12\x0f\n\x07retries\x18\x08 \x01(\x08\x12\x14\n\x0chealth_check\x18\t \x01(\x08\x12\x16\n\x0eignored_fields\x18\n \x03(\t\x12\x0e\n\x06now_ns\x18\x0c \x01(\x03\x12\r\n\x05notes\x18\r \x03(\t\x12\x13\n\x0bsubchannels\x18\x0e \x01(\x08J\x04\x08\x0b\x10\x0c\"\x86\x05\n\x08Settings\x12\x1e\n\x11keepalive_time_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12!\n\x14keepalive_timeout_ms\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12$\n\x17keepalive_without_calls\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12)\n\x1cinitial_reconnect_backoff_ms\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12%\n\x18max_reconnect_backoff_ms\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12#\n\x16min_connect_timeout_ms\x18\x06 \x01(\x03H\x05\x88\x01\x01\x12+\n\x1e\x64ns_min_resolution_interval_ms\x18\x07 \x01(\x03H\x06\x88\x01\x01\x12&\n\x19max_receive_message_bytes\x18\x08 \x01(\x03H\x07\x88\x01\x01\x12#\n\x16max_send_message_bytes\x18\t \x01(\x03H\x08\x88\x01\x01\x12\x14\n\x07retries\x18\n \x01(\x08H\t\x88\x01\x01\x42\x14\n\x12_keepalive_time_msB\x17\n\x15_keepalive_timeout_msB\x1a\n\x18_keepalive_without_callsB\x1f\n\x1d_initial_reconnect_backoff_msB\x1b\n\x19_max_reconnect_backoff_msB\x19\n\x17_min_connect_timeout_msB!\n\x1f_dns_min_resolution_interval_msB\x1c\n\x1a_max_receive_message_bytesB\x19\n\x17_max_send_message_bytesB\n\n\x08_retries\"\x97\x02\n\rChannelConfig\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x02 \x01(\t\x12\x11\n\tcert_file\x18\x03 \x01(\t\x12\x10\n\x08key_file\x18\x04 \x01(\t\x12\x1b\n\x13service_config_json\x18\x05 \x01(\t\x12\x30\n\x08settings\x18\x06 \x01(\x0b\x32\x1e.grpc_chaos.driver.v1.Settings\x12\x41\n\x07options\x18\x07 \x03(\x0b\x32\x30.grpc_chaos.driver.v1.ChannelConfig.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x18\n\nChannelRef\x12\n\n\x02id\x18\x01 \x01(\x04\"\x08\n\x06\x43losed\"\x83\x01\n\nSubchannel\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rcalls_started\x18\x02 \x01(\x04\x12\x17\n\x0f\x63\x61lls_succeeded\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61lls_failed\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07sockets\x18\x06 \x03(\x03\"W\n\x0eSubchannelList\x12\x0e\n\x06now_ns\x18\x01 \x01(\x03\x12\x35\n\x0bsubchannels\x18\x02 \x03(\x0b\x32 .grpc_chaos.driver.v1.Subchannel\"j\n\x0b\x43\x61llRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x14\n\x0cidentity_key\x18\x05 \x01(\t\"\xb9\x01\n\tRpcRecord\x12\x10\n\x08start_ns\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x02 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x12\n\nheaders_ns\x18\x06 \x01(\x03\x12\x10\n\x08response\x18\x07 \x01(\x0c\x12\x15\n\rrequest_index\x18\x08 \x01(\r\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x0b\n\x03seq\x18\n \x01(\x04\"l\n\x0bRecordBatch\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.grpc_chaos.driver.v1.RpcRecord\x12\x0f\n\x07sent_ns\x18\x02 \x01(\x03\x12\x1a\n\x12in_flight_since_ns\x18\x03 \x01(\x03\"\'\n\x03Gap\x12\x10\n\x08start_ns\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x02 \x01(\x03\"\xe5\x01\n\x08LoadSpec\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x03(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x14\n\x0cidentity_key\x18\x05 \x01(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\r\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x15\n\rmax_in_flight\x18\x08 \x01(\r\x12\x18\n\x10\x66\x61ilure_pause_us\x18\t \x01(\x03\x12\'\n\x04idle\x18\n \x03(\x0b\x32\x19.grpc_chaos.driver.v1.Gap\"\x15\n\x07LoadRef\x12\n\n\x02id\x18\x01 \x01(\x04\"1\n\x0bLoadSummary\x12\x11\n\tcompleted\x18\x01 \x01(\x04\x12\x0f\n\x07skipped\x18\x02 \x01(\x04\x32\x97\x05\n\x0c\x43lientDriver\x12U\n\x08\x44\x65scribe\x12%.grpc_chaos.driver.v1.DescribeRequest\x1a\".grpc_chaos.driver.v1.Capabilities\x12T\n\x0bOpenChannel\x12#.grpc_chaos.driver.v1.ChannelConfig\x1a .grpc_chaos.driver.v1.ChannelRef\x12N\n\x0c\x43loseChannel\x12 .grpc_chaos.driver.v1.ChannelRef\x1a\x1c.grpc_chaos.driver.v1.Closed\x12J\n\x04\x43\x61ll\x12!.grpc_chaos.driver.v1.CallRequest\x1a\x1f.grpc_chaos.driver.v1.RpcRecord\x12J\n\tStartLoad\x12\x1e.grpc_chaos.driver.v1.LoadSpec\x1a\x1d.grpc_chaos.driver.v1.LoadRef\x12L\n\x08StopLoad\x12\x1d.grpc_chaos.driver.v1.LoadRef\x1a!.grpc_chaos.driver.v1.LoadSummary\x12U\n\x0bSubchannels\x12 .grpc_chaos.driver.v1.ChannelRef\x1a$.grpc_chaos.driver.v1.SubchannelList\x12M\n\x07Records\x12\x1d.grpc_chaos.driver.v1.LoadRef\x1a!.grpc_chaos.driver.v1.RecordBatch0\x01\x42\x1eZ\x1cgrpcchaos/driver/v1;driverpbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66leet/protos/driver.proto\x12\x14grpc_chaos.driver.v1\"#\n\x0f\x44\x65scribeRequest\x12\x10\n\x08protocol\x18\x01 \x01(\r\"\x81\x03\n\x0c\x43\x61pabilities\x12\x10\n\x08protocol\x18\x01 \x01(\r\x12\x16\n\x0eimplementation\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x10\n\x08settings\x18\x05 \x03(\t\x12\x0f\n\x07options\x18\x06 \x03(\t\x12\x13\n\x0blb_policies\x18\x07 \x03(\t\x12\x0f\n\x07retries\x18\x08 \x01(\x08\x12\x14\n\x0chealth_check\x18\t \x01(\x08\x12\x16\n\x0eignored_fields\x18\n \x03(\t\x12\x0e\n\x06now_ns\x18\x0c \x01(\x03\x12\r\n\x05notes\x18\r \x03(\t\x12\x13\n\x0bsubchannels\x18\x0e \x01(\x08\x12\x42\n\x08minimums\x18\x0f \x03(\x0b\x32\x30.grpc_chaos.driver.v1.Capabilities.MinimumsEntry\x1a/\n\rMinimumsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01J\x04\x08\x0b\x10\x0c\"\x86\x05\n\x08Settings\x12\x1e\n\x11keepalive_time_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12!\n\x14keepalive_timeout_ms\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12$\n\x17keepalive_without_calls\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12)\n\x1cinitial_reconnect_backoff_ms\x18\x04 \x01(\x03H\x03\x88\x01\x01\x12%\n\x18max_reconnect_backoff_ms\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12#\n\x16min_connect_timeout_ms\x18\x06 \x01(\x03H\x05\x88\x01\x01\x12+\n\x1e\x64ns_min_resolution_interval_ms\x18\x07 \x01(\x03H\x06\x88\x01\x01\x12&\n\x19max_receive_message_bytes\x18\x08 \x01(\x03H\x07\x88\x01\x01\x12#\n\x16max_send_message_bytes\x18\t \x01(\x03H\x08\x88\x01\x01\x12\x14\n\x07retries\x18\n \x01(\x08H\t\x88\x01\x01\x42\x14\n\x12_keepalive_time_msB\x17\n\x15_keepalive_timeout_msB\x1a\n\x18_keepalive_without_callsB\x1f\n\x1d_initial_reconnect_backoff_msB\x1b\n\x19_max_reconnect_backoff_msB\x19\n\x17_min_connect_timeout_msB!\n\x1f_dns_min_resolution_interval_msB\x1c\n\x1a_max_receive_message_bytesB\x19\n\x17_max_send_message_bytesB\n\n\x08_retries\"\x97\x02\n\rChannelConfig\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x02 \x01(\t\x12\x11\n\tcert_file\x18\x03 \x01(\t\x12\x10\n\x08key_file\x18\x04 \x01(\t\x12\x1b\n\x13service_config_json\x18\x05 \x01(\t\x12\x30\n\x08settings\x18\x06 \x01(\x0b\x32\x1e.grpc_chaos.driver.v1.Settings\x12\x41\n\x07options\x18\x07 \x03(\x0b\x32\x30.grpc_chaos.driver.v1.ChannelConfig.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x18\n\nChannelRef\x12\n\n\x02id\x18\x01 \x01(\x04\"\x08\n\x06\x43losed\"\x83\x01\n\nSubchannel\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x15\n\rcalls_started\x18\x02 \x01(\x04\x12\x17\n\x0f\x63\x61lls_succeeded\x18\x03 \x01(\x04\x12\x14\n\x0c\x63\x61lls_failed\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0f\n\x07sockets\x18\x06 \x03(\x03\"W\n\x0eSubchannelList\x12\x0e\n\x06now_ns\x18\x01 \x01(\x03\x12\x35\n\x0bsubchannels\x18\x02 \x03(\x0b\x32 .grpc_chaos.driver.v1.Subchannel\"j\n\x0b\x43\x61llRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x14\n\x0cidentity_key\x18\x05 \x01(\t\"\xb9\x01\n\tRpcRecord\x12\x10\n\x08start_ns\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x02 \x01(\x03\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x12\n\nheaders_ns\x18\x06 \x01(\x03\x12\x10\n\x08response\x18\x07 \x01(\x0c\x12\x15\n\rrequest_index\x18\x08 \x01(\r\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\x12\x0b\n\x03seq\x18\n \x01(\x04\"l\n\x0bRecordBatch\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.grpc_chaos.driver.v1.RpcRecord\x12\x0f\n\x07sent_ns\x18\x02 \x01(\x03\x12\x1a\n\x12in_flight_since_ns\x18\x03 \x01(\x03\"\'\n\x03Gap\x12\x10\n\x08start_ns\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ns\x18\x02 \x01(\x03\"\xe5\x01\n\x08LoadSpec\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\x04\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x03(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x14\n\x0cidentity_key\x18\x05 \x01(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\r\x12\x0c\n\x04rate\x18\x07 \x01(\x01\x12\x15\n\rmax_in_flight\x18\x08 \x01(\r\x12\x18\n\x10\x66\x61ilure_pause_us\x18\t \x01(\x03\x12\'\n\x04idle\x18\n \x03(\x0b\x32\x19.grpc_chaos.driver.v1.Gap\"A\n\x08IdleGaps\x12\x0c\n\x04load\x18\x01 \x01(\x04\x12\'\n\x04idle\x18\x02 \x03(\x0b\x32\x19.grpc_chaos.driver.v1.Gap\"\x15\n\x07LoadRef\x12\n\n\x02id\x18\x01 \x01(\x04\"1\n\x0bLoadSummary\x12\x11\n\tcompleted\x18\x01 \x01(\x04\x12\x0f\n\x07skipped\x18\x02 \x01(\x04\x32\xe1\x05\n\x0c\x43lientDriver\x12U\n\x08\x44\x65scribe\x12%.grpc_chaos.driver.v1.DescribeRequest\x1a\".grpc_chaos.driver.v1.Capabilities\x12T\n\x0bOpenChannel\x12#.grpc_chaos.driver.v1.ChannelConfig\x1a .grpc_chaos.driver.v1.ChannelRef\x12N\n\x0c\x43loseChannel\x12 .grpc_chaos.driver.v1.ChannelRef\x1a\x1c.grpc_chaos.driver.v1.Closed\x12J\n\x04\x43\x61ll\x12!.grpc_chaos.driver.v1.CallRequest\x1a\x1f.grpc_chaos.driver.v1.RpcRecord\x12J\n\tStartLoad\x12\x1e.grpc_chaos.driver.v1.LoadSpec\x1a\x1d.grpc_chaos.driver.v1.LoadRef\x12H\n\x07SetIdle\x12\x1e.grpc_chaos.driver.v1.IdleGaps\x1a\x1d.grpc_chaos.driver.v1.LoadRef\x12L\n\x08StopLoad\x12\x1d.grpc_chaos.driver.v1.LoadRef\x1a!.grpc_chaos.driver.v1.LoadSummary\x12U\n\x0bSubchannels\x12 .grpc_chaos.driver.v1.ChannelRef\x1a$.grpc_chaos.driver.v1.SubchannelList\x12M\n\x07Records\x12\x1d.grpc_chaos.driver.v1.LoadRef\x1a!.grpc_chaos.driver.v1.RecordBatch0\x01\x42\x1eZ\x1cgrpcchaos/driver/v1;driverpbb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,40 +32,46 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fleet.protos.driver_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\034grpcchaos/driver/v1;driverpb'
+  _globals['_CAPABILITIES_MINIMUMSENTRY']._loaded_options = None
+  _globals['_CAPABILITIES_MINIMUMSENTRY']._serialized_options = b'8\001'
   _globals['_CHANNELCONFIG_OPTIONSENTRY']._loaded_options = None
   _globals['_CHANNELCONFIG_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_DESCRIBEREQUEST']._serialized_start=51
   _globals['_DESCRIBEREQUEST']._serialized_end=86
   _globals['_CAPABILITIES']._serialized_start=89
-  _globals['_CAPABILITIES']._serialized_end=357
-  _globals['_SETTINGS']._serialized_start=360
-  _globals['_SETTINGS']._serialized_end=1006
-  _globals['_CHANNELCONFIG']._serialized_start=1009
-  _globals['_CHANNELCONFIG']._serialized_end=1288
-  _globals['_CHANNELCONFIG_OPTIONSENTRY']._serialized_start=1242
-  _globals['_CHANNELCONFIG_OPTIONSENTRY']._serialized_end=1288
-  _globals['_CHANNELREF']._serialized_start=1290
-  _globals['_CHANNELREF']._serialized_end=1314
-  _globals['_CLOSED']._serialized_start=1316
-  _globals['_CLOSED']._serialized_end=1324
-  _globals['_SUBCHANNEL']._serialized_start=1327
-  _globals['_SUBCHANNEL']._serialized_end=1458
-  _globals['_SUBCHANNELLIST']._serialized_start=1460
-  _globals['_SUBCHANNELLIST']._serialized_end=1547
-  _globals['_CALLREQUEST']._serialized_start=1549
-  _globals['_CALLREQUEST']._serialized_end=1655
-  _globals['_RPCRECORD']._serialized_start=1658
-  _globals['_RPCRECORD']._serialized_end=1843
-  _globals['_RECORDBATCH']._serialized_start=1845
-  _globals['_RECORDBATCH']._serialized_end=1953
-  _globals['_GAP']._serialized_start=1955
-  _globals['_GAP']._serialized_end=1994
-  _globals['_LOADSPEC']._serialized_start=1997
-  _globals['_LOADSPEC']._serialized_end=2226
-  _globals['_LOADREF']._serialized_start=2228
-  _globals['_LOADREF']._serialized_end=2249
-  _globals['_LOADSUMMARY']._serialized_start=2251
-  _globals['_LOADSUMMARY']._serialized_end=2300
-  _globals['_CLIENTDRIVER']._serialized_start=2303
-  _globals['_CLIENTDRIVER']._serialized_end=2966
+  _globals['_CAPABILITIES']._serialized_end=474
+  _globals['_CAPABILITIES_MINIMUMSENTRY']._serialized_start=421
+  _globals['_CAPABILITIES_MINIMUMSENTRY']._serialized_end=468
+  _globals['_SETTINGS']._serialized_start=477
+  _globals['_SETTINGS']._serialized_end=1123
+  _globals['_CHANNELCONFIG']._serialized_start=1126
+  _globals['_CHANNELCONFIG']._serialized_end=1405
+  _globals['_CHANNELCONFIG_OPTIONSENTRY']._serialized_start=1359
+  _globals['_CHANNELCONFIG_OPTIONSENTRY']._serialized_end=1405
+  _globals['_CHANNELREF']._serialized_start=1407
+  _globals['_CHANNELREF']._serialized_end=1431
+  _globals['_CLOSED']._serialized_start=1433
+  _globals['_CLOSED']._serialized_end=1441
+  _globals['_SUBCHANNEL']._serialized_start=1444
+  _globals['_SUBCHANNEL']._serialized_end=1575
+  _globals['_SUBCHANNELLIST']._serialized_start=1577
+  _globals['_SUBCHANNELLIST']._serialized_end=1664
+  _globals['_CALLREQUEST']._serialized_start=1666
+  _globals['_CALLREQUEST']._serialized_end=1772
+  _globals['_RPCRECORD']._serialized_start=1775
+  _globals['_RPCRECORD']._serialized_end=1960
+  _globals['_RECORDBATCH']._serialized_start=1962
+  _globals['_RECORDBATCH']._serialized_end=2070
+  _globals['_GAP']._serialized_start=2072
+  _globals['_GAP']._serialized_end=2111
+  _globals['_LOADSPEC']._serialized_start=2114
+  _globals['_LOADSPEC']._serialized_end=2343
+  _globals['_IDLEGAPS']._serialized_start=2345
+  _globals['_IDLEGAPS']._serialized_end=2410
+  _globals['_LOADREF']._serialized_start=2412
+  _globals['_LOADREF']._serialized_end=2433
+  _globals['_LOADSUMMARY']._serialized_start=2435
+  _globals['_LOADSUMMARY']._serialized_end=2484
+  _globals['_CLIENTDRIVER']._serialized_start=2487
+  _globals['_CLIENTDRIVER']._serialized_end=3224
 # @@protoc_insertion_point(module_scope)

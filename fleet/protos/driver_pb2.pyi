@@ -13,7 +13,14 @@ class DescribeRequest(_message.Message):
     def __init__(self, protocol: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("protocol", "implementation", "version", "language", "settings", "options", "lb_policies", "retries", "health_check", "ignored_fields", "now_ns", "notes", "subchannels")
+    __slots__ = ("protocol", "implementation", "version", "language", "settings", "options", "lb_policies", "retries", "health_check", "ignored_fields", "now_ns", "notes", "subchannels", "minimums")
+    class MinimumsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +34,7 @@ class Capabilities(_message.Message):
     NOW_NS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     SUBCHANNELS_FIELD_NUMBER: _ClassVar[int]
+    MINIMUMS_FIELD_NUMBER: _ClassVar[int]
     protocol: int
     implementation: str
     version: str
@@ -40,7 +48,8 @@ class Capabilities(_message.Message):
     now_ns: int
     notes: _containers.RepeatedScalarFieldContainer[str]
     subchannels: bool
-    def __init__(self, protocol: _Optional[int] = ..., implementation: _Optional[str] = ..., version: _Optional[str] = ..., language: _Optional[str] = ..., settings: _Optional[_Iterable[str]] = ..., options: _Optional[_Iterable[str]] = ..., lb_policies: _Optional[_Iterable[str]] = ..., retries: _Optional[bool] = ..., health_check: _Optional[bool] = ..., ignored_fields: _Optional[_Iterable[str]] = ..., now_ns: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ..., subchannels: _Optional[bool] = ...) -> None: ...
+    minimums: _containers.ScalarMap[str, int]
+    def __init__(self, protocol: _Optional[int] = ..., implementation: _Optional[str] = ..., version: _Optional[str] = ..., language: _Optional[str] = ..., settings: _Optional[_Iterable[str]] = ..., options: _Optional[_Iterable[str]] = ..., lb_policies: _Optional[_Iterable[str]] = ..., retries: _Optional[bool] = ..., health_check: _Optional[bool] = ..., ignored_fields: _Optional[_Iterable[str]] = ..., now_ns: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ..., subchannels: _Optional[bool] = ..., minimums: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Settings(_message.Message):
     __slots__ = ("keepalive_time_ms", "keepalive_timeout_ms", "keepalive_without_calls", "initial_reconnect_backoff_ms", "max_reconnect_backoff_ms", "min_connect_timeout_ms", "dns_min_resolution_interval_ms", "max_receive_message_bytes", "max_send_message_bytes", "retries")
@@ -204,6 +213,14 @@ class LoadSpec(_message.Message):
     failure_pause_us: int
     idle: _containers.RepeatedCompositeFieldContainer[Gap]
     def __init__(self, channel: _Optional[int] = ..., method: _Optional[str] = ..., requests: _Optional[_Iterable[bytes]] = ..., deadline_ms: _Optional[int] = ..., identity_key: _Optional[str] = ..., concurrency: _Optional[int] = ..., rate: _Optional[float] = ..., max_in_flight: _Optional[int] = ..., failure_pause_us: _Optional[int] = ..., idle: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ...) -> None: ...
+
+class IdleGaps(_message.Message):
+    __slots__ = ("load", "idle")
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    load: int
+    idle: _containers.RepeatedCompositeFieldContainer[Gap]
+    def __init__(self, load: _Optional[int] = ..., idle: _Optional[_Iterable[_Union[Gap, _Mapping]]] = ...) -> None: ...
 
 class LoadRef(_message.Message):
     __slots__ = ("id",)

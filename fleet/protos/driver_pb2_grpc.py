@@ -59,6 +59,11 @@ class ClientDriverStub:
                 request_serializer=fleet_dot_protos_dot_driver__pb2.LoadSpec.SerializeToString,
                 response_deserializer=fleet_dot_protos_dot_driver__pb2.LoadRef.FromString,
                 _registered_method=True)
+        self.SetIdle = channel.unary_unary(
+                '/grpc_chaos.driver.v1.ClientDriver/SetIdle',
+                request_serializer=fleet_dot_protos_dot_driver__pb2.IdleGaps.SerializeToString,
+                response_deserializer=fleet_dot_protos_dot_driver__pb2.LoadRef.FromString,
+                _registered_method=True)
         self.StopLoad = channel.unary_unary(
                 '/grpc_chaos.driver.v1.ClientDriver/StopLoad',
                 request_serializer=fleet_dot_protos_dot_driver__pb2.LoadRef.SerializeToString,
@@ -110,6 +115,13 @@ class ClientDriverServicer:
 
     def StartLoad(self, request, context):
         """Load on a channel until StopLoad; its records stream on Records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetIdle(self, request, context):
+        """Replace a running load's idle gaps (a schedule known only once the load is warm).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +179,11 @@ def add_ClientDriverServicer_to_server(servicer, server):
             'StartLoad': grpc.unary_unary_rpc_method_handler(
                     servicer.StartLoad,
                     request_deserializer=fleet_dot_protos_dot_driver__pb2.LoadSpec.FromString,
+                    response_serializer=fleet_dot_protos_dot_driver__pb2.LoadRef.SerializeToString,
+            ),
+            'SetIdle': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetIdle,
+                    request_deserializer=fleet_dot_protos_dot_driver__pb2.IdleGaps.FromString,
                     response_serializer=fleet_dot_protos_dot_driver__pb2.LoadRef.SerializeToString,
             ),
             'StopLoad': grpc.unary_unary_rpc_method_handler(
@@ -319,6 +336,33 @@ class ClientDriver:
             target,
             '/grpc_chaos.driver.v1.ClientDriver/StartLoad',
             fleet_dot_protos_dot_driver__pb2.LoadSpec.SerializeToString,
+            fleet_dot_protos_dot_driver__pb2.LoadRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetIdle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/grpc_chaos.driver.v1.ClientDriver/SetIdle',
+            fleet_dot_protos_dot_driver__pb2.IdleGaps.SerializeToString,
             fleet_dot_protos_dot_driver__pb2.LoadRef.FromString,
             options,
             channel_credentials,

@@ -72,6 +72,7 @@ def _identity(metadata, key: str) -> str:
 class LoadRun:
     spec: driver_pb2.LoadSpec
     channel: grpc.aio.Channel
+    idle: tuple[tuple[int, int], ...] = ()  # (start_ns, end_ns): no RPC started inside
     records: queue.Queue = field(default_factory=queue.Queue)
     stop: asyncio.Event | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -207,7 +208,7 @@ class Driver(driver_pb2_grpc.ClientDriverServicer):
         if request.rate <= 0 and request.concurrency < 1:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "concurrency must be at least 1")
         load_id = self._new_id()
-        run = LoadRun(request, channel)
+        run = LoadRun(request, channel, idle=tuple((g.start_ns, g.end_ns) for g in request.idle))
         with self.lock:
             self.loads[load_id] = run
 
@@ -217,6 +218,11 @@ class Driver(driver_pb2_grpc.ClientDriverServicer):
 
         self._run(start())
         return driver_pb2.LoadRef(id=load_id)
+
+    def SetIdle(self, request, context):
+        run = self._load_run(request.load, context)
+        run.idle = tuple((g.start_ns, g.end_ns) for g in request.idle)  # one atomic swap
+        return driver_pb2.LoadRef(id=request.load)
 
     def StopLoad(self, request, context):
         run = self._load_run(request.id, context)
@@ -313,7 +319,7 @@ class Driver(driver_pb2_grpc.ClientDriverServicer):
 
         async def one() -> bool:
             n = next(counter)
-            if self._idle_left(spec, now_ns()):
+            if self._idle_left(run, now_ns()):
                 return True
             index = n % len(spec.requests)
             with run.lock:
@@ -335,7 +341,7 @@ class Driver(driver_pb2_grpc.ClientDriverServicer):
 
         async def worker():
             while not stop.is_set():
-                left = self._idle_left(spec, now_ns())
+                left = self._idle_left(run, now_ns())
                 if left:
                     await asyncio.sleep(min(left / 1e9, 0.02))
                 elif not await one() and pause:
@@ -361,10 +367,10 @@ class Driver(driver_pb2_grpc.ClientDriverServicer):
             await asyncio.wait(tasks)
 
     @staticmethod
-    def _idle_left(spec, at_ns: int) -> int:
-        for gap in spec.idle:
-            if gap.start_ns <= at_ns < gap.end_ns:
-                return gap.end_ns - at_ns
+    def _idle_left(run: LoadRun, at_ns: int) -> int:
+        for start, end in run.idle:
+            if start <= at_ns < end:
+                return end - at_ns
         return 0
 
     @staticmethod
