@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: scenarios test lint detection venv proto bench clean chromium system-deps examples campaign matrix
+.PHONY: scenarios test lint detection venv proto bench clean chromium system-deps examples drivers campaign matrix
 
 # Lint, format and type checks (also the first step of make test): zero findings; each
 # exception is suppressed in place with its reason.
@@ -52,7 +52,7 @@ UNIT_TESTS := tests/checks tests/test_artifact_paths.py tests/test_proto.py \
 	tests/test_matrix.py tests/test_public_api.py tests/test_target_file.py \
 	tests/test_grpc_log.py tests/test_outcomes.py tests/test_layers.py tests/test_docs.py \
 	tests/test_proxy_lag.py
-test: $(STAMP) system-deps examples
+test: $(STAMP) system-deps examples drivers
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
 	$(BIN)/ruff format --check . || status=1; \
@@ -68,10 +68,11 @@ detection: $(STAMP)
 	$(BIN)/python -m pytest tests/test_detection.py -m shipped_profiles $(PYTEST_ARGS)
 
 # Debian packages the tests use: chromium (tests/test_gate.py opens report.html in a real
-# headless browser) and Go with grpc-go (examples/go-good, a target in another language).
+# headless browser), Go with grpc-go (examples/go-good, a target in another language, and
+# the go client driver) and Node.js (the node client driver).
 # The tests fail, never skip, without them. Installs only what is missing; needs root
 # (CI runs as root) and Debian's archive.
-DEBIAN_PACKAGES := chromium golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler
+DEBIAN_PACKAGES := chromium golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler nodejs
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -85,6 +86,13 @@ chromium: system-deps
 # The example targets that need building (examples/go-good: Go, offline, Debian's packages).
 examples: system-deps
 	$(MAKE) -C examples/go-good
+
+# The shipped client drivers (docs/clients.md): go built offline from Debian's grpc-go
+# (system-deps), node's @grpc/grpc-js installed from the npm registry as its lockfile pins
+# (npm ci: the one download, here, never at run time). The python driver needs nothing.
+drivers: $(STAMP) system-deps
+	$(BIN)/python -c "from chaos.clients.drivers import go_build, node_build; \
+		go_build.build(); node_build.install()"
 
 # The zero-flake campaign (docs/reliability.md): the scenario suite RUNS times in
 # a row, with BURNERS busy-loop processes beside it; every run's artifacts are kept.

@@ -94,6 +94,7 @@ def test_markers_select_fault_families(pytester):
         (["--chaos-fleet-size", "1"], "--chaos-fleet-size 1 is not within 2..200"),
         (["--chaos-fleet-size", "201"], "--chaos-fleet-size 201 is not within 2..200"),
         (["--chaos-reruns", "-1"], "--chaos-reruns must be 0 or more"),
+        (["--chaos-client", "'unclosed"], '--chaos-client "\'unclosed": No closing quotation'),
     ],
 )
 def test_bad_options_are_usage_errors(pytester, args, message):
@@ -309,3 +310,28 @@ def test_hostile_profile_names_stay_inside_the_artifacts_directory(pytester):
         written = [p for p in pytester.path.rglob("summary.json")]
         assert written and all(artifacts in p.parents for p in written), written
     assert not (pytester.path.parent / "x").exists()
+
+
+def test_a_driver_names_itself_and_what_it_cannot_honour_and_its_verdicts_carry_it(pytester):
+    pytester.makepyfile(test_a=PASSING.format(n=1))
+    results = pytester.path / "results.jsonl"
+    result = _run(
+        pytester, "--chaos-client", "go", "--chaos-profile", "recommended-go",
+        "--chaos-results", str(results),
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "grpc-chaos: client under test: grpc-go 1.33" in out
+    assert "not honoured: grpc.keepalive_time_ms" not in out  # at grpc-go's floor: honoured
+    record = json.loads(results.read_text().splitlines()[0])
+    assert record["client"]["name"] == "go" and record["client"]["implementation"] == "grpc-go"
+
+
+def test_a_profile_the_driver_cannot_run_is_one_preflight_verdict_naming_why(pytester):
+    pytester.makepyfile(test_a=PASSING.format(n=1))
+    result = _run(pytester, "--chaos-client", "go", "--chaos-profile", "recommended")
+    out = result.stdout.str()
+    assert "not honoured: loadBalancingConfig outlier_detection_experimental" in out
+    assert "the client under test could not start" in out
+    assert "no supported policies found" in out
+    assert result.ret != 0

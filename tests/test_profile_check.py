@@ -391,7 +391,14 @@ def test_a_stale_why_is_a_warning():
 
 @pytest.mark.parametrize("name", profiles.shipped())
 def test_every_shipped_profile_is_valid_in_both_layers(name):
-    assert profiles.check(profiles.load(name, check=False)) == []
+    problems = profiles.check(profiles.load(name, check=False))
+    if name == "recommended-node":
+        # grpc-js's outlier_detection, which grpcio skips for the round_robin after it.
+        assert [(p.severity, p.path) for p in problems] == [
+            ("warning", "service_config.loadBalancingConfig[0]")
+        ]
+        return
+    assert problems == []
 
 
 # The service-config examples of grpc-chaos issue 8, with gRPC's own reason for each.
@@ -553,7 +560,8 @@ def test_cli_check_prints_every_problem_prefixed_with_the_file_and_exits_4(tmp_p
     assert result.returncode == 4, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
         f"{tmp_path / 'missing.json'}: no profile '{tmp_path / 'missing.json'}': not a file, "
-        f"and not one of the shipped profiles (naive, outlier, pick_first, recommended)",
+        "and not one of the shipped profiles (naive, outlier, pick_first, recommended, "
+        "recommended-go, recommended-node)",
         f'{bad}: channel_options["grpc.keepalive_time_ms"]: expected an integer, got "20000": '
         f"write 20000 without quotes",
         f"{bad}: {L}: gRPC: No known policies in list: nope (no policy in this list is one "

@@ -18,8 +18,15 @@ def _profile(service_config=None, **options) -> profiles.Profile:
     )
 
 
-def test_shipped_profiles_are_the_documented_four():
-    assert profiles.shipped() == ["naive", "outlier", "pick_first", "recommended"]
+def test_shipped_profiles_are_the_documented_ones():
+    assert profiles.shipped() == [
+        "naive",
+        "outlier",
+        "pick_first",
+        "recommended",
+        "recommended-go",
+        "recommended-node",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ Rules every check keeps:
 
 One module per family: failover (failover_time, recovery_time), drain (drain_time,
 no_traffic_to), errors (errors, error_rate), balance (balance_exact, balance_chi2, share),
-latency (latency, percentiles), attempts (ejection_time, from gRPC's per-backend
+latency (latency, percentiles), reasons (failure_reason: the code and the cause in each
+implementation's words), attempts (ejection_time, from gRPC's per-backend
 attempt counters), staging (a situation the client never let a scenario reach).
 """
 
@@ -28,6 +29,7 @@ from chaos.checks.drain import drain_time, no_traffic_to
 from chaos.checks.errors import error_rate, errors
 from chaos.checks.failover import failover_time, recovery_time
 from chaos.checks.latency import latency, percentiles
+from chaos.checks.reasons import failure_reason
 from chaos.checks.shutdown import shutdown_notice
 from chaos.checks.staging import staging
 from chaos.checks.verdict import Verdict
@@ -43,6 +45,7 @@ __all__ = [
     "error_rate",
     "errors",
     "failover_time",
+    "failure_reason",
     "latency",
     "no_traffic_to",
     "percentiles",

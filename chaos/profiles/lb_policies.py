@@ -284,6 +284,26 @@ _OUTLIER = f.obj(
     extra=_outlier_extra,
 )
 
+# grpc-js's outlier detection: its own name and snake_case fields (load-balancer-outlier-
+# detection.ts in @grpc/grpc-js 1.14), the same policy as outlier_detection_experimental.
+_EJECTION_COMMON_JS = {
+    "enforcement_percentage": _PERCENT,
+    "minimum_hosts": f.integer(),
+    "request_volume": f.integer(),
+}
+_OUTLIER_JS = f.obj(
+    {
+        "interval": f.duration(),
+        "base_ejection_time": f.duration(),
+        "max_ejection_time": f.duration(),
+        "max_ejection_percent": _PERCENT,
+        "success_rate_ejection": f.obj({"stdev_factor": f.integer(), **_EJECTION_COMMON_JS}),
+        "failure_percentage_ejection": f.obj({"threshold": _PERCENT, **_EJECTION_COMMON_JS}),
+        "child_policy": check_list,
+    },
+    required=["child_policy"],
+)
+
 POLICIES: dict[str, PolicyInfo] = {
     # Implemented by grpcio and usable with DNS resolution.
     "pick_first": PolicyInfo(True, f.obj({"shuffleAddressList": f.boolean})),
@@ -337,6 +357,8 @@ POLICIES: dict[str, PolicyInfo] = {
     "xds_cluster_impl_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     "xds_override_host_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
     "xds_wrr_locality_experimental": PolicyInfo(True, needs_config=True, unusable=NEEDS_XDS),
+    # grpc-js's name for outlier detection (not in the published schema).
+    "outlier_detection": PolicyInfo(False, _OUTLIER_JS, "child_policy", needs_config=True),
     # In the published schema, not implemented by grpcio (grpc-java / grpc-go have some).
     "least_request_experimental": PolicyInfo(False, f.obj({"choiceCount": f.integer(2)})),
     "random_subsetting_experimental": PolicyInfo(

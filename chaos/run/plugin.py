@@ -36,6 +36,7 @@ not do; listed with its reason at the end).
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -341,13 +342,10 @@ def chaos_client(pytestconfig):
             "version": caps.version,
         }
         run.state.unhonoured = client_config.unhonoured(run.profile, driver.capabilities)
-        reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"grpc-chaos: client under test: {driver.describe}")
-            for line in run.state.unhonoured:
-                reporter.write_line(f"grpc-chaos:   not honoured: {line}", yellow=True)
-            for note in driver.capabilities.notes:
-                reporter.write_line(f"grpc-chaos:   {caps.implementation}: {note}")
+        lines = [f"grpc-chaos: client under test: {driver.describe}"]
+        lines += [f"grpc-chaos:   not honoured: {line}" for line in run.state.unhonoured]
+        lines += [f"grpc-chaos:   {caps.implementation}: {note}" for note in caps.notes]
+        _say(pytestconfig, lines)
         if stalls is not None:
             # Every RPC starts and ends in it: a verdict depends on its getting a CPU.
             stalls.watch(
@@ -358,6 +356,19 @@ def chaos_client(pytestconfig):
         finally:
             if stalls is not None and driver.process is not None:
                 stalls.unwatch(driver.process.pid)
+
+
+def _say(config, lines: list[str]) -> None:
+    """Lines on the terminal now, past pytest's output capture (a fixture's output is
+    captured and shown only with a failure)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+        reporter.ensure_newline()
+        for line in lines:
+            reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -376,10 +387,16 @@ def chaos_preflight(request, toxiproxy, chaos_profile, chaos_target, chaos_clien
             state.preflight = preflight.run(
                 chaos_profile, fleet, stalls=state.stalls, target=chaos_target, client=chaos_client
             )
-    except Exception as error:  # the target did not start: one verdict, as below
-        state.preflight = preflight.Preflight(
-            False, None, f"the fleet of target {chaos_target.name} did not start: {error}"
+    except Exception as error:  # the target or the client did not start: one verdict
+        from chaos.clients.driver import DriverError
+
+        cause = error if isinstance(error, DriverError) else error.__cause__
+        message = (
+            f"the client under test could not start: {cause}"
+            if isinstance(cause, DriverError)
+            else f"the fleet of target {chaos_target.name} did not start: {error}"
         )
+        state.preflight = preflight.Preflight(False, None, message)
     return state.preflight
 
 

@@ -254,17 +254,24 @@ function channelz(method, request) {
 
 // ------------------------------------------------------------------ load
 
-// A promise that resolves after `ms`, or at once when `run` is stopped.
-function pause(run, ms) {
+// A promise that resolves after `ms`, or at once when `run` is stopped (or, for a wait
+// through an idle gap, when its gaps are replaced).
+function pause(run, ms, idle = false) {
   return new Promise(resolve => {
     const timer = setTimeout(done, ms);
     run.wakers.add(done);
+    if (idle) run.idleWakers.add(done);
     function done() {
       clearTimeout(timer);
       run.wakers.delete(done);
+      run.idleWakers.delete(done);
       resolve();
     }
   });
+}
+
+function gaps(idle) {
+  return idle.map(gap => ({ start: BigInt(gap.start_ns), end: BigInt(gap.end_ns) }));
 }
 
 function idleUntil(spec, at) {
@@ -281,6 +288,7 @@ class LoadRun {
     this.client = client;
     this.stopped = false;
     this.wakers = new Set(); // pauses to cut short on stop
+    this.idleWakers = new Set(); // waits through an idle gap, cut short by setIdle
     this.done = false; // StopLoad has seen every RPC end
     this.records = []; // ended, not yet sent
     this.inFlight = new Map(); // token -> start (bigint ns) of each RPC not yet in records
@@ -335,7 +343,7 @@ class LoadRun {
       while (!this.stopped) {
         const idleEnd = idleUntil(spec, nowNs());
         if (idleEnd) {
-          await pause(this, Number(idleEnd - nowNs()) / 1e6);
+          await pause(this, Number(idleEnd - nowNs()) / 1e6, true);
         } else if (!(await this.one()) && pauseMs > 0 && !this.stopped) {
           await pause(this, pauseMs);
         }
@@ -351,24 +359,29 @@ class LoadRun {
     const inFlight = new Set();
     let next = nowNs();
     while (!this.stopped) {
-      const now = nowNs();
-      const idleEnd = idleUntil(spec, now);
+      const idleEnd = idleUntil(spec, nowNs());
       if (idleEnd) {
-        next = idleEnd; // nothing launched in the gap, no burst to catch up after it
-      } else {
-        // Every launch now due (timers fire late, at most 1 ms apart).
-        for (; next <= now; next += interval) {
-          if (inFlight.size >= limit) {
-            this.skipped += 1;
-            continue;
-          }
-          const rpc = this.one().finally(() => inFlight.delete(rpc));
-          inFlight.add(rpc);
+        await pause(this, Number(idleEnd - nowNs()) / 1e6, true);
+        next = nowNs(); // nothing launched in the gap, and no burst to catch up after it
+        continue;
+      }
+      // Every launch now due (timers fire late, at most 1 ms apart).
+      for (const now = nowNs(); next <= now; next += interval) {
+        if (inFlight.size >= limit) {
+          this.skipped += 1;
+          continue;
         }
+        const rpc = this.one().finally(() => inFlight.delete(rpc));
+        inFlight.add(rpc);
       }
       await pause(this, Number(next - nowNs()) / 1e6);
     }
     await Promise.all(inFlight);
+  }
+
+  setIdle(idle) {
+    this.spec.idle = gaps(idle); // one swap: each check sees the old gaps or the new
+    for (const wake of [...this.idleWakers]) wake(); // a wait through a gap re-checks
   }
 
   async stop() {
@@ -437,6 +450,7 @@ class Driver {
       now_ns: nowNs(),
       notes: NOTES,
       subchannels: true,
+      minimums: {}, // grpc-js raises no setting to a floor (subchannel.ts only caps keepalive)
     };
   }
 
@@ -500,11 +514,16 @@ class Driver {
       rate: spec.rate,
       max_in_flight: spec.max_in_flight,
       failure_pause_us: Number(spec.failure_pause_us),
-      idle: spec.idle.map(gap => ({ start: BigInt(gap.start_ns), end: BigInt(gap.end_ns) })),
+      idle: gaps(spec.idle),
     };
     const id = this.newId();
     this.loads.set(id, new LoadRun(plain, String(spec.channel), client));
     return { id };
+  }
+
+  SetIdle(request) {
+    this.load(request.load).setIdle(request.idle);
+    return { id: request.load };
   }
 
   async StopLoad(ref) {
@@ -559,6 +578,7 @@ function handlers(driver) {
     CloseChannel: unary('CloseChannel'),
     Call: unary('Call'),
     StartLoad: unary('StartLoad'),
+    SetIdle: unary('SetIdle'),
     StopLoad: unary('StopLoad'),
     Records: call => {
       // An 'error' event on a server stream ends it with that status (server-call.ts).
