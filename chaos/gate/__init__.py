@@ -3,7 +3,7 @@ act on, a run directory that keeps everything, and a report a person reads.
 
     cli.py           arguments, checks, the run from start to exit code
     selection.py     paths, families, -m / -k, checked before anything runs
-    pytest_run.py    one pytest child per (profile, repeat); its results tailed
+    pytest_run.py    one pytest child per (client, profile, repeat); its results tailed
     plan.py          the pytest plugin that tells the gate what a child selected
     progress.py      a line per finished scenario; the elapsed/ETA bar on a terminal
     aggregate.py     the one aggregation: cells (flaky k/N), figures, verdict, exit code

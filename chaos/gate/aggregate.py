@@ -2,16 +2,26 @@
 
 Every view — the gate's progress lines, summary.md, report.html, results.json,
 ``python -m chaos.gate.matrix``, ``python -m chaos.gate.report`` and the baseline comparison —
-reads records (chaos/run/results.py, one per scenario × profile × repeat) through here, so a
-cell, a figure or the verdict means the same everywhere.
+reads records (chaos/run/results.py, one per scenario × client × profile × repeat) through
+here, so a cell, a figure or the verdict means the same everywhere.
 
-    records --cells()-----> (scenario, profile) -> Cell   pass / FAIL / flaky (k/N) / ...
-            --figures()---> (scenario, profile, check, bound, comparison, unit) -> Figures
+    records --cells()-----> (scenario, column id) -> Cell   pass / FAIL / flaky (k/N) / ...
+            --figures()---> (scenario, profile, check, bound, comparison, unit, client)
+                            -> Figures
+            --columns()---> the matrix's columns (client x profile) and their headings
             --tally()-----> counts by cell outcome --> verdict() / exit_code()
 
-A figure is aggregated per (scenario, check, bound) — within a profile — and never
-across bounds: the same check under two bounds (two requirements files, or a scenario
-that checks latency against 100 ms and 200 ms) is two rows.
+A column is one profile under one client (``--client``: the in-process grpcio, or a client
+driver; the records' ``client`` field). Its id (:func:`column_id`) is the profile's name
+for the in-process client — so a run of the default client, and every run made before
+clients existed (records without ``client``), keys exactly as it always did — and
+``PROFILE@CLIENT`` for any other: two clients' cells and figures are never mixed. How a
+column is headed is :class:`Column`'s ``label``: the profile's name when the run had one
+client, else "PROFILE · IMPLEMENTATION VERSION" from the records.
+
+A figure is aggregated per (scenario, check, bound) — within a profile and a client — and
+never across bounds: the same check under two bounds (two requirements files, or a
+scenario that checks latency against 100 ms and 200 ms) is two rows.
 """
 
 from __future__ import annotations
@@ -52,8 +62,112 @@ _PROFILE_TAG = re.compile(r"\[profile [^\]]*\]\s*")
 STATISTICS = ("p",)
 
 
+# The client the plugin uses unless told otherwise (chaos/clients/builtin.py INPROCESS):
+# grpcio in the runner's own process. Records written before clients existed are its.
+INPROCESS = "inprocess"
+
+
 def profile_of(record: dict) -> str:
     return record["profile"]["name"]
+
+
+def client_of(record: dict) -> str:
+    """The name of the client a record judged (``inprocess`` when the record has none)."""
+    return (record.get("client") or {}).get("name") or INPROCESS
+
+
+def column_id(profile: str, client: str = INPROCESS) -> str:
+    """The key of a column: the profile's name for the in-process client, else
+    ``PROFILE@CLIENT`` (one word, so that a text table still splits on spaces)."""
+    return profile if client == INPROCESS else f"{profile}@{client}"
+
+
+def column_of(record: dict) -> str:
+    return column_id(profile_of(record), client_of(record))
+
+
+def client_info(records: list[dict], name: str) -> dict:
+    """``{"name", "implementation", "version"}`` of a client as its records describe it:
+    the first record that names an implementation (a driver that never started names
+    none); nulls when none does."""
+    for record in records:
+        client = record.get("client") or {}
+        if client_of(record) == name and client.get("implementation"):
+            return {
+                "name": name,
+                "implementation": client["implementation"],
+                "version": client.get("version"),
+            }
+    return {"name": name, "implementation": None, "version": None}
+
+
+def client_text(info: dict) -> str:
+    """A client in words: "grpc-go 1.33.3"; its name when its implementation is unknown."""
+    implementation = info.get("implementation")
+    if not implementation:
+        return info["name"]
+    return f"{implementation} {info['version']}" if info.get("version") else implementation
+
+
+def clients_text(infos: list[dict]) -> str:
+    """The clients of a run in one phrase: "inprocess (grpcio 1.85.1), go (grpc-go 1.33.3)"."""
+    return ", ".join(
+        info["name"]
+        if client_text(info) == info["name"]
+        else f"{info['name']} ({client_text(info)})"
+        for info in infos
+    )
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the matrix: a profile under a client, and how it is headed."""
+
+    profile: str
+    client: str = INPROCESS
+    client_label: str = ""  # "grpc-go 1.33.3" when the run had several clients, else ""
+
+    @property
+    def id(self) -> str:
+        return column_id(self.profile, self.client)
+
+    @property
+    def label(self) -> str:
+        """The heading: the profile's name, or with several clients "recommended ·
+        grpc-go 1.33.3"."""
+        return f"{self.profile} · {self.client_label}" if self.client_label else self.profile
+
+
+def columns(
+    records: list[dict], profiles: list[str] | tuple = (), clients: list[str] | tuple = ()
+) -> list[Column]:
+    """Every (profile, client) column: the profiles and clients in the order given (a run's
+    metadata), then any other the records have; profile by profile, each under every
+    client. With one client a column is headed by its profile's name, exactly as before
+    clients existed; with several by "PROFILE · IMPLEMENTATION VERSION" (from the records;
+    the client's name when its implementation is unknown — a driver that did not start),
+    and when two clients read the same (the in-process grpcio and the python driver) each
+    also by its name: "recommended · grpcio 1.85.1 (python)"."""
+    profile_order = list(dict.fromkeys([*profiles, *(profile_of(r) for r in records)]))
+    client_order = list(dict.fromkeys([*clients, *(client_of(r) for r in records)])) or [INPROCESS]
+    if len(client_order) == 1:
+        return [Column(p, client_order[0]) for p in profile_order]
+    texts = {name: client_text(client_info(records, name)) for name in client_order}
+    shared = Counter(texts.values())
+    for name, text in texts.items():
+        if shared[text] > 1 and text != name:
+            texts[name] = f"{text} ({name})"
+    return [Column(p, c, texts[c]) for p in profile_order for c in client_order]
+
+
+def run_columns(run: dict, records: list[dict]) -> list[Column]:
+    """The columns of a run read back: its metadata's profiles and clients (a results.json
+    from before clients existed has no ``clients``: the in-process one)."""
+    return columns(
+        records,
+        [p["name"] for p in run.get("profiles") or []],
+        [c["name"] for c in run.get("clients") or []],
+    )
 
 
 def reason_of(record: dict) -> str:
@@ -120,8 +234,8 @@ def decisive(record: dict) -> dict | None:
 
 @dataclass(frozen=True)
 class Cell:
-    """One scenario under one profile over its repeats. ``failed`` of ``runs`` did not
-    pass (a flaky cell's k/N)."""
+    """One scenario under one profile and client over its repeats. ``failed`` of ``runs``
+    did not pass (a flaky cell's k/N)."""
 
     outcome: str
     reason: str = ""
@@ -164,17 +278,18 @@ def combine(runs: list[Cell]) -> Cell:
 
 
 def cells(records: list[dict]) -> dict[tuple[str, str], Cell]:
-    """(scenario, profile) -> its cell over every record of it (repeats, and several run
-    directories read together)."""
+    """(scenario, column id) -> its cell over every record of it (repeats, and several run
+    directories read together). The column id is the profile's name for the in-process
+    client (:func:`column_id`)."""
     grouped: dict[tuple[str, str], list[Cell]] = defaultdict(list)
     for record in sorted(records, key=lambda r: r.get("repeat", 1)):
-        grouped[(record["scenario"], profile_of(record))].append(cell_of(record))
+        grouped[(record["scenario"], column_of(record))].append(cell_of(record))
     return {key: combine(runs) for key, runs in sorted(grouped.items())}
 
 
 @dataclass(frozen=True)
 class Figures:
-    """One check's figures over runs, for one (scenario, profile, bound)."""
+    """One check's figures over runs, for one (scenario, profile, client, bound)."""
 
     scenario: str
     profile: str
@@ -184,6 +299,7 @@ class Figures:
     comparison: str
     values: tuple[float | None, ...]
     passed: int
+    client: str = INPROCESS
 
     @property
     def runs(self) -> int:
@@ -198,12 +314,25 @@ class Figures:
         return statistics.median(self.measured) if self.measured else None
 
     @property
+    def column(self) -> str:
+        return column_id(self.profile, self.client)
+
+    @property
     def key(self) -> tuple:
-        return (self.scenario, self.profile, self.check, self.bound, self.comparison, self.unit)
+        return (
+            self.scenario,
+            self.profile,
+            self.check,
+            self.bound,
+            self.comparison,
+            self.unit,
+            self.client,
+        )
 
 
 def figures(records: list[dict]) -> dict[tuple, Figures]:
-    """(scenario, profile, check, bound, comparison, unit) -> Figures over every record."""
+    """(scenario, profile, check, bound, comparison, unit, client) -> Figures over every
+    record; two clients' figures are never one."""
     found: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
         for verdict in record.get("verdicts") or []:
@@ -214,18 +343,20 @@ def figures(records: list[dict]) -> dict[tuple, Figures]:
                 verdict["bound"],
                 verdict.get("comparison", "<="),
                 verdict.get("unit") or "",
+                client_of(record),
             )
             found[key].append(verdict)
     return {
         key: Figures(
-            key[0],
-            key[1],
-            key[2],
-            key[5],
-            key[3],
-            key[4],
-            tuple(v["figure"] for v in verdicts),
-            sum(bool(v["passed"]) for v in verdicts),
+            scenario=key[0],
+            profile=key[1],
+            check=key[2],
+            unit=key[5],
+            bound=key[3],
+            comparison=key[4],
+            values=tuple(v["figure"] for v in verdicts),
+            passed=sum(bool(v["passed"]) for v in verdicts),
+            client=key[6],
         )
         for key, verdicts in sorted(found.items(), key=lambda item: _sortable(item[0]))
     }

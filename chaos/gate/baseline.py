@@ -12,16 +12,19 @@ stalls measured on a busy 2-core machine reach ~180 ms), nothing for counts — 
 going from 0 to 1 is a regression. Test statistics (a chi-square p-value) are compared by
 their verdict only.
 
-Figures are matched per (scenario, profile, check, bound): a changed bound is another
-figure. When each run judged exactly one profile, the two are compared whatever their
-names — a team's client profile before and after a change.
+Figures are matched per (scenario, profile, client, check, bound): a changed bound is
+another figure, and a client is only ever compared with the same client (by its name:
+``go`` before and after a grpc-go upgrade is one client; ``go`` and ``node`` are never
+compared). When each run judged exactly one profile, the two are compared whatever their
+names — a team's client profile before and after a change. A baseline made before clients
+existed is the in-process client's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.gate.aggregate import STATISTICS, Figures
+from chaos.gate.aggregate import INPROCESS, STATISTICS, Figures
 from chaos.gate.aggregate import figures as figures_of
 
 DEFAULT_TOLERANCE = 0.5  # 50 % worse: "failover time doubled" is caught, jitter is not
@@ -90,6 +93,7 @@ def _key(figures: Figures, profile: str) -> tuple:
         figures.bound,
         figures.comparison,
         figures.unit,
+        figures.client,
     )
 
 
@@ -139,6 +143,7 @@ def recorded(run) -> list[Comparison] | None:
             entry["bound"],
             entry["comparison"],
             entry["unit"],
+            (entry.get("client") or {}).get("name") or INPROCESS,
         )
         if key in current and entry.get("status"):
             found.append(

@@ -1,31 +1,40 @@
 """``grpc-chaos gate`` (also ``python -m chaos gate``): the pre-release resilience gate.
 
-    grpc-chaos gate [PATH ...] [--profile P ...] [--target FILE] [--requirements FILE]
-                    [--family F ...] [-m EXPR] [-k EXPR] [--repeat N]
+    grpc-chaos gate [PATH ...] [--profile P ...] [--client C ...] [--target FILE]
+                    [--requirements FILE] [--family F ...] [-m EXPR] [-k EXPR] [--repeat N]
                     [--output DIR] [--baseline PATH|latest] [--tolerance X]
                     [--fail-on-regression] [--quiet] [-- PYTEST ARGS]
 
 Runs the scenarios (the shipped catalogue unless PATHs are given) through the pytest
-plugin, once per profile and repeat, each in its own pytest process; prints one line per
-finished scenario; writes a run directory (chaos/rundir.py) with results.json,
+plugin, once per client, profile and repeat, each in its own pytest process; prints one
+line per finished scenario; writes a run directory (chaos/rundir.py) with results.json,
 junit.xml, summary.md and report.html; compares with a baseline; and exits with a code CI
 can act on (chaos/outcomes.py, Exit): 0 pass, 1 fail / flaky / regressed (with
 --fail-on-regression), 2 inconclusive, 4 usage or configuration error, 130 interrupted.
 
-    arguments --> checks (profiles, requirements, target, selection, baseline, output)
-              --> for each repeat, for each profile: pytest child (pytest_run.py),
-                  its records tailed into progress lines (progress.py)
+    arguments --> checks (clients, profiles, requirements, target, selection, baseline,
+                  output)
+              --> for each repeat, for each client, for each profile: pytest child
+                  (pytest_run.py), its records tailed into progress lines (progress.py)
               --> records --> aggregate.py --> results.json, junit.xml, summary.md,
                   report.html; baseline.py; latest link; exit code
+
+A client (--client) is the gRPC client under test, the plugin's --chaos-client: inprocess
+(grpcio in the runner, the default), a shipped client driver (chaos/clients/builtin.py) or
+a driver command of the team's own. The matrix has a column per (profile, client); with
+one client it looks exactly as it did before clients existed.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import shlex
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from chaos import profiles as profiles_module
@@ -67,6 +76,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="P",
         help="client profile: a shipped name (%s) or a JSON file; repeat or "
         "comma-separate for several (default: recommended)" % ", ".join(profiles_module.shipped()),
+    )
+    p.add_argument(
+        "--client",
+        action="append",
+        dest="clients",
+        metavar="C",
+        help="the gRPC client under test: inprocess (grpcio in the runner), a shipped client "
+        "driver (python, go, node) or a driver command; repeat or comma-separate for several, "
+        "one column each (default: inprocess)",
     )
     p.add_argument(
         "--target",
@@ -149,7 +167,77 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError(f"--time-limit {args.time_limit}: give a number of minutes above 0")
     if args.fail_on_regression and not args.baseline:
         raise UsageError("--fail-on-regression needs --baseline PATH|latest to compare with")
+    if any(arg.split("=")[0] == "--chaos-client" for arg in extra):
+        raise UsageError("the gate sets each pytest run's --chaos-client: give --client C instead")
     return args
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client the gate runs: ``given`` is the --chaos-client value each of its pytest
+    runs gets, ``name`` the name its records carry (a driver command's: its program's
+    file name, as chaos/clients/builtin.py names it)."""
+
+    name: str
+    given: str
+
+
+def load_clients(values: list[str]) -> list[Client]:
+    """The --client values, checked before anything runs: each is ``inprocess``, a shipped
+    driver's name — found installed (and built, where it is built: the pytest runs then
+    find it ready), as the plugin will need it — or else a driver command (as the plugin
+    takes it) whose program exists: a typo of a shipped name is a usage error, not a
+    driver that fails in every scenario. Whether a driver speaks the protocol is only
+    known when the plugin starts it: its scenarios then say so. Commas separate clients
+    (like --profile), so a command cannot contain one (put it in a script)."""
+    from chaos.clients import builtin  # grpc: only once there are clients to check
+    from chaos.clients.driver import DriverError
+
+    shipped = [builtin.INPROCESS, *builtin.NAMES]
+    found: dict[str, Client] = {}
+    for item in values:
+        for given in (part.strip() for part in item.split(",")):
+            if not given:
+                raise UsageError(
+                    f"--client {item!r}: an empty client; give {', '.join(shipped)} "
+                    "or a client driver's command"
+                )
+            if given in shipped:
+                client = Client(given, given)
+                try:
+                    builtin.resolve(given)  # None for inprocess; a shipped driver's checks
+                except DriverError as exc:
+                    raise UsageError(
+                        f"--client {given}: " + "; ".join(str(exc).splitlines())
+                    ) from None
+            else:
+                client = _driver_command(given, shipped)
+            seen = found.setdefault(client.name, client)
+            if seen.given != client.given:
+                raise UsageError(
+                    f"--client: two clients are named {client.name!r} ({seen.given!r}, "
+                    f"{client.given!r}): a driver is named after its program's file name"
+                )
+    return list(found.values())
+
+
+def _driver_command(given: str, shipped: list[str]) -> Client:
+    from chaos.clients import builtin
+
+    try:
+        argv = shlex.split(given)
+    except ValueError as exc:
+        raise UsageError(f"--client {given!r}: not a command line ({exc})") from None
+    if not shutil.which(argv[0]):
+        near = difflib.get_close_matches(given, shipped, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UsageError(
+            f"--client {given!r}: not a shipped client ({', '.join(shipped)}) and no program "
+            f"{argv[0]!r} to run as a client driver{hint}"
+        )
+    command = builtin.resolve(given)
+    assert command is not None  # not inprocess: checked above
+    return Client(command.name, given)
 
 
 def load_profiles(names: list[str]) -> list:
@@ -214,6 +302,7 @@ class Gate:
         self.args = args
         self.command = ["grpc-chaos", "gate", *command]
         self.out = out
+        self.clients = load_clients(args.clients or [aggregate.INPROCESS])
         self.profiles = load_profiles(args.profiles or ["recommended"])
         self.target = load_target(args.target)
         self.requirements = load_requirements(args.requirements, self.target)
@@ -244,10 +333,12 @@ class Gate:
         self.directory = rundir.create(self.output)
         self.started = time.time()
         self.progress = Progress(self.out, bar=self.out.isatty() and not self.args.quiet)
+        clients = [c.name for c in self.clients]
         self.progress.say(
             f"grpc-chaos gate: run {self.directory}; profiles "
             f"{', '.join(p.name for p in self.profiles)}; "
-            f"{self.selection.describe()}"
+            + (f"clients {', '.join(clients)}; " if clients != [aggregate.INPROCESS] else "")
+            + f"{self.selection.describe()}"
             + (f"; repeat {self.args.repeat}" if self.args.repeat > 1 else "")
         )
         # Ctrl-C and SIGTERM mean "stop and keep what was written", also where SIGINT came
@@ -255,8 +346,9 @@ class Gate:
         with interrupts():
             try:
                 for repeat in range(1, self.args.repeat + 1):
-                    for profile in self.profiles:
-                        self._one_pytest_run(profile, repeat)
+                    for client in self.clients:
+                        for profile in self.profiles:
+                            self._one_pytest_run(client, profile, repeat)
             except KeyboardInterrupt:
                 self.interrupted = True
                 self.progress.say(
@@ -274,33 +366,53 @@ class Gate:
                 self.progress.close()
         return self._finish()
 
-    def _one_pytest_run(self, profile, repeat: int) -> None:
-        run = PytestRun(self.directory, str(Path(profile.source).resolve()), profile.name, repeat)
+    def _one_pytest_run(self, client: Client, profile, repeat: int) -> None:
+        run = PytestRun(
+            self.directory,
+            str(Path(profile.source).resolve()),
+            profile.name,
+            repeat,
+            client=client.given,
+            client_name=client.name,
+            per_client=len(self.clients) > 1,
+        )
         self.runs.append(run)
         run.start(self.options)
         deadline = time.monotonic() + self.args.time_limit * 60
-        tag = f" [{profile.name}{f' #{repeat}' if self.args.repeat > 1 else ''}]"
         expected = False
         while not run.wait(POLL_S):
             check_interrupt()  # a Ctrl-C dropped while pytest was being started
             for record in run.new_records():
-                self.progress.finished(record, tag)
+                self.progress.finished(record, self._tag(run, record))
             planned = None if expected else run.planned()
             if planned is not None:
-                self.progress.expect(len(planned) * self.args.repeat * len(self.profiles))
+                self.progress.expect(
+                    len(planned) * self.args.repeat * len(self.profiles) * len(self.clients)
+                )
                 expected = True
             self.progress.tick()
             if time.monotonic() > deadline:  # a hung run fails the gate; the others still run
                 self.problems.append(
-                    f"pytest for {profile.name} repeat {repeat} ran past "
+                    f"pytest for {run.describe()} ran past "
                     f"--time-limit {self.args.time_limit:g} min and was "
                     f"stopped"
                 )
                 run.stop()
                 return
         for record in run.new_records():
-            self.progress.finished(record, tag)
+            self.progress.finished(record, self._tag(run, record))
         self._check_exit(run)
+
+    def _tag(self, run: PytestRun, record: dict) -> str:
+        """Whose verdict a progress line is: " [naive]", " [naive #2]" with repeats, and
+        with several clients the client as its record describes itself:
+        " [naive · grpc-go 1.33.3 (go)]"."""
+        column = run.profile_name
+        if len(self.clients) > 1:
+            name = aggregate.client_of(record)
+            text = aggregate.client_text(record.get("client") or {"name": name})
+            column += f" · {text}" + (f" ({name})" if text != name else "")
+        return f" [{column}{f' #{run.repeat}' if self.args.repeat > 1 else ''}]"
 
     def _check_exit(self, run: PytestRun) -> None:
         code = run.exit_code
@@ -316,8 +428,7 @@ class Gate:
                 f"(python -m pytest --collect-only shows it whole)"
             )
         self.problems.append(
-            f"pytest for {run.profile_name} repeat {run.repeat} ended with "
-            f"exit code {code}: see {run.file('log')}"
+            f"pytest for {run.describe()} ended with exit code {code}: see {run.file('log')}"
         )
 
     # -------------------------------------------------------------------- results
@@ -332,7 +443,7 @@ class Gate:
             planned = run.planned() or []
             if run.exit_code == 1 and all(r["outcome"] == "pass" for r in found):
                 self.problems.append(
-                    f"pytest under {run.profile_name} repeat {run.repeat} "
+                    f"pytest under {run.describe()} "
                     f"reported a failure outside any scenario: see "
                     f"{run.file('log').relative_to(self.directory)}"
                 )
@@ -358,11 +469,17 @@ class Gate:
         code = aggregate.exit_code(counts, self.args.fail_on_regression, self.interrupted)
         if code in (Exit.PASS, Exit.INCONCLUSIVE) and self.problems:
             code = Exit.FAIL  # pytest said something failed: never a pass
-        meta = self._meta(code, counts)
+        meta = self._meta(code, counts, records)
         doc = results_file.document(meta, records, comparisons)
         results_file.write(self.directory, doc)
         run = results_file.Run(self.directory, doc)
-        junit.merge(self.runs, records, self._suite_properties(), self.directory / "junit.xml")
+        junit.merge(
+            self.runs,
+            records,
+            self._suite_properties(),
+            self.directory / "junit.xml",
+            aggregate.run_columns(meta, records),
+        )
         text = summary_md.render(doc, run.records, comparisons)
         summary_md.write(self.directory, text)
         warning = summary_md.append_to_step_summary(text)
@@ -373,7 +490,7 @@ class Gate:
         self._say_end(meta, report, warning)
         return code
 
-    def _meta(self, code: int, counts) -> dict:
+    def _meta(self, code: int, counts, records: list[dict]) -> dict:
         ended = time.time()
         return {
             "id": self.directory.name,
@@ -398,6 +515,11 @@ class Gate:
             "profiles": [
                 {"name": p.name, "source": p.source, "sha256": records_module.profile_digest(p)}
                 for p in self.profiles
+            ],
+            # Each client as its records describe it (nulls where none did: a driver that
+            # never started, a run interrupted before it), and the --client value given.
+            "clients": [
+                {**aggregate.client_info(records, c.name), "given": c.given} for c in self.clients
             ],
             "requirements": {
                 "source": self.requirements.source,

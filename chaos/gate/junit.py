@@ -8,6 +8,18 @@ target; each ``<testcase>`` gets the scenario's outcome and every figure as prop
     <property name="chaos_outcome" value="fail"/>
     <property name="chaos_errors" value="fail 10 rpcs bound <= 0"/>
 
+When the gate ran several clients (``--client``), each suite is one (client, profile,
+repeat), named by its column ("recommended · grpc-go 1.33.3 repeat 1"); each testcase's
+name ends with its client ("test_x [grpc-go 1.33.3]": CI readers that key tests by class
+and name keep the clients apart), and suite and testcase carry the client::
+
+    <property name="chaos_client" value="go"/>
+    <property name="chaos_client_implementation" value="grpc-go"/>
+    <property name="chaos_client_version" value="1.33.3"/>
+
+A run of one client other than the in-process one carries these properties too; a run of
+the in-process client alone is written exactly as before clients existed.
+
 (testcase properties are outside the strict xunit2 schema; CI readers of JUnit accept
 them, and the suite's properties carry the essentials too.)
 """
@@ -16,6 +28,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+from chaos.gate import aggregate
 
 
 def testcase_key(nodeid: str) -> tuple[str, str]:
@@ -44,11 +58,36 @@ def _figure(verdict: dict) -> str:
     return f"{verdict['outcome']} {figure} {verdict['unit']}{bound}"
 
 
-def merge(runs, records: list[dict], suite_properties: dict, out: Path) -> Path:
-    """Write ``out`` from each pytest run's JUnit file (runs: chaos/gate/pytest_run.py)."""
+def _client_properties(info: dict) -> list[tuple[str, str]]:
+    return [
+        ("chaos_client", info["name"]),
+        ("chaos_client_implementation", info["implementation"] or ""),
+        ("chaos_client_version", info["version"] or ""),
+    ]
+
+
+def merge(
+    runs,
+    records: list[dict],
+    suite_properties: dict,
+    out: Path,
+    columns: list[aggregate.Column] | None = None,
+) -> Path:
+    """Write ``out`` from each pytest run's JUnit file (runs: chaos/gate/pytest_run.py);
+    ``columns`` (aggregate.columns()) name the clients when there are several."""
     root = ElementTree.Element("testsuites", name="grpc-chaos gate")
-    by_case = {(r["profile"]["name"], r["repeat"], testcase_key(r["nodeid"])): r for r in records}
+    by_case = {(aggregate.column_of(r), r["repeat"], testcase_key(r["nodeid"])): r for r in records}
+    columns = columns or aggregate.columns(records)
+    by_id = {c.id: c for c in columns}
+    clients = list(dict.fromkeys(c.client for c in columns))
+    named = clients != [aggregate.INPROCESS]  # the default alone: written as it always was
     for run in runs:
+        column = by_id.get(
+            aggregate.column_id(run.profile_name, run.client_name),
+            aggregate.Column(run.profile_name, run.client_name),
+        )
+        info = aggregate.client_info(records, run.client_name)
+        client_props = _client_properties(info) if named else []
         path = run.file("xml")
         if not path.is_file():
             continue
@@ -57,23 +96,27 @@ def merge(runs, records: list[dict], suite_properties: dict, out: Path) -> Path:
         except ElementTree.ParseError:  # a child killed while writing it
             continue
         for suite in suites:
-            suite.set("name", f"{run.profile_name} repeat {run.repeat}")
+            suite.set("name", f"{column.label} repeat {run.repeat}")
             _properties(
                 suite,
                 [
                     ("chaos_profile", run.profile_name),
+                    *client_props,
                     ("chaos_repeat", run.repeat),
                     *suite_properties.items(),
                 ],
             )
             for case in suite.iter("testcase"):
                 key = (case.get("classname", ""), case.get("name", ""))
-                record = by_case.get((run.profile_name, run.repeat, key))
+                record = by_case.get((column.id, run.repeat, key))
+                if column.client_label:  # several clients
+                    case.set("name", f"{key[1]} [{column.client_label}]")
                 if record is not None:
                     _properties(
                         case,
                         [
                             ("chaos_profile", run.profile_name),
+                            *client_props,
                             ("chaos_outcome", record["outcome"]),
                             *(
                                 (f"chaos_{v['name']}", _figure(v))

@@ -4,15 +4,16 @@
                            [--readme docs/matrix.md] [--output chaos-runs] [-- gate arguments]
     python -m chaos.gate.matrix --run chaos-runs/latest [--run DIR ...] [--readme docs/matrix.md]
 
-Without ``--run`` it runs the gate (``grpc-chaos gate --profile ... --repeat 3``; one run
-directory under --output) and shows that run; with ``--run`` it shows runs already made
-(several are read together: their repeats add up). One row per scenario, one column per
-profile; a cell comes from chaos/gate/aggregate.py: ``pass``, ``FAIL: <the verdict that
-failed>``, ``INCONCLUSIVE: ...``, ``n/a: <why>``, ``skip: <why>``, and a cell whose
-repeats ended differently is ``flaky (k/N): <the failures>`` — never ``pass``. With
-``--readme`` the table replaces the one between the matrix markers in that file: it is
-generated, never edited by hand. Exits 0 once the table is made (the gate's verdict is in
-its run directory), 4 on a usage error.
+Without ``--run`` it runs the gate (``grpc-chaos gate --profile ... --repeat 3``; one
+run directory under --output) and shows that run; with ``--run`` it shows runs already
+made (several are read together: their repeats add up). One row per scenario, one column
+per profile (per profile and client for runs of several ``--client``); a cell comes from
+chaos/gate/aggregate.py: ``pass``, ``FAIL: <the verdict that failed>``, ``INCONCLUSIVE:
+...``, ``n/a: <why>``, ``skip: <why>``, and a cell whose repeats ended differently is
+``flaky (k/N): <the failures>`` — never ``pass``. With ``--readme`` the table replaces
+the one between the matrix markers in that file: it is generated, never edited by hand.
+Exits 0 once the table is made (the gate's verdict is in its run directory), 4 on a
+usage error.
 """
 
 from __future__ import annotations
@@ -92,10 +93,13 @@ def run_profile(
 
 
 def of_runs(runs: list[results_file.Run]) -> str:
-    """The Markdown table of one or more run directories read back."""
+    """The Markdown table of one or more run directories read back: a column per profile
+    (and per client, when they ran several: chaos/gate/aggregate.py columns())."""
     records = [record for run in runs for record in run.records]
-    profiles = list(dict.fromkeys(p["name"] for run in runs for p in run.doc["run"]["profiles"]))
-    return matrix_table(aggregate.cells(records), profiles)
+    metas = [run.doc["run"] for run in runs]
+    profiles = list(dict.fromkeys(p["name"] for m in metas for p in m["profiles"]))
+    clients = list(dict.fromkeys(c["name"] for m in metas for c in m.get("clients") or []))
+    return matrix_table(aggregate.cells(records), aggregate.columns(records, profiles, clients))
 
 
 def update_readme(path: Path, text: str) -> None:

@@ -1,13 +1,19 @@
-"""One pytest run of the gate: the scenarios under one profile, one repeat, in a child.
+"""One pytest run of the gate: the scenarios under one profile and client, one repeat, in
+a child.
 
-The profile is session-wide in the plugin, so each (profile, repeat) is its own pytest
-process. Its outputs go to the run directory::
+The profile and the client are session-wide in the plugin, so each (client, profile,
+repeat) is its own pytest process. Its outputs go to the run directory::
 
-    gate --> python -m pytest <selection> --chaos-profile P --chaos-results R.jsonl ...
+    gate --> python -m pytest <selection> --chaos-profile P --chaos-client C
+                              --chaos-results R.jsonl ...
                |  stdout+stderr -> pytest/P.k.log
                |  one record per finished scenario -> pytest/P.k.jsonl  (tailed: progress)
                |  selected node ids -> pytest/P.k.plan.json           (chaos/gate/plan.py)
                +  junit -> pytest/P.k.xml, artifacts -> artifacts/repeat-k/P/<scenario>/
+
+When the gate runs several clients, each client's files are a folder further down,
+named after the client: ``pytest/<client>/P.k.log``, ``artifacts/repeat-k/<client>/P/...``
+(a run of one client keeps the layout above, whichever client it is).
 
 The child runs in its own session (a Ctrl-C at the terminal reaches the gate only, which
 passes exactly one SIGINT on: pytest then tears its fleets down) and dies with the gate
@@ -27,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.gate import plan
+from chaos.gate.aggregate import INPROCESS
 from chaos.gate.selection import Selection
+from chaos.run.artifacts import safe_name
 from fleet.procs.lifeline import set_pdeathsig
 
 REPEAT_ENV = "GRPC_CHAOS_REPEAT"  # the child's repeat number (1..N), for scenarios to read
@@ -70,6 +78,11 @@ class PytestRun:
     profile: str  # as given: a shipped name or a path
     profile_name: str
     repeat: int
+    # --chaos-client as given (inprocess, a shipped driver's name or a driver command);
+    # None: not passed (the campaign: the plugin's default or the pytest arguments decide).
+    client: str | None = None
+    client_name: str = INPROCESS  # the client's name as its records carry it
+    per_client: bool = False  # several clients: files under a folder named after the client
     exit_code: int | None = None
     duration_s: float = 0.0
     stopped: bool = False  # by the gate (Ctrl-C, SIGTERM, its time limit)
@@ -78,11 +91,20 @@ class PytestRun:
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
     def file(self, suffix: str) -> Path:
-        return self.run_dir / "pytest" / f"{self.profile_name}.{self.repeat}.{suffix}"
+        return self._under(self.run_dir / "pytest") / f"{self.profile_name}.{self.repeat}.{suffix}"
 
     @property
     def artifacts(self) -> Path:
-        return self.run_dir / "artifacts" / f"repeat-{self.repeat}"
+        return self._under(self.run_dir / "artifacts" / f"repeat-{self.repeat}")
+
+    def _under(self, folder: Path) -> Path:
+        return folder / safe_name(self.client_name) if self.per_client else folder
+
+    def describe(self) -> str:
+        """The run in the gate's messages: naive repeat 2 (naive under client go repeat 2
+        when the gate runs several clients)."""
+        client = f" under client {self.client_name}" if self.per_client else ""
+        return f"{self.profile_name}{client} repeat {self.repeat}"
 
     def command(self, options: Options) -> list[str]:
         return [
@@ -96,6 +118,7 @@ class PytestRun:
             "no:cacheprovider",
             "--chaos-profile",
             self.profile,
+            *(["--chaos-client", self.client] if self.client is not None else []),
             f"--chaos-artifacts={self.artifacts}",
             f"--chaos-results={self.file('jsonl')}",
             f"--junitxml={self.file('xml')}",
@@ -109,6 +132,7 @@ class PytestRun:
             "PYTHONUNBUFFERED": "1",
         }
         self._started = time.monotonic()
+        self.file("log").parent.mkdir(parents=True, exist_ok=True)
         with open(self.file("log"), "wb") as log:
             self._process = subprocess.Popen(
                 self.command(options),
@@ -182,6 +206,7 @@ class PytestRun:
     def to_dict(self) -> dict:
         return {
             "profile": self.profile_name,
+            "client": self.client_name,
             "repeat": self.repeat,
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 3),

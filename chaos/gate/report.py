@@ -1,4 +1,5 @@
-"""Figures of gate runs, per (profile, scenario, check, bound): a view of run directories.
+"""Figures of gate runs, per (profile, client, scenario, check, bound): a view of run
+directories.
 
     python -m chaos.gate.report [RUN ...] [--output chaos-runs] [--profile P] [--html]
 
@@ -6,7 +7,9 @@ RUN is a run directory made by ``grpc-chaos gate``, its results.json, or ``lates
 default: the newest run under --output). Several runs are read together (their repeats
 add up). For every (profile, scenario, check, bound) it prints how often the check passed
 and its figure over the runs (min / median / max) next to the bound; the same check under
-two bounds is two lines, never merged. ``--html`` (re)writes each run's report.html.
+two bounds is two lines, never merged, and so are two clients' (``gate --client``): the
+first word of a line is the profile's name for the in-process client, ``PROFILE@CLIENT``
+for any other. ``--html`` (re)writes each run's report.html.
 Exits 0, or 4 when a run cannot be read (named).
 """
 
@@ -29,7 +32,7 @@ def table(figures: dict[tuple, aggregate.Figures]) -> str:
     ]
     for f in sorted(
         figures.values(),
-        key=lambda f: (f.profile, f.scenario, f.check, f.bound is None, f.bound or 0),
+        key=lambda f: (f.column, f.scenario, f.check, f.bound is None, f.bound or 0),
     ):
         measured = f.measured
         stats = (
@@ -39,7 +42,7 @@ def table(figures: dict[tuple, aggregate.Figures]) -> str:
         )
         bound = "" if f.bound is None else f"{f.comparison} {f.bound:g}"
         lines.append(
-            f"{f.profile:<12} {f.scenario[:70]:<70} {f.check:<16} "
+            f"{f.column:<12} {f.scenario[:70]:<70} {f.check:<16} "
             f"{f'{f.passed}/{f.runs}':>7} {stats[0]:>9} {stats[1]:>9} {stats[2]:>9} "
             f"{bound:>7} {f.unit}"
         )

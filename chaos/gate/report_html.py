@@ -4,13 +4,18 @@ Self-contained: CSS inline, plots as PNG data URIs, no script, no font or anythi
 fetched. From the top::
 
     the verdict in one line (PASS / FAIL / INCONCLUSIVE with counts), what it judged
-      (target, profiles with their hashes, requirements) and when, where, with what
+      (target, profiles with their hashes, the clients with their implementation and
+      version unless only the in-process one ran, requirements) and when, where, with what
     What to change: each failure with the settings that answer it (chaos/verdicts/advice.py)
     Regressions against the baseline, when there is one
-    The matrix scenario x profile (each cell links to its scenario)
-    Every scenario, failures first: its property and bound in words, each profile's
+    The matrix scenario x column (each cell links to its scenario)
+    Every scenario, failures first: its property and bound in words, each column's
       verdicts (figure, bound, outcome over the repeats), the plot (chaos/gate/plots.py),
       the explanation, and where its artifacts are
+
+A column is a profile under a client (chaos/gate/aggregate.py Column): headed by the
+profile's name when the run had one client, by "PROFILE · IMPLEMENTATION VERSION" when it
+had several — every verdict on the page is under the heading of its column.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 from pathlib import Path
 
 from chaos.gate import aggregate, baseline, plots
-from chaos.gate.aggregate import Cell
+from chaos.gate.aggregate import Cell, Column
 from chaos.gate.results_file import Run
 from chaos.gate.summary_md import judged
 
@@ -85,12 +90,11 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _anchor(scenario: str, profile: str | None = None) -> str:
+def _anchor(scenario: str, column: str | None = None) -> str:
+    """The id of a scenario's article, or of one column's part of it (a column id)."""
     base = "s-" + "".join(c if c.isalnum() else "-" for c in scenario)
     return (
-        base
-        if profile is None
-        else f"{base}--{''.join(c if c.isalnum() else '-' for c in profile)}"
+        base if column is None else f"{base}--{''.join(c if c.isalnum() else '-' for c in column)}"
     )
 
 
@@ -102,17 +106,18 @@ def render(run: Run, comparisons=None) -> str:
     """The whole page for a run read back (chaos/gate/results_file.py)."""
     doc, records = run.doc, run.records
     meta = doc["run"]
-    profiles = [p["name"] for p in meta["profiles"]]
+    columns = aggregate.run_columns(meta, records)
+    labels = {c.id: c.label for c in columns}
     matrix = aggregate.cells(records)
-    jobs = _plot_jobs(records, profiles)
+    jobs = _plot_jobs(records, columns)
     images = dict(zip(jobs, plots.render_many(list(jobs.values())), strict=False))
     body = [
         _header(meta),
         "<main>",
-        _changes(records, meta),
-        _regressions(comparisons, meta),
-        _matrix(matrix, profiles),
-        _scenarios(records, matrix, profiles, comparisons, run.directory, images),
+        _changes(records, labels),
+        _regressions(comparisons, meta, labels),
+        _matrix(matrix, columns),
+        _scenarios(records, matrix, columns, comparisons, run.directory, images),
         "</main>",
     ]
     title = f"grpc-chaos gate: {meta['verdict']} — {meta['counts_text']}"
@@ -143,7 +148,7 @@ def _header(meta: dict) -> str:
     )
 
 
-def _changes(records: list[dict], meta: dict) -> str:
+def _changes(records: list[dict], labels: dict[str, str]) -> str:
     failed = [
         r
         for r in records
@@ -156,7 +161,7 @@ def _changes(records: list[dict], meta: dict) -> str:
         verdict = record.get("decisive")
         key = (
             record["scenario"],
-            aggregate.profile_of(record),
+            aggregate.column_of(record),
             None if verdict is None else verdict["name"],
         )
         if key in seen:  # the same failure in another repeat: once is enough here
@@ -169,21 +174,22 @@ def _changes(records: list[dict], meta: dict) -> str:
         )
         items.append(
             f'<div class="advice"><h3><a href="#{_anchor(record["scenario"], key[1])}">'
-            f"{_e(record['scenario'])}</a> [{_e(key[1])}] "
+            f"{_e(record['scenario'])}</a> [{_e(labels.get(key[1], key[1]))}] "
             f'<span class="tag {_CLASS[record["outcome"]]}">{_e(record["outcome"].upper())}'
             f"</span> {_e(aggregate.reason_of(record))}</h3><pre>{_e(advice)}</pre></div>"
         )
     return "<h2>What to change</h2>" + "".join(items)
 
 
-def _regressions(comparisons, meta: dict) -> str:
+def _regressions(comparisons, meta: dict, labels: dict[str, str]) -> str:
     baseline = meta.get("baseline")
     if not baseline:
         return ""
     regressed = [c for c in comparisons or [] if c.regressed]
     rows = "".join(
-        f'<tr><td><a href="#{_anchor(c.figures.scenario, c.figures.profile)}">'
-        f"{_e(c.figures.scenario)}</a></td><td>{_e(c.figures.profile)}</td>"
+        f'<tr><td><a href="#{_anchor(c.figures.scenario, c.figures.column)}">'
+        f"{_e(c.figures.scenario)}</a></td>"
+        f"<td>{_e(labels.get(c.figures.column, c.figures.profile))}</td>"
         f'<td class="regressed">{_e(c.text())}</td><td>{_bound(c.figures)}</td></tr>'
         for c in regressed
     )
@@ -209,52 +215,52 @@ def _bound(figures) -> str:
     )
 
 
-def _matrix(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
+def _matrix(matrix: dict[tuple[str, str], Cell], columns: list[Column]) -> str:
     scenarios = sorted({s for s, _ in matrix})
-    head = "".join(f"<th>{_e(p)}</th>" for p in profiles)
+    head = "".join(f"<th>{_e(c.label)}</th>" for c in columns)
     rows = []
     for scenario in scenarios:
         cells = []
-        for profile in profiles:
-            cell = matrix.get((scenario, profile))
+        for column in columns:
+            cell = matrix.get((scenario, column.id))
             if cell is None:
                 cells.append('<td class="na">not run</td>')
                 continue
             cells.append(
                 f'<td class="{_CLASS.get(cell.outcome, "na")}"><a href="#'
-                f'{_anchor(scenario, profile)}">{_e(cell)}</a></td>'
+                f'{_anchor(scenario, column.id)}">{_e(cell)}</a></td>'
             )
         rows.append(
             f'<tr><td><a href="#{_anchor(scenario)}">{_e(scenario)}</a></td>'
             + "".join(cells)
             + "</tr>"
         )
+    several = len({c.client for c in columns}) > 1
     return (
-        f"<h2>Scenarios × profiles</h2><table><tr><th>scenario</th>{head}</tr>"
-        + "".join(rows)
-        + "</table>"
+        f"<h2>Scenarios × {'profiles and clients' if several else 'profiles'}</h2>"
+        f"<table><tr><th>scenario</th>{head}</tr>" + "".join(rows) + "</table>"
     )
 
 
 def _shown(records: list[dict]) -> dict:
-    """The run of a scenario x profile that its plot and explanation show: the first that
+    """The run of a scenario x column that its plot and explanation show: the first that
     did not pass, else the first."""
     return next((r for r in records if r["outcome"] != aggregate.PASS), records[0])
 
 
-def _own(records: list[dict], scenario: str, profile: str) -> list[dict]:
+def _own(records: list[dict], scenario: str, column: str) -> list[dict]:
     return sorted(
-        (r for r in records if r["scenario"] == scenario and aggregate.profile_of(r) == profile),
+        (r for r in records if r["scenario"] == scenario and aggregate.column_of(r) == column),
         key=lambda r: r.get("repeat", 1),
     )
 
 
-def _plot_jobs(records: list[dict], profiles: list[str]) -> dict[tuple, plots.Job]:
-    """(scenario, profile) -> what its plot is drawn from, for those with a history."""
+def _plot_jobs(records: list[dict], columns: list[Column]) -> dict[tuple, plots.Job]:
+    """(scenario, column id) -> what its plot is drawn from, for those with a history."""
     jobs = {}
     for scenario in sorted({r["scenario"] for r in records}):
-        for profile in profiles:
-            own = _own(records, scenario, profile)
+        for column in columns:
+            own = _own(records, scenario, column.id)
             shown = _shown(own) if own else None
             if (
                 shown is None
@@ -264,11 +270,11 @@ def _plot_jobs(records: list[dict], profiles: list[str]) -> dict[tuple, plots.Jo
                 continue
             history = Path(shown["artifacts"]) / "history.jsonl"
             if history.is_file():  # named by the headings above it: no title drawn
-                jobs[(scenario, profile)] = plots.Job(history, aggregate.decisive(shown), "")
+                jobs[(scenario, column.id)] = plots.Job(history, aggregate.decisive(shown), "")
     return jobs
 
 
-def _scenarios(records, matrix, profiles, comparisons, directory: Path, images) -> str:
+def _scenarios(records, matrix, columns: list[Column], comparisons, directory: Path, images) -> str:
     by_scenario: dict[str, list[dict]] = {}
     for record in records:
         by_scenario.setdefault(record["scenario"], []).append(record)
@@ -276,9 +282,9 @@ def _scenarios(records, matrix, profiles, comparisons, directory: Path, images) 
 
     def rank(scenario: str) -> int:
         return min(
-            _ORDER.get(matrix[(scenario, p)].outcome, 9)
-            for p in profiles
-            if (scenario, p) in matrix
+            _ORDER.get(matrix[(scenario, c.id)].outcome, 9)
+            for c in columns
+            if (scenario, c.id) in matrix
         )
 
     parts = ["<h2>Every scenario</h2>"]
@@ -290,30 +296,32 @@ def _scenarios(records, matrix, profiles, comparisons, directory: Path, images) 
             f'<p class="words">{_e(first.get("property") or "")}</p>'
             f'<p class="words">{_e(first.get("bound") or "")}</p>'
         )
-        for profile in profiles:
-            own = _own(found, scenario, profile)
+        for column in columns:
+            own = _own(found, scenario, column.id)
             if own:
                 parts.append(
-                    _profile_part(
+                    _column_part(
                         scenario,
-                        profile,
+                        column,
                         own,
-                        matrix[(scenario, profile)],
+                        matrix[(scenario, column.id)],
                         compared,
                         directory,
-                        images.get((scenario, profile)),
+                        images.get((scenario, column.id)),
                     )
                 )
         parts.append("</article>")
     return "".join(parts)
 
 
-def _profile_part(
-    scenario, profile, records, cell: Cell, compared, directory, plot: plots.Plot | None
+def _column_part(
+    scenario, column: Column, records, cell: Cell, compared, directory, plot: plots.Plot | None
 ) -> str:
+    """One column's part of a scenario's article: its heading names the profile (and with
+    several clients the client's implementation and version) of every verdict under it."""
     shown = _shown(records)
     parts = [
-        f'<h3 id="{_anchor(scenario, profile)}">[{_e(profile)}] '
+        f'<h3 id="{_anchor(scenario, column.id)}">[{_e(column.label)}] '
         f'<span class="tag {_CLASS.get(cell.outcome, "na")}">{_e(cell.label)}</span> '
         f"{_e(cell.reason)}</h3>"
     ]
@@ -324,7 +332,7 @@ def _profile_part(
         repeat = f"repeat {shown['repeat']}; " if len(records) > 1 else ""
         parts.append(
             f'<figure><img class="plot" alt="RPC rate, errors and latency over time '
-            f'for {_e(scenario)} [{_e(profile)}]" src="data:image/png;base64,'
+            f'for {_e(scenario)} [{_e(column.label)}]" src="data:image/png;base64,'
             f'{base64.b64encode(plot.png).decode()}"><figcaption>{_e(repeat)}time '
             f"axis: {_e(plot.time_axis)}</figcaption></figure>"
         )

@@ -5,12 +5,18 @@ The schema is documented in docs/gate.md; in short::
     {"kind": "grpc-chaos run", "version": 1, "records_schema": 1,
      "run":     {id, started, ended, duration_s, interrupted, exit_code, verdict, counts,
                  host, versions, command, target, profiles [{name, source, sha256}],
+                 clients [{name, given, implementation, version}],
                  requirements, selection, repeat, pytest_runs, baseline},
-     "results": [one record per scenario x profile x repeat (chaos/run/results.py) + "repeat",
-                 paths relative to the run directory],
-     "matrix":  [{scenario, profile, outcome, label, reason, failed, runs}],
-     "figures": [{scenario, profile, check, unit, bound, comparison, runs, passed, values,
-                  min, median, max, baseline, status}]}
+     "results": [one record per scenario x client x profile x repeat (chaos/run/results.py)
+                 + "repeat", paths relative to the run directory],
+     "matrix":  [{scenario, profile, client, column, outcome, label, reason, failed, runs}],
+     "figures": [{scenario, profile, client, column, check, unit, bound, comparison, runs,
+                  passed, values, min, median, max, baseline, status}]}
+
+``client`` in "matrix" and "figures" is ``{name, implementation, version}`` as the
+records name it, ``column`` the heading the views give that column (chaos/gate/aggregate.py
+Column). Both were added within version 1: a reader of version 1 that ignores them reads a
+one-client run exactly as before.
 
 ``version`` changes whenever a field changes meaning; :func:`read` refuses any other
 version (and any other records schema) with a message naming both, so a baseline is
@@ -48,6 +54,8 @@ def document(run: dict, records: list[dict], comparisons: list | None = None) ->
     """The whole results.json from the run's metadata and its records."""
     matrix = aggregate.cells(records)
     compared = {c.figures.key: c for c in comparisons or []}
+    columns = {c.id: c for c in aggregate.run_columns(run, records)}
+    clients = {c.client: aggregate.client_info(records, c.client) for c in columns.values()}
     return {
         "kind": KIND,
         "version": VERSION,
@@ -57,24 +65,31 @@ def document(run: dict, records: list[dict], comparisons: list | None = None) ->
         "matrix": [
             {
                 "scenario": s,
-                "profile": p,
+                "profile": columns[column].profile,
+                "client": clients[columns[column].client],
+                "column": columns[column].label,
                 "outcome": c.outcome,
                 "label": c.label,
                 "reason": c.reason,
                 "failed": c.failed,
                 "runs": c.runs,
             }
-            for (s, p), c in matrix.items()
+            for (s, column), c in matrix.items()
         ],
-        "figures": [_figure(f, compared.get(f.key)) for f in aggregate.figures(records).values()],
+        "figures": [
+            _figure(f, compared.get(f.key), clients[f.client], columns[f.column].label)
+            for f in aggregate.figures(records).values()
+        ],
     }
 
 
-def _figure(figures: aggregate.Figures, comparison) -> dict:
+def _figure(figures: aggregate.Figures, comparison, client: dict, column: str) -> dict:
     measured = figures.measured
     return {
         "scenario": figures.scenario,
         "profile": figures.profile,
+        "client": client,
+        "column": column,
         "check": figures.check,
         "unit": figures.unit,
         "bound": figures.bound,

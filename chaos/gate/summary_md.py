@@ -1,6 +1,11 @@
 """summary.md: the run in Markdown — the verdict line, the matrix, what answers each
 failure, the regressions — also appended to ``$GITHUB_STEP_SUMMARY`` when that is set
 (GitHub Actions shows it on the job's page).
+
+The matrix has one column per profile × client (chaos/gate/aggregate.py Column): headed
+by the profile's name when the run had one client, by "PROFILE · IMPLEMENTATION VERSION"
+when it had several; the line under the verdict names the clients that ran unless the
+run had only the in-process one (the default, written as it always was).
 """
 
 from __future__ import annotations
@@ -9,19 +14,22 @@ import os
 from pathlib import Path
 
 from chaos.gate import aggregate
-from chaos.gate.aggregate import Cell
+from chaos.gate.aggregate import Cell, Column
 from chaos.outcomes import Outcome
 
 REASON_CHARS = 110  # a table cell stays one readable line on a wide screen
 NOT_RUN = Cell("—", "", 0, 0)
 
 
-def matrix_table(matrix: dict[tuple[str, str], Cell], profiles: list[str]) -> str:
-    """One row per scenario, one column per profile (docs/matrix.md)."""
+def matrix_table(matrix: dict[tuple[str, str], Cell], columns: list[Column]) -> str:
+    """One row per scenario, one column per profile × client (docs/matrix.md)."""
     scenarios = sorted({scenario for scenario, _ in matrix})
-    rows = ["| scenario | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+    rows = [
+        "| scenario | " + " | ".join(c.label for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for scenario in scenarios:
-        cells = [_cell_text(matrix.get((scenario, p), NOT_RUN)) for p in profiles]
+        cells = [_cell_text(matrix.get((scenario, c.id), NOT_RUN)) for c in columns]
         rows.append(f"| `{scenario}` | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -32,16 +40,28 @@ def _cell_text(cell: Cell) -> str:
 
 
 def judged(run: dict, markdown: bool = True) -> str:
-    """What the run judged: target, profiles (with their hashes), requirements."""
+    """What the run judged: target, profiles (with their hashes), the clients (when not
+    the in-process one alone: each with its implementation and version), requirements."""
     target = run.get("target") or {}
     quote = "`" if markdown else ""
     profiles = ", ".join(f"{p['name']} ({quote}{p['sha256'][:8]}{quote})" for p in run["profiles"])
     repeat = f" · repeat {run['repeat']}" if run.get("repeat", 1) > 1 else ""
     name = target.get("source") or target.get("name") or "built-in Greeter"
     return (
-        f"target: {name} · profiles: {profiles}"
+        f"target: {name} · profiles: {profiles}{clients_part(run)}"
         f" · requirements: {run['requirements']['source']}{repeat}"
     )
+
+
+def clients_part(run: dict) -> str:
+    """The clients that ran, as the part of :func:`judged` that names them — " · clients:
+    inprocess (grpcio 1.85.1), go (grpc-go 1.33.3)" — or "" for a run of the in-process
+    client alone (the default, and every run made before clients existed)."""
+    clients = run.get("clients") or []
+    if [c["name"] for c in clients] in ([], [aggregate.INPROCESS]):
+        return ""
+    word = "clients" if len(clients) > 1 else "client"
+    return f" · {word}: {aggregate.clients_text(clients)}"
 
 
 def headline(run: dict) -> str:
@@ -61,14 +81,15 @@ def advice_markdown(text: str) -> list[str]:
 
 def render(doc: dict, records: list[dict], comparisons) -> str:
     run = doc["run"]
-    profiles = [p["name"] for p in run["profiles"]]
+    columns = aggregate.run_columns(run, records)
+    labels = {c.id: c.label for c in columns}
     matrix = aggregate.cells(records)
     parts = [
         f"## {headline(run)}",
         "",
         judged(run) + f" · run `{run['id']}` ({run['duration_s']:.0f} s)",
         "",
-        matrix_table(matrix, profiles),
+        matrix_table(matrix, columns),
     ]
     unsettled = (Outcome.FAIL, Outcome.ERROR, Outcome.INCONCLUSIVE)
     failures = [r for r in records if r["outcome"] in unsettled]
@@ -77,7 +98,7 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
         for record in failures:
             verdict = record.get("decisive")
             parts.append(
-                f"- `{record['scenario']}` [{aggregate.profile_of(record)}"
+                f"- `{record['scenario']}` [{labels[aggregate.column_of(record)]}"
                 f"{_repeat(record, run)}] {record['outcome'].upper()} "
                 f"{aggregate.reason_of(record)}"
             )
@@ -94,7 +115,9 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
         if regressed:
             parts += ["", "| scenario | profile | figure |", "|---|---|---|"]
             parts += [
-                f"| `{c.figures.scenario}` | {c.figures.profile} | {c.text()} |" for c in regressed
+                f"| `{c.figures.scenario}` | {labels.get(c.figures.column, c.figures.profile)} "
+                f"| {c.text()} |"
+                for c in regressed
             ]
     if run.get("interrupted"):
         parts += [
