@@ -152,7 +152,7 @@ def run_load(command: list[str]) -> tuple[RemoteLoad, History]:
 def test_records_from_another_clock_stop_the_load_and_reach_no_history(tmp_path):
     records = (
         "yield driver_pb2.RecordBatch(records=[driver_pb2.RpcRecord("
-        "start_ns=time.time_ns(), end_ns=time.time_ns(), code='OK')], sent_ns=now)\n"
+        "start_ns=time.time_ns(), end_ns=time.time_ns(), code='OK', seq=1)], sent_ns=now)\n"
         "        time.sleep(30)"
     )
     load, history = run_load(fake(tmp_path, records=records))
@@ -172,7 +172,7 @@ def test_records_from_another_clock_stop_the_load_and_reach_no_history(tmp_path)
 def test_records_that_end_before_they_start(tmp_path):
     records = (
         "yield driver_pb2.RecordBatch(records=[driver_pb2.RpcRecord("
-        "start_ns=now, end_ns=now - 1000, code='OK')], sent_ns=now)\n"
+        "start_ns=now, end_ns=now - 1000, code='OK', seq=1)], sent_ns=now)\n"
         "        time.sleep(30)"
     )
     load, history = run_load(fake(tmp_path, records=records))
@@ -181,6 +181,23 @@ def test_records_that_end_before_they_start(tmp_path):
             load.start()
             load.wait_for(1, timeout=5)
         assert history.rpcs == []
+    finally:
+        if load.channel is not None:
+            load.channel.driver.close()
+
+
+def test_records_out_of_order_or_twice(tmp_path):
+    records = (
+        "yield driver_pb2.RecordBatch(records=[driver_pb2.RpcRecord("
+        "start_ns=now, end_ns=now, code='UNAVAILABLE', seq=s) for s in (1, 3)], sent_ns=now)\n"
+        "        time.sleep(30)"
+    )
+    load, history = run_load(fake(tmp_path, records=records))
+    try:
+        with pytest.raises(RuntimeError, match="sent record 3 after record 1"):
+            load.start()
+            load.wait_for(2, timeout=5)
+        assert [r.code for r in history.rpcs] == ["UNAVAILABLE"]  # the one before it only
     finally:
         if load.channel is not None:
             load.channel.driver.close()

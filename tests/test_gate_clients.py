@@ -312,3 +312,29 @@ def test_a_client_is_compared_with_the_same_client_of_the_baseline_only():
     old = aggregate.figures([_record(None, figure=100.0)])
     status = {c.figures.client: c.status for c in baseline.compare(now, old)}
     assert status == {"inprocess": "same", "go": "new", "node": "new"}
+
+
+def test_python_go_and_node_are_three_columns_named_by_implementation(tmp_path):
+    """The three shipped drivers side by side on the original design's client (round_robin
+    over TLS, nothing else): one column per implementation, in the report as in Chromium."""
+    output = tmp_path / "runs"
+    result = gate(
+        "--client", "python,go,node", "--profile", "naive",
+        "-k", "test_round_robin_is_exact_on_a_warm_channel", "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == Exit.PASS, result.stdout + result.stderr
+    directory = run_dir(result)
+    clients = {c["name"]: c for c in results(directory)["run"]["clients"]}
+    assert [clients[n]["implementation"] for n in ("python", "go", "node")] == [
+        "grpcio",
+        "grpc-go",
+        "grpc-js",
+    ]
+    columns = [f"naive · {c['implementation']} {c['version']}" for c in clients.values()]
+    with Chromium() as browser:
+        page, found = open_page(browser, directory / "report.html")
+        headings = page.evaluate("[...document.querySelectorAll('th')].map(t => t.textContent)")
+        page.close()
+    assert found["console_errors"] == [] and found["requests"] == []
+    assert headings[1:4] == columns
+    assert len(found["images"]) == 3 and all(i["complete"] for i in found["images"])

@@ -77,6 +77,7 @@ class RemoteLoad(Load):
         # Every RPC this load started before this instant (history clock) has ended and is
         # in the history: the driver's batches say so (RecordBatch.in_flight_since_ns).
         self.ended_before_ns = 0
+        self._seq = 0  # the last record's sequence number: 1, 2, ... in the order they ended
         self.idle: list[tuple[int, int]] = []  # gaps (history clock) with no RPC started
 
     @property
@@ -167,6 +168,12 @@ class RemoteLoad(Load):
             raise self.driver.failure("ended a load's record stream before it was stopped")
 
     def _add(self, record) -> None:
+        if record.seq != self._seq + 1:
+            raise self.driver.failure(
+                f"sent record {record.seq} after record {self._seq}: records come once each, "
+                "numbered 1, 2, ... in the order the RPCs ended"
+            )
+        self._seq = record.seq
         if record.request_index >= len(self._pool_ids):
             raise self.driver.failure(f"recorded request {record.request_index} of {POOL}")
         rid = self.history.next_id()
