@@ -59,7 +59,13 @@ def reresolution_time(history, fleet, query, after_ns: int, bound_ms: float, cau
             f"{cause}: the DNS server received no A query for it."
         )
         return Verdict(
-            "reresolution_time", False, None, "ms", bound_ms, explain(paragraph, history, after_ns)
+            "reresolution_time",
+            False,
+            None,
+            "ms",
+            bound_ms,
+            explain(paragraph, history, after_ns),
+            shown=f"no A query within the {bound_ms:g} ms waited",
         )
     figure = (query.t_ns - after_ns) / 1e6
     passed = figure <= bound_ms
