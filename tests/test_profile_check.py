@@ -583,3 +583,29 @@ def test_cli_list_names_each_shipped_profile_with_its_description():
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == profiles.shipped()
     assert "round_robin over TLS" in lines[0]
+
+
+def test_grpc_js_outlier_detection_durations_must_be_objects():
+    """grpc-js 1.14 validates its outlier_detection durations as {seconds, nanos} objects
+    and, given gRPC's "0.5s" strings, skips the whole policy without a word."""
+    config = {
+        "child_policy": [{"round_robin": {}}],
+        "interval": "0.5s",
+        "base_ejection_time": {"seconds": 1, "nanos": 0},
+    }
+    problems = profiles.check(
+        profiles.parse(
+            {
+                "name": "t",
+                "service_config": {
+                    "loadBalancingConfig": [{"outlier_detection": config}, {"round_robin": {}}]
+                },
+            },
+            check=False,
+        )
+    )
+    errors = [p for p in problems if p.severity != "warning"]
+    assert [p.path for p in errors] == [
+        "service_config.loadBalancingConfig[0].outlier_detection.interval"
+    ]
+    assert "grpc-js reads this duration as an object" in errors[0].message

@@ -286,6 +286,29 @@ _OUTLIER = f.obj(
 
 # grpc-js's outlier detection: its own name and snake_case fields (load-balancer-outlier-
 # detection.ts in @grpc/grpc-js 1.14), the same policy as outlier_detection_experimental.
+# Its durations are {"seconds": N, "nanos": N} objects, not proto3 JSON's "0.5s" strings:
+# a string fails its validation, and grpc-js then skips the whole policy without a word
+# (found by the node driver: a profile with "interval": "0.5s" never ejected a backend).
+def _js_duration(value: Any, path: str) -> list[Problem]:
+    if isinstance(value, str):
+        return f.problem(
+            path,
+            f"grpc-js reads this duration as an object, e.g. "
+            f'{{"seconds": 0, "nanos": 500000000}}, not {quote(value)}: with a string it '
+            "rejects the policy and silently uses the next one listed",
+        )
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"seconds", "nanos"}
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+        or not (value["seconds"] >= 0 and 0 <= value["nanos"] <= 999_999_999)
+    ):
+        return f.problem(
+            path, f'expected {{"seconds": N, "nanos": 0..999999999}}, got {json_type(value)}'
+        )
+    return []
+
+
 _EJECTION_COMMON_JS = {
     "enforcement_percentage": _PERCENT,
     "minimum_hosts": f.integer(),
@@ -293,9 +316,9 @@ _EJECTION_COMMON_JS = {
 }
 _OUTLIER_JS = f.obj(
     {
-        "interval": f.duration(),
-        "base_ejection_time": f.duration(),
-        "max_ejection_time": f.duration(),
+        "interval": _js_duration,
+        "base_ejection_time": _js_duration,
+        "max_ejection_time": _js_duration,
         "max_ejection_percent": _PERCENT,
         "success_rate_ejection": f.obj({"stdev_factor": f.integer(), **_EJECTION_COMMON_JS}),
         "failure_percentage_ejection": f.obj({"threshold": _PERCENT, **_EJECTION_COMMON_JS}),
