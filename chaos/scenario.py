@@ -210,6 +210,26 @@ class Scenario:
                 "from this process's channelz"
             )
 
+    def require_client(
+        self, *, implementation: str | None = None, health_check: bool = False, why: str = ""
+    ) -> None:
+        """Make the scenario *not applicable* to a client under test that is not
+        ``implementation`` (a claim about one implementation's behaviour) or that has no
+        client-side health checking when ``health_check`` (a claim about what it does);
+        ``why`` ends the reason."""
+        caps = None if self.client is None else self.client.capabilities
+        actual = "grpcio" if caps is None else caps.implementation
+        if implementation is not None and actual != implementation:
+            raise NotApplicable(
+                f"a claim about {implementation}, and the client under test is "
+                f"{self.client_name}" + (f": {why}" if why else "")
+            )
+        if health_check and caps is not None and not caps.health_check:
+            raise NotApplicable(
+                f"a claim about client-side health checking, which {self.client_name} does "
+                "not have" + (f": {why}" if why else "")
+            )
+
     @property
     def client_name(self) -> str:
         """The client under test, as verdicts name it."""

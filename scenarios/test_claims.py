@@ -1,6 +1,8 @@
 """Claims: statements of the design (docs/grpc-facts.md) reproduced as named,
 runnable scenarios. Each uses the client settings the claim is about, whatever --profile
-says, so every claim is checked under every profile run."""
+says, so every claim is checked under every profile run. A claim about one implementation
+(grpcio's ignored keepalive timeout) or one capability (client-side health checking) is
+not applicable to a client under test without it (Scenario.require_client)."""
 
 from __future__ import annotations
 
@@ -62,6 +64,9 @@ def test_claim_the_health_service_drains_a_backend(chaos):
     Bound: 50 ms from the flip to the last RPC started on it (a few ms measured on an idle
     machine; the margin is for a busy one).
     """
+    chaos.require_client(
+        health_check=True, why="what its absence costs, the health family's verdicts say"
+    )
     config = dict(ROUND_ROBIN, healthCheckConfig={"serviceName": "greeter.Greeter"})
     load = chaos.load(concurrency=8, profile=_profile("health checking", config))
     chaos.warm_up(load)
@@ -83,6 +88,10 @@ def test_claim_keepalive_without_ping_timeout_does_not_catch_a_hang(chaos):
     keepalive periods: had keepalive_timeout_ms worked, the backend would have been out
     after ~1 s.
     """
+    chaos.require_client(
+        implementation="grpcio",
+        why="other implementations name their ping deadline keepalive timeout (docs/clients.md)",
+    )
     keepalive = {
         "grpc.keepalive_time_ms": 500,
         "grpc.keepalive_timeout_ms": 500,
