@@ -61,6 +61,7 @@ def run_scenario(chaos, schedule: Schedule) -> None:
         stalls=chaos.stalls,
         spreads=spreads,
         target=chaos.target,
+        client=chaos.client,
     )
     run = executor.run(schedule, history=chaos.history)
     if run.problems:
