@@ -133,17 +133,40 @@ class Scenario:
     # ------------------------------------------------------------------ client side
 
     def channel(
-        self, aio: bool = False, fleet: Fleet | None = None, profile: Profile | None = None
+        self,
+        aio: bool = False,
+        fleet: Fleet | None = None,
+        profile: Profile | None = None,
+        client_cert: tuple[str, str] | bool | None = None,
     ):
         """A new channel (a new client) configured by the profile under test, or by
         ``profile``, to the scenario's fleet or to ``fleet``: a grpc channel, or a
-        RemoteChannel in the client driver under test (closed when the scenario ends)."""
+        RemoteChannel in the client driver under test (closed when the scenario ends).
+
+        ``client_cert`` overrides the client certificate the profile and fleet would give:
+        False for none, or (cert, key) paths for another one (a client the fleet must
+        refuse)."""
+        fleet, profile = fleet or self.fleet, profile or self.profile
+        info = fleet.info()
+        if isinstance(client_cert, tuple):
+            info = dict(info, client_cert=client_cert[0], client_key=client_cert[1])
         if self.client is not None:
-            remote = self._remote_channel(fleet or self.fleet, profile or self.profile)
+            remote = self._remote_channel(fleet, profile, info, client_cert)
             self._remote_channels.append(remote)
             return remote
         with track_new_channel() as channelz_id:
-            channel = (profile or self.profile).channel((fleet or self.fleet).info(), aio=aio)
+            if client_cert is None:
+                channel = profile.channel(info, aio=aio)
+            else:
+                from fleet import client
+
+                channel = client.channel(
+                    info,
+                    service_config=profile.service_config,
+                    options=list(profile.channel_options.items()),
+                    client_cert=client_cert is not False,
+                    aio=aio,
+                )
         self._channel_ids[id(channel)] = channelz_id()
         return channel
 
@@ -195,9 +218,20 @@ class Scenario:
         self._loads.append(load)
         return load.start()
 
-    def _remote_channel(self, fleet: Fleet, profile: Profile) -> RemoteChannel:
+    def _remote_channel(
+        self,
+        fleet: Fleet,
+        profile: Profile,
+        info: dict | None = None,
+        client_cert: tuple[str, str] | bool | None = None,
+    ) -> RemoteChannel:
         assert self.client is not None and self.client.capabilities is not None
-        config = client_config.channel_config(profile, fleet.info(), self.client.capabilities)
+        info = info or fleet.info()
+        config = client_config.channel_config(profile, info, self.client.capabilities)
+        if client_cert is False:
+            config.cert_file = config.key_file = ""
+        elif isinstance(client_cert, tuple):
+            config.cert_file, config.key_file = client_cert
         return self.client.open_channel(config)
 
     def _require_identity(self, key: str | None) -> None:

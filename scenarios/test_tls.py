@@ -14,7 +14,6 @@ from chaos import checks
 from chaos.checks import Verdict
 from chaos.checks.selection import in_window
 from chaos.faults import Certificate, CutConnections
-from fleet import client
 from fleet.pki import RENEWED, SERVER_KINDS
 
 pytestmark = pytest.mark.tls
@@ -172,25 +171,16 @@ def test_mtls_fleet_refuses_clients_without_its_client_certificate(chaos):
             call()
     chaos.expect(checks.errors(chaos.history, start_ns=accepted, budget=0, min_rpcs=CALLS))
 
-    info = fleet.info()
     other = fleet.pki.client_cert(kind="other_ca")
-    clients = {
-        "no client certificate": (info, False),
-        "a client certificate from another CA": (
-            dict(info, client_cert=str(other.cert), client_key=str(other.key)),
-            True,
-        ),
+    clients: dict[str, tuple[str, str] | bool] = {
+        "no client certificate": False,
+        "a client certificate from another CA": (str(other.cert), str(other.key)),
     }
-    for what, (target, with_cert) in clients.items():
+    for what, certificate in clients.items():
         before = {b: fleet.stats(b)["calls"] for b in fleet.ids}
         start = chaos.history.mark(what)
         # A client configured like the profile, but with the wrong (or no) certificate.
-        with client.channel(
-            target,
-            service_config=chaos.profile.service_config,
-            options=list(chaos.profile.channel_options.items()),
-            client_cert=with_cert,
-        ) as channel:
+        with chaos.channel(fleet=fleet, client_cert=certificate) as channel:
             call = chaos.caller(channel)
             for _ in range(CALLS):
                 call(tolerate=True, timeout=5.0)
