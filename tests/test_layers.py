@@ -22,6 +22,7 @@ LAYERS = [
     "chaos.rundir",  # run directories and the host facts each run records
     "chaos.history",  # every RPC and fault on one clock
     "chaos.observe",  # what is seen of the client and the machine beside the history
+    "chaos.http2",  # the HTTP/2 fault point: frames relayed through h2, faults on the wire
     "chaos.toxiproxy_server",  # the embedded Toxiproxy and its control client
     "chaos.checks",  # properties of a history, each a Verdict
     "chaos.faults",  # the faults, each recorded in the history

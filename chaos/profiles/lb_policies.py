@@ -284,6 +284,7 @@ _OUTLIER = f.obj(
     extra=_outlier_extra,
 )
 
+
 # grpc-js's outlier detection: its own name and snake_case fields (load-balancer-outlier-
 # detection.ts in @grpc/grpc-js 1.14), the same policy as outlier_detection_experimental.
 # Its durations are {"seconds": N, "nanos": N} objects, not proto3 JSON's "0.5s" strings:

@@ -1,0 +1,155 @@
+"""HTTP/2 fault point benchmark: what the point adds to an RPC's latency.
+
+Starts the built-in Greeter (``python -m fleet.server``, TLS, its own process), the HTTP/2
+point process and the embedded Toxiproxy, and runs unary ``SayHello`` RPCs with 16 in
+flight (16 client threads, one channel) on four paths:
+
+    direct              client -> backend
+    toxiproxy           client -> Toxiproxy (TCP) -> backend
+    point               client -> HTTP/2 point -> backend
+    toxiproxy + point   client -> Toxiproxy -> HTTP/2 point -> backend
+
+Prints p50 and p99 of each, and what each adds to the direct p50. No fault is active.
+The issue's goal: the point adds at most 1 ms to the p50 at 16 in flight.
+
+    .venv/bin/python bench/bench_http2_point.py [--rpcs N] [--in-flight N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import grpc  # noqa: E402
+
+from chaos.http2 import Http2Server  # noqa: E402
+from chaos.toxiproxy_server.control import ToxiproxyServer  # noqa: E402
+from fleet.pki import FLEET_NAME, PKI  # noqa: E402
+from fleet.procs import lifeline  # noqa: E402
+from fleet.protos.greeter_pb2 import HelloRequest  # noqa: E402
+from fleet.protos.greeter_pb2_grpc import GreeterStub  # noqa: E402
+
+
+def start_backend(pki: PKI):
+    files = pki.server_cert("b1", "127.0.0.1")
+    process = lifeline.spawn(
+        [
+            sys.executable,
+            "-m",
+            "fleet.server",
+            "--id",
+            "b1",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            str(files.cert),
+            "--key",
+            str(files.key),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+    )
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    host, _, port = ready["address"].rpartition(":")
+    return process, (host, int(port)), files
+
+
+def measure(pki: PKI, target: str, rpcs: int, in_flight: int) -> list[float]:
+    """Latencies (seconds) of ``rpcs`` unary RPCs, ``in_flight`` at a time."""
+    channel = grpc.secure_channel(
+        target,
+        grpc.ssl_channel_credentials(pki.ca_cert.read_bytes()),
+        options=[("grpc.ssl_target_name_override", FLEET_NAME)],
+    )
+    hello = GreeterStub(channel).SayHello
+    for _ in range(200):  # warm up: connection, TLS, BDP, the interpreters
+        hello(HelloRequest(name="warm"), timeout=10, wait_for_ready=True)
+    samples: list[float] = []
+    lock = threading.Lock()
+    each = rpcs // in_flight
+
+    def worker() -> None:
+        mine = []
+        for n in range(each):
+            started = time.perf_counter()
+            hello(HelloRequest(name=f"r{n}"), timeout=10)
+            mine.append(time.perf_counter() - started)
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    channel.close()
+    return samples
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rpcs", type=int, default=8000)
+    parser.add_argument("--in-flight", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-h2-") as directory:
+        pki = PKI(Path(directory))
+        backend, address, files = start_backend(pki)
+        try:
+            with ToxiproxyServer(kind="embedded") as toxiproxy, Http2Server() as h2:
+                proxies = toxiproxy.control()
+                upstream = f"{address[0]}:{address[1]}"
+                tcp_proxy = proxies.create("bench-direct", "127.0.0.1:0", upstream)
+                point = h2.add_point(
+                    "b1",
+                    upstream=address,
+                    server_name=FLEET_NAME,
+                    cert=files.cert,
+                    key=files.key,
+                    ca=pki.ca_cert,
+                )
+                tcp_point = proxies.create("bench-point", "127.0.0.1:0", point.target)
+                paths = {
+                    "direct": upstream,
+                    "toxiproxy": tcp_proxy,
+                    "point": point.target,
+                    "toxiproxy + point": tcp_point,
+                }
+                rows = {
+                    name: measure(pki, target, args.rpcs, args.in_flight)
+                    for name, target in paths.items()
+                }
+        finally:
+            backend.terminate()
+            backend.wait(10)
+    base = statistics.median(rows["direct"])
+    print(f"unary SayHello, {args.in_flight} in flight, {args.rpcs} RPCs a path")
+    print(f"{'path':<20}{'p50 ms':>10}{'p99 ms':>10}{'+p50 ms':>10}{'RPC/s':>10}")
+    for name, samples in rows.items():
+        p50 = statistics.median(samples)
+        rate = len(samples) / sum(samples) * args.in_flight
+        print(
+            f"{name:<20}{p50 * 1e3:>10.3f}{percentile(samples, 0.99) * 1e3:>10.3f}"
+            f"{(p50 - base) * 1e3:>+10.3f}{rate:>10.0f}"
+        )
+    added = (statistics.median(rows["point"]) - base) * 1e3
+    print(f"the point adds {added:.3f} ms to the p50 (goal: at most 1 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
