@@ -240,7 +240,10 @@ class Rig:
         # and the proxy's event-loop lag (a verdict depends on each of them getting a CPU:
         # chaos/verdicts/judge.py).
         self.stalls = monitor()
+        from fleet.procs import reaper
+
         self.scratch = tempfile.TemporaryDirectory(prefix="grpc-chaos-fuzz-")
+        reaper.register_path(self.scratch.name)  # removed even if this process is killed
         self.toxiproxy = ToxiproxyServer("url" if self.url else None, url=self.url)
         self.lag = None
         self.driver = None
@@ -288,7 +291,10 @@ class Rig:
         if self.lag is not None:
             self.stalls.remove(self.lag)
         self.toxiproxy.stop()
+        from fleet.procs import reaper
+
         self.scratch.cleanup()
+        reaper.unregister_path(self.scratch.name)
 
 
 class Command:

@@ -293,11 +293,14 @@ def toxiproxy(pytestconfig):
 
     from chaos.observe.proxy_lag import LagLog
     from chaos.toxiproxy_server.control import ToxiproxyServer
+    from fleet.procs import reaper
 
     url = pytestconfig.getoption("--chaos-toxiproxy-url")
     stalls = settings.of(pytestconfig).state.stalls
     server = ToxiproxyServer("url" if url else None, url=url)
     with tempfile.TemporaryDirectory(prefix="grpc-chaos-proxy-") as scratch:
+        # Removed by the reaper if this process is killed before the block ends.
+        reaper.register_path(scratch)
         lag_path = Path(scratch) / "lag.log"
         if server.kind == "embedded":
             # Its event loop's lateness delays every RPC (chaos/observe/proxy_lag.py).
@@ -318,6 +321,7 @@ def toxiproxy(pytestconfig):
                     stalls.unwatch(server.pid)
                     for lag in watched:
                         stalls.remove(lag)
+    reaper.unregister_path(scratch)
 
 
 @pytest.fixture(scope="session")
