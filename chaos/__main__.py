@@ -3,6 +3,7 @@
 grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
 grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
 grpc-chaos fleet up ... a fleet for people and other tools, until Ctrl-C (chaos/fleet_up.py)
+grpc-chaos client ...   a client driver and what of a profile it honours (chaos/clients/)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ COMMANDS = {
     "gate": "the pre-release resilience gate: run scenarios, judge, report",
     "fuzz": "search fault schedules for one the client fails; shrink it, replay it",
     "fleet": "fleet up: start a fleet (TLS backends, proxies, DNS) for other tools",
+    "client": "a client driver: what it is, what of each profile it honours",
 }
 USAGE = 4  # chaos/gate/exits.py: a usage error
 
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         from chaos.fuzz.cli import main as fuzz
 
         return fuzz(argv[1:], prog="grpc-chaos fuzz")
+    if argv[0] == "client":
+        from chaos.clients.__main__ import main as client
+
+        return client(argv[1:], prog="grpc-chaos client")
     if argv[0] == "fleet":
         from chaos.fleet_up import main as fleet
 

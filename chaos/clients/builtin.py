@@ -44,6 +44,7 @@ NAMES: dict[str, Callable[[], DriverCommand]] = {
     "python": _python,
     "go": _built("go_build"),
     "node": _built("node_build"),
+    "java": _built("java_build"),
 }
 
 

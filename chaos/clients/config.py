@@ -117,13 +117,23 @@ def unhonoured(profile, caps: driver_pb2.Capabilities) -> list[str]:
             else:
                 found.append(f"{name}: not known to {implementation}; ignored")
     config = profile.service_config or {}
+    top = [
+        next(iter(e)) for e in config.get("loadBalancingConfig") or () if isinstance(e, dict) and e
+    ]
+    usable = [name for name in top if name in caps.lb_policies]
     for policy in _lb_policies(config):
-        if policy not in caps.lb_policies:
-            found.append(
-                f"loadBalancingConfig {policy}: not in {implementation} "
-                f"(it has {', '.join(caps.lb_policies)}); the channel falls back to the next "
-                "policy listed, or fails to apply the service config"
-            )
+        if policy in caps.lb_policies:
+            continue
+        if policy in top and not usable:
+            then = "no policy of the list is: the channel cannot apply this service config"
+        elif policy in top:
+            then = f"the channel uses {usable[0]}, the first listed that it has"
+        else:
+            then = "the policy that wraps it cannot run"
+        found.append(
+            f"loadBalancingConfig {policy}: not in {implementation} "
+            f"(it has {', '.join(caps.lb_policies)}); {then}"
+        )
     if _has_retry_policy(config) and not caps.retries:
         found.append(
             f"retryPolicy: {implementation} does not retry here; every failed attempt is the "
