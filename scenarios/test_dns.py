@@ -114,11 +114,13 @@ def no_queries(history, fleet, start_ns: int, end_ns: int, what: str) -> Verdict
 
 
 # How each implementation's failed RPCs name a DNS server that does not answer: c-ares in
-# grpcio, Go's net package in grpc-go, Node's dns module in grpc-js (through their drivers).
+# grpcio, Go's net package in grpc-go, Node's dns module in grpc-js, the java driver's
+# resolver in grpc-java (through their drivers).
 DNS_DOWN = {
     "grpcio": "Could not contact DNS servers",
     "grpc-go": "dns: A record lookup error",
     "grpc-js": "Name resolution failed for target",
+    "grpc-java": "Unable to resolve host",
 }
 
 

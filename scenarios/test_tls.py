@@ -22,32 +22,38 @@ BAD_KINDS = [kind for kind in SERVER_KINDS if kind != "good"]
 
 # How each implementation's failed RPCs name a bad server certificate: grpcio says what
 # BoringSSL or gRPC's hostname check says (measured in tests/test_pki.py), grpc-go what Go's
-# crypto/x509 says, grpc-js what Node's OpenSSL says (measured through their drivers).
+# crypto/x509 says, grpc-js what Node's OpenSSL says, grpc-java what the JDK's certificate
+# path checks say (the status's cause; measured through their drivers).
 HANDSHAKE_REASONS = {
     "expired": {
         "grpcio": "CERTIFICATE_VERIFY_FAILED: certificate has expired",
         "grpc-go": "x509: certificate has expired or is not yet valid",
         "grpc-js": "certificate has expired",
+        "grpc-java": "CertificateExpiredException",
     },
     "not_yet_valid": {
         "grpcio": "CERTIFICATE_VERIFY_FAILED: certificate is not yet valid",
         "grpc-go": "x509: certificate has expired or is not yet valid",
         "grpc-js": "certificate is not yet valid",
+        "grpc-java": "CertificateNotYetValidException",
     },
     "other_ca": {
         "grpcio": "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
         "grpc-go": "x509: certificate signed by unknown authority",
         "grpc-js": "unable to verify the first certificate",
+        "grpc-java": "unable to find valid certification path",
     },
     "wrong_name": {
         "grpcio": "Hostname Verification Check failed",
         "grpc-go": "x509: certificate is valid for",
         "grpc-js": "does not match certificate's altnames",
+        "grpc-java": "No subject alternative DNS name matching",
     },
     "self_signed": {
         "grpcio": "CERTIFICATE_VERIFY_FAILED: self signed certificate",
         "grpc-go": "x509: certificate signed by unknown authority",
         "grpc-js": "self-signed certificate",
+        "grpc-java": "unable to find valid certification path",
     },
 }
 

@@ -561,7 +561,7 @@ def test_cli_check_prints_every_problem_prefixed_with_the_file_and_exits_4(tmp_p
     assert result.stdout.splitlines() == [
         f"{tmp_path / 'missing.json'}: no profile '{tmp_path / 'missing.json'}': not a file, "
         "and not one of the shipped profiles (naive, outlier, pick_first, recommended, "
-        "recommended-go, recommended-node)",
+        "recommended-go, recommended-java, recommended-node)",
         f'{bad}: channel_options["grpc.keepalive_time_ms"]: expected an integer, got "20000": '
         f"write 20000 without quotes",
         f"{bad}: {L}: gRPC: No known policies in list: nope (no policy in this list is one "

@@ -25,6 +25,7 @@ def test_shipped_profiles_are_the_documented_ones():
         "pick_first",
         "recommended",
         "recommended-go",
+        "recommended-java",
         "recommended-node",
     ]
 

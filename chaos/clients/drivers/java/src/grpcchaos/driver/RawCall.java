@@ -179,12 +179,22 @@ final class RawCall {
     }
   }
 
+  /**
+   * The status description, and the exception that caused it: grpc-java keeps the cause
+   * (an SSLHandshakeException naming the bad certificate, an UnknownHostException) out of
+   * the description, in the StatusRuntimeException's cause, which is what an application
+   * logs with it. The deepest cause is the one that names the problem.
+   */
   private static String message(Status status) {
     String description = status.getDescription();
-    if (description != null) {
-      return description;
+    Throwable root = status.getCause();
+    for (int depth = 0; root != null && root.getCause() != null && depth < 16; depth++) {
+      root = root.getCause();
     }
-    return status.getCause() != null ? status.getCause().toString() : "";
+    if (root == null) {
+      return description != null ? description : "";
+    }
+    return description != null ? description + " (caused by " + root + ")" : root.toString();
   }
 
   private static final ThreadLocal<ArrayDeque<Runnable>> TRAMPOLINE = new ThreadLocal<>();
