@@ -12,6 +12,12 @@ Every published address has the same port P, as instances behind one name do in
 production. Each backend is a ``python -m fleet.server`` process with its own certificate
 (SANs: the fleet name, localhost, its published IP) and a control port on 127.0.0.1.
 
+With ``http2=True`` an HTTP/2 fault point (chaos/http2/, given through fleet/points.py) sits
+between each proxy and its backend: client → proxy → point → backend. The point presents a
+certificate this fleet's CA issues for the fleet name and re-originates TLS (mTLS when the
+fleet is mTLS) to the backend, so the client sees the point's certificate, not the
+backend's.
+
 Processes die with this one (lifeline pipe + PR_SET_PDEATHSIG, see fleet/procs/lifeline.py), and
 a reaper (fleet/procs/reaper.py) removes what is left if this process is SIGKILLed. Every wait is
 for a condition with a deadline (fleet/procs/waiting.py).
@@ -36,7 +42,7 @@ from typing import Protocol
 
 import grpc
 
-from fleet import launch, ports
+from fleet import launch, points, ports
 from fleet.dns import DnsServer
 from fleet.handle import BackendHandle
 from fleet.pki import FLEET_NAME, PKI, CertFiles
@@ -115,6 +121,8 @@ class Backend:
     cert_kind: str = "good"  # what it serves: a server without live swap restarts with it
     workdir: Path | None = None
     last_stop: launch.Stopped | None = None
+    point: points.Point | None = field(default=None, repr=False)  # its HTTP/2 fault point
+    point_upstream: str = ""  # where that point relays
 
     @property
     def ip(self) -> str:
@@ -128,6 +136,8 @@ class Backend:
         if self.proxy:
             info["proxy"] = self.proxy
             info["upstream"] = self.listen
+        if self.point is not None:
+            info["http2_point"] = "{}:{}".format(*self.point.address)
         return info
 
 
@@ -168,6 +178,7 @@ class Fleet:
         name: str = FLEET_NAME,
         start_timeout: float | None = None,
         service: ServiceSpec | None = None,
+        http2: bool | points.PointServer = False,
     ):
         if not 1 <= size <= MAX_SIZE:
             raise ValueError(f"fleet size {size} is not within 1..{MAX_SIZE}")
@@ -198,6 +209,17 @@ class Fleet:
         if not self.net.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise ValueError(f"fleet net {self.net} is not on loopback (127.0.0.0/8)")
         self.proxies = proxies
+        if http2 and proxies is None:
+            # The point listens on 127.0.0.1:<random>; only a proxy can publish it on the
+            # backend's address (HOST:P, the same P for every backend).
+            raise FleetError(
+                "http2=True needs a proxied fleet (proxies=...): the Toxiproxy proxy "
+                "publishes each backend's HTTP/2 point on its address"
+            )
+        self.http2 = bool(http2)
+        # A server passed in is the caller's to stop; one made here is this fleet's.
+        self._points_given = None if isinstance(http2, bool) else http2
+        self.point_server: points.PointServer | None = None
         if start_timeout is None and self.service is not None:
             # The target's own start_timeout_s (chaos/targets/): each backend is awaited
             # from its own start, so the fleet's size does not add to it.
@@ -247,9 +269,15 @@ class Fleet:
         for backend in self.backends:
             self._await_ready(backend, deadline)
         self._resolve_rpc(self.backends[0])
+        if self.http2:
+            # One point process for the fleet (not per session): it lives and dies with the
+            # fleet's backends and certificates, so a fleet closed leaves nothing behind.
+            self.point_server = self._points_given or points.start_server()
+            for backend in self.backends:
+                self._add_point(backend)
         if self.proxies is not None:
             for backend in self.backends:
-                self.proxies.create(_proxy_name(backend), backend.published, backend.listen)
+                self.proxies.create(_proxy_name(backend), backend.published, _hop(backend))
         self.dns = DnsServer({self.name: [b.ip for b in self.backends]}, host=self.dns_host).start()
         with _running_lock:
             _running.add(self)
@@ -466,8 +494,12 @@ class Fleet:
             if self.proxies is not None and backend.proxy:
                 with contextlib.suppress(Exception):  # the server may be gone: nothing to undo
                     self.proxies.delete(backend.proxy)
+            self._close_point(backend)
             self._reap(backend)
         self.backends = []
+        server, self.point_server = self.point_server, None
+        if server is not None and server is not self._points_given:
+            server.stop()
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             reaper.unregister_path(self.workdir)
@@ -520,11 +552,16 @@ class Fleet:
         its pid, and whether the rest of its process group is part of it (a target's
         server may fork workers; the built-in Greeter does not). Safe from any thread."""
         group = self.service is not None
-        return [
+        running = [
             (f"backend {b.id} (pid {b.pid})", b.pid, group)
             for b in list(self.backends)
             if b.process is not None
         ]
+        server = self.point_server
+        pid = server.pid if server is not None else None
+        if pid:  # every RPC goes through it: a verdict depends on its getting a CPU too
+            running.append((f"HTTP/2 point (pid {pid})", pid, False))
+        return running
 
     def __getitem__(self, backend_id: str) -> BackendHandle:
         """A handle on one backend: ``fleet["b2"].kill()``, ``fleet["b1"].stats()``."""
@@ -617,6 +654,8 @@ class Fleet:
         self._reap(backend)
         self._spawn(backend)
         self._await_ready(backend, time.monotonic() + (timeout or self.start_timeout))
+        # Same address as a rule (the port is kept); the point follows if it ever is not.
+        self._sync_point(backend)
 
     def drain(
         self, backend_id: str, wait_ms: int = 500, grace_ms: int = 1000, wait: bool = True
@@ -662,7 +701,12 @@ class Fleet:
         backend = self.backend(backend_id)
         if self.proxies is None:
             raise FleetError("repoint() needs a proxied fleet: the proxy is what is repointed")
-        self.proxies.set_upstream(_proxy_name(backend), upstream or backend.listen)
+        if backend.point is not None:
+            # The point relays to the new upstream; the proxy is restarted in front of it
+            # all the same, so open connections close as they do without the point.
+            backend.point.set_upstream(_host_port(upstream or backend.listen))
+            backend.point_upstream = upstream or backend.listen
+        self.proxies.set_upstream(_proxy_name(backend), _hop(backend, upstream))
 
     # ------------------------------------------------------------------ scale
 
@@ -683,8 +727,10 @@ class Fleet:
         try:
             self._spawn(backend)
             self._await_ready(backend, time.monotonic() + self.start_timeout)
+            if self.http2:
+                self._add_point(backend)
             if self.proxies is not None:
-                self.proxies.create(_proxy_name(backend), backend.published, backend.listen)
+                self.proxies.create(_proxy_name(backend), backend.published, _hop(backend))
         except BaseException:
             self.remove_backend(backend.id)
             raise
@@ -699,6 +745,7 @@ class Fleet:
             # It may never have been created (a failed start): nothing to delete then.
             with contextlib.suppress(Exception):
                 self.proxies.delete(backend.proxy)
+        self._close_point(backend)
         self._reap(backend)
         self.backends.remove(backend)
 
@@ -806,11 +853,67 @@ class Fleet:
             name = _proxy_name(backend)
             for toxic in self.proxies.toxics(name):
                 self.proxies.remove_toxic(name, toxic["name"])
+            self._reset_point(backend)
             proxy = self.proxies.proxy(name)
-            if proxy.get("upstream", backend.listen) != backend.listen:
-                self.proxies.set_upstream(name, backend.listen)
+            if proxy.get("upstream", _hop(backend)) != _hop(backend):
+                self.proxies.set_upstream(name, _hop(backend))
             if not proxy["enabled"]:
                 self.proxies.enable(name)
+
+    def http2_point(self, backend_id: str) -> points.Point:
+        """The HTTP/2 fault point in front of a backend (chaos.http2.Http2Point: inject,
+        clear, events, stats); FleetError naming the backend on a fleet without points."""
+        backend = self.backend(backend_id)
+        if backend.point is None:
+            raise FleetError(
+                f"backend {backend_id} has no HTTP/2 point: HTTP/2 faults need a fleet "
+                f"started with http2=True (a scenario module: chaos_fleet = {{'http2': True}})"
+            )
+        return backend.point
+
+    def _add_point(self, backend: Backend) -> None:
+        """Start the backend's point: it presents a certificate of this fleet's CA for the
+        fleet name (and the backend's published IP), re-originates TLS to the backend
+        trusting that CA for the fleet name, with a client certificate when mTLS."""
+        assert self.point_server is not None and self.pki is not None  # set by _start()
+        cert = self.pki.server_cert(f"{backend.id}.h2point", backend.ip)
+        mtls: dict[str, Path] = {}
+        if self.mtls:
+            client = self.pki.client_cert("h2point")
+            mtls = {"client_ca": self.pki.ca_cert, "client_cert": client.cert}
+            mtls["client_key"] = client.key
+        backend.point = self.point_server.add_point(
+            backend.id,
+            upstream=_host_port(backend.listen),
+            server_name=self.name,
+            cert=cert.cert,
+            key=cert.key,
+            ca=self.pki.ca_cert,
+            **mtls,
+        )
+        backend.point_upstream = backend.listen
+
+    def _sync_point(self, backend: Backend) -> None:
+        if backend.point is not None and backend.point_upstream != backend.listen:
+            backend.point.set_upstream(_host_port(backend.listen))
+            backend.point_upstream = backend.listen
+
+    def _reset_point(self, backend: Backend) -> None:
+        """Baseline for the point: no fault active, relaying to where the backend listens
+        (the faults' own undo clears them first; this catches one injected by hand)."""
+        point = backend.point
+        if point is None:
+            return
+        for fault in point.stats()["faults"]:
+            point.clear(fault["kind"])
+        backend.point_upstream = ""
+        self._sync_point(backend)
+
+    def _close_point(self, backend: Backend) -> None:
+        point, backend.point = backend.point, None
+        if point is not None:
+            with contextlib.suppress(Exception):  # the point process may be gone: nothing to undo
+                point.close()
 
     def _running(self, backend_id: str) -> Backend:
         backend = self.backend(backend_id)
@@ -837,6 +940,19 @@ class Fleet:
             raise FleetError(
                 f"backend {backend.id}: {method} failed: {exc.code().name}: {exc.details()}"
             ) from None
+
+
+def _hop(backend: Backend, upstream: str | None = None) -> str:
+    """What the backend's proxy forwards to: its HTTP/2 point, else the backend
+    (``upstream``, default where it listens)."""
+    if backend.point is not None:
+        return "{}:{}".format(*backend.point.address)
+    return upstream or backend.listen
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
 
 
 def _proxy_name(backend: Backend) -> str:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fleet.controller import Fleet
     from fleet.launch import Stopped
     from fleet.pki import CertFiles
+    from fleet.points import Point
 
 
 class BackendHandle:
@@ -39,6 +40,11 @@ class BackendHandle:
 
     def alive(self) -> bool:
         return self.fleet.backend(self.id).alive()
+
+    @property
+    def http2(self) -> Point:
+        """Its HTTP/2 fault point (a fleet started with ``http2=True``; FleetError else)."""
+        return self.fleet.http2_point(self.id)
 
     # process faults
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -1,12 +1,25 @@
 """Faults (the nemesis): every way a backend, the network, TLS, health or DNS goes wrong.
 
-One module per family; each fault is an object with apply/revert, injected through a
-:class:`Nemesis` that records it in the history and undoes it at the end.
+One module per family (http2: protocol events through a fleet's HTTP/2 points); each fault
+is an object with apply/revert, injected through a :class:`Nemesis` that records it in the
+history and undoes it at the end.
 """
 
 from chaos.faults.base import Active, Fault, Nemesis
 from chaos.faults.control import AppError, Certificate, Health, SlowHandler
 from chaos.faults.dns import DnsEmpty, DnsNxdomain, DnsOutage, DnsRemove
+from chaos.faults.http2 import (
+    ConnectionEvents,
+    Goaway,
+    GoawayBelowInFlight,
+    HeadersThenNothing,
+    MaxConcurrentStreams,
+    RstStream,
+    StarveFlowControl,
+    TooManyPings,
+    TrailersOnly,
+    WithholdPingAcks,
+)
 from chaos.faults.network import (
     Bandwidth,
     Blackhole,
@@ -28,6 +41,7 @@ __all__ = [
     "Bandwidth",
     "Blackhole",
     "Certificate",
+    "ConnectionEvents",
     "CutConnections",
     "DnsEmpty",
     "DnsNxdomain",
@@ -35,20 +49,29 @@ __all__ = [
     "DnsRemove",
     "Drain",
     "Fault",
+    "Goaway",
+    "GoawayBelowInFlight",
+    "HeadersThenNothing",
     "Health",
     "Kill",
-    "LimitData",
     "Latency",
+    "LimitData",
+    "MaxConcurrentStreams",
     "Nemesis",
     "Pause",
     "ProxyDown",
     "ResetPeer",
     "Restart",
+    "RstStream",
     "ScaleIn",
     "ScaleOut",
+    "Slicer",
     "SlowClose",
     "SlowHandler",
-    "Slicer",
+    "StarveFlowControl",
     "Terminate",
+    "TooManyPings",
     "Toxic",
+    "TrailersOnly",
+    "WithholdPingAcks",
 ]

@@ -233,6 +233,11 @@ class Http2Point:
     def target(self) -> str:
         return f"{self.address[0]}:{self.address[1]}"
 
+    def set_upstream(self, upstream: tuple[str, int]) -> None:
+        """Relay new connections to ``upstream`` (a backend restarted on another port);
+        connections open now keep the backend they reached."""
+        self.server.call("upstream", name=self.name, upstream=[upstream[0], int(upstream[1])])
+
     def inject(self, fault: Http2Fault) -> int:
         """Put ``fault`` in force; returns the CLOCK_MONOTONIC ns instant it is (GOAWAYs:
         written on every connection; MAX_CONCURRENT_STREAMS: acknowledged by the clients).

@@ -4,17 +4,19 @@ Each request is one JSON object on one line, ``{"op": ..., ...}``; each answer o
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "...", "type": "ValueError"}``. Requests
 on one connection are answered in order. Operations:
 
-=========  =========================================================================
-``add``    ``name``, ``upstream`` [host, port], ``server_name``, ``cert``, ``key``,
-           ``ca``, optional ``client_ca``, ``client_cert``, ``client_key`` (paths):
-           start a point; answers its ``address`` [host, port]
-``remove`` ``name``: close the point and every connection through it
-``inject`` ``name``, ``fault`` (Http2Fault.to_json()): answers ``in_force_ns`` and more
-``clear``  ``name``, ``kind``: answers ``cleared``, ``cleared_ns``
-``events`` ``name``, ``since``: answers ``events``, ``next``
-``stats``  ``name``: connections, streams, active faults, counters
-``points`` the names of the points
-=========  =========================================================================
+============  =========================================================================
+``add``       ``name``, ``upstream`` [host, port], ``server_name``, ``cert``, ``key``,
+              ``ca``, optional ``client_ca``, ``client_cert``, ``client_key`` (paths):
+              start a point; answers its ``address`` [host, port]
+``remove``    ``name``: close the point and every connection through it
+``upstream``  ``name``, ``upstream`` [host, port]: where the point's new connections go
+              (open ones keep their backend)
+``inject``    ``name``, ``fault`` (Http2Fault.to_json()): answers ``in_force_ns`` and more
+``clear``     ``name``, ``kind``: answers ``cleared``, ``cleared_ns``
+``events``    ``name``, ``since``: answers ``events``, ``next``
+``stats``     ``name``: connections, streams, active faults, counters
+``points``    the names of the points
+============  =========================================================================
 
 Bad input (an unknown op, point or fault kind, a bad error code) is answered with a
 ValueError naming it; the process goes on.
@@ -96,13 +98,17 @@ class Service:
             return {"points": sorted(self.points)}
         if op == "add":
             return await self._add(request)
-        if op not in ("remove", "inject", "clear", "events", "stats"):
+        if op not in ("remove", "upstream", "inject", "clear", "events", "stats"):
             raise ValueError(f"unknown operation {op!r}")
         point = self._point(request.get("name"))
         if op == "remove":
             del self.points[point.name]
             await point.close()
             return {}
+        if op == "upstream":
+            host, port = request["upstream"]
+            point.upstream = (str(host), int(port))
+            return {"upstream": list(point.upstream)}
         if op == "inject":
             return await point.inject(Http2Fault.from_json(request.get("fault")))
         if op == "clear":

@@ -67,6 +67,7 @@ FAMILIES = {
     "app": "application errors",
     "claims": "statements of the design, reproduced",
     "rollout": "what a release does: rolling restarts, scale in and out, graceful shutdown",
+    "http2": "HTTP/2 protocol events: GOAWAY, RST_STREAM, PING ACKs, stream limits, committed RPCs",
 }
 MIN_FLEET, MAX_FLEET = 2, 200
 DEFAULT_RERUNS = 2
