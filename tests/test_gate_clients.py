@@ -172,11 +172,11 @@ def test_a_driver_command_that_does_not_start_is_a_column_named_after_it(tmp_pat
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--client", ""], "--client '': an empty client; give inprocess, python, go, node"),
+        (["--client", ""], "--client '': an empty client; give inprocess, python, go, node, java"),
         (["--client", "python,"], "--client 'python,': an empty client"),
         (
             ["--client", "pyhton"],
-            "--client 'pyhton': not a shipped client (inprocess, python, go, node) and no "
+            "--client 'pyhton': not a shipped client (inprocess, python, go, node, java) and no "
             "program 'pyhton' to run as a client driver (did you mean 'python'?)",
         ),
         (["--client", "./drv 'unclosed"], '--client "./drv \'unclosed": not a command line'),

@@ -34,12 +34,13 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from chaos import profiles as profiles_module
 from chaos import rundir
-from chaos.gate import aggregate, junit, results_file, summary_md
+from chaos.gate import aggregate, junit, results_file, settings_view, summary_md
 from chaos.gate import baseline as baseline_module
 from chaos.gate import selection as selection_module
 from chaos.gate.progress import Progress
@@ -487,7 +488,11 @@ class Gate:
 
         report = report_html.write(run, comparisons)
         rundir.point_latest(self.directory)
-        self._say_end(meta, report, warning)
+        columns = aggregate.run_columns(meta, records)
+        changes = settings_view.terminal_lines(
+            settings_view.by_column(records, columns), {c.id: c.label for c in columns}
+        )
+        self._say_end(meta, report, warning, changes)
         return code
 
     def _meta(self, code: int, counts, records: list[dict]) -> dict:
@@ -549,9 +554,14 @@ class Gate:
             },
         }
 
-    def _say_end(self, meta: dict, report: Path, warning: str | None) -> None:
+    def _say_end(
+        self, meta: dict, report: Path, warning: str | None, changes: Sequence[str] = ()
+    ) -> None:
+        """The verdict, the problems, what to change (ranked settings per column with
+        failures: chaos/gate/settings_view.py), then where the report and results are."""
         lines = [f"grpc-chaos gate: {meta['verdict']} — {meta['counts_text']}"]
         lines += [f"  {problem}" for problem in self.problems]
+        lines += [f"  {line}" for line in changes]
         if warning:
             lines.append(f"  warning: {warning}")
         lines.append(f"  report: {report}")

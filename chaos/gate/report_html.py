@@ -6,7 +6,10 @@ fetched. From the top::
     the verdict in one line (PASS / FAIL / INCONCLUSIVE with counts), what it judged
       (target, profiles with their hashes, the clients with their implementation and
       version unless only the in-process one ran, requirements) and when, where, with what
-    What to change: each failure with the settings that answer it (chaos/verdicts/advice.py)
+    What to change: first by setting, per column — each setting that answers a failure
+      once, ranked by how many it answers, with what the advice says of it and those
+      failures (chaos/gate/settings_view.py) — then each failure with the settings that
+      answer it (chaos/verdicts/advice.py)
     Regressions against the baseline, when there is one
     The matrix scenario x column (each cell links to its scenario)
     Every scenario, failures first: its property and bound in words, each column's
@@ -25,7 +28,7 @@ import html
 import os
 from pathlib import Path
 
-from chaos.gate import aggregate, baseline, plots
+from chaos.gate import aggregate, baseline, plots, settings_view
 from chaos.gate.aggregate import Cell, Column
 from chaos.gate.results_file import Run
 from chaos.gate.summary_md import judged
@@ -66,6 +69,9 @@ h3{margin:18px 0 6px;font-size:16px}
 pre{white-space:pre-wrap;word-break:break-word;margin:6px 0;
 font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
 .advice pre{font-size:13px}
+.setting h3 .count{font-weight:400;color:#5c677d}
+.setting ul{margin:6px 0 0;padding-left:20px}.setting li{margin:2px 0}
+.setting.unanswered{border-left-color:#5c677d;background:#f1f3f5}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:13px}
 th,td{border:1px solid #d5d9e0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef0f4}
@@ -114,7 +120,7 @@ def render(run: Run, comparisons=None) -> str:
     body = [
         _header(meta),
         "<main>",
-        _changes(records, labels),
+        _changes(records, columns, labels),
         _regressions(comparisons, meta, labels),
         _matrix(matrix, columns),
         _scenarios(records, matrix, columns, comparisons, run.directory, images),
@@ -148,7 +154,10 @@ def _header(meta: dict) -> str:
     )
 
 
-def _changes(records: list[dict], labels: dict[str, str]) -> str:
+def _changes(records: list[dict], columns: list[Column], labels: dict[str, str]) -> str:
+    """ "What to change": by setting first (:func:`_by_setting`), then each failure (and
+    each inconclusive scenario) with its whole advice, once per scenario, column and
+    decisive check."""
     failed = [
         r
         for r in records
@@ -178,7 +187,59 @@ def _changes(records: list[dict], labels: dict[str, str]) -> str:
             f'<span class="tag {_CLASS[record["outcome"]]}">{_e(record["outcome"].upper())}'
             f"</span> {_e(aggregate.reason_of(record))}</h3><pre>{_e(advice)}</pre></div>"
         )
-    return "<h2>What to change</h2>" + "".join(items)
+    return (
+        "<h2>What to change</h2>"
+        + _by_setting(settings_view.by_column(records, columns), labels)
+        + '<h3 id="each-failure">Each failure, with what answers it</h3>'
+        + "".join(items)
+    )
+
+
+def _by_setting(changes: list[settings_view.Changes], labels: dict[str, str]) -> str:
+    """Per column with failures: each setting once, ranked by the failures it answers,
+    with what the advice says of it and those failures (each linked to its scenario's
+    part for that column); then the failures that no setting answers."""
+    parts = []
+    for change in changes:
+        label = labels.get(change.column, change.column)
+        parts.append(
+            f'<section class="by-setting" data-column="{_e(change.column)}">'
+            f"<h3>By setting [{_e(label)}]</h3>"
+            f'<p class="meta">{change.failures} failure(s) in this column. Each setting '
+            f"once, ranked by how many failures it answers; a failure is under every "
+            f'setting that answers it. Each failure\'s whole advice is <a href="#each-failure">'
+            f"further down</a>.</p>"
+        )
+        for rank, setting in enumerate(change.settings, 1):
+            plural = "s" if setting.count > 1 else ""
+            parts.append(
+                f'<div class="advice setting" data-setting="{_e(setting.name)}" '
+                f'data-count="{setting.count}"><h3>{rank}. {_e(setting.name)} <span '
+                f'class="count">— {setting.count} failure{plural}</span></h3>'
+                f"<pre>{_e(setting.name)}: {_e(setting.says)}</pre>"
+                f"{_failure_list(setting.failures, change)}</div>"
+            )
+        if change.unanswered:
+            parts.append(
+                f'<div class="advice setting unanswered" data-setting="" '
+                f'data-count="{len(change.unanswered)}"><h3>{_e(settings_view.NO_SETTING)} '
+                f'<span class="count">— {len(change.unanswered)}</span></h3>'
+                f"{_failure_list(change.unanswered, change)}</div>"
+            )
+        parts.append("</section>")
+    return "".join(parts)
+
+
+def _failure_list(failures, change: settings_view.Changes) -> str:
+    return (
+        "<ul>"
+        + "".join(
+            f'<li><a href="#{_anchor(f.scenario, change.column)}">{_e(f.scenario)}</a> — '
+            f"{_e(f.text)}{_e(f.repeats)}</li>"
+            for f in failures
+        )
+        + "</ul>"
+    )
 
 
 def _regressions(comparisons, meta: dict, labels: dict[str, str]) -> str:

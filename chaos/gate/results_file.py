@@ -11,12 +11,16 @@ The schema is documented in docs/gate.md; in short::
                  + "repeat", paths relative to the run directory],
      "matrix":  [{scenario, profile, client, column, outcome, label, reason, failed, runs}],
      "figures": [{scenario, profile, client, column, check, unit, bound, comparison, runs,
-                  passed, values, min, median, max, baseline, status}]}
+                  passed, values, min, median, max, baseline, status}],
+     "what_to_change": [{profile, client, column, failures, settings [{name, says, count,
+                         failures}], unanswered}] (chaos/gate/settings_view.py)}
 
 ``client`` in "matrix" and "figures" is ``{name, implementation, version}`` as the
 records name it, ``column`` the heading the views give that column (chaos/gate/aggregate.py
 Column). Both were added within version 1: a reader of version 1 that ignores them reads a
-one-client run exactly as before.
+one-client run exactly as before. So was "what_to_change" (the failures by setting, per
+column): a view of the records, never read back — a run written before it is shown by
+setting all the same.
 
 ``version`` changes whenever a field changes meaning; :func:`read` refuses any other
 version (and any other records schema) with a message naming both, so a baseline is
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from chaos.gate import aggregate
+from chaos.gate import aggregate, settings_view
 from chaos.outcomes import UsageError
 from chaos.run import results as records_module
 
@@ -79,6 +83,14 @@ def document(run: dict, records: list[dict], comparisons: list | None = None) ->
         "figures": [
             _figure(f, compared.get(f.key), clients[f.client], columns[f.column].label)
             for f in aggregate.figures(records).values()
+        ],
+        "what_to_change": [
+            change.to_dict(
+                columns[change.column].profile,
+                clients[columns[change.column].client],
+                columns[change.column].label,
+            )
+            for change in settings_view.by_column(records, list(columns.values()))
         ],
     }
 

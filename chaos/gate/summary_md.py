@@ -1,5 +1,6 @@
-"""summary.md: the run in Markdown — the verdict line, the matrix, what answers each
-failure, the regressions — also appended to ``$GITHUB_STEP_SUMMARY`` when that is set
+"""summary.md: the run in Markdown — the verdict line, the matrix, what to change by
+setting (ranked: chaos/gate/settings_view.py), what answers each failure, the
+regressions — also appended to ``$GITHUB_STEP_SUMMARY`` when that is set
 (GitHub Actions shows it on the job's page).
 
 The matrix has one column per profile × client (chaos/gate/aggregate.py Column): headed
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from chaos.gate import aggregate
+from chaos.gate import aggregate, settings_view
 from chaos.gate.aggregate import Cell, Column
 from chaos.outcomes import Outcome
 
@@ -91,6 +92,7 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
         "",
         matrix_table(matrix, columns),
     ]
+    parts += by_setting(settings_view.by_column(records, columns), labels)
     unsettled = (Outcome.FAIL, Outcome.ERROR, Outcome.INCONCLUSIVE)
     failures = [r for r in records if r["outcome"] in unsettled]
     if failures:
@@ -125,6 +127,44 @@ def render(doc: dict, records: list[dict], comparisons) -> str:
             "**The run was interrupted**: scenarios that did not finish are not in the table.",
         ]
     return "\n".join(parts) + "\n"
+
+
+def by_setting(changes: list[settings_view.Changes], labels: dict[str, str]) -> list[str]:
+    """ "What to change" by setting (chaos/gate/settings_view.py), one section per column
+    with failures, above the failures one by one: each setting once, ranked by the
+    failures it answers, with what the advice says of it and those failures; then the
+    failures no setting answers."""
+    parts: list[str] = []
+    for change in changes:
+        label = labels.get(change.column, change.column)
+        parts += [
+            "",
+            f"### What to change ({label}), by setting",
+            "",
+            f"{change.failures} failure(s); each setting once, ranked by the failures it "
+            f"answers (a failure is under every setting that answers it; each failure with "
+            f"its whole advice is further down).",
+            "",
+        ]
+        for rank, setting in enumerate(change.settings, 1):
+            plural = "s" if setting.count > 1 else ""
+            parts.append(
+                f"{rank}. **{setting.name}** — {setting.count} failure{plural}: "
+                f"{_one_line(setting.says)}"
+            )
+            parts += [f"    - {_failure_markdown(f)}" for f in setting.failures]
+        if change.unanswered:
+            parts.append(f"- **{settings_view.NO_SETTING}** — {len(change.unanswered)}")
+            parts += [f"    - {_failure_markdown(f)}" for f in change.unanswered]
+    return parts
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _failure_markdown(failure: settings_view.Failure) -> str:
+    return f"`{failure.scenario}` — {_one_line(failure.text)}{failure.repeats}"
 
 
 def _repeat(record: dict, run: dict) -> str:
