@@ -136,6 +136,9 @@ def test_the_wheel_carries_the_drivers_sources_and_their_protocol(installed):
         "chaos/clients/drivers/go/Makefile",
         "chaos/clients/drivers/node/driver.js",
         "chaos/clients/drivers/node/package-lock.json",
+        "chaos/clients/drivers/java/Makefile",
+        "chaos/clients/drivers/java/src/grpcchaos/driver/Main.java",
+        "chaos/clients/drivers/java/src/io/netty/handler/ssl/JdkAlpnShim.java",
     ):
         assert name in names, name
 
