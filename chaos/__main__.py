@@ -4,6 +4,7 @@ grpc-chaos gate ...     the pre-release gate (chaos/gate/cli.py)
 grpc-chaos fuzz ...     fuzz fault schedules, shrink and replay a failure (chaos/fuzz/cli.py)
 grpc-chaos fleet up ... a fleet for people and other tools, until Ctrl-C (chaos/fleet_up.py)
 grpc-chaos client ...   a client driver and what of a profile it honours (chaos/clients/)
+grpc-chaos audit ...    which settings of a profile are needed (chaos/audit/cli.py)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ COMMANDS = {
     "fuzz": "search fault schedules for one the client fails; shrink it, replay it",
     "fleet": "fleet up: start a fleet (TLS backends, proxies, DNS) for other tools",
     "client": "a client driver: what it is, what of each profile it honours",
+    "audit": "mutation-test a profile: which settings are needed, which do nothing",
 }
 USAGE = 4  # chaos/gate/exits.py: a usage error
 
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from chaos.clients.__main__ import main as client
 
         return client(argv[1:], prog="grpc-chaos client")
+    if argv[0] == "audit":
+        from chaos.audit.cli import main as audit
+
+        return audit(argv[1:], prog="grpc-chaos audit")
     if argv[0] == "fleet":
         from chaos.fleet_up import main as fleet
 

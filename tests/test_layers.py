@@ -34,6 +34,7 @@ LAYERS = [
     "chaos.scenario",  # one scenario: fleet, client, load, faults, checks
     "chaos.run",  # the pytest plugin around scenarios
     "chaos.gate",  # the gate and the views of its run directories
+    "chaos.audit",  # the audit: a profile's settings, each removed, run through the gate
     "chaos.fuzz",  # the fuzzer
     "chaos.fleet_up",  # `grpc-chaos fleet up`: a fleet behind Toxiproxy, for tools
     "chaos.__main__",  # the grpc-chaos command
