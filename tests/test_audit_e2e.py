@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -79,3 +80,52 @@ def test_audit_of_a_tiny_profile(tmp_path):
     assert "needed" in (run / "audit.html").read_text()
     assert len(list((run / "profiles").glob("*.json"))) == 3
     assert "[run 3/3]" in result.stdout and "ETA" in result.stdout
+
+
+def test_an_interrupted_audit_keeps_what_it_wrote_and_leaves_nothing_running(tmp_path):
+    """Ctrl-C (SIGINT) once the baseline's pytest child runs: exit 130, audit.json and
+    audit.html written with what was learnt (nothing is called needed on no evidence), and
+    every process the audit started gone."""
+    profile = tmp_path / "tiny.json"
+    profile.write_text(json.dumps(TINY))
+    mark = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "audit", "--profile", str(profile),
+         "--scenarios", "test_kill", "--output", str(tmp_path / "runs")],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, MARK: mark},
+    )  # fmt: skip
+    try:
+        # The baseline has started when a pytest child carries the mark.
+        wait_until(lambda: any(_is_pytest(pid) for pid in _marked(mark)), 60, "a pytest child")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    wait_until(lambda: not _marked(mark), 30, "every process the audit started gone")
+    assert process.returncode == Exit.INTERRUPTED, out + err
+    run = (tmp_path / "runs" / "latest").resolve()
+    doc = json.loads((run / "audit.json").read_text())
+    assert doc["counts"].get("needed", 0) == 0
+    assert (run / "audit.html").is_file()
+    assert "interrupted" in out
+
+
+def _is_pytest(pid: int) -> bool:
+    try:
+        return b"-m\x00pytest\x00" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_a_profile_that_fails_its_check_is_one_line_and_exit_4(tmp_path, capsys):
+    from chaos.__main__ import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "bad", "channel_options": {"grpc.keepalive_time_ms": "1s"}}))
+    assert main(["audit", "--profile", str(bad), "--output", str(tmp_path / "runs")]) == 4
+    err = capsys.readouterr().err
+    assert 'grpc.keepalive_time_ms"]: expected an integer' in err
+    assert not (tmp_path / "runs").exists()
