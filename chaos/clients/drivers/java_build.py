@@ -70,7 +70,8 @@ TOOLS = {
 }
 # C1 only (no C2 compiler threads competing with the driver for two cores at start) and
 # the serial GC; the class archive is made with the same flags and class path.
-JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+# -UsePerfData: no /tmp/hsperfdata_USER folder left behind by every driver run.
+JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
 # The JVM's own messages (e.g. an archive it cannot use) to stderr: stdout is the ready line's.
 LOG_FLAGS = ["-Xlog:disable", "-Xlog:all=warning:stderr"]
 BUILD_TIMEOUT_S = 600.0
