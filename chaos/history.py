@@ -27,6 +27,27 @@ from os import PathLike
 
 MARK = "mark"  # the kind of an Event made by History.mark()
 NO_BACKEND = "(none)"  # how summaries name the backend of RPCs that never reached one
+# gRPC's status codes by the names Rpc.code holds (grpc/status.h; the names grpc-core's
+# service-config parser accepts), for code that must not import grpc (the HTTP/2 point).
+STATUS_CODES = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 
 @dataclass(frozen=True, slots=True)

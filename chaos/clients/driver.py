@@ -18,11 +18,9 @@ what it did, with the tail of its stderr; nothing is left running.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
-import signal
 import subprocess
 import threading
 import time
@@ -31,7 +29,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from fleet.procs import reaper
+from fleet.procs import lifeline, reaper
 from fleet.protos import driver_pb2, driver_pb2_grpc
 
 PROTOCOL = 1
@@ -134,14 +132,9 @@ class Driver:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        lifeline.terminate(process, STOP_GRACE_S, group=True)  # its own session: workers too
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(STOP_GRACE_S)  # it ends at the EOF of the exit
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

@@ -38,6 +38,8 @@ from typing import Any
 
 from h2.errors import ErrorCodes
 
+from chaos.history import STATUS_CODES
+
 GOAWAY = "goaway"
 GOAWAY_BELOW_IN_FLIGHT = "goaway_below_in_flight"
 TOO_MANY_PINGS = "too_many_pings"
@@ -67,26 +69,6 @@ _PARAMETERS: dict[str, frozenset[str]] = {
     TRAILERS_ONLY: frozenset({"status", "message", "count"}),
 }
 
-# gRPC status codes by name (grpc.StatusCode without importing grpc in the point process).
-GRPC_STATUS = {
-    "OK": 0,
-    "CANCELLED": 1,
-    "UNKNOWN": 2,
-    "INVALID_ARGUMENT": 3,
-    "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6,
-    "PERMISSION_DENIED": 7,
-    "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9,
-    "ABORTED": 10,
-    "OUT_OF_RANGE": 11,
-    "UNIMPLEMENTED": 12,
-    "INTERNAL": 13,
-    "UNAVAILABLE": 14,
-    "DATA_LOSS": 15,
-    "UNAUTHENTICATED": 16,
-}
 
 DEFAULT_GRACE_MS = 1000
 # A GOAWAY's grace is bounded: the point must close every connection in a known time.
@@ -120,9 +102,9 @@ def grpc_status(status: str | int) -> int:
             return status
         raise ValueError(f"unknown gRPC status {status!r} (0..16)")
     name = str(status).upper().removeprefix("STATUSCODE.")
-    if name not in GRPC_STATUS:
-        raise ValueError(f"unknown gRPC status {status!r} (known: {', '.join(GRPC_STATUS)})")
-    return GRPC_STATUS[name]
+    if name not in STATUS_CODES:
+        raise ValueError(f"unknown gRPC status {status!r} (known: {', '.join(STATUS_CODES)})")
+    return STATUS_CODES[name]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaos.history import STATUS_CODES
 from chaos.profiles import json_fields as f
 from chaos.profiles import lb_policies
 from chaos.profiles.problems import (
@@ -44,26 +45,6 @@ from chaos.profiles.problems import (
     quote,
 )
 
-# gRPC's status codes by name (grpc/status.h; the names grpc-core's parser accepts).
-STATUS_CODES = {
-    "OK": 0,
-    "CANCELLED": 1,
-    "UNKNOWN": 2,
-    "INVALID_ARGUMENT": 3,
-    "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6,
-    "PERMISSION_DENIED": 7,
-    "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9,
-    "ABORTED": 10,
-    "OUT_OF_RANGE": 11,
-    "UNIMPLEMENTED": 12,
-    "INTERNAL": 13,
-    "UNAVAILABLE": 14,
-    "DATA_LOSS": 15,
-    "UNAUTHENTICATED": 16,
-}
 # service_config.proto, RetryPolicy and HedgingPolicy: "Any value greater than 5 will be
 # treated as if it were 5."
 MAX_ATTEMPTS_CAP = 5

@@ -37,7 +37,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +51,8 @@ import toxiproxy
 import toxiproxy.api
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+from fleet.procs import lifeline
 
 ENV_URL = "TOXIPROXY_URL"
 BINARY = "toxiproxy-server"
@@ -233,14 +234,7 @@ class ToxiproxyServer:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        lifeline.terminate(process, STOP_TIMEOUT)
         for tail in self._tails:  # they end at EOF, now that the process is gone
             tail.thread.join(STOP_TIMEOUT)
         for pipe in (process.stdin, process.stdout, process.stderr):

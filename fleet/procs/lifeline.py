@@ -113,6 +113,30 @@ def die_with_parent(parent_pid: int, on_parent_death: Callable[[], None] | None 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
+def terminate(process: subprocess.Popen, grace_s: float, group: bool = False) -> None:
+    """Stop a child: SIGTERM (to its process group with ``group``: a child that runs in a
+    session of its own with workers), then SIGKILL if it has not exited within ``grace_s``;
+    returns once it is reaped. A child already gone is only reaped."""
+    if process.poll() is None:
+        _signal(process, signal.SIGTERM, group)
+        try:
+            process.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            _signal(process, signal.SIGKILL, group)
+    process.wait()
+
+
+def _signal(process: subprocess.Popen, sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except ProcessLookupError:
+        pass  # it exited meanwhile: wait() reaps it
+
+
 def spawn(
     argv: Sequence[str], *, env: dict[str, str] | None = None, stderr=None
 ) -> subprocess.Popen:

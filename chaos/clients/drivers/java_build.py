@@ -14,25 +14,17 @@ made by the build: the driver drives itself once, over loopback), which halves t
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 from chaos.clients.builtin import DriverCommand
 from chaos.clients.driver import DriverError
+from chaos.clients.drivers import compiled
 
 SOURCE = Path(__file__).resolve().parent / "java"
 JAR = "grpc-chaos-java-driver.jar"
 ARCHIVE = "grpc-chaos-java-driver.jsa"  # its start's classes (AppCDS), made by the build
 MAIN_CLASS = "grpcchaos.driver.Main"
-# The spec in a checkout; an installed package carries a copy next to this module.
-PROTOS = (
-    Path(__file__).resolve().parents[3] / "proto" / "driver.proto",
-    Path(__file__).resolve().parent / "driver.proto",
-)
 JAVA_LIB = Path("/usr/share/java")
 # The jars it runs with (javac needs a subset of them, and jsr305's annotations), and the
 # Debian package each comes from.
@@ -75,7 +67,6 @@ JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
 # The JVM's own messages (e.g. an archive it cannot use) to stderr: stdout is the ready line's.
 LOG_FLAGS = ["-Xlog:disable", "-Xlog:all=warning:stderr"]
 BUILD_TIMEOUT_S = 600.0
-OUTPUT_TAIL = 40  # lines of the build's output kept for the error message
 
 
 def command() -> DriverCommand:
@@ -97,45 +88,25 @@ def build() -> Path:
     """The driver's class archive (its jar beside it), (re)built when missing or older than
     its sources."""
     _check_tools()
-    proto = _proto()
-    build_dir = _build_dir()
-    archive = build_dir / ARCHIVE
-    if _fresh(archive, proto):
-        return archive
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not _fresh(archive, proto):  # another process may have built it meanwhile
-            _make(build_dir, proto)
-    return archive
-
-
-def _proto() -> Path:
-    for path in PROTOS:
-        if path.is_file():
-            return path
-    raise DriverError(
-        "client driver 'java': no driver.proto to build it from (looked at "
-        + ", ".join(str(p) for p in PROTOS)
-        + ")"
-    )
-
-
-def _build_dir() -> Path:
-    local = SOURCE / "build"
-    if os.access(local if local.exists() else SOURCE, os.W_OK):
-        return local
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "grpc-chaos" / "drivers" / "java"
-
-
-def _fresh(built_file: Path, proto: Path) -> bool:
+    proto = compiled.protocol_file("java")
+    directory = compiled.build_dir(SOURCE, "java")
     sources = [*SOURCE.glob("src/**/*.java"), SOURCE / "Makefile", proto]
-    try:
-        built = built_file.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    return all(source.stat().st_mtime <= built for source in sources)
+    argv = [
+        "make",
+        "-C",
+        str(SOURCE),
+        f"BUILD={directory}",
+        f"PROTO={proto}",
+        f"JAVA_LIB={JAVA_LIB}",
+        f"RUN_CLASSPATH={_classpath(directory)}",
+        f"JVM_FLAGS={' '.join(JVM_FLAGS)}",
+    ]
+    return compiled.build_once(
+        directory / ARCHIVE,
+        sources,
+        directory,
+        lambda: compiled.run_make("java", argv, BUILD_TIMEOUT_S),
+    )
 
 
 def _missing(missing: list[str]) -> str:
@@ -155,40 +126,3 @@ def _check_tools() -> None:
     ]
     if missing:
         raise DriverError(_missing(missing))
-
-
-def _make(build_dir: Path, proto: Path) -> None:
-    argv = [
-        "make",
-        "-C",
-        str(SOURCE),
-        f"BUILD={build_dir}",
-        f"PROTO={proto}",
-        f"JAVA_LIB={JAVA_LIB}",
-        f"RUN_CLASSPATH={_classpath(build_dir)}",
-        f"JVM_FLAGS={' '.join(JVM_FLAGS)}",
-    ]
-    # A session of its own, so that stopping it stops javac too, not only make.
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=BUILD_TIMEOUT_S)
-    except BaseException as exc:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise DriverError(
-                f"client driver 'java': {' '.join(argv)} did not finish in {BUILD_TIMEOUT_S:.0f} s"
-            ) from None
-        raise
-    if process.returncode != 0:
-        tail = "\n    ".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL:])
-        raise DriverError(
-            f"client driver 'java': the build failed ({' '.join(argv)} exited with "
-            f"{process.returncode}):\n    {tail}"
-        )
