@@ -50,13 +50,21 @@ STATUS_CODES = {
 }
 
 
+# Request metadata naming an RPC's history id, sent by grpc-chaos's own clients when the
+# fleet has HTTP/2 points: a point that sees the RPC's response headers and then loses its
+# stream reports it under this id (a committed RPC, which no retry can replay).
+RPC_TAG = "x-chaos-rpc"
+
+
 @dataclass(frozen=True, slots=True)
 class Rpc:
     """One RPC's outcome.
 
     ``backend`` is the server's ``x-backend-id`` response metadata, None when the RPC
     never reached a backend (or the metadata was lost). ``code`` is the grpc status
-    code name ("OK", "UNAVAILABLE", ...).
+    code name ("OK", "UNAVAILABLE", ...). ``headers_ns`` is when its response headers
+    arrived, where the client can tell: an RPC that has them is *committed* — gRPC never
+    retries it, whatever its retry policy (None: none arrived, or not known).
     """
 
     id: int
@@ -65,6 +73,7 @@ class Rpc:
     backend: str | None
     code: str
     details: str = ""
+    headers_ns: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,6 +126,8 @@ class History:
         self._rpcs: list[Rpc] = []
         self._events: list[Event] = []
         self._ids = itertools.count(1)
+        self._sources: list[Callable[[], object]] = []
+        self._pulling = threading.Lock()  # one pull at a time: each source moves a cursor
 
     @classmethod
     def from_records(cls, records: Iterable[Rpc | Event]) -> History:
@@ -204,6 +215,21 @@ class History:
         with self._lock:
             self._events.append(event)
 
+    def add_source(self, pull: Callable[[], object]) -> None:
+        """Run ``pull`` before every read of :attr:`events`: it adds (with :meth:`note`)
+        what was observed elsewhere since it last ran — the HTTP/2 points' connection
+        events — so a check reading the events sees every one up to that read. A pull that
+        raises fails the read: a check must not be judged on a history missing events."""
+        self._sources.append(pull)
+
+    def pull(self) -> None:
+        """Run every source now (see :meth:`add_source`)."""
+        if not self._sources:
+            return
+        with self._pulling:
+            for pull in self._sources:
+                pull()
+
     def note(self, kind: str, target: str | None, t_ns: int, **detail) -> None:
         """Record an instant observed elsewhere (e.g. a backend's health seen flipping) as
         an event of ``kind`` at ``t_ns``."""
@@ -229,6 +255,7 @@ class History:
     @property
     def events(self) -> list[Event]:
         """A copy of the events sorted by start; ties keep the order they were added."""
+        self.pull()
         with self._lock:
             events = list(self._events)
         events.sort(key=lambda e: e.start_ns)
@@ -349,6 +376,7 @@ class History:
             kind = obj.pop("type")
             obj.pop("start_wall", None)
             obj.pop("end_wall", None)
+            obj.pop("headers_wall", None)
             if kind == "rpc":
                 self.record(Rpc(**obj))
             elif kind == "event":
@@ -403,6 +431,7 @@ def _rpc_to_json(rpc: Rpc) -> dict:
         "backend": rpc.backend,
         "code": rpc.code,
         "details": rpc.details,
+        **({} if rpc.headers_ns is None else {"headers_ns": rpc.headers_ns}),
     }
 
 

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import grpc
 import grpc.aio
 
-from chaos.history import History, Rpc
+from chaos.history import RPC_TAG, History, Rpc
 from chaos.observe.channelz import track_new_channel
 from chaos.outcomes import StagingTimeout
 from fleet.procs.waiting import wait_until
@@ -71,6 +71,7 @@ class Load:
         rpc=None,
         identity_key: str | None = BACKEND_ID_KEY,
         attribution=None,
+        tag: bool = False,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency {concurrency} must be at least 1")
@@ -88,6 +89,9 @@ class Load:
         # What to call: a target's RpcSpec, or the built-in Greeter's SayHello.
         self.rpc = rpc or GreeterRpc(payload_bytes)
         self.identity_key = identity_key
+        # Each RPC carries its history id as request metadata (RPC_TAG): the fleet's HTTP/2
+        # points report the ones they saw committed and then lost.
+        self.tag = tag
         # Names the backend of an RPC whose answer does not (chaos/observe/attribution.py): told of
         # each call right before it is made and right after it ended, in the load's loop.
         self.attribution = attribution
@@ -249,8 +253,9 @@ class Load:
         request = self.rpc.request_bytes(rid)
         if self.attribution is not None:
             self.attribution.starting(rid)  # nothing may be awaited between this and the call
+        tagged = ((RPC_TAG, str(rid)),) if self.tag else None
         start = time.monotonic_ns()
-        pending = call(request, timeout=self.deadline_s)
+        pending = call(request, timeout=self.deadline_s, metadata=tagged)
         details = ""
         try:
             data = await pending
@@ -297,13 +302,21 @@ def record_rpc(
     code: str,
     details: str,
     attributed: str | None = None,
+    headers_ns: int | None = None,
 ) -> Rpc:
     """The one place an RPC the client sent becomes a history record: its backend is the
     one its answer names (headers or trailers, under ``identity_key``), else the one
-    ``attributed`` from gRPC's own accounting (None: unattributed, never guessed)."""
+    ``attributed`` from gRPC's own accounting (None: unattributed, never guessed).
+    ``headers_ns``: when its response headers arrived, where the client can tell."""
     named = backend_of(metadata, identity_key)
     record = Rpc(
-        rpc_id, start_ns, end_ns, named if named is not None else attributed, code, details
+        rpc_id,
+        start_ns,
+        end_ns,
+        named if named is not None else attributed,
+        code,
+        details,
+        headers_ns,
     )
     history.record(record)
     return record

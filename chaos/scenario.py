@@ -39,7 +39,8 @@ from chaos.clients.driver import Driver, RemoteChannel
 from chaos.clients.remote import RemoteLoad, remote_caller
 from chaos.clients.remote import subchannel_counts as remote_counts
 from chaos.faults import Active, Nemesis, SlowHandler
-from chaos.history import Event, History, Rpc, clock_anchor
+from chaos.faults.http2 import follow_events
+from chaos.history import RPC_TAG, Event, History, Rpc, clock_anchor
 from chaos.load import GreeterRpc, Load, checked_answer, record_rpc
 from chaos.observe import client_shape
 from chaos.observe.attribution import Attribution
@@ -105,6 +106,9 @@ class Scenario:
         self.history = History()
         self.clock_anchor = clock_anchor()
         self.nemesis = Nemesis(fleet, self.history, proxies)
+        # With HTTP/2 points in the fleet, every GOAWAY and connection close they see is in
+        # the history: checks that assume steady connections leave out what those touched.
+        follow_events(self.history, fleet)
         self.artifacts = artifacts
         self.verdicts: list[Verdict] = []
         self.decisive: Verdict | None = None  # the expectation that ended the scenario
@@ -123,6 +127,7 @@ class Scenario:
         scenario only; it is stopped when the scenario ends. Its backends are published on
         their own addresses, so it never mixes with the module's fleet."""
         settings.setdefault("size", len(self.fleet.backends))
+        settings.setdefault("http2", self.fleet.http2)
         base = self.fleet.net.network_address + 256 * (1 + len(self._extra_fleets))
         settings.setdefault("net", f"{base}/24")
         settings.setdefault("service", self.target)
@@ -208,6 +213,7 @@ class Scenario:
             rate=rate,
             deadline_s=deadline_s,
             stalls=self.stalls,
+            tag=fleet.http2,
             **self._rpc_options(options.pop("payload_bytes", 0)),
             **options,
         )
@@ -581,7 +587,8 @@ class Scenario:
             # succeeded-count rose by one during it is the one that answered it.
             before = subchannel_counts(channelz_id) if key is None and channelz_id else None
             start = time.monotonic_ns()
-            future = method.future(rpc.request_bytes(rid), timeout=timeout)
+            tagged = ((RPC_TAG, str(rid)),) if self.fleet.http2 else None
+            future = method.future(rpc.request_bytes(rid), timeout=timeout, metadata=tagged)
             error = future.exception()
             metadata = tuple(future.initial_metadata() or ()) + tuple(
                 future.trailing_metadata() or ()
@@ -633,6 +640,7 @@ class Scenario:
         if requirement is None:
             requirement = requirement_of(verdict.bound)
         if not verdict.passed and not verdict.not_judged:
+            answers = _answers_for_committed(tuple(answers), verdict)
             verdict = judge(verdict, self.stalls)
             verdict = replace(
                 verdict,
@@ -667,6 +675,10 @@ class Scenario:
             except Exception as exc:
                 errors.append(exc)
         errors += self.nemesis.undo_all()
+        try:
+            self.history.pull()  # the last connection events, before the fleet is reset
+        except Exception as exc:
+            errors.append(exc)
         for extra in self._extra_fleets:
             extra.close()
         started = time.monotonic()
@@ -711,6 +723,19 @@ class Scenario:
             **self.history.summary(),
         }
         (self.artifacts / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _answers_for_committed(answers: tuple[str, ...], verdict: Verdict) -> tuple[str, ...]:
+    """A failure of committed RPCs (response headers before the answer) is the server's to
+    fix: no client setting replays a committed RPC. All of them committed: the server's
+    setting alone; some: it first."""
+    sealed = (verdict.data or {}).get("committed", 0)
+    if not sealed:
+        return answers
+    rest = tuple(a for a in answers if a != "server.late_headers")
+    if sealed >= (verdict.data or {}).get("failed", sealed + 1):
+        return ("server.late_headers",)
+    return ("server.late_headers", *rest)
 
 
 class PublishedIds(Mapping):

@@ -31,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ class Backend:
     last_stop: launch.Stopped | None = None
     point: points.Point | None = field(default=None, repr=False)  # its HTTP/2 fault point
     point_upstream: str = ""  # where that point relays
+    point_cert_kind: str = "good"  # the kind of certificate that point presents
 
     @property
     def ip(self) -> str:
@@ -767,6 +769,21 @@ class Fleet:
         for name in services:
             self._call(backend, "SetHealth", health_request(service=name, status=status))
 
+    def served_certificate(self, backend_id: str) -> bytes:
+        """The DER certificate a new TLS connection to the backend's published address
+        meets (through its proxy and point, as a client meets it); the handshake verifies
+        it against the fleet's CA, so a certificate no client may trust is an SSLError."""
+        host, port = self.backend(backend_id).published.rsplit(":", 1)
+        context = ssl.create_default_context(cafile=self.info()["ca"])
+        context.set_alpn_protocols(["h2"])
+        with (
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=self.name) as tls,
+        ):
+            certificate = tls.getpeercert(binary_form=True)
+        assert certificate is not None  # the context requires one (CERT_REQUIRED)
+        return certificate
+
     def set_certificate(self, backend_id: str, kind: str = "good") -> CertFiles:
         """Serve a certificate of ``kind`` (fleet.pki.SERVER_KINDS) to new connections:
         swapped live through the Control service when the backends have it (open
@@ -775,6 +792,7 @@ class Fleet:
         assert self.pki is not None  # set by _start()
         cert = self.pki.server_cert(backend.id, backend.ip, kind)
         backend.cert_kind = kind
+        self._sync_point(backend)  # what the client meets first
         if self.has_control:
             self._call(
                 self._running(backend_id),
@@ -872,11 +890,11 @@ class Fleet:
         return backend.point
 
     def _add_point(self, backend: Backend) -> None:
-        """Start the backend's point: it presents a certificate of this fleet's CA for the
-        fleet name (and the backend's published IP), re-originates TLS to the backend
+        """Start the backend's point: it presents the backend's own certificate (the one a
+        client dialling the backend would meet, good or faulted), re-originates TLS to the backend
         trusting that CA for the fleet name, with a client certificate when mTLS."""
         assert self.point_server is not None and self.pki is not None  # set by _start()
-        cert = self.pki.server_cert(f"{backend.id}.h2point", backend.ip)
+        cert = self.pki.server_cert(backend.id, backend.ip, backend.cert_kind)
         mtls: dict[str, Path] = {}
         if self.mtls:
             client = self.pki.client_cert("h2point")
@@ -892,11 +910,21 @@ class Fleet:
             **mtls,
         )
         backend.point_upstream = backend.listen
+        backend.point_cert_kind = backend.cert_kind
 
     def _sync_point(self, backend: Backend) -> None:
-        if backend.point is not None and backend.point_upstream != backend.listen:
+        """The point relays to where the backend listens and presents a certificate of the
+        kind the backend serves (a certificate fault must reach the client through it)."""
+        if backend.point is None:
+            return
+        if backend.point_upstream != backend.listen:
             backend.point.set_upstream(_host_port(backend.listen))
             backend.point_upstream = backend.listen
+        if backend.point_cert_kind != backend.cert_kind:
+            assert self.pki is not None  # set by _start()
+            cert = self.pki.server_cert(backend.id, backend.ip, backend.cert_kind)
+            backend.point.set_certificate(cert.cert, cert.key)
+            backend.point_cert_kind = backend.cert_kind
 
     def _reset_point(self, backend: Backend) -> None:
         """Baseline for the point: no fault active, relaying to where the backend listens

@@ -6,9 +6,9 @@ docs/http2.md).
 gRPC's rules are precise: a stream above a GOAWAY's last-stream-id was never processed and
 is retried transparently; a refused stream or a Trailers-Only UNAVAILABLE is replayed only
 by a retry policy; a keepalive ping without ACK must close the connection; a call whose
-response headers arrived is committed and no retry policy may replay it. With the point
-inline the client sees the point's TLS, not the backend's: certificate faults are not part
-of this family (the tls family has them).
+response headers arrived is committed and no retry policy may replay it. The point
+presents the backend's own certificate (and follows a certificate fault), so TLS is as the
+client would meet it without the point.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ MUTED = 5
 # on the client's resilience.
 MUTED_DEADLINE_S = 1.0
 DEADLINE_MARGIN_MS = 500
+# The load's deadline while a backend accepts no stream: RPCs a client puts there wait for
+# it, and a shorter one keeps such a client's scenario short.
+NO_STREAM_DEADLINE_S = 1.0
 
 
 def _hits(chaos, backend: str, counter: str) -> int:
@@ -335,4 +338,33 @@ def test_rpcs_committed_by_headers_then_silence_end_at_their_deadline(chaos):
             only_ok=False,
         ),
         answers=("server.late_headers",),
+    )
+
+
+@pytest.mark.detects(naive="errors")
+def test_a_backend_accepting_no_stream_gets_no_rpc_on_its_new_connections(chaos):
+    """Property: when the busiest backend advertises SETTINGS_MAX_CONCURRENT_STREAMS 0 (it
+    accepts no stream: an overloaded server, or a proxy shedding load) and its connections
+    are then replaced (a graceful GOAWAY), no RPC fails: a client that health-checks never
+    counts the new connections ready — their Watch stream cannot open — so it sends that
+    backend nothing, and the RPCs go to the others.
+
+    Bound: error_budget (0) failed RPCs among the 300 started from the GOAWAY on. A
+    client without health checking (naive) counts a connection ready once it is open, and
+    every RPC it puts there waits for a stream that never comes, until its deadline (1 s
+    here, the scenario's own, so that a client that waits still makes 300 RPCs in seconds).
+    """
+    load = chaos.load(concurrency=8, deadline_s=NO_STREAM_DEADLINE_S)
+    warm = chaos.warm_up(load)
+    load.wait_for(300, timeout=10)
+    target = chaos.history.busiest(warm)
+    chaos.nemesis.inject(MaxConcurrentStreams(target, 0))
+    renewed = chaos.nemesis.inject(Goaway(target, grace_ms=1000))
+    load.wait_for(300, timeout=30)
+    chaos.settle(load)
+    chaos.expect(
+        checks.errors(
+            chaos.history, start_ns=renewed.in_force_ns, budget=chaos.requirements.error_budget
+        ),
+        answers=("healthCheckConfig",),
     )

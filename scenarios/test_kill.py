@@ -1,4 +1,10 @@
-"""Kill: a backend process dies with kill -9 while the client is busy, and comes back."""
+"""Kill: a backend process dies with kill -9 while the client is busy, and comes back.
+
+The fleet runs with an HTTP/2 point in front of each backend (no fault is ever injected
+there): an RPC whose response headers had reached the client when its backend died is
+committed, and no retry policy can replay it — the point reports those, and a failure of
+them names the server's early headers rather than the client's retry policy.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from chaos.faults import Kill, Restart
 from fleet.stand_in import StandIn
 
 pytestmark = pytest.mark.kill
+chaos_fleet = {"http2": True}
 
 RETRIES = ("retryPolicy",)
 BACKOFF = (

@@ -3,9 +3,6 @@ without the right certificate, and certificates are rotated under load."""
 
 from __future__ import annotations
 
-import socket
-import ssl
-
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -87,21 +84,6 @@ def handler_calls(fleet, before: dict[str, int]) -> Verdict:
         else f"handlers ran on {ran}: those RPCs reached a backend"
     )
     return Verdict("handler_calls", not ran, sum(ran.values()), "calls", 0, text + ".")
-
-
-def served_certificate(fleet, backend_id: str) -> bytes:
-    """The DER certificate the backend presents to a new TLS connection (through its
-    proxy, as a client sees it)."""
-    host, port = fleet.backend(backend_id).published.rsplit(":", 1)
-    context = ssl.create_default_context(cafile=fleet.info()["ca"])
-    context.set_alpn_protocols(["h2"])
-    with (
-        socket.create_connection((host, int(port)), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=fleet.name) as tls,
-    ):
-        certificate = tls.getpeercert(binary_form=True)
-    assert certificate is not None  # the context requires one (CERT_REQUIRED)
-    return certificate
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -234,7 +216,7 @@ def test_rotation_to_a_renewed_certificate_costs_no_rpc(chaos):
         ).public_bytes(Encoding.DER)
         chaos.wait_until(
             lambda backend=backend, renewed=renewed: (
-                served_certificate(chaos.fleet, backend) == renewed
+                chaos.fleet.served_certificate(backend) == renewed
             ),
             5,
             f"{backend} presenting its renewed certificate to new connections",

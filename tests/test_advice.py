@@ -39,3 +39,25 @@ def test_the_bound_says_where_it_comes_from():
 def test_an_unknown_setting_is_a_programming_error_that_names_the_known_ones():
     with pytest.raises(KeyError, match="healthCheckConfig"):
         advice.explain(profiles.load("naive"), ["healthCheck"])
+
+
+def test_a_failure_of_committed_rpcs_is_answered_by_the_server_not_the_retry_policy():
+    from chaos.checks import errors
+    from chaos.history import History, Rpc
+    from chaos.scenario import _answers_for_committed
+
+    def failure(committed: int) -> object:
+        history = History()
+        for n in range(1, 4):
+            headers = 1_000 if n <= committed else None
+            history.record(Rpc(n, 0, 50_000, None, "UNAVAILABLE", "Socket closed", headers))
+        return errors(history)
+
+    assert _answers_for_committed(("retryPolicy",), failure(3)) == ("server.late_headers",)
+    assert _answers_for_committed(("retryPolicy",), failure(1)) == (
+        "server.late_headers",
+        "retryPolicy",
+    )
+    assert _answers_for_committed(("retryPolicy",), failure(0)) == ("retryPolicy",)
+    text = advice.explain(profiles.load("recommended"), ("server.late_headers",))
+    assert "sends its response headers with the answer" in text and "retryPolicy" not in text

@@ -124,6 +124,8 @@ FLAWED = {
     ),  # it holds the calls it cannot answer yet
 }
 GOOD = ["good", "go-good"]
+# example -> what its failed verdict's headline must say (the server's flaw by name)
+NAMED = {"early-headers": "committed by early response headers"}
 
 
 def _target_cells(example: str, nodes: list[str], tmp_dir: Path) -> dict[str, matrix.Cell]:
@@ -237,6 +239,8 @@ def test_a_flawed_server_fails_the_scenario_that_names_its_flaw(
     assert cell.outcome == "FAIL" and cell.reason.startswith(f"{check}:"), (
         f"{example} should fail {node} on {check}, but: {cell}"
     )
+    if example in NAMED:  # and the verdict names the flaw, not a client setting
+        assert NAMED[example] in cell.reason, f"{example}: {cell.reason}"
 
 
 @pytest.mark.parametrize("example", GOOD)

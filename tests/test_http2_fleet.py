@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from chaos.faults import (
+    Certificate,
     Goaway,
     HeadersThenNothing,
     Nemesis,
@@ -64,9 +65,27 @@ def test_the_greeter_is_served_through_the_points_to_every_backend(fleet):
         assert fleet[backend.id].http2.stats()["counters"].get("upstream_streams", 0) > 0
 
 
-def test_the_points_key_is_private_and_its_certificate_names_the_fleet(fleet):
-    keys = list((fleet.workdir / "pki").glob("server-b1.h2point-*.key"))
-    assert keys and all(os.stat(key).st_mode & 0o777 == 0o600 for key in keys)
+def test_the_point_presents_the_backends_own_certificate_and_follows_its_faults(fleet):
+    from fleet.pki import RENEWED
+
+    nemesis = Nemesis(fleet, History(), fleet.proxies)
+    for kind in ("good", RENEWED):
+        if kind != "good":
+            nemesis.inject(Certificate("b1", kind))
+        own = fleet.pki.server_cert("b1", fleet.backend("b1").ip, kind)
+        assert os.stat(own.key).st_mode & 0o777 == 0o600
+        assert fleet.served_certificate("b1") == _der(own.cert_pem())
+    assert nemesis.undo_all() == []
+    assert fleet.served_certificate("b1") == _der(
+        fleet.pki.server_cert("b1", fleet.backend("b1").ip).cert_pem()
+    )
+
+
+def _der(pem: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
 
 
 def test_a_fault_on_a_point_is_recorded_with_the_points_events(fleet):
@@ -165,3 +184,29 @@ def test_closing_the_fleet_stops_the_point_process_and_its_ports(proxies):
     for host, port in addresses:
         with pytest.raises(ConnectionRefusedError):
             __import__("socket").create_connection((host, port), timeout=1)
+
+
+def test_a_goaway_with_no_connection_open_is_an_error_unless_asked_to_skip(fleet):
+    # No client is connected to b3's point now (every channel above was closed and its
+    # connections are gone once the point says so).
+    point = fleet.http2_point("b3")
+    wait_until(lambda: point.stats()["connections"] == 0, 10, "b3's point without connections")
+    nemesis = Nemesis(fleet, History(), fleet.proxies)
+    with pytest.raises(ValueError, match="no connection is open"):
+        nemesis.inject(Goaway("b3"))
+    skipped = nemesis.inject(Goaway("b3", if_open=True))  # the fuzzer's: another fault won
+    assert skipped.in_force_ns is not None
+    assert nemesis.undo_all() == []
+
+
+def test_the_fuzzer_draws_http2_faults_only_with_points(fleet, proxies):
+    from chaos.fuzz import kinds
+
+    assert kinds.HTTP2 in kinds.capabilities(fleet)
+    drawn = {k.name for k in kinds.available(kinds.capabilities(fleet))}
+    assert {"goaway", "refused", "trailers_only"} <= drawn
+    with Fleet(2, net="127.0.222.0/24", proxies=proxies.control()) as plain:
+        assert kinds.HTTP2 not in kinds.capabilities(plain)
+        assert not {"goaway", "refused", "trailers_only"} & {
+            k.name for k in kinds.available(kinds.capabilities(plain))
+        }

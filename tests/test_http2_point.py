@@ -21,6 +21,7 @@ from concurrent import futures
 import grpc
 import pytest
 
+from chaos.history import RPC_TAG
 from chaos.http2 import Http2Fault, Http2Point, Http2Server
 from fleet.pki import FLEET_NAME, PKI
 from fleet.procs.waiting import wait_until
@@ -127,9 +128,9 @@ def pki(tmp_path_factory) -> PKI:
     return PKI(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(scope="module")
-def backend(pki) -> Iterator[tuple[Backend, int]]:
-    service = Backend()
+@contextlib.contextmanager
+def serving(pki: PKI, service: Backend) -> Iterator[tuple[grpc.Server, int]]:
+    """The raw service on a TLS port of its own: (server, port), stopped on exit."""
     files = pki.server_cert("b1", "127.0.0.1")
     credentials = grpc.ssl_server_credentials([(files.key_pem(), files.cert_pem())])
     executor = futures.ThreadPoolExecutor(max_workers=80, thread_name_prefix="h2-backend")
@@ -142,11 +143,18 @@ def backend(pki) -> Iterator[tuple[Backend, int]]:
     port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     try:
-        yield service, port
+        yield server, port
     finally:
         service.release.set()
         server.stop(grace=None).wait()
         executor.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def backend(pki) -> Iterator[tuple[Backend, int]]:
+    service = Backend()
+    with serving(pki, service) as (_, port):
+        yield service, port
 
 
 @pytest.fixture(scope="module")
@@ -162,15 +170,7 @@ _names = iter(range(1, 1_000_000))
 def point(h2server, backend, pki) -> Iterator[Http2Point]:
     service, port = backend
     service.reset()
-    files = pki.server_cert("b1", "127.0.0.1")
-    point = h2server.add_point(
-        f"p{next(_names)}",
-        upstream=("127.0.0.1", port),
-        server_name=FLEET_NAME,
-        cert=files.cert,
-        key=files.key,
-        ca=pki.ca_cert,
-    )
+    point = add_point(h2server, pki, port)
     try:
         yield point
     finally:
@@ -205,6 +205,18 @@ def unary(ch: grpc.Channel, spec: dict | None = None, timeout: float = 10, **kwa
 def unary_future(ch: grpc.Channel, spec: dict | None = None, timeout: float = 10, **kwargs):
     method = ch.unary_unary(f"/{SERVICE}/Unary")
     return method.future(json.dumps(spec or {}).encode(), timeout=timeout, **kwargs)
+
+
+def add_point(h2server: Http2Server, pki: PKI, port: int) -> Http2Point:
+    files = pki.server_cert("b1", "127.0.0.1")
+    return h2server.add_point(
+        f"p{next(_names)}",
+        upstream=("127.0.0.1", port),
+        server_name=FLEET_NAME,
+        cert=files.cert,
+        key=files.key,
+        ca=pki.ca_cert,
+    )
 
 
 def status_of(call_or_error) -> grpc.StatusCode:
@@ -786,3 +798,54 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+# ------------------------------------------------------------------------ committed RPCs
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_an_rpc_lost_after_its_response_headers_is_reported_as_committed(pki, h2server, tagged):
+    """The backend sends its headers, then dies with the call in flight: the point reports
+    the RPC (by the id its client tagged it with) as committed, with when its headers
+    passed; an untagged RPC is not reported (nothing to name it by)."""
+    service = Backend()
+    service.release.clear()
+    with serving(pki, service) as (server, port):
+        point = add_point(h2server, pki, port)
+        try:
+            with channel(pki, point) as ch:
+                metadata = ((RPC_TAG, "41"),) if tagged else ()
+                started = time.monotonic_ns()
+                future = unary_future(
+                    ch, {"headers_first": True, "wait": True}, metadata=metadata,
+                    wait_for_ready=True,
+                )  # fmt: skip
+                wait_until(
+                    lambda: point.stats()["counters"].get("responses_committed"),
+                    10,
+                    "the response headers passed on",
+                )
+                server.stop(grace=None)  # the call in flight is lost
+                assert future.exception(timeout=10) is not None
+                lost = wait_until(
+                    lambda: [e for e in point.events() if e["event"] in ("committed", "close")],
+                    10,
+                    "the point's report",
+                )
+                committed = [e for e in lost if e["event"] == "committed"]
+                if not tagged:
+                    assert committed == []
+                    return
+                (event,) = committed
+                assert event["rpc"] == "41"
+                assert started < event["opened_ns"] <= event["headers_ns"] < event["t_ns"]
+                assert "server" in event["why"]
+        finally:
+            point.close()
+
+
+def test_a_trailers_only_answer_is_not_committed(pki, point):
+    with channel(pki, point) as ch, pytest.raises(grpc.RpcError):
+        unary(ch, {"status": "UNAVAILABLE"}, metadata=((RPC_TAG, "7"),), wait_for_ready=True)
+    assert "responses_committed" not in point.stats()["counters"]
+    assert not [e for e in point.events() if e["event"] == "committed"]

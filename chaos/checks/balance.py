@@ -33,6 +33,16 @@ MIN_EXPECTED = 5.0
 RESTART_LOOKBACK_NS = 1_000_000_000
 
 
+# Connection events that take a backend out of the client's picker: a GOAWAY (from the
+# server, the point, or the client itself) or a close. An "open" only follows one of them.
+_GONE = ("http2:goaway_seen", "http2:close")
+# How long after a connection event a client may take to serve from that backend again
+# before its rotation is judged anyway: gRPC's first reconnection attempt is immediate and
+# a loopback TLS handshake takes milliseconds; 2 s is the default recovery bound.
+DEFAULT_SETTLE_MS = 2000.0
+DEFAULT_QUIET_MS = 250.0
+
+
 def balance_exact(
     history: History | Iterable[Rpc | Event],
     backends: Sequence[str] | None = None,
@@ -40,6 +50,8 @@ def balance_exact(
     start_ns: int | None = None,
     end_ns: int | None = None,
     min_rounds: int = 1,
+    settle_ms: float = DEFAULT_SETTLE_MS,
+    quiet_ms: float = DEFAULT_QUIET_MS,
 ) -> Verdict:
     """Exact round robin over the OK RPCs that started in the window, sorted by start.
 
@@ -49,6 +61,18 @@ def balance_exact(
     too. figure = the number of complete rounds that follow the rotation, up to the
     first bad one. Fails on a bad round (the headline names it); with fewer than
     `min_rounds` complete rounds and none bad it is *not judged*.
+
+    Connection events (the HTTP/2 points' GOAWAYs and closes, in the history as
+    ``http2:*`` notes): a backend whose connection goes away leaves the client's picker
+    until it reconnects, and the rebuilt picker starts its rotation anywhere. So each event
+    opens a window that ends when that backend serves an RPC that started after it, and
+    no sooner than ``quiet_ms`` after the event (the close of a connection that carried the
+    health-check stream restarts that stream, and the picker may change once more: seen up
+    to 75 ms after the close, over 19 runs against a server aging connections every
+    second), and no later than ``settle_ms`` (a client that has not come back by then is
+    judged). The RPCs in flight in a window are left out, and the stretches between
+    windows are judged apart, each with the order of its own first round. The verdict says
+    how many RPCs it left out. Without connection events the whole window is one stretch.
     """
     h = as_history(history)
     window = in_window(h.rpcs, start_ns, end_ns)
@@ -57,14 +81,28 @@ def balance_exact(
     n = len(names)
     where = describe_window(h, start_ns, end_ns)
     skipped = f" ({len(window) - len(ok)} failed RPCs left out)" if len(ok) < len(window) else ""
-    order = [r.backend for r in ok[:n]]
-    bad = _first_bad_round(ok, names, order)
-    rounds = len(ok) // n if n else 0
-    good_rounds = rounds if bad is None else bad
-    data = {"order": order, "rounds": rounds, "backends": names}
-    if bad is not None:
-        paragraph = f"Round robin broke {where}{skipped}: {_bad_round_text(ok, names, order, bad)}"
-        round_rpcs = ok[bad * n : (bad + 1) * n]
+    gaps = _connection_gaps(
+        h, ok, start_ns, end_ns, int(quiet_ms * 1e6), int(max(settle_ms, quiet_ms) * 1e6)
+    )
+    stretches, left_out = _stretches(ok, gaps, n)
+    left = _left_out_text(left_out, gaps, ok)
+    rounds = 0
+    order: list = []
+    for number, stretch in enumerate(stretches):
+        order = [r.backend for r in stretch[:n]]
+        bad = _first_bad_round(stretch, names, order)
+        if bad is None:
+            rounds += len(stretch) // n if n else 0
+            continue
+        good_rounds = rounds + bad
+        which = (
+            f" (stretch {number + 1} of {len(stretches)} between connection events)" if gaps else ""
+        )
+        paragraph = (
+            f"Round robin broke {where}{skipped}{which}: "
+            f"{_bad_round_text(stretch, names, order, bad)}{left}"
+        )
+        round_rpcs = stretch[bad * n : (bad + 1) * n]
         highlight = [r.id for r in round_rpcs]
         explanation = explain(paragraph, h, round_rpcs[0].start_ns, highlight)
         # What a stall could bend: round_robin restarts its rotation when a subchannel
@@ -72,7 +110,8 @@ def balance_exact(
         # second before the round.
         culprits = ((round_rpcs[0].start_ns - RESTART_LOOKBACK_NS, round_rpcs[-1].end_ns),)
         got = " ".join(str(r.backend) for r in round_rpcs)
-        shown = f"round {bad + 1} of {-(-len(ok) // n)} out of rotation ({got})"
+        shown = f"round {bad + 1} of {-(-len(stretch) // n)}{which} out of rotation ({got})"
+        data = _data(order, good_rounds, names, left_out, gaps)
         return Verdict(
             "balance_exact",
             False,
@@ -86,21 +125,29 @@ def balance_exact(
             shown=shown,
         )
     passed = rounds >= min_rounds
-    if n:
-        left = f", and {len(ok) % n} more in that order" if len(ok) % n else ""
+    if not n:
+        paragraph = f"No OK RPC started {where}{skipped}, so there is no round to check."
+    elif gaps:
         paragraph = (
-            f"{len(ok)} OK RPCs started {where}{skipped} over {n} backends: {rounds} complete rounds, "
-            f"each in the order {' '.join(map(str, order))}{left}."
+            f"{len(ok)} OK RPCs started {where}{skipped} over {n} backends: {rounds} complete "
+            f"rounds in {len(stretches)} stretch(es) between connection events, each stretch "
+            f"keeping the order of its first round.{left}"
         )
     else:
-        paragraph = f"No OK RPC started {where}{skipped}, so there is no round to check."
+        tail = f", and {len(ok) % n} more in that order" if len(ok) % n else ""
+        paragraph = (
+            f"{len(ok)} OK RPCs started {where}{skipped} over {n} backends: {rounds} complete rounds, "
+            f"each in the order {' '.join(map(str, order))}{tail}."
+        )
     around = ok[0].start_ns if ok else anchor(h, start_ns)[0]
     if not passed:
         # Every round seen kept the rotation: there were just too few to tell.
         paragraph += f" At least {min_rounds} complete rounds were needed."
         return not_judged(
             "balance_exact",
-            f"{rounds} complete round(s) of OK RPCs; {min_rounds} needed",
+            f"{rounds} complete round(s) of OK RPCs"
+            + (f" ({len(left_out)} RPCs left out around connection events)" if left_out else "")
+            + f"; {min_rounds} needed",
             explain(paragraph, h, around),
             unit="rounds",
             bound=min_rounds,
@@ -115,8 +162,91 @@ def balance_exact(
         min_rounds,
         explain(paragraph, h, around),
         ">=",
-        data,
+        _data(order, rounds, names, left_out, gaps),
     )
+
+
+def _data(order: list, rounds: int, names: list[str], left_out: list[Rpc], gaps: list) -> dict:
+    data = {"order": order, "rounds": rounds, "backends": names}
+    if gaps:
+        data["left_out_rpcs"] = len(left_out)
+        data["connection_events"] = len(gaps)
+    return data
+
+
+def _connection_gaps(
+    h: History,
+    ok: list[Rpc],
+    start_ns: int | None,
+    end_ns: int | None,
+    quiet_ns: int,
+    settle_ns: int,
+) -> list[tuple[int, int, Event]]:
+    """(from, to, event) for each GOAWAY or close in the window: until its backend serves
+    an RPC that started after it, and at least ``quiet_ns`` (the client's own follow-ups:
+    a health-check stream that lived on the old connection is restarted when it closes),
+    but at most ``settle_ns``."""
+    lo = start_ns if start_ns is not None else (ok[0].start_ns if ok else 0)
+    hi = end_ns if end_ns is not None else (ok[-1].end_ns if ok else 0)
+    gaps = []
+    for event in h.events:
+        if event.kind not in _GONE or not lo - settle_ns <= event.start_ns <= hi:
+            continue
+        back = next(
+            (r.start_ns for r in ok if r.backend == event.target and r.start_ns > event.start_ns),
+            event.start_ns + settle_ns,
+        )
+        until = min(max(back, event.start_ns + quiet_ns), event.start_ns + settle_ns)
+        gaps.append((event.start_ns, until, event))
+    return gaps
+
+
+def _stretches(
+    ok: list[Rpc], gaps: list[tuple[int, int, Event]], n: int
+) -> tuple[list[list[Rpc]], list[Rpc]]:
+    """The OK RPCs split where a gap touched them: (stretches, left out). A stretch that a
+    gap ends keeps only its complete rounds (the rest is left out); the last keeps all."""
+    stretches: list[list[Rpc]] = []
+    left_out: list[Rpc] = []
+    current: list[Rpc] = []
+
+    def cut() -> None:
+        whole = len(current) - len(current) % n if n else 0
+        if whole:
+            stretches.append(current[:whole])
+        left_out.extend(current[whole:])
+        current.clear()
+
+    for rpc in ok:
+        if any(rpc.start_ns < to and rpc.end_ns > since for since, to, _ in gaps):
+            if current:
+                cut()
+            left_out.append(rpc)
+        else:
+            current.append(rpc)
+    if current or not stretches:
+        stretches.append(list(current))
+    return stretches, left_out
+
+
+def _left_out_text(left_out: list[Rpc], gaps: list[tuple[int, int, Event]], ok: list[Rpc]) -> str:
+    if not gaps:
+        return ""
+    t0 = ok[0].start_ns if ok else gaps[0][0]
+    shown = ", ".join(_gap_text(event, t0) for _, _, event in gaps[:5])
+    more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
+    return (
+        f" {len(left_out)} OK RPC(s) were left out: in flight while a backend's connection"
+        f" went away and it was not yet back in the rotation ({len(gaps)} connection"
+        f" event(s): {shown}{more})."
+    )
+
+
+def _gap_text(event: Event, t0: int) -> str:
+    at = f"{(event.start_ns - t0) / 1e9:+.3f} s"
+    if event.kind == "http2:goaway_seen":
+        return f"GOAWAY {event.detail.get('code')} by the {event.detail.get('by')} on {event.target} at {at}"
+    return f"{event.target}'s connection closed by the {event.detail.get('by')} at {at}"
 
 
 def balance_chi2(

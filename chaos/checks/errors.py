@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from chaos.checks.selection import (
     anchor,
     as_history,
+    committed,
     count_text,
     describe_rpc,
     describe_window,
@@ -109,6 +110,9 @@ class _Tally:
     ) -> Verdict:
         by_code = Counter(r.code for r in self.failed)
         data = {"rpcs": len(self.window), "failed": len(self.failed), "by_code": dict(by_code)}
+        sealed = committed(self.history, self.failed)
+        if sealed:
+            data["committed"] = len(sealed)
         origin, origin_name = anchor(self.history, self.start_ns)
         around = (
             self.failed[0].start_ns
@@ -117,6 +121,7 @@ class _Tally:
         )
         highlight = [r.id for r in self.failed[:FIRST_FAILURES]]
         paragraph = self._paragraph(by_code, min_rpcs, against, origin, origin_name)
+        paragraph += _committed_text(self.failed, sealed)
         culprits = tuple((r.start_ns, r.end_ns) for r in self.failed)
         if not self.busy_enough(min_rpcs):
             # An idle window shows no errors and proves nothing, either way.
@@ -128,6 +133,10 @@ class _Tally:
                 bound=bound,
                 figure=figure,
             )
+        shown = ""
+        if sealed and not passed:
+            which = "all" if len(sealed) == len(self.failed) else f"{len(sealed)}"
+            shown = f"{len(self.failed)} rpcs, {which} committed by early response headers"
         return Verdict(
             name,
             passed,
@@ -137,6 +146,7 @@ class _Tally:
             explain(paragraph, self.history, around, highlight),
             data=data,
             culprits=culprits,
+            shown=shown,
         )
 
     def _paragraph(
@@ -155,6 +165,21 @@ class _Tally:
             )
             text += f". By code: {count_text(by_code)}. First failures: {firsts}"
         return text + "."
+
+
+def _committed_text(failed: list[Rpc], sealed: dict[int, int]) -> str:
+    """What the committed failures mean: no retry could have saved them."""
+    if not sealed:
+        return ""
+    first = next(r for r in failed if r.id in sealed)
+    after = (sealed[first.id] - first.start_ns) / 1e6
+    every = "All" if len(sealed) == len(failed) else f"{len(sealed)} of the {len(failed)}"
+    return (
+        f" {every} failed RPC(s) were committed: #{first.id} got its response headers"
+        f" {after:.1f} ms after it started, before the answer — no retry policy can replay"
+        f" a committed RPC, so the server's early headers, not the client's settings, lost"
+        f" it: send headers with the answer (examples/early-headers)."
+    )
 
 
 def _tally(

@@ -52,12 +52,34 @@ def anchor(history: History, start_ns: int | None) -> tuple[int, str]:
     return (0 if origin is None else origin), "the history start"
 
 
+# The HTTP/2 points' note for a committed RPC they saw lose its stream (chaos/faults/http2.py).
+COMMITTED_NOTE = "http2:committed"
+
+
 def describe_rpc(rpc: Rpc, origin_ns: int, origin_name: str) -> str:
     """E.g. "#41 (UNAVAILABLE on b2, started +3.100 ms after the fault)"."""
     where = f"on {rpc.backend}" if rpc.backend is not None else "with no backend"
     details = f', "{rpc.details[:60]}"' if rpc.details else ""
     started = f"{(rpc.start_ns - origin_ns) / 1e6:+.3f} ms after {origin_name}"
     return f"#{rpc.id} ({rpc.code} {where}{details}, started {started})"
+
+
+def committed(history: History, rpcs: Iterable[Rpc]) -> dict[int, int]:
+    """Of ``rpcs``, those that had their response headers before they ended (id ->
+    when the headers arrived): committed RPCs, which gRPC never retries. Known from the
+    client (``Rpc.headers_ns``, where its implementation tells) or from the fleet's HTTP/2
+    points (``http2:committed`` notes, for RPCs they saw lose their stream after the
+    headers)."""
+    seen: dict[int, int] = {}
+    for event in history.events:
+        if event.kind == COMMITTED_NOTE and str(event.detail.get("rpc", "")).isdigit():
+            seen[int(event.detail["rpc"])] = int(event.detail["headers_ns"])
+    found = {}
+    for rpc in rpcs:
+        at = rpc.headers_ns if rpc.headers_ns is not None else seen.get(rpc.id)
+        if at is not None and at < rpc.end_ns:
+            found[rpc.id] = at
+    return found
 
 
 def count_text(counter: Counter | dict) -> str:

@@ -191,9 +191,16 @@ class RemoteLoad(Load):
             self.identity_key,
             code,
             details,
+            headers_ns=headers_of(record),
         )
         self._ids.add(rid)
         self.completed += 1
+
+
+def headers_of(record) -> int | None:
+    """When the RPC's response headers arrived, as its driver saw them (0: none, or the
+    implementation cannot tell: None)."""
+    return record.headers_ns or None
 
 
 def subchannel_counts(channel: RemoteChannel) -> Callable[[], dict[str, Sample]]:
@@ -242,6 +249,7 @@ def remote_caller(channel: RemoteChannel, history: History, rpc, key: str | None
             key,
             code,
             details,
+            headers_ns=headers_of(record),
         )
         records.append(kept)
         if record.code != "OK" and not tolerate:

@@ -20,6 +20,7 @@ starts (fleet/points.py: the fleet never imports chaos).
 
 from __future__ import annotations
 
+import weakref
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,10 @@ def _start_point_server() -> Http2Server:
 
 
 points.register(_start_point_server)
+
+
+# What the point says of a GOAWAY with no connection to send it on (chaos/http2/point.py).
+NO_CONNECTION = "no connection is open"
 
 
 class PointFault(Fault):
@@ -72,15 +77,24 @@ class Goaway(_OneShot):
     stream seen, on every connection open to the backend's point, each closed after
     ``grace_ms``: what a server's graceful restart or max connection age looks like on the
     wire. In-flight RPCs may finish; new ones must use a new connection. ValueError when no
-    connection is open."""
+    connection is open — unless ``if_open``: then nothing is sent (the fuzzer's schedules,
+    where another fault may have closed them first)."""
 
     backend: str
     grace_ms: int = 1000
     code: str = "NO_ERROR"
+    if_open: bool = False
     kind = "http2:goaway"
 
     def wire(self) -> Http2Fault:
         return Http2Fault.goaway(code=self.code, grace_ms=self.grace_ms)
+
+    def apply(self, nemesis: Nemesis) -> None:
+        try:
+            super().apply(nemesis)
+        except ValueError as err:
+            if not (self.if_open and NO_CONNECTION in str(err)):
+                raise
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,7 @@ NOTE_KINDS = {
     "goaway": "http2:goaway_seen",
     "fault": "http2:fault",
     "fault_spent": "http2:fault_spent",
+    "committed": "http2:committed",
 }
 
 
@@ -212,7 +227,9 @@ class ConnectionEvents(Fault):
     the history as notes at the point's instants (CLOCK_MONOTONIC: the history's clock).
 
     ``kind`` of each note: ``http2:open``, ``http2:close``, ``http2:goaway_seen``,
-    ``http2:fault``, ``http2:fault_spent``; its target is the backend id. Events from
+    ``http2:fault``, ``http2:fault_spent``, ``http2:committed`` (an RPC whose response
+    headers the client had when its stream was lost: ``rpc`` is its history id,
+    ``headers_ns`` when the headers were passed on); its target is the backend id. Events from
     before it was applied are left out."""
 
     backend: str | None = None
@@ -225,11 +242,31 @@ class ConnectionEvents(Fault):
             nemesis.inject(ConnectionEvents())
 
     def apply(self, nemesis: Nemesis) -> None:
+        if nemesis.history in _FOLLOWED:
+            nemesis.history.pull()  # a scenario's history holds them all already
+            return
         for point in _points(nemesis.fleet):
             point.new_events()  # move past what earlier scenarios saw
 
     def revert(self, nemesis: Nemesis) -> None:
         record_events(nemesis.history, nemesis.fleet)
+
+
+def follow_events(history: History, fleet) -> bool:
+    """Keep ``history`` holding every connection event the fleet's HTTP/2 points see from
+    now on (earlier ones are skipped): copied in before every read of its events. False
+    when the fleet has no point (nothing to follow)."""
+    points = _points(fleet)
+    for point in points:
+        point.new_events()
+    if points:
+        history.add_source(lambda: record_events(history, fleet))
+        _FOLLOWED.add(history)
+    return bool(points)
+
+
+# Histories follow_events keeps up to date (ConnectionEvents then skips nothing).
+_FOLLOWED: weakref.WeakSet[History] = weakref.WeakSet()
 
 
 def _points(fleet) -> list[Any]:

@@ -197,9 +197,10 @@ class Setup:
                 f"the schedule is written for {args.schedule.fleet_size} backends; "
                 f"--fleet-size {self.size} is too small"
             )
-        # What the fleet this command starts offers faults: always proxied, with DNS and
-        # local processes; the Control service when the target serves it.
-        offered = {kinds_module.PROCESS, kinds_module.DNS, kinds_module.PROXY}
+        # What the fleet this command starts offers faults: always proxied, with DNS, local
+        # processes and HTTP/2 points (started only when a kind drawn needs them); the
+        # Control service when the target serves it.
+        offered = {kinds_module.PROCESS, kinds_module.DNS, kinds_module.PROXY, kinds_module.HTTP2}
         if self.target.builtin or self.target.server.control:
             offered.add(kinds_module.CONTROL)
         self.kinds = kinds_module.available(offered, args.kind_names)
@@ -218,6 +219,9 @@ class Setup:
                 f"the schedule needs {', '.join(sorted(needed - offered))}, which "
                 f"this target does not offer: {self.target.missing('control')}"
             )
+        self.http2 = kinds_module.HTTP2 in needed or any(
+            kinds_module.HTTP2 in k.needs for k in self.kinds
+        )
 
 
 class Rig:
@@ -268,7 +272,10 @@ class Rig:
                     self.driver.process.pid,
                 )
             self.fleet = Fleet(
-                self.setup.size, proxies=self.toxiproxy.control(), service=self.setup.target
+                self.setup.size,
+                proxies=self.toxiproxy.control(),
+                service=self.setup.target,
+                http2=self.setup.http2,
             ).start()
         except BaseException:
             self._stop_rest()

@@ -24,6 +24,15 @@ it does to a backend's ability to serve (the oracle's model, docs/fuzzing.md).
     certificate  Certificate           untrusted: no new connection        -
     dns_remove   DnsRemove             unpublished                         -
     dns_outage   DnsOutage (fleet)     weather for a running client        -
+    goaway       Goaway (HTTP/2, inst) weather: streams finish, new ones   -
+                                       on a new connection
+    refused      RstStream             down (eject): every new stream      -
+                 REFUSED_STREAM        refused, never processed
+    trailers_only TrailersOnly         down (eject): every new stream      -
+                 UNAVAILABLE           answered Trailers-Only UNAVAILABLE
+
+The HTTP/2 kinds need the fleet's HTTP/2 points (``grpc-chaos fuzz`` starts them; a
+scenario module or run with them: ``--chaos-http2``).
 
 Kinds are grouped in classes (break, hang, drain, app, network weather, trust and DNS); the
 strategy draws a class, then a kind in it, so that no class is drowned by the number of
@@ -61,7 +70,7 @@ DETECTION = {
 }
 
 # Capabilities a kind needs of the fleet (a target without them cannot have it) ---------
-PROCESS, CONTROL, PROXY, DNS = "process", "control", "proxy", "dns"
+PROCESS, CONTROL, PROXY, DNS, HTTP2 = "process", "control", "proxy", "dns", "http2"
 
 # How long a kind may keep its target busy after its planned end: a kill, terminate or
 # drain is reverted by a restart (a backend answers ~100 ms after spawn, docs/grpc-facts.md; up to
@@ -372,6 +381,40 @@ _KINDS = (
         slots=("dns_server",),
         needs=frozenset({DNS}),
     ),
+    # -- gRPC's own protocol, at the backend's HTTP/2 point --------------------------------
+    Kind(
+        "goaway",
+        "protocol",
+        "http2:goaway",
+        lambda b, p: faults.Goaway(b, grace_ms=p["grace_ms"], if_open=True),
+        Effect(WEATHER),
+        "a graceful GOAWAY (NO_ERROR) on its open connections, closed after the grace: "
+        "streams in flight finish, new RPCs go on a new connection (the grace exceeds every "
+        "handler delay and latency drawn, so no stream is cut)",
+        params=(Param("grace_ms", (1000, 2000)),),
+        instant=True,
+        needs=frozenset({HTTP2}),
+    ),
+    Kind(
+        "refused",
+        "protocol",
+        "http2:rst_stream",
+        lambda b, p: faults.RstStream(b, "REFUSED_STREAM"),
+        Effect(DOWN, EJECT),
+        "every new stream reset REFUSED_STREAM (never processed): a retry policy replays it",
+        slots=("streams",),
+        needs=frozenset({HTTP2}),
+    ),
+    Kind(
+        "trailers_only",
+        "protocol",
+        "http2:trailers_only",
+        lambda b, p: faults.TrailersOnly(b, "UNAVAILABLE", "from the HTTP/2 point"),
+        Effect(DOWN, EJECT),
+        "every new stream answered Trailers-Only UNAVAILABLE (not processed, not committed)",
+        slots=("streams",),
+        needs=frozenset({HTTP2}),
+    ),
 )
 
 REGISTRY: dict[str, Kind] = {k.name: k for k in _KINDS}
@@ -414,10 +457,13 @@ def of_event(kind: str) -> Kind | None:
 
 def capabilities(fleet) -> frozenset[str]:
     """What a fleet offers faults: its backends' processes and DNS always, the Control
-    service when its backends serve it, proxies when it is proxied."""
+    service when its backends serve it, proxies when it is proxied, HTTP/2 faults when it
+    has HTTP/2 points."""
     found = {PROCESS, DNS}
     if fleet.has_control:
         found.add(CONTROL)
     if fleet.proxies is not None:
         found.add(PROXY)
+    if getattr(fleet, "http2", False):
+        found.add(HTTP2)
     return frozenset(found)

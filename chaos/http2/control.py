@@ -230,6 +230,12 @@ class Http2Point:
         connections open now keep the backend they reached."""
         self.server.call("upstream", name=self.name, upstream=[upstream[0], int(upstream[1])])
 
+    def set_certificate(self, cert: str | os.PathLike, key: str | os.PathLike) -> None:
+        """Present ``cert`` (PEM chain, with ``key``) to new client connections; open ones
+        keep theirs. What a fleet does when a certificate fault swaps its backend's: the
+        client must meet that certificate, so the point presents one of the same kind."""
+        self.server.call("certificate", name=self.name, cert=str(cert), key=str(key))
+
     def inject(self, fault: Http2Fault) -> int:
         """Put ``fault`` in force; returns the CLOCK_MONOTONIC ns instant it is (GOAWAYs:
         written on every connection; MAX_CONCURRENT_STREAMS: acknowledged by the clients).

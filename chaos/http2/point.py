@@ -266,6 +266,15 @@ class Point:
             self.record("fault", fault=kind, action="cleared")
         return {"cleared": fault is not None, "cleared_ns": now_ns()}
 
+    def set_certificate(self, cert: str, key: str) -> None:
+        """Present ``cert`` (with ``key``) to new connections; open ones keep theirs — as a
+        server swapping its certificate live does. A pair that does not load is a
+        ValueError, and the old one stays."""
+        try:
+            self.server_tls.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as err:
+            raise ValueError(f"HTTP/2 point {self.name!r}: certificate not loaded: {err}") from None
+
     def stats(self) -> dict[str, Any]:
         return {
             "connections": len(self.open_connections()),

@@ -98,7 +98,7 @@ class Service:
             return {"points": sorted(self.points)}
         if op == "add":
             return await self._add(request)
-        if op not in ("remove", "upstream", "inject", "clear", "events", "stats"):
+        if op not in ("remove", "upstream", "certificate", "inject", "clear", "events", "stats"):
             raise ValueError(f"unknown operation {op!r}")
         point = self._point(request.get("name"))
         if op == "remove":
@@ -109,6 +109,9 @@ class Service:
             host, port = request["upstream"]
             point.upstream = (str(host), int(port))
             return {"upstream": list(point.upstream)}
+        if op == "certificate":
+            point.set_certificate(str(request["cert"]), str(request["key"]))
+            return {}
         if op == "inject":
             return await point.inject(Http2Fault.from_json(request.get("fault")))
         if op == "clear":

@@ -107,6 +107,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"backends per fleet, {MIN_FLEET}..{MAX_FLEET} (3)",
     )
     group.addoption(
+        "--chaos-http2",
+        action="store_true",
+        default=False,
+        help="put an HTTP/2 point (chaos/http2/) in front of every backend of every "
+        "scenario, with no fault: a run that shows the point changes no verdict; every "
+        "GOAWAY and connection close is then in the histories (the http2 and balance "
+        "families always have it)",
+    )
+    group.addoption(
         "--chaos-toxiproxy-url",
         default=None,
         help="an already running Toxiproxy server (default: TOXIPROXY_URL, then "
@@ -424,6 +433,8 @@ def fleet(request, toxiproxy, chaos_preflight, chaos_target):
             k: v for k, v in settings.items() if k not in ("health", "max_connection_age_ms")
         }
     settings.setdefault("size", request.config.getoption("--chaos-fleet-size"))
+    if request.config.getoption("--chaos-http2"):
+        settings["http2"] = True
     with Fleet(proxies=toxiproxy.control(), service=chaos_target, **settings) as running:
         yield running
 

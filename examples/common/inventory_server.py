@@ -245,7 +245,7 @@ def server_options(args: argparse.Namespace) -> list[tuple[str, int]]:
         ]
     if not args.no_max_connection_age:
         options += [
-            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_ms", args.max_connection_age_ms),
             ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ]
     return options
@@ -362,6 +362,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reflection", action="store_true", help="serve grpc.reflection (what grpcurl and ghz ask)"
     )
     parser.add_argument("--lookup-ms", type=_ms, default=20, help="time one lookup takes")
+    parser.add_argument(
+        "--max-connection-age-ms",
+        type=_ms,
+        default=MAX_CONNECTION_AGE_MS,
+        help=f"replace each connection after this long, +-10 %% (default {MAX_CONNECTION_AGE_MS})",
+    )
     parser.add_argument(
         "--warmup-ms", type=_ms, default=0, help="cache warm-up before serving (default 0)"
     )

@@ -275,3 +275,75 @@ def test_share_with_no_rpc_fails_and_failed_rpcs_do_not_count():
     h = make_history([(0, "b1", "UNAVAILABLE"), (1, "b1", "UNAVAILABLE"), (2, "b2")])
     v = share(h, "b1", ["b1", "b2"], 0.5)
     assert not v and v.figure == 0.0
+
+
+# -- exact, with connection events (the HTTP/2 points' GOAWAYs and closes) ---------------
+
+
+def goaway(target: str, at_ms: float, conn: int = 1, by: str = "server") -> tuple:
+    """A connection event note as the points' events arrive in a history."""
+    detail = {"conn": conn, "by": by, "code": "NO_ERROR", "last_stream_id": 7}
+    return ("http2:goaway_seen", target, at_ms, at_ms, detail)
+
+
+def aged_out(before: list[str], after: list[str], gone: str) -> list[tuple]:
+    """Rows of a client whose picker loses `gone` at 30 ms (its connection aged out), serves
+    the two others meanwhile, and rotates in another order once it is back (from 36 ms)."""
+    rows = round_robin(before, 10)  # 0..29 ms
+    rest = [b for b in before if b != gone]
+    rows += [(30.0 + i, rest[i % 2]) for i in range(6)]  # 30..35 ms: without it
+    rows += round_robin(after, 10, start_ms=36.0)
+    return rows
+
+
+def test_a_rotation_restarted_by_a_goaway_is_judged_in_stretches():
+    rows = aged_out(B3, ["b3", "b1", "b2"], gone="b2")
+    without = balance_exact(make_history(rows), B3)
+    assert not without.passed  # the picker rebuilt: a steady-connection check fails it
+    v = balance_exact(make_history(rows, [goaway("b2", 29.5)]), B3, quiet_ms=0)
+    assert v.passed, v.explanation
+    # Left out: round 10 (27..29 ms: the RPC at 29 ms was in flight at the GOAWAY, so its
+    # round is incomplete), the six without b2, and the two of the new order before b2
+    # serves again at 38 ms; the next stretch starts there (b2 b3 b1: 9 rounds and one
+    # RPC in that order).
+    assert v.figure == 9 + 9 and v.data["left_out_rpcs"] == 3 + 6 + 2
+    assert v.data["connection_events"] == 1
+    assert "11 OK RPC(s) were left out" in v.explanation
+    assert "GOAWAY NO_ERROR by the server on b2" in v.explanation
+
+
+def test_a_goaway_does_not_excuse_a_broken_rotation_after_the_backend_is_back():
+    rows = aged_out(B3, ["b3", "b1", "b2"], gone="b2")
+    swap_backends(rows, 50, 51)  # well after b2 is back: a real break
+    v = balance_exact(make_history(rows, [goaway("b2", 29.5)]), B3, quiet_ms=0)
+    assert not v.passed
+    assert "stretch 2 of 2 between connection events" in v.explanation
+
+
+def test_a_backend_not_back_within_the_settle_time_is_judged():
+    rows = round_robin(B3, 10)
+    rows += [(30.0 + i * 10, ["b1", "b3"][i % 2]) for i in range(60)]  # b2 never returns
+    v = balance_exact(make_history(rows, [goaway("b2", 29.5)]), B3, settle_ms=100, quiet_ms=0)
+    assert not v.passed  # 100 ms after the GOAWAY the rounds lack b2
+    assert "missing b2" in v.explanation
+
+
+def test_the_close_of_the_old_connection_opens_a_window_of_its_own():
+    # The server closes the aged-out connection after its grace (here at 50 ms, while the
+    # client already rotates over the new one); the health-check stream that lived on it
+    # is restarted, and the client's picker may change once more: the rotation restarts
+    # at 60 ms, and the quiet time after the close (15 ms) leaves that out.
+    rows = aged_out(B3, ["b3", "b1", "b2"], gone="b2")
+    rows = rows[:60] + round_robin(["b1", "b2", "b3"], 5, start_ms=60.0)
+    close = ("http2:close", "b2", 50.0, 50.0, {"conn": 1, "by": "server", "reason": "closed"})
+    events = [goaway("b2", 29.5), close]
+    assert not balance_exact(make_history(rows, events), B3, quiet_ms=0).passed
+    v = balance_exact(make_history(rows, events), B3, quiet_ms=15)
+    assert v.passed, v.explanation
+    assert v.data["connection_events"] == 2
+
+
+def test_pick_first_fails_between_connection_events_too():
+    rows = [(float(i), "b1") for i in range(30)] + [(30.0 + i, "b1") for i in range(30)]
+    v = balance_exact(make_history(rows, [goaway("b1", 29.5)]), B3, quiet_ms=0)
+    assert not v.passed and "missing b2, b3" in v.explanation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaos.checks import error_rate, errors
+from chaos.history import Rpc
 
 from .conftest import at, make_history, make_rpcs
 
@@ -94,3 +95,35 @@ def test_error_rate_on_an_empty_window_has_no_figure():
 def test_error_rate_needs_max_ratio():
     with pytest.raises(TypeError):
         error_rate(make_history(ROWS))
+
+
+# -- committed RPCs ------------------------------------------------------------------------
+
+
+def committed_note(rpc_id: int, headers_ms: float) -> tuple:
+    """The HTTP/2 point's report of an RPC lost after its response headers."""
+    detail = {"rpc": str(rpc_id), "headers_ns": at(headers_ms), "why": "connection closed"}
+    return ("http2:committed", "b2", 210.0, 210.0, detail)
+
+
+def test_failures_committed_by_early_headers_are_named_so():
+    rows = [(0, "b1"), (5, None, "UNAVAILABLE", 200, "Socket closed"), (6, "b3")]
+    v = errors(make_history(rows, [committed_note(2, 5.4)]))
+    assert not v.passed and v.data["committed"] == 1
+    assert "All failed RPC(s) were committed: #2 got its response headers 0.4 ms" in v.explanation
+    assert "no retry policy can replay" in v.explanation
+
+
+def test_a_client_that_reports_headers_marks_its_rpcs_committed():
+    history = make_history()
+    history.record(Rpc(1, at(0), at(50), None, "UNAVAILABLE", "Socket closed", headers_ns=at(2)))
+    history.record(Rpc(2, at(0), at(50), None, "UNAVAILABLE", "Socket closed"))
+    v = errors(history)
+    assert v.data["committed"] == 1
+    assert "1 of the 2 failed RPC(s) were committed: #1" in v.explanation
+
+
+def test_failures_without_headers_say_nothing_of_commitment():
+    rows = [(0, "b1"), (5, None, "UNAVAILABLE", 200, "Socket closed")]
+    v = errors(make_history(rows, [committed_note(99, 5.4)]))  # another RPC's report
+    assert "committed" not in v.data and "committed" not in v.explanation
