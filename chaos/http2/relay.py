@@ -216,12 +216,12 @@ class Relay:
             by, reason = "point", "point closed"
             raise
         finally:
+            if self.down is not None:  # reported before the sockets' closing is awaited
+                for stream in self.streams.values():
+                    self._lost(stream, f"connection closed by the {by}: {reason}")
             await self._shutdown()
             if self.down is not None:
                 self.point.record("close", conn=self.id, by=by, reason=reason)
-                for stream in self.streams.values():
-                    if not stream.down.done:
-                        self._lost(stream, f"connection closed by the {by}: {reason}")
             self._finished.set()
 
     async def _connect_upstream(self) -> None:

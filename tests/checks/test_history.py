@@ -352,3 +352,28 @@ def test_event_by_handle_shows_its_current_state(clock):
     assert h.event(handle).end_ns == at(7)
     with pytest.raises(ValueError, match="begin\\(\\) returned"):
         h.event(True)
+
+
+def test_a_source_adds_what_it_observed_before_every_read_of_the_events():
+    history = History()
+    seen = iter([[100], [], [200, 300]])
+
+    def pull() -> None:  # as the HTTP/2 points' events are copied in
+        for t_ns in next(seen):
+            history.note("http2:close", "b1", t_ns, conn=1)
+
+    history.add_source(pull)
+    assert [e.start_ns for e in history.events] == [100]
+    assert [e.start_ns for e in history.events] == [100]
+    assert [e.start_ns for e in history.events] == [100, 200, 300]
+
+
+def test_a_source_that_fails_fails_the_read():
+    history = History()
+
+    def broken() -> None:
+        raise ConnectionError("the point process is gone")
+
+    history.add_source(broken)
+    with pytest.raises(ConnectionError, match="gone"):
+        history.events  # noqa: B018 - the read is what is tested
