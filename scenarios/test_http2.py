@@ -23,6 +23,7 @@ from chaos.faults import (
     HeadersThenNothing,
     MaxConcurrentStreams,
     RstStream,
+    TooManyPings,
     TrailersOnly,
     WithholdPingAcks,
 )
@@ -72,6 +73,38 @@ def test_graceful_goaway_under_load_loses_no_rpc(chaos):
     target = chaos.history.busiest(warm)
     chaos.hold_rpcs_on(target, delay_ms=20)
     goaway = chaos.nemesis.inject(Goaway(target, grace_ms=1000))
+    load.wait_for(1500, timeout=20)
+    chaos.settle(load)
+    need = chaos.requirements
+    chaos.expect(
+        checks.errors(chaos.history, start_ns=warm, budget=need.error_budget), answers=RETRIES
+    )
+    chaos.expect(
+        checks.recovery_time(
+            chaos.history, backend=target, after_ns=goaway.in_force_ns, bound_ms=need.recovery_ms
+        ),
+        answers=("grpc.initial_reconnect_backoff_ms",),
+    )
+
+
+@pytest.mark.detects(naive="errors")
+def test_too_many_pings_goaway_under_load_loses_no_rpc(chaos):
+    """Property: a GOAWAY ENHANCE_YOUR_CALM "too_many_pings" with the connection closed at
+    once (what a gRPC server's keepalive enforcement sends a client that pings too often)
+    on every connection to the busiest backend, RPCs held in flight on it, costs no RPC:
+    the ones cut had no answer yet, so the retry policy replays them on another backend,
+    and the client connects to that backend again within the recovery bound.
+
+    Bound: error_budget (0) failed RPCs — the cut RPCs are not committed (the backends send
+    their headers with the answer); recovery_ms (2000 ms) until the backend answers an RPC
+    started after the GOAWAY. A client without a retry policy (naive) fails the cut ones.
+    """
+    load = chaos.load(concurrency=16)
+    warm = chaos.warm_up(load)
+    load.wait_for(300, timeout=10)
+    target = chaos.history.busiest(warm)
+    chaos.hold_rpcs_on(target, delay_ms=20)
+    goaway = chaos.nemesis.inject(TooManyPings(target))
     load.wait_for(1500, timeout=20)
     chaos.settle(load)
     need = chaos.requirements

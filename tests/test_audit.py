@@ -120,7 +120,11 @@ def test_setting_to_scenarios_map(catalogue):
     retry = {s.name for s in answers.answering(catalogue, ["retryPolicy"])}
     assert KILL_UNDER_LOAD in retry
     health = {s.name for s in answers.answering(catalogue, ["healthCheckConfig"])}
-    assert health and all(name.startswith(("test_health", "test_rollout")) for name in health)
+    assert all(name.startswith(("test_health", "test_rollout", "test_http2")) for name in health)
+    assert "test_http2::test_a_backend_accepting_no_stream_gets_no_rpc_on_its_new_connections" in (
+        health
+    )
+    assert any(name.startswith("test_health") for name in health)
     # KEEPALIVE[:-1] + ("grpc.keepalive_permit_without_calls",): a slice and a sum resolved
     assert answers.answering(catalogue, ["grpc.keepalive_permit_without_calls"])
     # grpc.keepalive_timeout_ms answers no check by name: found through RELATED

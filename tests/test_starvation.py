@@ -313,8 +313,11 @@ BURN = f"import os\\nos.sched_setaffinity(0, {{{CPU}}})\\nwhile True:\\n    pass
 
 def _starve(pid):
     for tid in os.listdir(f"/proc/{pid}/task"):
-        os.sched_setaffinity(int(tid), {CPU})
-        os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+        try:
+            os.sched_setaffinity(int(tid), {CPU})
+            os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile
 
 def test_starved_backend(chaos, toxiproxy, request):
     b2 = chaos.fleet.backend("b2")
@@ -329,11 +332,17 @@ def test_starved_backend(chaos, toxiproxy, request):
         return
     burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(3)]
     try:
+        for burner in burners:  # on b2's CPU: it cannot get away from them
+            os.sched_setaffinity(burner.pid, {CPU})
         _starve(b2.pid)
         start = time.monotonic_ns()
         who = f"backend b2 (pid {b2.pid})"
-        chaos.wait_until(lambda: sum(s.who == who for s in chaos.stalls.stalls(start)) >= 5,
-                         20, "b2 seen waiting for a CPU")
+
+        def starved_enough():
+            _starve(b2.pid)  # threads b2 started since (its executor grows under load) too
+            return sum(s.who == who for s in chaos.stalls.stalls(start)) >= 5
+
+        chaos.wait_until(starved_enough, 20, "b2 seen waiting for a CPU")
         end = time.monotonic_ns()
     finally:
         for burner in burners:
