@@ -292,3 +292,24 @@ def test_a_parametrized_scenario_is_one_result_its_worst():
     assert set(found) == {"test_tls::test_x", "test_tls::test_y"}
     assert found["test_tls::test_x"].check == "errors"  # type: ignore[union-attr]
     assert found["test_tls::test_y"].outcome == "pass"  # type: ignore[union-attr]
+
+
+def test_a_scenarios_helper_is_read_for_its_answers(tmp_path):
+    path = tmp_path / "test_family.py"
+    path.write_text(
+        "RETRIES = ('retryPolicy',)\n"
+        "def _shared(chaos, extra):\n"
+        "    chaos.expect(None, answers=RETRIES)\n"
+        "    _deeper(chaos)\n"
+        "def _deeper(chaos):\n"
+        "    chaos.expect(None, answers=('healthCheckConfig',))\n"
+        "def test_one(chaos):\n"
+        "    _shared(chaos, 1)\n"
+        "def test_two(chaos):\n"
+        "    chaos.expect(None, answers=('round_robin',))\n"
+    )
+    found = {s.name: s.keys for s in answers.scan_file(path)}
+    assert found == {
+        "test_family::test_one": {"retryPolicy", "healthCheckConfig"},
+        "test_family::test_two": {"round_robin"},
+    }

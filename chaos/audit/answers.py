@@ -5,14 +5,16 @@ runs).
 
 A key is resolved when it is a string literal, a tuple or list of them, a module-level
 name bound to one (``RETRIES = ("retryPolicy",)``), a sum of those or a constant slice of
-one (``KEEPALIVE[:2]``). Keys computed at run time (the fuzz corpus's, a helper's default
-``answers``) are not seen: a scenario that only has those answers nothing here.
+one (``KEEPALIVE[:2]``). A helper function of the same file that the scenario calls is
+read too (its keys are the scenario's). Keys computed at run time (the fuzz corpus's, a
+helper's ``answers`` parameter) are not seen: a scenario that only has those answers
+nothing here.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,23 +83,40 @@ def scan_file(path: Path) -> list[Scenario]:
     """Every top-level ``test_*`` function of a scenario file with its answers keys."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names = _constants(tree)
+    functions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
     module = path.stem
-    found = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        if not node.name.startswith("test"):
-            continue
-        keys: set[str] = set()
-        for inner in ast.walk(node):
-            if isinstance(inner, ast.Call):
-                for keyword in inner.keywords:
-                    if keyword.arg == "answers":
-                        keys.update(evaluate(keyword.value, names) or ())
-        found.append(
-            Scenario(f"{module}::{node.name}", f"{path.resolve()}::{node.name}", frozenset(keys))
+    return [
+        Scenario(
+            f"{module}::{name}",
+            f"{path.resolve()}::{name}",
+            frozenset(_keys(node, functions, names, set())),
         )
-    return found
+        for name, node in functions.items()
+        if name.startswith("test")
+    ]
+
+
+def _keys(
+    function: ast.AST, functions: Mapping[str, ast.AST], names: dict, seen: set[str]
+) -> set[str]:
+    """The answers keys ``function`` writes, and those of the module's own functions it
+    calls (a scenario's helper that holds its checks), each function read once."""
+    keys: set[str] = set()
+    for inner in ast.walk(function):
+        if not isinstance(inner, ast.Call):
+            continue
+        for keyword in inner.keywords:
+            if keyword.arg == "answers":
+                keys.update(evaluate(keyword.value, names) or ())
+        callee = inner.func.id if isinstance(inner.func, ast.Name) else ""
+        if callee in functions and callee not in seen and not callee.startswith("test"):
+            seen.add(callee)
+            keys |= _keys(functions[callee], functions, names, seen)
+    return keys
 
 
 def scan(catalogue: Path) -> list[Scenario]:
