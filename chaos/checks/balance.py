@@ -40,6 +40,8 @@ _GONE = ("http2:goaway_seen", "http2:close")
 # before its rotation is judged anyway: gRPC's first reconnection attempt is immediate and
 # a loopback TLS handshake takes milliseconds; 2 s is the default recovery bound.
 DEFAULT_SETTLE_MS = 2000.0
+# And at least this long: the picker can change once more when the old connection (the one
+# that carried the health-check stream) closes; seen up to 75 ms after it (docstring).
 DEFAULT_QUIET_MS = 250.0
 
 
