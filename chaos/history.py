@@ -222,6 +222,11 @@ class History:
         raises fails the read: a check must not be judged on a history missing events."""
         self._sources.append(pull)
 
+    @property
+    def follows_sources(self) -> bool:
+        """Whether sources keep this history up to date (see :meth:`add_source`)."""
+        return bool(self._sources)
+
     def pull(self) -> None:
         """Run every source now (see :meth:`add_source`)."""
         if not self._sources:

@@ -20,7 +20,6 @@ starts (fleet/points.py: the fleet never imports chaos).
 
 from __future__ import annotations
 
-import weakref
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +241,7 @@ class ConnectionEvents(Fault):
             nemesis.inject(ConnectionEvents())
 
     def apply(self, nemesis: Nemesis) -> None:
-        if nemesis.history in _FOLLOWED:
+        if nemesis.history.follows_sources:
             nemesis.history.pull()  # a scenario's history holds them all already
             return
         for point in _points(nemesis.fleet):
@@ -261,12 +260,7 @@ def follow_events(history: History, fleet) -> bool:
         point.new_events()
     if points:
         history.add_source(lambda: record_events(history, fleet))
-        _FOLLOWED.add(history)
     return bool(points)
-
-
-# Histories follow_events keeps up to date (ConnectionEvents then skips nothing).
-_FOLLOWED: weakref.WeakSet[History] = weakref.WeakSet()
 
 
 def _points(fleet) -> list[Any]:

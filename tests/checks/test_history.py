@@ -362,7 +362,9 @@ def test_a_source_adds_what_it_observed_before_every_read_of_the_events():
         for t_ns in next(seen):
             history.note("http2:close", "b1", t_ns, conn=1)
 
+    assert not history.follows_sources
     history.add_source(pull)
+    assert history.follows_sources
     assert [e.start_ns for e in history.events] == [100]
     assert [e.start_ns for e in history.events] == [100]
     assert [e.start_ns for e in history.events] == [100, 200, 300]
