@@ -53,8 +53,9 @@ from fleet.protos import control_pb2, control_pb2_grpc, greeter_pb2
 BACKEND_ID_KEY = "x-backend-id"
 GREETER_SERVICE = "greeter.Greeter"
 # Names longer than this are refused: a real service bounds its inputs, and scenarios use
-# it to show INVALID_ARGUMENT is not retried.
-MAX_NAME_BYTES = 1024
+# it to show INVALID_ARGUMENT is not retried. Large enough for the replies (the echo) that
+# outgrow an HTTP/2 stream's flow-control window (the http2 family's starvation scenario).
+MAX_NAME_BYTES = 1024 * 1024
 EXIT_USAGE = 2
 
 # docs/grpc-facts.md: grpc servers set SO_REUSEPORT by default, so a restarted

@@ -23,6 +23,7 @@ from chaos.faults import (
     HeadersThenNothing,
     MaxConcurrentStreams,
     RstStream,
+    StarveFlowControl,
     TooManyPings,
     TrailersOnly,
     WithholdPingAcks,
@@ -46,6 +47,19 @@ MUTED = 5
 # on the client's resilience.
 MUTED_DEADLINE_S = 1.0
 DEADLINE_MARGIN_MS = 500
+# Flow-control starvation: responses larger than the window the point grants the backend
+# for one stream (256 KiB), so that each stalls once its window is spent; 3 in flight at
+# most, so that the stalled ones never spend the connection's window (1 MiB) too. Their
+# deadline is the scenario's own (short, so that the stalls end within the scenario), and
+# the starvation lasts long enough that an RPC stalled at its start outlives a deadline
+# that is not enforced by a full second.
+LARGE_BYTES = 384 * 1024
+STARVED_DEADLINE_S = 1.0
+STARVED_FOR_S = STARVED_DEADLINE_S + DEADLINE_MARGIN_MS / 1000 + 1.0
+# "Ejected" (as in the app family): the client sent the backend no attempt for this long.
+QUIET_MS = 500
+# What gRPC maps a server's RST_STREAM to (PROTOCOL-HTTP2.md, "Errors").
+RESET_STATUS = {"CANCEL": "CANCELLED", "INTERNAL_ERROR": "INTERNAL"}
 # The load's deadline while a backend accepts no stream: RPCs a client puts there wait for
 # it, and a shorter one keeps such a client's scenario short.
 NO_STREAM_DEADLINE_S = 1.0
@@ -188,6 +202,79 @@ def test_trailers_only_unavailable_is_replayed_elsewhere(chaos):
         chaos,
         lambda b: TrailersOnly(b, code="UNAVAILABLE", message="from the HTTP/2 point"),
         "streams_trailers_only",
+    )
+
+
+@pytest.mark.detects(naive="ejection_time", pick_first="ejection_time")
+def test_a_backend_resetting_every_stream_internal_error_is_ejected(chaos):
+    """Property: when the busiest backend resets every new stream with RST_STREAM
+    INTERNAL_ERROR (its HTTP/2 layer, or a proxy in front of it, broken while its health
+    still says SERVING), each RPC reset there fails INTERNAL — the status gRPC maps
+    INTERNAL_ERROR to, which the caller's error handling sees — and the client ejects the
+    backend within the ejection bound.
+
+    Bound: failure_reason — 0 RPCs failed with another status; ejection_ms (1500 ms) from the
+    resets starting to the backend getting no attempt for 500 ms, as when the application
+    fails every call (the app family): outlier detection ejects it at the end of a 0.5 s
+    interval in which it failed half of at least 10 calls. Health checking cannot see it
+    (the Watch stream was opened before), nor keepalive (PINGs are answered). A client
+    without outlier detection (naive, pick_first) keeps sending it a share of every RPC.
+    """
+    _resetting_backend_is_ejected(chaos, "INTERNAL_ERROR")
+
+
+@pytest.mark.detects(naive="ejection_time", pick_first="ejection_time")
+def test_a_backend_resetting_every_stream_cancel_is_ejected(chaos):
+    """Property: as with INTERNAL_ERROR, for RST_STREAM CANCEL (a server, or a proxy,
+    cancelling every call it receives): each RPC reset there fails CANCELLED, and the
+    client ejects the backend within the ejection bound.
+
+    Bound: failure_reason — 0 RPCs failed with another status; ejection_ms (1500 ms).
+    """
+    _resetting_backend_is_ejected(chaos, "CANCEL")
+
+
+def _resetting_backend_is_ejected(chaos, code: str) -> None:
+    """8 in flight; every new stream to the busiest backend reset with ``code`` until the
+    ejection bound and a quiet period passed; then the mapped status and the ejection."""
+    load = chaos.load(concurrency=8)
+    warm = chaos.warm_up(load)
+    load.wait_for(200, timeout=10)
+    target = chaos.history.busiest(warm)
+    sampler = chaos.attempts(load)
+    resets = chaos.nemesis.inject(RstStream(target, code=code))
+    need = chaos.requirements
+    done = resets.in_force_ns + int((need.ejection_ms + QUIET_MS) * 1e6)
+    load.wait_until(
+        lambda: chaos.history.now() >= done,
+        need.ejection_ms / 1000 + 5,
+        "the ejection bound and a quiet period passed",
+    )
+    sampler.mark()
+    chaos.nemesis.undo(resets)
+    chaos.settle(load)
+    # Every RPC that failed since, failed with the status gRPC maps the code to (a deadline
+    # a stalled machine caused is left to the judge, through each failure's lifetime).
+    failed = [r for r in chaos.history.window(resets.in_force_ns) if not r.ok]
+    chaos.expect(
+        checks.failure_reason(
+            chaos.history,
+            failed,
+            RESET_STATUS[code],
+            {},
+            origin_ns=resets.in_force_ns,
+            origin_name=f"the {code} resets",
+        )
+    )
+    chaos.expect(
+        checks.ejection_time(
+            sampler.samples,
+            target,
+            after_ns=resets.in_force_ns,
+            bound_ms=need.ejection_ms,
+            quiet_ms=QUIET_MS,
+        ),
+        answers=("outlierDetection", "round_robin"),
     )
 
 
@@ -361,6 +448,57 @@ def test_rpcs_committed_by_headers_then_silence_end_at_their_deadline(chaos):
             only_ok=False,
         ),
         answers=("server.late_headers",),
+    )
+
+
+@pytest.mark.needs("payload")
+def test_a_response_stalled_by_flow_control_ends_at_its_deadline(chaos):
+    """Property: when the busiest backend's large responses stall mid-way for want of
+    flow-control credit (the stream's window never reopens: what a peer that stopped
+    reading, or a proxy that stopped forwarding, looks like to gRPC), each RPC still ends by
+    its deadline — DEADLINE_EXCEEDED, not later. Keepalive cannot see such a stall (PINGs
+    are answered, the connection is alive); only the client's deadline ends the RPC.
+
+    Bound: every RPC started during the 2.5 s of starvation ends within its 1 s deadline +
+    500 ms (the scenario's own deadline; the margin is the machine's scheduling), and the
+    ones that failed failed DEADLINE_EXCEEDED. A client that enforces no deadline on a
+    stream that has started answering (or sets none) waits until the starvation ends: it
+    fails (tests/test_detection.py plants one).
+    """
+    load = chaos.load(concurrency=3, deadline_s=STARVED_DEADLINE_S, payload_bytes=LARGE_BYTES)
+    warm = chaos.warm_up(load)
+    load.wait_for(30, timeout=20)
+    target = chaos.history.busiest(warm)
+    before = _hits(chaos, target, "responses_starved")
+    starving = chaos.nemesis.inject(StarveFlowControl(target))
+    load.wait_until(
+        lambda: _hits(chaos, target, "responses_starved") > before,
+        10,
+        f"a large response of {target} stalled for flow-control credit",
+    )
+    done = starving.in_force_ns + int(STARVED_FOR_S * 1e9)
+    load.wait_until(lambda: chaos.history.now() >= done, STARVED_FOR_S + 5, "the starvation lasted")
+    cleared = chaos.nemesis.undo(starving).end_ns
+    chaos.settle(load)
+    started = [r for r in chaos.history.rpcs if starving.in_force_ns <= r.start_ns < cleared]
+    failed = [r for r in started if not r.ok]
+    chaos.expect(
+        checks.latency(
+            started,
+            percentile=100,
+            bound_ms=STARVED_DEADLINE_S * 1000 + DEADLINE_MARGIN_MS,
+            only_ok=False,
+        ),
+    )
+    chaos.expect(
+        checks.failure_reason(
+            chaos.history,
+            failed,
+            "DEADLINE_EXCEEDED",
+            {},
+            origin_ns=starving.in_force_ns,
+            origin_name="the starvation",
+        )
     )
 
 

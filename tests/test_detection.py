@@ -12,6 +12,10 @@
    scenario must catch each (under the recommended profile), on which check; and the good
    server beside them must pass every one of those scenarios.
 
+4. tests/drivers/ holds planted flawed *clients* (client drivers, docs/clients.md): a
+   mistake that lives in a client's code, not in its profile. PLANTED says which scenario
+   must catch each, on which check.
+
 One pytest run per profile (or target) executes just the scenarios that name it (shared by
 all cases of that run); the cells come from its JUnit report. The cases of 1. are marked
 ``shipped_profiles``: ``make test`` (CI) leaves them to ``make detection``.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,6 +131,37 @@ FLAWED = {
 GOOD = ["good", "go-good"]
 # example -> what its failed verdict's headline must say (the server's flaw by name)
 NAMED = {"early-headers": "committed by early response headers"}
+
+
+DRIVERS = ROOT / "tests" / "drivers"
+# planted driver (tests/drivers/<name>.py) -> (scenario, the check that must fail there)
+PLANTED = {
+    "no_deadline": (
+        "test_http2.py::test_a_response_stalled_by_flow_control_ends_at_its_deadline",
+        "latency",
+    ),
+}
+
+
+def test_every_planted_driver_is_listed():
+    assert {p.stem for p in DRIVERS.glob("*.py")} == set(PLANTED)
+
+
+@pytest.mark.parametrize("driver", sorted(PLANTED))
+def test_a_planted_flawed_client_fails_the_scenario_that_names_its_flaw(driver, tmp_path_factory):
+    node, check = PLANTED[driver]
+    client = f"{sys.executable} {DRIVERS / f'{driver}.py'}"
+    cells = matrix.run_profile(
+        "recommended",
+        [f"--chaos-client={client}", f"scenarios/{node}"],
+        tmp_path_factory.mktemp(f"planted-{driver}"),
+        paths=[],
+    )
+    cell = cells.get(_key(node))
+    assert cell is not None, f"{node} did not run with {driver}"
+    assert cell.outcome == "FAIL" and cell.reason.startswith(f"{check}:"), (
+        f"the {driver} client should fail {node} on {check}, but: {cell}"
+    )
 
 
 def _target_cells(example: str, nodes: list[str], tmp_dir: Path) -> dict[str, matrix.Cell]:

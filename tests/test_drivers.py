@@ -136,6 +136,22 @@ def test_idle_gaps_set_while_the_load_runs_hold_from_then_on(driver, fleet):
     assert [(e.start_ns, e.end_ns) for e in history.events if e.kind == "load:idle"] == [gap]
 
 
+def test_a_load_of_large_messages_records_every_answer(driver, fleet):
+    """384 KiB each way: the pool of requests StartLoad carries shrinks to stay under a
+    driver's 4 MiB message limit, and batches of answers larger than that reach us."""
+    history = History()
+    load = RemoteLoad(
+        lambda: driver.open_channel(config(fleet)),
+        history,
+        concurrency=4,
+        rpc=GreeterRpc(384 * 1024),
+    )
+    with load:
+        load.wait_for(40, timeout=30)
+    assert len(history.rpcs) >= 40
+    assert {r.code for r in history.rpcs} == {"OK"}  # each answer checked against its request
+
+
 def test_a_record_is_as_the_backend_answered_when_it_fails(driver, fleet):
     history = History()
     fleet.kill("b2")

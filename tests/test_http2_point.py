@@ -53,6 +53,7 @@ class Backend:
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls = 0
+        self.tags: list[str] = []  # RPC_TAG of each request, in order
         self.release = threading.Event()  # requests with "wait": true wait for it
         self.release.set()
 
@@ -74,6 +75,8 @@ class Backend:
 
     def _prepare(self, request: bytes, context) -> dict:
         spec = json.loads(request or b"{}")
+        with self.lock:
+            self.tags += [v for k, v in context.invocation_metadata() if k == RPC_TAG]
         echoed = tuple((k, v) for k, v in context.invocation_metadata() if k.startswith("x-echo-"))
         if echoed or spec.get("headers_first"):
             context.send_initial_metadata(echoed)
@@ -421,9 +424,11 @@ def test_flow_control_starvation_stalls_a_large_response_until_the_deadline(pki,
         point.inject(Http2Fault.starve_flow_control())
         small, _ = unary(ch, {"size": 1000})  # within the window: unaffected
         assert len(small) == 1000
+        assert "responses_starved" not in point.stats()["counters"]
         with pytest.raises(grpc.RpcError) as failed:
             unary(ch, {"size": MIB}, timeout=1.5)
         assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert point.stats()["counters"]["responses_starved"] == 1  # once, however long
         point.clear(Http2Fault.starve_flow_control())
         big, _ = unary(ch, {"size": MIB})
         assert len(big) == MIB
@@ -842,6 +847,19 @@ def test_an_rpc_lost_after_its_response_headers_is_reported_as_committed(pki, h2
                 assert "server" in event["why"]
         finally:
             point.close()
+
+
+def test_tagged_rpcs_reach_the_backend_with_their_tags_and_every_other_header(pki, point, backend):
+    """The point sends a tag on never-indexed (a new value every RPC): the backend still
+    gets each tag, and the headers around it, indexed as usual, stay right."""
+    service, _ = backend
+    service.tags.clear()
+    with channel(pki, point) as ch:
+        for n in range(300):
+            metadata = ((RPC_TAG, f"rpc-{n}"), ("x-echo-n", str(n % 7)))
+            _, call = unary(ch, {"size": 1}, metadata=metadata, wait_for_ready=True)
+            assert dict(call.initial_metadata())["x-echo-n"] == str(n % 7)
+    assert service.tags == [f"rpc-{n}" for n in range(300)]
 
 
 def test_a_trailers_only_answer_is_not_committed(pki, point):

@@ -38,6 +38,8 @@ PROTOCOL = 1
 START_TIMEOUT_S = 10.0
 STOP_GRACE_S = 3.0
 CONTROL_TIMEOUT_S = 10.0  # one control call (not a Call, which has its own deadline)
+# Largest message the runner takes from a driver (a batch of records, answers included).
+RECORDS_MAX = 64 * 1024 * 1024
 STDERR_TAIL = 40  # lines kept for the error message
 # Its clock reading must fall between ours before and after asking, within this much
 # (another clock — CLOCK_REALTIME, a boot-time clock, microseconds — is off by far more).
@@ -116,7 +118,11 @@ class Driver:
         self._stderr_thread.start()
         try:
             port = self._ready_port()
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            # Record batches carry each OK RPC's answer: a scenario with large messages
+            # (hundreds of KiB) fills one beyond gRPC's default 4 MiB receive limit.
+            self._channel = grpc.insecure_channel(
+                f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", RECORDS_MAX)]
+            )
             self.stub = driver_pb2_grpc.ClientDriverStub(self._channel)
             self.capabilities = self._describe()
         except BaseException:

@@ -37,6 +37,9 @@ from chaos.observe.channelz import Sample
 from fleet.protos import driver_pb2
 
 POOL = 64  # requests a load sends in turn
+# ...fewer when they are large: StartLoad carries the whole pool, and a driver's server
+# accepts 4 MiB a message (gRPC's default) — this leaves room to spare.
+POOL_BYTES = 2 * 1024 * 1024
 # The pool's requests are built for ids far above any history id: the history's own ids
 # count RPCs sent (Scenario.settle relies on it), and the pool is not sent yet.
 POOL_BASE = 1_000_000_000
@@ -127,11 +130,13 @@ class RemoteLoad(Load):
 
     def _records(self) -> None:
         assert self.channel is not None
-        self._pool_ids = [POOL_BASE + i for i in range(POOL)]
+        first = self.rpc.request_bytes(POOL_BASE)
+        size = max(1, min(POOL, POOL_BYTES // max(1, len(first))))
+        self._pool_ids = [POOL_BASE + i for i in range(size)]
         spec = driver_pb2.LoadSpec(
             channel=self.channel.id,
             method=self.rpc.path,
-            requests=[self.rpc.request_bytes(i) for i in self._pool_ids],
+            requests=[first] + [self.rpc.request_bytes(i) for i in self._pool_ids[1:]],
             deadline_ms=max(1, round(self.deadline_s * 1000)),
             identity_key=self.identity_key or "",
             concurrency=self.concurrency,
@@ -175,7 +180,9 @@ class RemoteLoad(Load):
             )
         self._seq = record.seq
         if record.request_index >= len(self._pool_ids):
-            raise self.driver.failure(f"recorded request {record.request_index} of {POOL}")
+            raise self.driver.failure(
+                f"recorded request {record.request_index} of {len(self._pool_ids)}"
+            )
         rid = self.history.next_id()
         if record.code == "OK":
             sent_as = self._pool_ids[record.request_index]

@@ -39,7 +39,11 @@ END = "<!-- resilience-matrix:end -->"
 # Scenario paths a user gives (scenarios/test_kill.py) are relative to the catalogue's parent.
 ROOT = CATALOGUE.parent
 # pytest options of the plugin that are the gate's own options
-_GATE_OPTIONS = {"--chaos-target": "--target", "--chaos-requirements": "--requirements"}
+_GATE_OPTIONS = {
+    "--chaos-target": "--target",
+    "--chaos-requirements": "--requirements",
+    "--chaos-client": "--client",
+}
 
 
 @dataclass(frozen=True)

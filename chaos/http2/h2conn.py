@@ -20,14 +20,25 @@ tests/test_http2_point.py exercises every one of them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from h2.connection import ConnectionInputs, H2Connection, _error_code_from_int
 from h2.events import ConnectionTerminated, Event, PingAckReceived, PingReceived
 from hyperframe.frame import Frame, GoAwayFrame, PingFrame
+
+from .hpack_cache import CachingDecoder, CachingEncoder
 
 
 class RelayConnection(H2Connection):
     """An :class:`h2.connection.H2Connection` that survives GOAWAY and leaves PINGs to the
     relay (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # HPACK contexts that reuse repeated blocks (hpack_cache.py); set before any frame.
+        max_header_list_size = self.decoder.max_header_list_size
+        self.encoder = CachingEncoder()
+        self.decoder = CachingDecoder(max_header_list_size)
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         event = ConnectionTerminated()

@@ -57,6 +57,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error, ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
+from hpack import NeverIndexedHeaderTuple
 
 from chaos.history import RPC_TAG
 
@@ -156,6 +157,7 @@ class _Stream:
     up: _Direction = field(default_factory=_Direction)  # client -> backend
     down: _Direction = field(default_factory=_Direction)  # backend -> client
     withheld: int = 0  # response bytes not acknowledged to the backend (starvation)
+    starved: bool = False  # its whole window withheld: counted once
 
 
 class Relay:
@@ -373,6 +375,7 @@ class Relay:
         if fault is not None and fault.kind == kinds.TRAILERS_ONLY:
             self.down.send_headers(sid, trailers_only(fault.status, fault.message), end_stream=True)
             return
+        rpc, headers = _untabled_tag(headers)
         try:
             self.up.send_headers(sid, headers, end_stream=ended)
         except H2Error as err:  # the backend's stream limit, or a connection it is closing
@@ -382,7 +385,7 @@ class Relay:
         stream = _Stream(
             sid,
             mute=fault is not None and fault.kind == kinds.HEADERS_THEN_NOTHING,
-            rpc=_tag(headers),
+            rpc=rpc,
             opened_ns=now_ns(),
         )
         stream.up.done = ended
@@ -493,6 +496,9 @@ class Relay:
             del buffer[:size]
             if not upward and self.point.starving:
                 stream.withheld += size  # no WINDOW_UPDATE to the backend
+                if stream.withheld >= STREAM_WINDOW and not stream.starved:
+                    stream.starved = True  # the backend has no credit left on it
+                    self.point.count("responses_starved")
             else:
                 src.acknowledge_received_data(size, sid)
         if direction.end and not direction.done:
@@ -661,12 +667,19 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         transport.abort()
 
 
-def _tag(headers: list[Any]) -> str | None:
-    """The request's RPC_TAG value (its RPC's id in the history), if it carries one."""
-    for name, value in headers:
+def _untabled_tag(headers: list[Any]) -> tuple[str | None, list[Any]]:
+    """The request's RPC_TAG value (its RPC's id in the history), if it carries one, and
+    the headers to send on, the tag marked never-indexed.
+
+    Every RPC's tag is new, so indexing it would fill the backend hop's HPACK table with
+    entries used once, each evicting one that repeats (measured: the encoder's table
+    search became the point's largest cost per tagged RPC)."""
+    for n, (name, value) in enumerate(headers):
         if name == _TAG:
-            return value.decode("ascii", "replace")
-    return None
+            headers = list(headers)
+            headers[n] = NeverIndexedHeaderTuple(name, value)
+            return value.decode("ascii", "replace"), headers
+    return None, headers
 
 
 def _code_name(code: Any) -> str:
