@@ -68,6 +68,11 @@ WARM_UP_TIMEOUT_S = 15.0
 # calls, before the scenario says it could not be staged.
 SPREAD_TIMEOUT_S = 10.0
 SPREAD_MAX_CALLS = 20_000
+# "Ejected" means the client sent a backend no attempt — no first attempt, no retry — for
+# this long. Outlier detection ejects for baseEjectionTime (gRPC's default 30 s; 1 s in the
+# recommended profile) and then probes again, so the property asks for one quiet half
+# second, not for silence forever.
+EJECTION_QUIET_MS = 500
 
 
 class Scenario:
@@ -466,6 +471,37 @@ class Scenario:
                 bound_ms=need.hang_detection_ms,
                 start_ns=since_ns,
                 counted_from_ns=fault.in_force_ns if fault else None,
+            ),
+            answers=answers,
+        )
+
+    def expect_ejected(
+        self,
+        load: Load,
+        sampler: AttemptSampler,
+        backend: str,
+        since_ns: int,
+        answers: tuple[str, ...] = (),
+    ) -> None:
+        """``backend`` fails every call from ``since_ns`` on (``sampler`` counting the
+        attempts ``load`` sends each backend since before): wait out the ejection bound and
+        a quiet period, then judge that the client stopped sending it attempts for
+        EJECTION_QUIET_MS within ejection_ms of ``since_ns``."""
+        need = self.requirements
+        done = since_ns + int((need.ejection_ms + EJECTION_QUIET_MS) * 1e6)
+        load.wait_until(
+            lambda: self.history.now() >= done,
+            need.ejection_ms / 1000 + 5,
+            "the ejection bound and a quiet period passed",
+        )
+        sampler.mark()
+        self.expect(
+            checks.ejection_time(
+                sampler.samples,
+                backend,
+                after_ns=since_ns,
+                bound_ms=need.ejection_ms,
+                quiet_ms=EJECTION_QUIET_MS,
             ),
             answers=answers,
         )

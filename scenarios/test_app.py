@@ -11,11 +11,6 @@ from chaos.faults import AppError, SlowHandler
 # Application faults are staged inside the backend through grpc-chaos's Control service.
 pytestmark = [pytest.mark.app, pytest.mark.needs("control")]
 
-# "Ejected" means the client sent the failing backend no attempt — no first attempt, no
-# retry — for this long. Outlier detection ejects for baseEjectionTime (gRPC's default
-# 30 s; 1 s in the recommended profile) and then probes again, so the property asks for one
-# quiet half second, not for silence forever.
-QUIET_MS = 500
 # Every backend fails this share of calls in the all-backends scenario: above outlier
 # detection's usual 50 % failure threshold, so that every backend is a candidate for
 # ejection, and low enough that retries still get most RPCs through.
@@ -43,23 +38,8 @@ def test_backend_failing_every_call_is_ejected(chaos):
     target = chaos.history.busiest(warm)
     sampler = chaos.attempts(load)
     fault = chaos.nemesis.inject(AppError(target, "UNAVAILABLE"))
-    need = chaos.requirements
-    done = fault.in_force_ns + int((need.ejection_ms + QUIET_MS) * 1e6)
-    load.wait_until(
-        lambda: chaos.history.now() >= done,
-        need.ejection_ms / 1000 + 5,
-        "the ejection bound and a quiet period passed",
-    )
-    sampler.mark()
-    chaos.expect(
-        checks.ejection_time(
-            sampler.samples,
-            target,
-            after_ns=fault.in_force_ns,
-            bound_ms=need.ejection_ms,
-            quiet_ms=QUIET_MS,
-        ),
-        answers=("outlierDetection", "round_robin"),
+    chaos.expect_ejected(
+        load, sampler, target, fault.in_force_ns, answers=("outlierDetection", "round_robin")
     )
 
 

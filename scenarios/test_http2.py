@@ -56,8 +56,6 @@ DEADLINE_MARGIN_MS = 500
 LARGE_BYTES = 384 * 1024
 STARVED_DEADLINE_S = 1.0
 STARVED_FOR_S = STARVED_DEADLINE_S + DEADLINE_MARGIN_MS / 1000 + 1.0
-# "Ejected" (as in the app family): the client sent the backend no attempt for this long.
-QUIET_MS = 500
 # What gRPC maps a server's RST_STREAM to (PROTOCOL-HTTP2.md, "Errors").
 RESET_STATUS = {"CANCEL": "CANCELLED", "INTERNAL_ERROR": "INTERNAL"}
 # The load's deadline while a backend accepts no stream: RPCs a client puts there wait for
@@ -236,21 +234,16 @@ def test_a_backend_resetting_every_stream_cancel_is_ejected(chaos):
 
 def _resetting_backend_is_ejected(chaos, code: str) -> None:
     """8 in flight; every new stream to the busiest backend reset with ``code`` until the
-    ejection bound and a quiet period passed; then the mapped status and the ejection."""
+    ejection bound and a quiet period passed: the ejection, then the mapped status."""
     load = chaos.load(concurrency=8)
     warm = chaos.warm_up(load)
     load.wait_for(200, timeout=10)
     target = chaos.history.busiest(warm)
     sampler = chaos.attempts(load)
     resets = chaos.nemesis.inject(RstStream(target, code=code))
-    need = chaos.requirements
-    done = resets.in_force_ns + int((need.ejection_ms + QUIET_MS) * 1e6)
-    load.wait_until(
-        lambda: chaos.history.now() >= done,
-        need.ejection_ms / 1000 + 5,
-        "the ejection bound and a quiet period passed",
+    chaos.expect_ejected(
+        load, sampler, target, resets.in_force_ns, answers=("outlierDetection", "round_robin")
     )
-    sampler.mark()
     chaos.nemesis.undo(resets)
     chaos.settle(load)
     # Every RPC that failed since, failed with the status gRPC maps the code to (a deadline
@@ -265,16 +258,6 @@ def _resetting_backend_is_ejected(chaos, code: str) -> None:
             origin_ns=resets.in_force_ns,
             origin_name=f"the {code} resets",
         )
-    )
-    chaos.expect(
-        checks.ejection_time(
-            sampler.samples,
-            target,
-            after_ns=resets.in_force_ns,
-            bound_ms=need.ejection_ms,
-            quiet_ms=QUIET_MS,
-        ),
-        answers=("outlierDetection", "round_robin"),
     )
 
 
@@ -440,14 +423,13 @@ def test_rpcs_committed_by_headers_then_silence_end_at_their_deadline(chaos):
         ),
         answers=("server.late_headers",),
     )
-    chaos.expect(
-        checks.latency(
-            failed,
-            percentile=100,
-            bound_ms=MUTED_DEADLINE_S * 1000 + DEADLINE_MARGIN_MS,
-            only_ok=False,
-        ),
-        answers=("server.late_headers",),
+    chaos.expect(_ended_by_deadline(failed, MUTED_DEADLINE_S), answers=("server.late_headers",))
+
+
+def _ended_by_deadline(rpcs, deadline_s: float) -> Verdict:
+    """Every one of ``rpcs`` (failed ones too) ended within ``deadline_s`` + the margin."""
+    return checks.latency(
+        rpcs, percentile=100, bound_ms=deadline_s * 1000 + DEADLINE_MARGIN_MS, only_ok=False
     )
 
 
@@ -482,14 +464,7 @@ def test_a_response_stalled_by_flow_control_ends_at_its_deadline(chaos):
     chaos.settle(load)
     started = [r for r in chaos.history.rpcs if starving.in_force_ns <= r.start_ns < cleared]
     failed = [r for r in started if not r.ok]
-    chaos.expect(
-        checks.latency(
-            started,
-            percentile=100,
-            bound_ms=STARVED_DEADLINE_S * 1000 + DEADLINE_MARGIN_MS,
-            only_ok=False,
-        ),
-    )
+    chaos.expect(_ended_by_deadline(started, STARVED_DEADLINE_S))
     chaos.expect(
         checks.failure_reason(
             chaos.history,

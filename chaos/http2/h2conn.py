@@ -13,6 +13,9 @@ A relay must (a server's max-connection-age GOAWAY, the point's own graceful GOA
 * :meth:`send_goaway` and :meth:`send_ping_ack` put those frames on the wire without
   touching the state machine.
 
+Its HPACK encoder and decoder are hpack's own, subclassed to reuse the blocks a gRPC
+connection repeats (hpack_cache.py: the same output, less CPU).
+
 These use h2's private frame handlers (``_receive_goaway_frame``, ``_receive_ping_frame``,
 ``_prepare_for_sending``), stable since h2 3.x; constraints.txt pins the tested version and
 tests/test_http2_point.py exercises every one of them.
