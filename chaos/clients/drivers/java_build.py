@@ -14,6 +14,7 @@ made by the build: the driver drives itself once, over loopback), which halves t
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def build() -> Path:
     _check_tools()
     proto = compiled.protocol_file("java")
     directory = compiled.build_dir(SOURCE, "java")
-    sources = [*SOURCE.glob("src/**/*.java"), SOURCE / "Makefile", proto]
+    key = _archive_key(directory)
+    sources = [*SOURCE.glob("src/**/*.java"), SOURCE / "Makefile", proto, key]
     argv = [
         "make",
         "-C",
@@ -107,6 +109,25 @@ def build() -> Path:
         directory,
         lambda: compiled.run_make("java", argv, BUILD_TIMEOUT_S),
     )
+
+
+def _archive_key(directory: Path) -> Path:
+    """The file that says what the class archive is for — the JVM flags and the class path
+    the driver runs with — rewritten only when they change, so that a change (and only a
+    change) makes the archive older than one of its sources: the JVM ignores an archive
+    made for other flags, and each start would be slow again."""
+    key = directory / "archive-key"
+    text = f"{' '.join(JVM_FLAGS)}\n{_classpath(directory)}\n"
+    try:
+        if key.read_text() == text:
+            return key
+    except FileNotFoundError:
+        pass
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = key.with_name(f"{key.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(key)  # a reader sees the old text or the new, never half of it
+    return key
 
 
 def _missing(missing: list[str]) -> str:
