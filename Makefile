@@ -51,7 +51,7 @@ UNIT_TESTS := tests/checks tests/test_artifact_paths.py tests/test_proto.py \
 	tests/test_fuzz_cli.py tests/test_fuzz_oracle.py tests/test_fuzz_strategy.py \
 	tests/test_matrix.py tests/test_public_api.py tests/test_target_file.py \
 	tests/test_grpc_log.py tests/test_outcomes.py tests/test_layers.py tests/test_docs.py \
-	tests/test_proxy_lag.py tests/test_hpack_cache.py
+	tests/test_proxy_lag.py tests/test_hpack_cache.py tests/test_h2conn.py
 test: $(STAMP) system-deps examples drivers
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
