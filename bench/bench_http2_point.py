@@ -150,15 +150,16 @@ def main() -> int:
                 rows: dict[str, list[float]] = {name: [] for name in paths}
                 added: dict[str, list[float]] = {name: [] for name in paths}
                 point_cpu = point_rpcs = 0.0
+                pid = h2.pid
+                assert pid is not None  # started by the with
                 order = random.Random(args.seed)
                 for _ in range(args.rounds):
                     this_round = {}
                     for name in order.sample(list(paths), len(paths)):
-                        target = paths[name]
-                        before = cpu_seconds(h2.pid) if h2.pid else 0.0
-                        this_round[name] = measure(pki, target, args.rpcs, args.in_flight)
-                        if "point" in name and h2.pid:
-                            point_cpu += cpu_seconds(h2.pid) - before
+                        before = cpu_seconds(pid)
+                        this_round[name] = measure(pki, paths[name], args.rpcs, args.in_flight)
+                        if "point" in name:
+                            point_cpu += cpu_seconds(pid) - before
                             point_rpcs += args.rpcs + WARM_UP
                     base = statistics.median(this_round["direct"])
                     for name, samples in this_round.items():

@@ -378,7 +378,7 @@ class Relay:
         if fault is not None and fault.kind == kinds.TRAILERS_ONLY:
             self.down.send_headers(sid, trailers_only(fault.status, fault.message), end_stream=True)
             return
-        rpc, headers = _untabled_tag(headers)
+        rpc, headers = _tag_never_indexed(headers)
         try:
             self.up.send_headers(sid, headers, end_stream=ended)
         except H2Error as err:  # the backend's stream limit, or a connection it is closing
@@ -670,7 +670,7 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         transport.abort()
 
 
-def _untabled_tag(headers: list[Any]) -> tuple[str | None, list[Any]]:
+def _tag_never_indexed(headers: list[Any]) -> tuple[str | None, list[Any]]:
     """The request's RPC_TAG value (its RPC's id in the history), if it carries one, and
     the headers to send on, the tag marked never-indexed.
 
