@@ -1,5 +1,7 @@
 """A failed verdict names the settings that answer it, with the profile's own values."""
 
+import json
+
 import pytest
 
 from chaos import profiles
@@ -23,11 +25,42 @@ def test_service_config_settings_are_read_whatever_their_spelling():
         legacy,
         ["round_robin", "healthCheckConfig", "retryPolicy", "outlierDetection", "waitForReady"],
     )
-    assert "round_robin: round_robin (legacy loadBalancingPolicy)" in text
+    assert "round_robin: set: round_robin (legacy loadBalancingPolicy)" in text
     assert "healthCheckConfig: not set" in text and "retryPolicy: not set" in text
     assert "outlierDetection: not set" in text and "waitForReady: not set" in text
     recommended = advice.explain(profiles.load("recommended"), ["outlierDetection"])
     assert '"maxEjectionPercent": 33' in recommended
+
+
+# Service-config knobs: whether a profile sets each, read here apart from advice.py's readers.
+_SERVICE_CONFIG_SET = {
+    "round_robin": lambda p: p.declared_policy.name == "round_robin",
+    "healthCheckConfig": lambda p: "healthCheckConfig" in (p.service_config or {}),
+    "retryPolicy": lambda p: "retryPolicy" in json.dumps(p.service_config or {}),
+    "waitForReady": lambda p: '"waitForReady": true' in json.dumps(p.service_config or {}),
+    "outlierDetection": lambda p: "outlier_detection" in json.dumps(p.service_config or {}),
+}
+
+
+@pytest.mark.parametrize("name", ["naive", "recommended", "pick_first", "outlier"])
+def test_each_knob_says_whether_the_profile_sets_it_in_its_first_words(name):
+    # "What to change" ranks the settings a profile leaves unset above those it already
+    # has by these words (chaos/gate/settings_view.py): every reader must keep to them.
+    profile = profiles.load(name)
+    for key, knob in advice.CATALOGUE.items():
+        status = advice.status_of(knob.read(profile))
+        if key.startswith("server."):
+            expected = advice.SERVER
+        elif key in _SERVICE_CONFIG_SET:
+            expected = advice.SET if _SERVICE_CONFIG_SET[key](profile) else advice.NOT_SET
+        else:
+            expected = advice.SET if key in profile.channel_options else advice.NOT_SET
+        assert status == expected, f"{name}: {key} reads {knob.read(profile)!r}"
+
+
+def test_a_policy_other_than_round_robin_reads_as_not_set():
+    pick_first = advice.explain(profiles.load("pick_first"), ["round_robin"])
+    assert "round_robin: not set: the policy is pick_first" in pick_first
 
 
 def test_the_bound_says_where_it_comes_from():

@@ -182,13 +182,16 @@ def test_the_advice_is_read_as_written_each_setting_with_its_line():
 def test_settings_are_ranked_by_the_failures_they_answer_each_once():
     [change] = settings_view.by_column(naive_records())
     assert change.column == "naive"
-    ranked = [(s.name, s.count) for s in change.settings]
+    ranked = [(s.name, s.count, s.status) for s in change.settings]
+    # What naive leaves unset first (ties by name), then what it has already: round_robin
+    # answers as many failures as healthCheckConfig, but naive has it — health checking
+    # is the change to make.
     assert ranked == [
-        ("retryPolicy", 3),
-        ("healthCheckConfig", 2),
-        ("round_robin", 2),  # a tie: by name
-        ("grpc.http2.ping_timeout_ms", 1),
-        ("grpc.keepalive_time_ms", 1),
+        ("retryPolicy", 3, advice.NOT_SET),
+        ("healthCheckConfig", 2, advice.NOT_SET),
+        ("grpc.http2.ping_timeout_ms", 1, advice.NOT_SET),
+        ("grpc.keepalive_time_ms", 1, advice.NOT_SET),
+        ("round_robin", 2, advice.SET),
     ]
     retry = change.settings[0]
     assert [f.line() for f in retry.failures] == [
@@ -236,7 +239,7 @@ def test_a_failure_in_several_repeats_is_one_and_a_flaky_cell_counts_each_check(
     assert [(s.name, s.count) for s in change.settings] == [
         ("healthCheckConfig", 2),
         ("retryPolicy", 2),
-        ("round_robin", 1),
+        ("round_robin", 1),  # naive has it: after the unset ones
     ]
     kill = next(f for f in change.settings[1].failures if f.scenario == KILL)
     # The first repeat's figure, and how many of the scenario's repeats failed on it.
@@ -266,11 +269,12 @@ def test_each_column_is_ranked_apart_profiles_and_clients():
     ]
     labels = {c.id: c.label for c in columns}
     assert settings_view.terminal_lines(changes, labels) == [
-        f"What to change ({labels['recommended']}): retryPolicy — 1 failure",
+        f"What to change ({labels['recommended']}): already set: retryPolicy — 1 failure",
         f"What to change ({labels['naive']}): retryPolicy — 3 failures; healthCheckConfig — 2; "
-        "round_robin — 2; grpc.http2.ping_timeout_ms — 1; grpc.keepalive_time_ms — 1; "
-        "answered by no client setting — 2",
-        f"What to change ({labels['naive@go']}): healthCheckConfig — 1 failure; round_robin — 1",
+        "grpc.http2.ping_timeout_ms — 1; grpc.keepalive_time_ms — 1; already set: "
+        "round_robin — 2; answered by no client setting — 2",
+        f"What to change ({labels['naive@go']}): healthCheckConfig — 1 failure; already set: "
+        "round_robin — 1",
     ]
     assert settings_view.terminal_lines(changes[1:2], labels, top=2)[0].endswith(
         "healthCheckConfig — 2; 3 more setting(s) in report.html; answered by no client setting — 2"
@@ -309,13 +313,14 @@ def test_summary_md_ranks_the_settings_above_each_failure():
     assert ranked < text.index("### What answers the failures")
     section = text[ranked : text.index("### What answers the failures")]
     assert "7 failure(s)" in section
-    items = re.findall(r"^(\d+)\. \*\*(\S+)\*\* — (\d+) failures?: ", section, re.M)
+    items = re.findall(r"^(\d+)\. \*\*(\S+)\*\* — (\d+) failures? \(([^:)]+)", section, re.M)
+    unset, already = "not set in this profile", "already set in this profile"
     assert items == [
-        ("1", "retryPolicy", "3"),
-        ("2", "healthCheckConfig", "2"),
-        ("3", "round_robin", "2"),
-        ("4", "grpc.http2.ping_timeout_ms", "1"),
-        ("5", "grpc.keepalive_time_ms", "1"),
+        ("1", "retryPolicy", "3", unset),
+        ("2", "healthCheckConfig", "2", unset),
+        ("3", "grpc.http2.ping_timeout_ms", "1", unset),
+        ("4", "grpc.keepalive_time_ms", "1", unset),
+        ("5", "round_robin", "2", already),
     ]
     # The advice's text once per setting here; the per-failure detail repeats it below.
     assert (
@@ -359,11 +364,18 @@ def test_report_html_ranks_the_settings_above_each_failure(tmp_path):
     assert found == [
         ("retryPolicy", "3"),
         ("healthCheckConfig", "2"),
-        ("round_robin", "2"),
         ("grpc.http2.ping_timeout_ms", "1"),
         ("grpc.keepalive_time_ms", "1"),
+        ("round_robin", "2"),
         ("", "2"),
     ]
+    statuses = re.findall(
+        r'data-status="([^"]*)"><h3>[^<]*<span[^>]*>[^<]*</span></h3>'
+        r'<p class="status">([^<]*)</p>',
+        ranked,
+    )
+    assert [s for s, _ in statuses] == [advice.NOT_SET] * 4 + [advice.SET]
+    assert statuses[-1][1].startswith("already set in this profile")
     assert ranked.count("retryPolicy: not set (no retryPolicy") == 1
     assert f'href="#{report_html._anchor(KILL, "naive")}"' in ranked
     assert "answered by no client setting" in ranked
@@ -402,22 +414,24 @@ def test_a_naive_gate_says_what_to_change_by_setting_everywhere(naive_run):
     lines = result.stdout.splitlines()
     verdict = lines.index("grpc-chaos gate: FAIL — 3 failed")
     assert lines[verdict + 1] == (
-        "  What to change (naive): healthCheckConfig — 2 failures; round_robin — 2; retryPolicy — 1"
+        "  What to change (naive): healthCheckConfig — 2 failures; retryPolicy — 1; already set: "
+        "round_robin — 2"
     )
     assert lines[verdict + 2].startswith("  report: ")
 
     [entry] = results(directory)["what_to_change"]
-    assert [(s["name"], s["count"]) for s in entry["settings"]] == [
-        ("healthCheckConfig", 2),
-        ("round_robin", 2),
-        ("retryPolicy", 1),
+    assert [(s["name"], s["count"], s["status"]) for s in entry["settings"]] == [
+        ("healthCheckConfig", 2, advice.NOT_SET),
+        ("retryPolicy", 1, advice.NOT_SET),
+        ("round_robin", 2, advice.SET),
     ]
     summary = (directory / "summary.md").read_text()
     assert summary.index("### What to change (naive), by setting") < summary.index(
         "### What answers the failures"
     )
     assert re.search(
-        rf"^3\. \*\*retryPolicy\*\* — 1 failure: not set .*\n    - `{re.escape(KILL)}` — "
+        rf"^2\. \*\*retryPolicy\*\* — 1 failure \(not set in this profile\): not set .*\n"
+        rf"    - `{re.escape(KILL)}` — "
         r"errors: \d+ rpcs \(bound <= 0 rpcs\)$",
         summary,
         re.M,
@@ -435,6 +449,7 @@ def test_the_ranked_section_shows_in_chromium_above_each_failure(naive_run):
                 settings: [...document.querySelectorAll('.by-setting .setting')].map(d => ({
                   name: d.dataset.setting, count: d.dataset.count,
                   heading: d.querySelector('h3').innerText,
+                  status: (d.querySelector('.status') || {}).innerText || '',
                   items: [...d.querySelectorAll('li')].map(li => li.innerText),
                   height: d.getBoundingClientRect().height})),
                 detail: [...document.querySelectorAll('.advice:not(.setting)')].map(d =>
@@ -447,12 +462,13 @@ def test_the_ranked_section_shows_in_chromium_above_each_failure(naive_run):
     assert found["console_errors"] == [] and found["requests"] == []
     assert [(s["name"], s["count"]) for s in shown["settings"]] == [
         ("healthCheckConfig", "2"),
-        ("round_robin", "2"),
         ("retryPolicy", "1"),
+        ("round_robin", "2"),
     ]
-    health, _, retry = shown["settings"]
+    health, retry, policy = shown["settings"]
     assert health["heading"] == "1. healthCheckConfig — 2 failures"
-    assert retry["heading"] == "3. retryPolicy — 1 failure"
+    assert retry["heading"] == "2. retryPolicy — 1 failure"
+    assert policy["status"].startswith("already set in this profile")
     assert sorted(i.split(" — ")[0] for i in health["items"]) == [GRACEFUL, DRAIN]
     assert all(" — drain_time: " in i and "(bound <= 50 ms)" in i for i in health["items"])
     [item] = retry["items"]

@@ -70,6 +70,8 @@ pre{white-space:pre-wrap;word-break:break-word;margin:6px 0;
 font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
 .advice pre{font-size:13px}
 .setting h3 .count{font-weight:400;color:#5c677d}
+.setting .status{margin:2px 0;color:#5c677d;font-size:13px}
+.setting[data-status="set"]{border-left-color:#adb5bd}
 .setting ul{margin:6px 0 0;padding-left:20px}.setting li{margin:2px 0}
 .setting.unanswered{border-left-color:#5c677d;background:#f1f3f5}
 table{border-collapse:collapse;background:#fff;margin:6px 0;font-size:13px}
@@ -206,7 +208,8 @@ def _by_setting(changes: list[settings_view.Changes], labels: dict[str, str]) ->
             f'<section class="by-setting" data-column="{_e(change.column)}">'
             f"<h3>By setting [{_e(label)}]</h3>"
             f'<p class="meta">{change.failures} failure(s) in this column. Each setting '
-            f"once, ranked by how many failures it answers; a failure is under every "
+            f"once — those this profile leaves unset first, then the server's, then those "
+            f"it already sets — ranked by how many failures it answers; a failure is under every "
             f'setting that answers it. Each failure\'s whole advice is <a href="#each-failure">'
             f"further down</a>.</p>"
         )
@@ -214,8 +217,9 @@ def _by_setting(changes: list[settings_view.Changes], labels: dict[str, str]) ->
             plural = "s" if setting.count > 1 else ""
             parts.append(
                 f'<div class="advice setting" data-setting="{_e(setting.name)}" '
-                f'data-count="{setting.count}"><h3>{rank}. {_e(setting.name)} <span '
-                f'class="count">— {setting.count} failure{plural}</span></h3>'
+                f'data-count="{setting.count}" data-status="{_e(setting.status)}"><h3>'
+                f'{rank}. {_e(setting.name)} <span class="count">— {setting.count} '
+                f'failure{plural}</span></h3><p class="status">{_e(setting.label)}</p>'
                 f"<pre>{_e(setting.name)}: {_e(setting.says)}</pre>"
                 f"{_failure_list(setting.failures, change)}</div>"
             )

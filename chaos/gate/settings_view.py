@@ -32,8 +32,12 @@ failures are never another's):
   failed verdict (a fixture error, an exception) — is listed once under
   :data:`NO_SETTING`, so that nothing failed is hidden.
 
-Settings are ranked by the number of distinct failures they answer, ties by name; a
-failure answered by three settings is listed under each of the three.
+Settings are ranked first by what the profile has for them (advice.status_of, read off
+the advice's own text): those it leaves unset — the changes to make — then the server's,
+then those it already sets, whose value (or a client implementation that ignores them:
+grpc-go without outlier detection) is the question rather than the setting; then by the
+number of distinct failures they answer, ties by name. A failure answered by three
+settings is listed under each of the three.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from chaos.gate import aggregate
+from chaos.verdicts import advice
 
 NO_SETTING = "answered by no client setting"
 # The advice block's first line (chaos/verdicts/advice.py explain); its settings follow as
@@ -50,6 +55,16 @@ _HEADER = "What answers this"
 _ITEM = "- "
 # Settings the terminal names on a column's line; the rest are counted ("+ 3 more").
 TERMINAL_TOP = 5
+# The groups of a column's ranking, in order, and how each is labelled.
+ORDER = (advice.NOT_SET, advice.SERVER, advice.SET)
+LABELS = {
+    advice.NOT_SET: "not set in this profile",
+    advice.SERVER: "a setting of the server",
+    advice.SET: "already set in this profile: its value, or a client that ignores it, is "
+    "the question",
+}
+# What the terminal's line puts before the first setting of a group (none for the first).
+_TERMINAL_GROUP = {advice.NOT_SET: "", advice.SERVER: "server: ", advice.SET: "already set: "}
 
 
 @dataclass(frozen=True)
@@ -107,10 +122,20 @@ class Setting:
     def count(self) -> int:
         return len(self.failures)
 
+    @property
+    def status(self) -> str:
+        """advice.NOT_SET, advice.SET or advice.SERVER: what the profile has for it."""
+        return advice.status_of(self.says)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.status]
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "says": self.says,
+            "status": self.status,
             "count": self.count,
             "failures": [f.to_dict() for f in self.failures],
         }
@@ -118,8 +143,9 @@ class Setting:
 
 @dataclass(frozen=True)
 class Changes:
-    """One column's "What to change": its settings ranked (most failures answered first,
-    ties by name), the failures no setting answers, and how many distinct failures the
+    """One column's "What to change": its settings ranked (unset ones first, then the
+    server's, then those already set; within each most failures answered first, ties by
+    name), the failures no setting answers, and how many distinct failures the
     column has in all."""
 
     column: str  # aggregate.column_id
@@ -223,7 +249,7 @@ def _changes(column: str, found: dict[tuple[str, str], _Seen], runs: dict) -> Ch
             answers[name].append(failure)
     settings = sorted(
         (Setting(name, says[name], tuple(failures)) for name, failures in answers.items()),
-        key=lambda s: (-s.count, s.name.casefold(), s.name),
+        key=lambda s: (ORDER.index(s.status), -s.count, s.name.casefold(), s.name),
     )
     return Changes(column, tuple(settings), tuple(unanswered), len(found))
 
@@ -232,16 +258,20 @@ def terminal_lines(
     changes: list[Changes], labels: dict[str, str], top: int = TERMINAL_TOP
 ) -> list[str]:
     """One line per column with failures, for the gate's end of run: "What to change
-    (naive): retryPolicy — 14 failures; healthCheckConfig — 6; ... ; answered by no client
-    setting — 1". The first ``top`` settings are named, the rest counted."""
+    (naive): retryPolicy — 14 failures; healthCheckConfig — 6; ...; already set:
+    round_robin — 6; answered by no client setting — 1". The first ``top`` settings are
+    named (each group after the first unset ones headed), the rest counted."""
     lines = []
     for change in changes:
-        parts = [
-            f"{s.name} — {s.count} failure{'s' if s.count > 1 else ''}"
-            if i == 0
-            else f"{s.name} — {s.count}"
-            for i, s in enumerate(change.settings[:top])
-        ]
+        parts = []
+        for i, s in enumerate(change.settings[:top]):
+            head = (
+                _TERMINAL_GROUP[s.status]
+                if i == 0 or s.status != change.settings[i - 1].status
+                else ""
+            )
+            tail = f" failure{'s' if s.count > 1 else ''}" if i == 0 else ""
+            parts.append(f"{head}{s.name} — {s.count}{tail}")
         if len(change.settings) > top:
             parts.append(f"{len(change.settings) - top} more setting(s) in report.html")
         if change.unanswered:

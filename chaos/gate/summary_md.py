@@ -141,16 +141,17 @@ def by_setting(changes: list[settings_view.Changes], labels: dict[str, str]) -> 
             "",
             f"### What to change ({label}), by setting",
             "",
-            f"{change.failures} failure(s); each setting once, ranked by the failures it "
-            f"answers (a failure is under every setting that answers it; each failure with "
-            f"its whole advice is further down).",
+            f"{change.failures} failure(s); each setting once — those this profile leaves "
+            f"unset first, then the server's, then those it already sets — ranked by the "
+            f"failures it answers (a failure is under every setting that answers it; each "
+            f"failure with its whole advice is further down).",
             "",
         ]
         for rank, setting in enumerate(change.settings, 1):
             plural = "s" if setting.count > 1 else ""
             parts.append(
-                f"{rank}. **{setting.name}** — {setting.count} failure{plural}: "
-                f"{_one_line(setting.says)}"
+                f"{rank}. **{setting.name}** — {setting.count} failure{plural} "
+                f"({setting.label}): {_one_line(setting.says)}"
             )
             parts += [f"    - {_failure_markdown(f)}" for f in setting.failures]
         if change.unanswered:

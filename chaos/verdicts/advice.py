@@ -32,7 +32,8 @@ from chaos.verdicts.requirements import Requirements
 @dataclass(frozen=True)
 class Knob:
     """A client setting: how to read it from a profile, what it is for (a sentence), and
-    the keys a profile's ``why`` may explain it under."""
+    the keys a profile's ``why`` may explain it under. ``read``'s text starts with "not
+    set" or "unset" when the profile leaves the setting unset (:func:`status_of`)."""
 
     what: str
     read: Callable[[Any], str]
@@ -79,7 +80,8 @@ def _read_outlier(profile) -> str:
 
 
 def _read_policy(profile) -> str:
-    return str(profile.declared_policy)
+    policy = profile.declared_policy
+    return f"set: {policy}" if policy.name == "round_robin" else f"not set: the policy is {policy}"
 
 
 def _read_option(name: str) -> Callable[[Any], str]:
@@ -93,8 +95,29 @@ def _read_option(name: str) -> Callable[[Any], str]:
 METHOD = ("greeter.Greeter", "SayHello")
 
 
+_SERVER = "a setting of the server under test, not of the client"
+
+
 def _server(profile) -> str:
-    return "a setting of the server under test, not of the client"
+    return _SERVER
+
+
+# What a reader's text says of the profile, by its first words (every reader above keeps
+# to them): "not set ..." / "unset: ..." when the profile leaves the setting to gRPC's
+# default, the server's text for a server setting, anything else when the profile sets it.
+NOT_SET, SET, SERVER = "not set", "set", "server"
+
+
+def status_of(says: str) -> str:
+    """Whether an advice item's text (``NAME: TEXT``, the TEXT) says the profile leaves
+    the setting unset (:data:`NOT_SET`: a change to make), sets it already (:data:`SET`:
+    its value, or a client implementation that ignores it, is the question) or that it is
+    the server's (:data:`SERVER`)."""
+    if says.startswith(("not set", "unset")):
+        return NOT_SET
+    if says.startswith(_SERVER):
+        return SERVER
+    return SET
 
 
 CATALOGUE: dict[str, Knob] = {
