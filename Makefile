@@ -69,11 +69,11 @@ detection: $(STAMP)
 
 # Debian packages the tests use: chromium (tests/test_gate.py opens report.html in a real
 # headless browser), Go with grpc-go (examples/go-good, a target in another language, and
-# the go client driver), Node.js (the node client driver) and a JDK with grpc-java 1.41 and
+# the go client driver) and golang.org/x/net (the compiled HTTP/2 point, chaos/http2/relay_go), Node.js (the node client driver) and a JDK with grpc-java 1.41 and
 # its jars (the java client driver).
 # The tests fail, never skip, without them. Installs only what is missing; needs root
 # (CI runs as root) and Debian's archive.
-DEBIAN_PACKAGES := chromium golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler nodejs openjdk-17-jdk-headless protobuf-compiler-grpc-java-plugin libgrpc-java libnetty-java libprotobuf-java libguava-java libgoogle-gson-java libperfmark-java libjsr305-java
+DEBIAN_PACKAGES := chromium golang-go golang-golang-x-net-dev golang-golang-x-sys-dev golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler nodejs openjdk-17-jdk-headless protobuf-compiler-grpc-java-plugin libgrpc-java libnetty-java libprotobuf-java libguava-java libgoogle-gson-java libperfmark-java libjsr305-java
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -88,13 +88,15 @@ chromium: system-deps
 examples: system-deps
 	$(MAKE) -C examples/go-good
 
-# The shipped client drivers (docs/clients.md): go and java built offline from Debian's
-# grpc-go and grpc-java (system-deps), node's @grpc/grpc-js installed from the npm registry
+# The shipped client drivers (docs/clients.md) and the compiled HTTP/2 point (docs/http2.md):
+# go, java and the point built offline from Debian's
+# packages (system-deps), node's @grpc/grpc-js installed from the npm registry
 # as its lockfile pins (npm ci: the one download, here, never at run time). The python
 # driver needs nothing.
 drivers: $(STAMP) system-deps
 	$(BIN)/python -c "from chaos.clients.drivers import go_build, java_build, node_build; \
-		go_build.build(); node_build.install(); java_build.build()"
+		from chaos.http2 import go_build as point; \
+		go_build.build(); node_build.install(); java_build.build(); point.build()"
 
 # The zero-flake campaign (docs/reliability.md): the scenario suite RUNS times in
 # a row, with BURNERS busy-loop processes beside it; every run's artifacts are kept.

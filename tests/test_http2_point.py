@@ -160,9 +160,18 @@ def backend(pki) -> Iterator[tuple[Backend, int]]:
         yield service, port
 
 
+# Every test runs on both point processes: the compiled one and Python's.
+IMPLEMENTATIONS = ["go", "python"]
+
+
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def implementation(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def h2server() -> Iterator[Http2Server]:
-    with Http2Server() as server:
+def h2server(implementation) -> Iterator[Http2Server]:
+    with Http2Server(implementation=implementation) as server:
         yield server
 
 
@@ -743,11 +752,11 @@ def test_an_unreachable_backend_closes_the_clients_connection(pki, h2server):
 # ------------------------------------------------------------------------ nothing leaks
 
 
-def test_stopping_the_server_leaves_no_process_thread_or_port(pki, backend):
+def test_stopping_the_server_leaves_no_process_thread_or_port(pki, backend, implementation):
     threads = set(threading.enumerate())
     _, port = backend
     files = pki.server_cert("b1", "127.0.0.1")
-    server = Http2Server().start()
+    server = Http2Server(implementation=implementation).start()
     point = server.add_point(
         "leak",
         upstream=("127.0.0.1", port),
@@ -767,7 +776,7 @@ def test_stopping_the_server_leaves_no_process_thread_or_port(pki, backend):
     assert set(threading.enumerate()) - threads == set()
 
 
-def test_the_point_process_dies_with_a_parent_killed_by_sigkill(tmp_path):
+def test_the_point_process_dies_with_a_parent_killed_by_sigkill(tmp_path, implementation):
     import subprocess
     import sys
 
@@ -776,7 +785,8 @@ def test_the_point_process_dies_with_a_parent_killed_by_sigkill(tmp_path):
             sys.executable,
             "-c",
             "import sys, time; from chaos.http2 import Http2Server; "
-            "s = Http2Server().start(); print(s.pid, flush=True); time.sleep(60)",
+            f"s = Http2Server(implementation={implementation!r}).start(); "
+            "print(s.pid, flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,

@@ -39,6 +39,7 @@ from typing import Any
 
 from fleet.procs import lifeline
 
+from . import go_build
 from .faults import KINDS, Http2Fault
 
 START_TIMEOUT_S = 15.0
@@ -79,12 +80,39 @@ def _read_line(fd: int, deadline: float, limit: int = 65536) -> str:
     return data.decode("utf-8", "replace")
 
 
-class Http2Server:
-    """The point process, as a context manager (module docstring)."""
+# Which point process runs: "go" (the compiled one, relay_go/), "python" (python -m
+# chaos.http2), or unset: the compiled one when this machine can build it, else Python's.
+IMPLEMENTATION_ENV = "GRPC_CHAOS_HTTP2_POINT"
+IMPLEMENTATIONS = ("go", "python")
 
-    def __init__(self, start_timeout: float = START_TIMEOUT_S, log_level: str = "warning"):
+
+def choose_implementation(requested: str | None = None) -> str:
+    """The point process to run: ``requested``, else $GRPC_CHAOS_HTTP2_POINT, else "go"
+    when its toolchain is here (go_build.missing), else "python". Both serve the same
+    control API and relay alike (tests/test_http2_point.py runs every test on each)."""
+    choice = requested or os.environ.get(IMPLEMENTATION_ENV) or ""
+    if choice and choice not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown HTTP/2 point implementation {choice!r} (known: {', '.join(IMPLEMENTATIONS)})"
+        )
+    if choice:
+        return choice
+    return "python" if go_build.missing() else "go"
+
+
+class Http2Server:
+    """The point process, as a context manager (module docstring). ``implementation``
+    picks the process (:func:`choose_implementation`)."""
+
+    def __init__(
+        self,
+        start_timeout: float = START_TIMEOUT_S,
+        log_level: str = "warning",
+        implementation: str | None = None,
+    ):
         self.start_timeout = start_timeout
         self.log_level = log_level
+        self.implementation = choose_implementation(implementation)
         self.process: subprocess.Popen | None = None
         self.control: tuple[str, int] | None = None
         self._socket: socket.socket | None = None
@@ -103,15 +131,14 @@ class Http2Server:
         self.stop()
 
     def start(self) -> Http2Server:
-        command = [
-            sys.executable,
-            "-m",
-            "chaos.http2",
-            "--parent-pid",
-            str(os.getpid()),
-            "--log-level",
-            self.log_level,
-        ]
+        if self.implementation == "go":
+            try:
+                program = [str(go_build.build())]
+            except go_build.BuildError as err:
+                raise Http2PointError(str(err)) from None
+        else:
+            program = [sys.executable, "-m", "chaos.http2"]
+        command = [*program, "--parent-pid", str(os.getpid()), "--log-level", self.log_level]
         self.process = lifeline.spawn(command, env=_child_env())
         assert self.process.stdout is not None
         try:

@@ -1,4 +1,5 @@
 """The point process's control API: newline-delimited JSON over one loopback TCP port.
+(This is the Python point's; the compiled one, relay_go/main.go, serves the same API.)
 
 Each request is one JSON object on one line, ``{"op": ..., ...}``; each answer one line,
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "...", "type": "ValueError"}``. Requests

@@ -1,5 +1,5 @@
-"""What the drivers compiled on the user's machine (go, java) share: where a build goes,
-whether it is current, one build at a time, and ``make`` run with its output kept.
+"""What the drivers compiled on the user's machine (go, java) share: the driver protocol's
+spec to build from, and fleet/procs/build.py's helpers with a driver's words and errors:
 
     build_dir(SOURCE, "go")        SOURCE/build, or $XDG_CACHE_HOME/grpc-chaos/drivers/go
                                    where the installed package is read-only
@@ -14,19 +14,14 @@ whether it is current, one build at a time, and ``make`` run with its output kep
 
 from __future__ import annotations
 
-import fcntl
-import os
-import signal
-import subprocess
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from chaos.clients.driver import DriverError
+from fleet.procs import build
 
 HERE = Path(__file__).resolve().parent
 # The spec in a checkout; an installed package carries a copy next to this module.
 PROTOS = (HERE.parents[2] / "proto" / "driver.proto", HERE / "driver.proto")
-OUTPUT_TAIL = 40  # lines of the build's output kept for the error message
 
 
 def protocol_file(name: str) -> Path:
@@ -42,54 +37,12 @@ def protocol_file(name: str) -> Path:
 
 
 def build_dir(source: Path, name: str) -> Path:
-    local = source / "build"
-    if os.access(local if local.exists() else source, os.W_OK):
-        return local
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "grpc-chaos" / "drivers" / name
+    return build.build_dir(source, f"drivers/{name}")
 
 
-def fresh(built: Path, sources: Iterable[Path]) -> bool:
-    try:
-        when = built.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    return all(source.stat().st_mtime <= when for source in sources)
-
-
-def build_once(built: Path, sources: list[Path], directory: Path, make: Callable[[], None]) -> Path:
-    """``built``, made by ``make()`` first unless it is newer than every source."""
-    if fresh(built, sources):
-        return built
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not fresh(built, sources):  # another process may have built it meanwhile
-            make()
-    return built
+fresh = build.fresh
+build_once = build.build_once
 
 
 def run_make(name: str, argv: list[str], timeout_s: float) -> None:
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    except BaseException as exc:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise DriverError(
-                f"client driver {name!r}: {' '.join(argv)} did not finish in {timeout_s:g} s"
-            ) from None
-        raise
-    if process.returncode != 0:
-        tail = "\n    ".join(output.decode(errors="replace").splitlines()[-OUTPUT_TAIL:])
-        raise DriverError(
-            f"client driver {name!r}: the build failed ({' '.join(argv)} exited with "
-            f"{process.returncode}):\n    {tail}"
-        )
+    build.run_make(f"client driver {name!r}", argv, timeout_s, DriverError)
