@@ -749,6 +749,36 @@ def test_an_unreachable_backend_closes_the_clients_connection(pki, h2server):
             point.close()
 
 
+def test_removing_a_point_abandons_a_backend_handshake_that_hangs(pki, h2server):
+    """A backend that accepts TCP and never answers the TLS handshake (a hung process):
+    the point's attempt waits up to the connect timeout (20 s) — unless the point is
+    removed meanwhile, which must end it within its own close bound."""
+    socket = __import__("socket")
+    files = pki.server_cert("b1", "127.0.0.1")
+    with contextlib.closing(socket.create_server(("127.0.0.1", 0))) as hung:
+        point = h2server.add_point(
+            "hung",
+            upstream=hung.getsockname()[:2],
+            server_name=FLEET_NAME,
+            cert=files.cert,
+            key=files.key,
+            ca=pki.ca_cert,
+        )
+        with channel(pki, point) as ch:
+            attempt = unary_future(ch, timeout=30)
+            hung.settimeout(10)
+            upstream, _ = hung.accept()  # the point's connection: its ClientHello waits
+            with contextlib.closing(upstream):
+                started = time.monotonic()
+                point.close()
+                upstream.settimeout(10)
+                while upstream.recv(4096):  # the ClientHello, then the end
+                    pass
+                closed_after = time.monotonic() - started
+            attempt.cancel()
+    assert closed_after < 8, f"the point's handshake outlived its removal by {closed_after:.1f} s"
+
+
 # ------------------------------------------------------------------------ nothing leaks
 
 

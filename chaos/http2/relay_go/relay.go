@@ -158,6 +158,13 @@ func (r *relay) dial() (*tls.Conn, error) {
 	r.point.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
+	go func() { // the point closing ends the attempt
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	dialer := tls.Dialer{Config: config}
 	conn, err := dialer.DialContext(ctx, "tcp", address)
 	if err != nil {
