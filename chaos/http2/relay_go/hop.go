@@ -16,8 +16,9 @@ import (
 )
 
 const (
-	readBuffer  = 64 * 1024
-	writeBuffer = 64 * 1024
+	readBuffer = 64 * 1024
+	// A write buffer grown past this by one burst is dropped rather than kept for reuse.
+	spareLimit = 256 * 1024
 	// Receive windows the point advertises on both hops (relay.py says why these sizes).
 	streamWindow     = 256 * 1024
 	connectionWindow = 1024 * 1024
@@ -117,7 +118,7 @@ func (h *hop) send(data []byte, timeout time.Duration) error {
 		h.conn.SetWriteDeadline(time.Now().Add(timeout))
 		_, err = h.conn.Write(data)
 	}
-	if cap(data) <= 4*writeBuffer { // keep the buffer unless one burst made it huge
+	if cap(data) <= spareLimit {
 		h.spare = data[:0]
 	}
 	return err

@@ -322,7 +322,7 @@ func (s *service) add(request map[string]interface{}) (map[string]interface{}, e
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPoint(name, address, paths[0], paths[1], paths[2], paths[4], up)
+	p, err := newPoint(name, address, paths[1], paths[2], paths[4], up)
 	if err != nil {
 		return nil, err
 	}

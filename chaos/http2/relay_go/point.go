@@ -35,7 +35,6 @@ type kv struct {
 
 type point struct {
 	name        string
-	serverName  string
 	serverTLS   *tls.Config
 	certificate atomic.Value // *tls.Certificate presented to new connections
 	listener    net.Listener
@@ -117,10 +116,9 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func newPoint(name, upstream, serverName, cert, key, clientCA string, up *tls.Config) (*point, error) {
+func newPoint(name, upstream, cert, key, clientCA string, up *tls.Config) (*point, error) {
 	p := &point{
 		name:        name,
-		serverName:  serverName,
 		upstream:    upstream,
 		upstreamTLS: up,
 		relays:      map[int64]*relay{},

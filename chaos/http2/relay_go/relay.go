@@ -84,7 +84,6 @@ type relay struct {
 	stop        chan struct{}
 	stopOnce    sync.Once
 	closeReason string
-	finished    chan struct{}
 }
 
 type ended struct {
@@ -101,14 +100,12 @@ func newRelay(p *point, id int64, peer string) *relay {
 		backendMax: unlimitedStreams,
 		ackSignal:  make(chan struct{}),
 		stop:       make(chan struct{}),
-		finished:   make(chan struct{}),
 	}
 }
 
 // run connects upstream, relays until either side ends, and closes both. Never panics on
 // a peer's input.
 func (r *relay) run(downConn *tls.Conn) {
-	defer close(r.finished)
 	upConn, err := r.dial()
 	if err != nil {
 		r.point.record("close", kv{"conn", r.id}, kv{"by", "server"},
@@ -319,7 +316,7 @@ func (r *relay) onClientFrame(frame http2.Frame) error {
 	case *http2.MetaHeadersFrame:
 		sid := f.StreamID
 		if s := r.streams[sid]; s != nil {
-			r.end(s, true, fields(f), true)
+			r.end(s, true, fields(f))
 		} else if sid > r.highest {
 			r.open(sid, fields(f), f.StreamEnded())
 		}
@@ -428,7 +425,7 @@ func (r *relay) onBackendFrame(frame http2.Frame) error {
 			return nil
 		}
 		if s.responded {
-			r.end(s, false, fields(f), true)
+			r.end(s, false, fields(f))
 			return nil
 		}
 		status := f.PseudoValue("status")
@@ -564,7 +561,8 @@ func (r *relay) credit(src *hop, s *stream, upward bool, n int64) {
 	}
 }
 
-func (r *relay) end(s *stream, upward bool, trailers []headerField, hasTrailers bool) {
+// end: the sender ended its side of the stream with trailers.
+func (r *relay) end(s *stream, upward bool, trailers []headerField) {
 	if !upward && s.mute {
 		return
 	}
@@ -575,7 +573,7 @@ func (r *relay) end(s *stream, upward bool, trailers []headerField, hasTrailers 
 	if dir.done || dir.end {
 		return // already ended with its headers
 	}
-	dir.end, dir.hasTrailers, dir.trailers = true, hasTrailers, trailers
+	dir.end, dir.hasTrailers, dir.trailers = true, true, trailers
 	r.pump(s, upward)
 }
 
